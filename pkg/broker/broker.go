@@ -1,0 +1,103 @@
+// Package broker is the contract between the Switchyard runtime and a broker
+// adapter (memory, amqp, kafka). An adapter gives Watermill publishers and
+// subscribers with Switchyard's meaning of a consumer group, plus optional
+// capabilities the framework asks for with type assertions.
+//
+// # Delivery contract
+//
+// Every adapter delivers at least once:
+//   - [message.Publisher.Publish] returns only after the broker has confirmed
+//     every message it was given (publisher confirms, acks=all, or the
+//     in-memory buffer accepted it). An error means the message may not have
+//     been stored; nothing is dropped silently.
+//   - A subscriber may hand out several messages before the first is acked
+//     (its prefetch window), but it hands out messages with the same key
+//     ([header.Key]) in the order they were published.
+//   - Ack removes the message for that consumer group; Nack redelivers it to
+//     the group after a backoff, never in a tight loop.
+//   - Cancelling the context given to Subscribe stops intake: no new messages
+//     are handed out, and messages already handed out can still be acked or
+//     nacked until [message.Subscriber.Close].
+//
+// # Consumer groups
+//
+// Subscribers created for the same group compete for messages (a work
+// queue); subscribers of different groups each receive every message
+// published after the group first subscribed (pub/sub).
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Broker is one connection to a broker: a shared publisher and subscribers per
+// consumer group.
+type Broker interface {
+	// Name is the adapter's name as it appears in configuration: "memory",
+	// "amqp" or "kafka".
+	Name() string
+	// Publisher returns the broker's publisher. It is safe for concurrent use
+	// and is closed by [Broker.Close].
+	Publisher() message.Publisher
+	// Subscriber returns a subscriber that consumes as the given consumer group.
+	Subscriber(group string, opts SubscriberOptions) (message.Subscriber, error)
+	// Capabilities says what this broker really guarantees, so the runtime can
+	// report it and refuse a policy it cannot honour.
+	Capabilities() Capabilities
+	// Close closes the publisher and every subscriber. It is idempotent.
+	Close() error
+}
+
+// SubscriberOptions are per-subscription settings a handler asks for.
+type SubscriberOptions struct {
+	// Prefetch is how many unacknowledged messages the subscriber may hand out
+	// at once. Zero means the adapter's default.
+	Prefetch int
+	// Ordered asks that messages with the same key are handed out in publish
+	// order across all subscribers of the group (Kafka partitions; RabbitMQ
+	// single-active-consumer queues; memory always).
+	Ordered bool
+}
+
+// Ordering describes what order a broker keeps.
+type Ordering string
+
+const (
+	// OrderPerKey: messages with the same key arrive in publish order.
+	OrderPerKey Ordering = "per-key"
+	// OrderPerQueue: order holds only with a single active consumer.
+	OrderPerQueue Ordering = "per-queue (single active consumer)"
+	// OrderNone: no ordering guarantee.
+	OrderNone Ordering = "none"
+)
+
+// Capabilities describes what a broker guarantees.
+type Capabilities struct {
+	// Delivery is the delivery guarantee, e.g. "at-least-once".
+	Delivery string
+	// Ordering is the ordering the broker keeps when Ordered is asked for.
+	Ordering Ordering
+	// DelayedRedelivery is true when the broker implements [Delayer].
+	DelayedRedelivery bool
+	// Durable is true when messages survive a broker restart.
+	Durable bool
+}
+
+// Delayer is implemented by brokers that can hand a message back to a
+// consumer group after a delay without holding a consumer slot meanwhile.
+type Delayer interface {
+	// Delay publishes msg so that it is delivered again to group on topic no
+	// sooner than delay from now. It returns once the broker has stored it.
+	Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error
+}
+
+// ErrClosed is returned by operations on a closed broker, publisher or subscriber.
+var ErrClosed = errors.New("broker: closed")
+
+// ErrDisconnected is returned by Publish while the broker connection is down
+// and being re-established.
+var ErrDisconnected = errors.New("broker: disconnected")
