@@ -64,6 +64,9 @@ const (
 	// handler and failed (set by delayed retry when it hands a message back to
 	// the broker). Absent means zero.
 	Attempt = "sy_attempt"
+	// FirstFailure is when the first attempt failed (RFC 3339 with
+	// nanoseconds), carried across delayed redeliveries.
+	FirstFailure = "sy_first_failure"
 	// RetryTarget names the consumer group a delayed retry is meant for, so
 	// that a retried message reaches only the handler that failed.
 	RetryTarget = "sy_retry_group"

@@ -1,0 +1,101 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/header"
+)
+
+// DeadLetterConfig configures [DeadLetter].
+type DeadLetterConfig struct {
+	// Publisher publishes dead letters; its Publish must return only once the
+	// broker has confirmed them.
+	Publisher message.Publisher
+	// Topic returns the dead-letter topic for a delivery.
+	Topic func(d *Delivery) string
+	// Clock stamps failure times when the failure path did not; nil means
+	// the system clock.
+	Clock Clock
+	// OnDeadLetter, if set, is called after a dead letter was confirmed.
+	OnDeadLetter func(d *Delivery, reason failure.Reason, err error)
+}
+
+// DeadLetter gives up on a delivery whose handler failed for good: it
+// publishes a copy of the message, payload and headers unchanged, to the
+// dead-letter topic with the failure metadata (reason, error chain, handler,
+// group, original topic, attempts, first and last failure time), and returns
+// nil once the broker confirmed it, so the original is acked.
+//
+// If the dead-letter publish fails, the handler's error is returned with the
+// publish error: the original is then nacked and redelivered, never lost.
+// An error caused by shutdown (the context was cancelled) is passed through
+// untouched for the same reason.
+func DeadLetter(cfg DeadLetterConfig) Middleware {
+	clock := cfg.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	return func(next Handler) Handler {
+		return func(ctx context.Context, d *Delivery) error {
+			err := next(ctx, d)
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return err // shutdown: redeliver, don't give up
+			}
+			reason := failure.ReasonOf(err)
+			topic := cfg.Topic(d)
+			dl := DeadLetterMessage(d, reason, err, clock.Now())
+			if perr := cfg.Publisher.Publish(topic, dl); perr != nil {
+				d.Logger().LogAttrs(ctx, slogLevelDeadLetterFailed, "dead-letter publish failed; message will be redelivered",
+					attrErr(perr), slogReason(reason))
+				return fmt.Errorf("dead-letter publish to %q failed: %w (handler error: %w)", topic, perr, err)
+			}
+			d.Logger().LogAttrs(ctx, slogLevelDeadLetter, "message dead-lettered",
+				slogReason(reason), attrErr(err), attrAttempt(d.Attempt), slogTopic(topic))
+			if cfg.OnDeadLetter != nil {
+				cfg.OnDeadLetter(d, reason, err)
+			}
+			return nil
+		}
+	}
+}
+
+// DeadLetterMessage builds the dead letter for d: same UUID, payload and
+// headers as the original, plus the failure metadata.
+func DeadLetterMessage(d *Delivery, reason failure.Reason, err error, now time.Time) *message.Message {
+	dl := message.NewMessage(d.Msg.UUID, d.Msg.Payload)
+	for k, v := range d.Msg.Metadata {
+		dl.Metadata[k] = v
+	}
+	first, last := d.FirstFailure, d.LastFailure
+	if last.IsZero() {
+		last = now
+	}
+	if first.IsZero() {
+		first = last
+	}
+	attempts := d.Attempt
+	if attempts < 1 {
+		attempts = 1
+	}
+	dl.Metadata[header.DeadLetterReason] = string(reason)
+	dl.Metadata[header.DeadLetterError] = err.Error()
+	dl.Metadata[header.DeadLetterHandler] = d.Handler.Name
+	dl.Metadata[header.DeadLetterGroup] = d.Handler.Group
+	dl.Metadata[header.DeadLetterTopic] = d.Handler.Topic
+	dl.Metadata[header.DeadLetterAttempts] = strconv.Itoa(attempts)
+	dl.Metadata[header.DeadLetterFirstFailure] = first.UTC().Format(time.RFC3339Nano)
+	dl.Metadata[header.DeadLetterLastFailure] = last.UTC().Format(time.RFC3339Nano)
+	// A dead letter is addressed to nobody: drop routing of delayed retries.
+	delete(dl.Metadata, header.RetryTarget)
+	return dl
+}

@@ -1,0 +1,29 @@
+// Package middleware is Switchyard's shared failure path and cross-cutting
+// concerns, the same on every broker: panic recovery, retry with exponential
+// backoff and jitter, per-attempt timeouts, dead-lettering with full failure
+// metadata, a hop-limit guard against event loops, correlation and logging,
+// idempotency, tracing and metrics.
+//
+// # The default stack and its order
+//
+// Order matters (a retry outside the dead-letter step would retry the
+// dead-letter publish; a timeout outside the retry step would give every retry
+// an already expired context). The runtime builds, outermost first:
+//
+//	Tracing        span per delivery, continued from the message's trace context
+//	Correlation    correlation id and a per-message logger into the context
+//	Observe        metrics: handled, failed, latency
+//	DeadLetter     gives up: publishes to the dead-letter topic, then acks
+//	HopLimit       refuses a chain that passed too many handlers (a loop)
+//	Idempotency    skips a message already handled (when a store is configured)
+//	Retry          in-process retries with backoff; permanent errors skip it
+//	  user middleware, in the order given: runs once per attempt
+//	Timeout        per attempt
+//	Recover        a panic becomes an error carrying the stack
+//	handler        decode (permanent on failure), then the typed function
+//
+// A [Handler] returning nil acks the message. An error returned out of the
+// whole stack nacks it (the broker redelivers it later): that happens only
+// when the dead-letter publish itself failed, or when shutdown interrupted a
+// retry, so nothing is lost.
+package middleware

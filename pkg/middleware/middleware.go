@@ -1,0 +1,125 @@
+package middleware
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/event"
+)
+
+// Info describes the handler a delivery is for.
+type Info struct {
+	// Name is the handler's unique name.
+	Name string
+	// Group is the consumer group.
+	Group string
+	// Topic is the topic consumed.
+	Topic string
+	// EventType is the type of event the handler consumes.
+	EventType string
+	// Publishes lists the event types the handler declared it may publish.
+	Publishes []string
+}
+
+// Delivery is one message on its way through a handler's middleware stack.
+type Delivery struct {
+	// Msg is the broker message. Middleware must not Ack or Nack it: the
+	// runtime does, from the stack's result.
+	Msg *message.Message
+	// Envelope holds the message's attributes.
+	Envelope event.Envelope
+	// Handler describes the handler; shared, read-only.
+	Handler *Info
+	// Attempt is the number of the attempt in progress, starting at 1. It
+	// counts attempts made before a delayed redelivery too.
+	Attempt int
+	// FirstFailure and LastFailure are when attempts failed; zero if none did.
+	FirstFailure, LastFailure time.Time
+
+	base   *slog.Logger // set by Correlation; the logger is built on first use
+	logger *slog.Logger
+}
+
+// Logger returns a logger carrying the delivery's correlation id, causation
+// id, message id, event type and handler. It is built on first use, so
+// deliveries that log nothing cost nothing.
+func (d *Delivery) Logger() *slog.Logger {
+	if d.logger == nil {
+		base := d.base
+		if base == nil {
+			base = discard
+		}
+		d.logger = base.With(
+			slog.String(LogKeyCorrelationID, d.Envelope.CorrelationID),
+			slog.String(LogKeyCausationID, d.Envelope.CausationID),
+			slog.String(LogKeyMessageID, d.Envelope.ID),
+			slog.String(LogKeyEventType, d.Envelope.Type),
+			slog.String(LogKeyHandler, d.Handler.Name),
+		)
+	}
+	return d.logger
+}
+
+// SetLogger sets the base logger the delivery's logger derives from.
+func (d *Delivery) SetLogger(base *slog.Logger) {
+	d.base, d.logger = base, nil
+}
+
+// Handler processes one delivery. nil means done (the message is acked).
+type Handler func(ctx context.Context, d *Delivery) error
+
+// Middleware wraps a Handler.
+type Middleware func(next Handler) Handler
+
+// Chain applies middlewares so that the first one given is the outermost.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		if mws[i] != nil {
+			h = mws[i](h)
+		}
+	}
+	return h
+}
+
+type deliveryKey struct{}
+
+// WithDelivery returns ctx carrying d, so that code called by a handler can
+// find the message it is handling (publishing uses it for causation).
+func WithDelivery(ctx context.Context, d *Delivery) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, d)
+}
+
+// DeliveryFrom returns the delivery being handled, or nil outside a handler.
+func DeliveryFrom(ctx context.Context) *Delivery {
+	d, _ := ctx.Value(deliveryKey{}).(*Delivery)
+	return d
+}
+
+// Clock is the time source of retry and dead-lettering; tests inject a fake.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx is done, returning ctx.Err() then.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+func (SystemClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
