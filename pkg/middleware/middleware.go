@@ -36,6 +36,8 @@ type Delivery struct {
 	// Attempt is the number of the attempt in progress, starting at 1. It
 	// counts attempts made before a delayed redelivery too.
 	Attempt int
+	// Received is when the runtime took the message from the broker.
+	Received time.Time
 	// FirstFailure and LastFailure are when attempts failed; zero if none did.
 	FirstFailure, LastFailure time.Time
 

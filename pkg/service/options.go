@@ -1,0 +1,218 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/metrics"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/retry"
+)
+
+// Policy is the per-handler behaviour that configuration files can set.
+// Zero fields mean "inherit": from the service defaults, then from the
+// framework defaults documented on each field.
+type Policy struct {
+	// Group is the consumer group. Default: the handler's name.
+	Group string `yaml:"group"`
+	// Concurrency is how many messages of one subscription are handled at
+	// once; messages with the same key are never handled concurrently.
+	// Default 4.
+	Concurrency int `yaml:"concurrency"`
+	// Prefetch is how many unacknowledged messages the broker may hand out.
+	// Default: the adapter's.
+	Prefetch int `yaml:"prefetch"`
+	// Ordered asks the broker for per-key ordering across consumers
+	// (single-active-consumer queues on RabbitMQ). Default false.
+	Ordered bool `yaml:"ordered"`
+	// Timeout bounds each attempt. Default 30s; negative disables it.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retry is the backoff policy. Default: see package retry.
+	Retry retry.Policy `yaml:"retry"`
+	// MaxInProcessWait is the longest retry wait slept inside the consumer;
+	// longer waits hand the message back to the broker for delayed
+	// redelivery (where the broker supports it). Default 5s.
+	MaxInProcessWait time.Duration `yaml:"max_in_process_wait"`
+	// HopLimit dead-letters events that passed more handlers than this.
+	// Default 16; negative disables the guard.
+	HopLimit int `yaml:"hop_limit"`
+	// DeadLetterTopic is where given-up messages go. Default "<group>.dead_letter".
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+}
+
+// Framework defaults for [Policy].
+const (
+	DefaultConcurrency      = 4
+	DefaultTimeout          = 30 * time.Second
+	DefaultHopLimit         = 16
+	DefaultMaxInProcessWait = 5 * time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
+)
+
+// DeadLetterTopicFor is the default dead-letter topic of a consumer group.
+func DeadLetterTopicFor(group string) string { return group + ".dead_letter" }
+
+// merge returns p with its zero fields taken from base.
+func (p Policy) merge(base Policy) Policy {
+	if p.Group == "" {
+		p.Group = base.Group
+	}
+	if p.Concurrency == 0 {
+		p.Concurrency = base.Concurrency
+	}
+	if p.Prefetch == 0 {
+		p.Prefetch = base.Prefetch
+	}
+	p.Ordered = p.Ordered || base.Ordered
+	if p.Timeout == 0 {
+		p.Timeout = base.Timeout
+	}
+	if p.MaxInProcessWait == 0 {
+		p.MaxInProcessWait = base.MaxInProcessWait
+	}
+	if p.HopLimit == 0 {
+		p.HopLimit = base.HopLimit
+	}
+	if p.DeadLetterTopic == "" {
+		p.DeadLetterTopic = base.DeadLetterTopic
+	}
+	r, b := p.Retry, base.Retry
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = b.MaxAttempts
+	}
+	if r.InitialInterval == 0 {
+		r.InitialInterval = b.InitialInterval
+	}
+	if r.MaxInterval == 0 {
+		r.MaxInterval = b.MaxInterval
+	}
+	if r.Multiplier == 0 {
+		r.Multiplier = b.Multiplier
+	}
+	if r.Jitter == 0 {
+		r.Jitter = b.Jitter
+	}
+	if r.MaxElapsed == 0 {
+		r.MaxElapsed = b.MaxElapsed
+	}
+	p.Retry = r
+	return p
+}
+
+// Validate reports every invalid field at once; prefix names the policy's
+// place in the configuration, e.g. "handlers.inventory".
+func (p Policy) Validate(prefix string) error {
+	var err error
+	if p.Concurrency < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.concurrency: %d, want >= 1 (0 means the default %d)", prefix, p.Concurrency, DefaultConcurrency))
+	}
+	if p.Prefetch < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.prefetch: %d, want >= 0", prefix, p.Prefetch))
+	}
+	if p.MaxInProcessWait < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.max_in_process_wait: %s, want >= 0", prefix, p.MaxInProcessWait))
+	}
+	return errors.Join(err, p.Retry.Validate(prefix+".retry"))
+}
+
+func (p Policy) withFrameworkDefaults(handlerName string) Policy {
+	p = p.merge(Policy{
+		Group:            handlerName,
+		Concurrency:      DefaultConcurrency,
+		Timeout:          DefaultTimeout,
+		HopLimit:         DefaultHopLimit,
+		MaxInProcessWait: DefaultMaxInProcessWait,
+	})
+	if p.DeadLetterTopic == "" {
+		p.DeadLetterTopic = DeadLetterTopicFor(p.Group)
+	}
+	p.Retry = p.Retry.WithDefaults()
+	return p
+}
+
+// Option configures a [Service] with what only code can supply.
+type Option func(*Service)
+
+// WithSource sets the CloudEvents source of published events, usually the
+// service name. Default "switchyard".
+func WithSource(source string) Option { return func(s *Service) { s.source = source } }
+
+// WithLogger sets the logger; nil discards.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
+
+// WithCodec replaces the JSON codec.
+func WithCodec(c event.Codec) Option { return func(s *Service) { s.codec = c } }
+
+// WithClock replaces the clock used by retries and dead-lettering (tests).
+func WithClock(c middleware.Clock) Option { return func(s *Service) { s.clock = c } }
+
+// WithRecorder adds a metrics recorder (e.g. metrics.NewPrometheus); the
+// service always keeps its own totals too, see [Service.Stats].
+func WithRecorder(r metrics.Recorder) Option {
+	return func(s *Service) { s.recorders = append(s.recorders, r) }
+}
+
+// WithTracerProvider enables OpenTelemetry tracing of handling and publishing.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(s *Service) { s.tracer = tp } }
+
+// WithMiddleware adds middleware that runs on every attempt of every
+// handler, inside Retry and outside Timeout (see package middleware).
+func WithMiddleware(mws ...middleware.Middleware) Option {
+	return func(s *Service) { s.userMiddleware = append(s.userMiddleware, mws...) }
+}
+
+// WithDefaults sets the policy every handler inherits.
+func WithDefaults(p Policy) Option { return func(s *Service) { s.defaults = p } }
+
+// WithOverrides sets per-handler policies by handler name, typically from
+// a configuration file; they win over what the code says.
+func WithOverrides(byHandler map[string]Policy) Option {
+	return func(s *Service) { s.overrides = byHandler }
+}
+
+// WithShutdownTimeout bounds how long Run waits for in-flight handlers after
+// its context is cancelled. Default 30s.
+func WithShutdownTimeout(d time.Duration) Option { return func(s *Service) { s.shutdownTimeout = d } }
+
+// WithRegistry shares an event registry (for upcasters) with the service.
+func WithRegistry(r *event.Registry) Option { return func(s *Service) { s.registry = r } }
+
+// HandlerOption configures one handler in code.
+type HandlerOption func(*handlerSpec)
+
+type handlerSpec struct {
+	policy    Policy
+	topic     string
+	publishes []event.Event
+}
+
+// Group sets the handler's consumer group.
+func Group(name string) HandlerOption { return func(h *handlerSpec) { h.policy.Group = name } }
+
+// Topic overrides the topic consumed (default: the event type's topic).
+func Topic(name string) HandlerOption { return func(h *handlerSpec) { h.topic = name } }
+
+// Publishes declares the event types the handler may publish; pass zero
+// values: Publishes(InventoryReserved{}, InventoryRejected{}).
+func Publishes(events ...event.Event) HandlerOption {
+	return func(h *handlerSpec) { h.publishes = append(h.publishes, events...) }
+}
+
+// WithPolicy sets the handler's policy in code; zero fields inherit.
+func WithPolicy(p Policy) HandlerOption {
+	return func(h *handlerSpec) { h.policy = p.merge(h.policy) }
+}
+
+// Concurrency sets how many messages the handler's subscription handles at once.
+func Concurrency(n int) HandlerOption { return func(h *handlerSpec) { h.policy.Concurrency = n } }
+
+// Retry sets the handler's retry policy.
+func Retry(p retry.Policy) HandlerOption { return func(h *handlerSpec) { h.policy.Retry = p } }
+
+// Timeout bounds each attempt of the handler.
+func Timeout(d time.Duration) HandlerOption { return func(h *handlerSpec) { h.policy.Timeout = d } }

@@ -1,0 +1,358 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/metrics"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
+)
+
+// Errors.
+var (
+	// ErrUndeclaredPublish is returned when a handler publishes an event type
+	// it did not declare with [Publishes].
+	ErrUndeclaredPublish = errors.New("service: handler published an undeclared event type")
+	// ErrAlreadyRunning is returned by a second Run, or Handle after Run.
+	ErrAlreadyRunning = errors.New("service: already running")
+)
+
+// Service runs handlers on one broker. Create it with [New], register
+// handlers with [Handle], then call [Service.Run].
+type Service struct {
+	broker          broker.Broker
+	publisher       message.Publisher
+	registry        *event.Registry
+	codec           event.Codec
+	source          string
+	logger          *slog.Logger
+	clock           middleware.Clock
+	tracer          trace.TracerProvider
+	stats           metrics.Stats
+	recorders       []metrics.Recorder
+	recorder        metrics.Recorder
+	userMiddleware  []middleware.Middleware
+	defaults        Policy
+	overrides       map[string]Policy
+	shutdownTimeout time.Duration
+
+	mu        sync.Mutex
+	handlers  []*handler
+	consumers map[consumerKey]*consumer
+	running   bool
+	ready     chan struct{}
+}
+
+// New returns a service on broker b.
+func New(b broker.Broker, opts ...Option) *Service {
+	s := &Service{
+		broker:          b,
+		publisher:       b.Publisher(),
+		codec:           event.JSON{},
+		source:          "switchyard",
+		clock:           middleware.SystemClock{},
+		shutdownTimeout: DefaultShutdownTimeout,
+		consumers:       map[consumerKey]*consumer{},
+		ready:           make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.registry == nil {
+		s.registry = event.NewRegistry()
+	}
+	s.recorder = &s.stats
+	if len(s.recorders) > 0 {
+		s.recorder = append(metrics.Multi{&s.stats}, s.recorders...)
+	}
+	return s
+}
+
+// Registry returns the service's event registry, for upcasters.
+func (s *Service) Registry() *event.Registry { return s.registry }
+
+// Broker returns the broker the service runs on.
+func (s *Service) Broker() broker.Broker { return s.broker }
+
+// Stats returns the service's running totals.
+func (s *Service) Stats() metrics.Snapshot { return s.stats.Snapshot() }
+
+// Ready is closed once Run has subscribed every handler: events published
+// after that reach every consumer group.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// handler is one registered handler.
+type handler struct {
+	info     middleware.Info
+	policy   Policy
+	declared map[string]bool
+	chain    middleware.Handler
+}
+
+// Handle registers fn as the handler named name for events of type T.
+// Names are unique within a service; they key per-handler configuration.
+func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context, e T) error, opts ...HandlerOption) error {
+	var zero T
+	spec := handlerSpec{}
+	for _, o := range opts {
+		o(&spec)
+	}
+	if name == "" {
+		return errors.New("service: handler name is empty")
+	}
+	if err := s.registry.Register(zero); err != nil {
+		return err
+	}
+	for _, e := range spec.publishes {
+		if err := s.registry.Register(e); err != nil {
+			return err
+		}
+	}
+	policy := spec.policy
+	if o, ok := s.overrides[name]; ok {
+		policy = o.merge(policy)
+	}
+	policy = policy.merge(s.defaults).withFrameworkDefaults(name)
+	if err := policy.Validate("handlers." + name); err != nil {
+		return err
+	}
+	topic := spec.topic
+	if topic == "" {
+		topic = event.TopicOf(zero)
+	}
+	h := &handler{
+		info: middleware.Info{
+			Name:      name,
+			Group:     policy.Group,
+			Topic:     topic,
+			EventType: zero.EventType(),
+		},
+		policy:   policy,
+		declared: map[string]bool{},
+	}
+	for _, e := range spec.publishes {
+		h.info.Publishes = append(h.info.Publishes, e.EventType())
+		h.declared[e.EventType()] = true
+	}
+	registry, codec, recorder := s.registry, s.codec, s.recorder
+	terminal := func(ctx context.Context, d *middleware.Delivery) error {
+		ev, err := event.Decode[T](registry, codec, &d.Envelope, d.Msg.Payload)
+		if err != nil {
+			return err
+		}
+		if err := fn(ctx, ev); err != nil {
+			return err
+		}
+		recorder.Handled(name, time.Since(d.Received))
+		return nil
+	}
+	h.chain = s.buildChain(h, terminal)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running {
+		return ErrAlreadyRunning
+	}
+	for _, other := range s.handlers {
+		if other.info.Name == name {
+			return fmt.Errorf("service: handler %q registered twice", name)
+		}
+		if other.info.Group == h.info.Group && other.info.Topic == topic && other.info.EventType == h.info.EventType {
+			return fmt.Errorf("service: handlers %q and %q both handle %s in group %q: one message would go to only one of them",
+				other.info.Name, name, h.info.EventType, h.info.Group)
+		}
+	}
+	s.handlers = append(s.handlers, h)
+	return nil
+}
+
+// buildChain assembles the default middleware stack around terminal in the
+// documented order.
+func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware.Handler {
+	name := h.info.Name
+	dlTopic := h.policy.DeadLetterTopic
+	var delay middleware.DelayFunc
+	if d, ok := s.broker.(broker.Delayer); ok {
+		delay = func(ctx context.Context, del *middleware.Delivery, wait time.Duration) error {
+			m := del.Msg.Copy()
+			m.Metadata[header.Attempt] = strconv.Itoa(del.Attempt)
+			m.Metadata[header.RetryTarget] = del.Handler.Group
+			m.Metadata[header.FirstFailure] = del.FirstFailure.UTC().Format(time.RFC3339Nano)
+			return d.Delay(ctx, del.Handler.Topic, del.Handler.Group, m, wait)
+		}
+	}
+	stack := []middleware.Middleware{
+		middleware.Tracing(s.tracer),
+		middleware.Correlation(s.logger),
+		middleware.DeadLetter(middleware.DeadLetterConfig{
+			Publisher: s.publisher,
+			Topic:     func(*middleware.Delivery) string { return dlTopic },
+			Clock:     s.clock,
+			OnDeadLetter: func(d *middleware.Delivery, reason failure.Reason, _ error) {
+				s.recorder.DeadLettered(name, string(reason))
+			},
+		}),
+		middleware.HopLimit(h.policy.HopLimit),
+		middleware.Retry(middleware.RetryConfig{
+			Policy:           h.policy.Retry,
+			Clock:            s.clock,
+			Delay:            delay,
+			MaxInProcessWait: h.policy.MaxInProcessWait,
+			OnRetry: func(*middleware.Delivery, time.Duration, error) {
+				s.recorder.Retried(name)
+			},
+		}),
+	}
+	stack = append(stack, s.userMiddleware...)
+	stack = append(stack, middleware.Timeout(h.policy.Timeout), middleware.Recover())
+	return middleware.Chain(terminal, stack...)
+}
+
+// PublishOption adjusts one publish.
+type PublishOption func(*publishSpec)
+
+type publishSpec struct {
+	key, topic, id string
+}
+
+// WithKey sets the event's key (aggregate id), overriding EventKey.
+func WithKey(key string) PublishOption { return func(p *publishSpec) { p.key = key } }
+
+// ToTopic publishes to topic instead of the event's own.
+func ToTopic(topic string) PublishOption { return func(p *publishSpec) { p.topic = topic } }
+
+// WithID sets the event id instead of a generated UUIDv7 (for producers
+// that need deterministic ids, e.g. an outbox relay).
+func WithID(id string) PublishOption { return func(p *publishSpec) { p.id = id } }
+
+// Publish encodes e, fills its envelope and publishes it, returning once
+// the broker has confirmed it. Called with a handler's context it continues
+// that message's chain (correlation, causation, hop count); elsewhere it
+// starts a chain, taking the correlation id from
+// [middleware.WithCorrelationID] if set.
+func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOption) error {
+	msg, topic, err := s.NewMessage(ctx, e, opts...)
+	if err != nil {
+		return err
+	}
+	if err := s.publisher.Publish(topic, msg); err != nil {
+		return fmt.Errorf("service: publish %s to %q: %w", e.EventType(), topic, err)
+	}
+	s.recorder.Published(topic, e.EventType())
+	return nil
+}
+
+// NewMessage builds the broker message Publish would send, and its topic.
+// The outbox uses it to store messages that are published later.
+func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...PublishOption) (*message.Message, string, error) {
+	var spec publishSpec
+	for _, o := range opts {
+		o(&spec)
+	}
+	typ := e.EventType()
+	parent := middleware.DeliveryFrom(ctx)
+	if parent != nil && !s.declares(parent.Handler.Name, typ) {
+		return nil, "", fmt.Errorf("%w: %q publishes %s but declares %v", ErrUndeclaredPublish, parent.Handler.Name, typ, parent.Handler.Publishes)
+	}
+	if !s.registry.Known(typ) {
+		if err := s.registry.Register(e); err != nil {
+			return nil, "", err
+		}
+	}
+	payload, err := s.codec.Marshal(e)
+	if err != nil {
+		return nil, "", fmt.Errorf("service: encode %s: %w", typ, err)
+	}
+	id := spec.id
+	if id == "" {
+		id = newID()
+	}
+	env := event.Envelope{
+		ID:          id,
+		Type:        typ,
+		Version:     e.EventVersion(),
+		Source:      s.source,
+		Time:        s.clock.Now(),
+		ContentType: s.codec.ContentType(),
+		Key:         spec.key,
+	}
+	if env.Key == "" {
+		env.Key = event.KeyOf(e)
+	}
+	if parent != nil {
+		env.CorrelationID = parent.Envelope.CorrelationID
+		env.CausationID = parent.Envelope.ID
+		env.HopCount = parent.Envelope.HopCount + 1
+	} else if env.CorrelationID = middleware.CorrelationID(ctx); env.CorrelationID == "" {
+		env.CorrelationID = id
+	}
+	injectTrace(ctx, &env)
+	msg := message.NewMessage(id, payload)
+	env.Write(msg.Metadata)
+	topic := spec.topic
+	if topic == "" {
+		topic = event.TopicOf(e)
+	}
+	return msg, topic, nil
+}
+
+func (s *Service) declares(handlerName, eventType string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.handlers {
+		if h.info.Name == handlerName {
+			return h.declared[eventType]
+		}
+	}
+	return false
+}
+
+// Handlers describes every registered handler, for graphs and reports.
+func (s *Service) Handlers() []middleware.Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]middleware.Info, 0, len(s.handlers))
+	for _, h := range s.handlers {
+		info := h.info
+		info.Publishes = slices.Clone(info.Publishes)
+		out = append(out, info)
+	}
+	return out
+}
+
+// PolicyOf returns the effective policy of a registered handler.
+func (s *Service) PolicyOf(handlerName string) (Policy, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.handlers {
+		if h.info.Name == handlerName {
+			return h.policy, true
+		}
+	}
+	return Policy{}, false
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
