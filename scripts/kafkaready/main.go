@@ -1,0 +1,141 @@
+// Command kafkaready waits until a Kafka broker answers a real metadata
+// request, the readiness check behind scripts/kafka.sh and scripts/up.sh.
+// An open port is not enough: a KRaft broker listens before its metadata is
+// loaded, and a test that starts then sees "not controller" or no brokers.
+//
+// Usage:
+//
+//	go run ./scripts/kafkaready [-brokers 127.0.0.1:9092] [-timeout 90s] [-smoke]
+//
+// It exits 0 once ListBrokers returns at least one broker, 1 when the timeout
+// passes first. With -smoke it then creates a throwaway topic, produces one
+// record, reads it back and deletes the topic, proving the broker serves
+// clients end to end.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func main() {
+	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated bootstrap addresses")
+	timeout := flag.Duration("timeout", 90*time.Second, "how long to wait for the broker")
+	smoke := flag.Bool("smoke", false, "after the broker answers, create a topic, produce, consume and delete it")
+	quiet := flag.Bool("q", false, "print nothing on success")
+	flag.Parse()
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+
+	addrs := strings.Split(*brokers, ",")
+	n, err := waitBrokers(ctx, addrs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kafkaready: %s: %v\n", *brokers, err)
+		os.Exit(1)
+	}
+	if *smoke {
+		if err := roundTrip(ctx, addrs); err != nil {
+			fmt.Fprintf(os.Stderr, "kafkaready: smoke test on %s: %v\n", *brokers, err)
+			os.Exit(1)
+		}
+	}
+	if !*quiet {
+		msg := fmt.Sprintf("kafkaready: %s answers metadata (%d broker(s))", *brokers, n)
+		if *smoke {
+			msg += ", produce/consume round trip ok"
+		}
+		fmt.Println(msg)
+	}
+}
+
+// waitBrokers retries ListBrokers until it returns at least one broker or ctx ends.
+func waitBrokers(ctx context.Context, addrs []string) (int, error) {
+	var last error
+	for {
+		n, err := listBrokers(ctx, addrs)
+		if err == nil && n > 0 {
+			return n, nil
+		}
+		if err == nil {
+			err = errors.New("metadata lists no brokers")
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("not ready: %w (last error: %w)", ctx.Err(), last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func listBrokers(ctx context.Context, addrs []string) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RetryTimeout(2*time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("new client: %w", err)
+	}
+	defer cl.Close()
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	bs, err := kadm.NewClient(cl).ListBrokers(actx)
+	if err != nil {
+		return 0, fmt.Errorf("list brokers: %w", err)
+	}
+	return len(bs), nil
+}
+
+// roundTrip creates a topic, produces one record, consumes it and deletes the topic.
+func roundTrip(ctx context.Context, addrs []string) error {
+	topic := fmt.Sprintf("kafkaready-%d", time.Now().UnixNano())
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(addrs...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		return fmt.Errorf("new client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		return fmt.Errorf("create topic %q: %w", topic, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopic(dctx, topic)
+	}()
+
+	want := "ready"
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(want)}).FirstErr(); err != nil {
+		return fmt.Errorf("produce to %q: %w", topic, err)
+	}
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("consume from %q: %w", topic, err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
+		if ferr != nil {
+			return fmt.Errorf("consume from %q: %w", topic, ferr)
+		}
+		var got []string
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		if len(got) > 0 {
+			if got[0] != want {
+				return fmt.Errorf("consume from %q: got %q, want %q", topic, got[0], want)
+			}
+			return nil
+		}
+	}
+}
