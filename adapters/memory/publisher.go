@@ -1,0 +1,46 @@
+package memory
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
+)
+
+// Publisher publishes to a [Broker]. Get one with [Broker.Publisher].
+type Publisher struct {
+	b      *Broker
+	closed atomic.Bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// Publish stores each message, in order, in the queue of every consumer group
+// registered for topic (see the package doc for a topic with no group yet).
+// It blocks while any of those queues is full, until there is room, the
+// message's context is done or the broker is closed; it returns once every
+// message is stored. Messages are copied: the caller may reuse them.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.closed.Load() || p.b.closed.Load() {
+		return fmt.Errorf("memory: publish to %q: %w", topic, broker.ErrClosed)
+	}
+	t, err := p.b.topic(topic)
+	if err != nil {
+		return fmt.Errorf("memory: publish to %q: %w", topic, err)
+	}
+	for _, msg := range msgs {
+		if err := p.b.publish(t, msg); err != nil {
+			return fmt.Errorf("memory: publish to %q: message %s: %w", topic, msg.UUID, err)
+		}
+	}
+	return nil
+}
+
+// Close makes this handle refuse further publishing; other handles and the
+// broker are unaffected. It is idempotent.
+func (p *Publisher) Close() error {
+	p.closed.Store(true)
+	return nil
+}

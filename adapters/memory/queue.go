@@ -1,0 +1,208 @@
+package memory
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// entry is one message in one consumer group's queue. The metadata and the
+// payload are shared read-only by every group the message was published to;
+// each delivery hands out a fresh [message.Message] with its own metadata copy.
+type entry struct {
+	uuid    string
+	md      message.Metadata
+	payload message.Payload
+	key     string
+	// held is true while the entry is the one its key's chain waits on: it
+	// was handed out at least once, so redelivery goes to the front.
+	held  bool
+	nacks int
+	timer *time.Timer
+}
+
+// deque is a ring buffer of entries.
+type deque struct {
+	buf  []*entry
+	head int
+	n    int
+}
+
+func (d *deque) len() int { return d.n }
+
+func (d *deque) grow() {
+	size := len(d.buf) * 2
+	if size == 0 {
+		size = 16
+	}
+	buf := make([]*entry, size)
+	for i := 0; i < d.n; i++ {
+		buf[i] = d.buf[(d.head+i)%len(d.buf)]
+	}
+	d.buf, d.head = buf, 0
+}
+
+func (d *deque) pushBack(e *entry) {
+	if d.n == len(d.buf) {
+		d.grow()
+	}
+	d.buf[(d.head+d.n)%len(d.buf)] = e
+	d.n++
+}
+
+func (d *deque) pushFront(e *entry) {
+	if d.n == len(d.buf) {
+		d.grow()
+	}
+	d.head = (d.head - 1 + len(d.buf)) % len(d.buf)
+	d.buf[d.head] = e
+	d.n++
+}
+
+func (d *deque) popFront() *entry {
+	if d.n == 0 {
+		return nil
+	}
+	e := d.buf[d.head]
+	d.buf[d.head] = nil
+	d.head = (d.head + 1) % len(d.buf)
+	d.n--
+	if d.n == 0 {
+		d.head = 0
+		if len(d.buf) > 4096 { // give back the memory of a burst
+			d.buf = nil
+		}
+	}
+	return e
+}
+
+// chain holds the entries with one key that wait behind the one being
+// handled (ready, in flight or waiting for redelivery).
+type chain struct {
+	waiting deque
+}
+
+// topic holds every group queue of one topic; mu guards all of them.
+type topic struct {
+	name   string
+	mu     sync.Mutex
+	groups map[string]*queue
+	order  []*queue // groups in registration order, for publish
+	// backlog keeps messages published before any group subscribed.
+	backlog        deque
+	backlogDropped int
+	// space is closed (and reset to nil) when a queue hands a message out,
+	// to wake publishers waiting for room. nil while no one waits.
+	space chan struct{}
+}
+
+func (t *topic) notifySpace() {
+	if t.space != nil {
+		close(t.space)
+		t.space = nil
+	}
+}
+
+// queue is one consumer group's queue on one topic. Its fields are guarded by
+// topic.mu.
+type queue struct {
+	t     *topic
+	group string
+	ready deque // entries that may be handed out now
+	// chains has an element for every key with an entry pending (ready, in
+	// flight or delayed); later entries with that key wait in it.
+	chains     map[string]*chain
+	freeChains []*chain
+	pending    map[*entry]struct{} // entries waiting on a timer (Nack backoff or Delay)
+	queued     int                 // not handed out: ready + waiting in chains
+	inflight   int
+	delayed    int
+	// wake holds a token when ready may be non-empty; the taker that finds
+	// more entries passes the token on.
+	wake chan struct{}
+}
+
+func newQueue(t *topic, group string) *queue {
+	return &queue{
+		t:       t,
+		group:   group,
+		chains:  make(map[string]*chain),
+		pending: make(map[*entry]struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+func (q *queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue appends a new entry in publish order.
+func (q *queue) enqueue(e *entry) {
+	q.queued++
+	if e.key != "" {
+		if c, ok := q.chains[e.key]; ok {
+			c.waiting.pushBack(e)
+			return
+		}
+		var c *chain
+		if n := len(q.freeChains); n > 0 {
+			c = q.freeChains[n-1]
+			q.freeChains = q.freeChains[:n-1]
+		} else {
+			c = &chain{}
+		}
+		q.chains[e.key] = c
+	}
+	e.held = true
+	q.ready.pushBack(e)
+	q.signal()
+}
+
+// take hands out the next ready entry, or returns nil.
+func (q *queue) take() *entry {
+	e := q.ready.popFront()
+	if e == nil {
+		return nil
+	}
+	q.queued--
+	q.inflight++
+	if q.ready.len() > 0 {
+		q.signal()
+	}
+	q.t.notifySpace()
+	return e
+}
+
+// ack removes an in-flight entry and releases the next one with its key.
+func (q *queue) ack(e *entry) {
+	q.inflight--
+	if e.key == "" {
+		return
+	}
+	c := q.chains[e.key]
+	if next := c.waiting.popFront(); next != nil {
+		next.held = true
+		q.ready.pushBack(next)
+		q.signal()
+		return
+	}
+	delete(q.chains, e.key)
+	if len(q.freeChains) < 1024 {
+		q.freeChains = append(q.freeChains, c)
+	}
+}
+
+// requeue puts an in-flight entry back at the front, keeping its key's place.
+func (q *queue) requeue(e *entry) {
+	q.inflight--
+	q.queued++
+	q.ready.pushFront(e)
+	q.signal()
+}
+
+// depth is what [Broker.Depth] reports.
+func (q *queue) depth() int { return q.queued + q.inflight + q.delayed }
