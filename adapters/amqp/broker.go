@@ -1,0 +1,303 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
+)
+
+// ErrUnroutable is wrapped by Publish when RabbitMQ returned a message because
+// no queue is bound to the topic's exchange (no consumer group subscribed
+// yet), unless [Config.AllowUnroutable] is set.
+var ErrUnroutable = errors.New("amqp: unroutable: no consumer group queue is bound to the topic")
+
+// ErrNacked is wrapped by Publish when RabbitMQ refused a message (basic.nack).
+var ErrNacked = errors.New("amqp: broker nacked the message")
+
+// Broker is one RabbitMQ connection, kept up by reconnecting, with a shared
+// publisher and subscribers per consumer group. It implements
+// [broker.Broker] and [broker.Delayer].
+type Broker struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	conn    *amqp091.Connection // nil while disconnected
+	gen     uint64              // incremented on every new connection
+	changed chan struct{}       // closed and replaced when conn changes
+	closed  bool
+	subs    map[*Subscriber]struct{}
+
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+
+	topo topology
+	pub  *Publisher
+}
+
+var (
+	_ broker.Broker  = (*Broker)(nil)
+	_ broker.Delayer = (*Broker)(nil)
+)
+
+// New connects to RabbitMQ and returns a Broker. It fails if the
+// configuration is invalid or the first connection cannot be made; later
+// connection losses are repaired in the background. A nil logger discards.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("amqp: invalid config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b := &Broker{
+		cfg:     cfg,
+		log:     logger.With("broker", "amqp"),
+		changed: make(chan struct{}),
+		subs:    map[*Subscriber]struct{}{},
+		done:    make(chan struct{}),
+	}
+	b.topo.b = b
+	conn, err := b.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.setConn(conn)
+	b.pub = newPublisher(b)
+	b.wg.Add(1)
+	go b.watch(conn)
+	b.log.Info("connected", "url", cfg.RedactedURL())
+	return b, nil
+}
+
+func (b *Broker) dial(ctx context.Context) (*amqp091.Connection, error) {
+	dc, err := b.cfg.dialConfig()
+	if err != nil {
+		return nil, fmt.Errorf("amqp: connect to %s: %w", b.cfg.RedactedURL(), err)
+	}
+	type result struct {
+		conn *amqp091.Connection
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := amqp091.DialConfig(b.cfg.URL, dc)
+		res <- result{c, err}
+	}()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			return nil, fmt.Errorf("amqp: connect to %s: %w", b.cfg.RedactedURL(), r.err)
+		}
+		return r.conn, nil
+	case <-ctx.Done():
+		go func() { // close the connection if the dial completes later
+			if r := <-res; r.conn != nil {
+				_ = r.conn.Close()
+			}
+		}()
+		return nil, fmt.Errorf("amqp: connect to %s: %w", b.cfg.RedactedURL(), ctx.Err())
+	}
+}
+
+func (b *Broker) setConn(conn *amqp091.Connection) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.conn = conn
+	if conn != nil {
+		b.gen++
+	}
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// connection returns the current connection and its generation, or an error
+// wrapping [broker.ErrDisconnected] or [broker.ErrClosed].
+func (b *Broker) connection() (*amqp091.Connection, uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, 0, broker.ErrClosed
+	}
+	if b.conn == nil || b.conn.IsClosed() {
+		return nil, 0, broker.ErrDisconnected
+	}
+	return b.conn, b.gen, nil
+}
+
+// waitConnection waits until a connection of a generation other than
+// notGen is up, or stop/ctx ends the wait.
+func (b *Broker) waitConnection(ctx context.Context, stop <-chan struct{}, notGen uint64) (*amqp091.Connection, uint64, error) {
+	for {
+		b.mu.Lock()
+		conn, gen, changed, closed := b.conn, b.gen, b.changed, b.closed
+		b.mu.Unlock()
+		if closed {
+			return nil, 0, broker.ErrClosed
+		}
+		if conn != nil && !conn.IsClosed() && gen != notGen {
+			return conn, gen, nil
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return nil, 0, broker.ErrClosed
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-time.After(time.Second): // conn closed but watch has not noticed yet
+		}
+	}
+}
+
+// watch reconnects with exponential backoff whenever the connection is lost.
+func (b *Broker) watch(conn *amqp091.Connection) {
+	defer b.wg.Done()
+	for {
+		closeCh := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		var cerr *amqp091.Error
+		select {
+		case cerr = <-closeCh:
+		case <-b.done:
+			return
+		}
+		b.setConn(nil)
+		b.topo.reset()
+		b.log.Warn("connection lost; reconnecting", "error", cerr)
+		backoff := b.cfg.ReconnectBackoff
+		for {
+			select {
+			case <-b.done:
+				return
+			case <-time.After(backoff):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			c, err := b.dial(ctx)
+			cancel()
+			if err == nil {
+				conn = c
+				break
+			}
+			b.log.Warn("reconnect failed", "error", err, "retry_in", backoff)
+			backoff = min(backoff*2, b.cfg.MaxReconnectBackoff)
+		}
+		b.mu.Lock()
+		closed := b.closed
+		b.mu.Unlock()
+		if closed {
+			_ = conn.Close()
+			return
+		}
+		b.setConn(conn)
+		b.log.Info("reconnected", "url", b.cfg.RedactedURL())
+	}
+}
+
+// Name returns "amqp".
+func (b *Broker) Name() string { return "amqp" }
+
+// Publisher returns the broker's confirmed publisher.
+func (b *Broker) Publisher() message.Publisher { return b.pub }
+
+// Subscriber returns a subscriber consuming as group. See [Subscriber].
+func (b *Broker) Subscriber(group string, opts broker.SubscriberOptions) (message.Subscriber, error) {
+	return b.NewSubscriber(group, opts)
+}
+
+// NewSubscriber is [Broker.Subscriber] returning the concrete type.
+func (b *Broker) NewSubscriber(group string, opts broker.SubscriberOptions) (*Subscriber, error) {
+	if group == "" {
+		return nil, errors.New("amqp: subscriber: consumer group is required")
+	}
+	if opts.Prefetch < 0 || opts.Prefetch > 65535 {
+		return nil, fmt.Errorf("amqp: subscriber %q: prefetch %d, want 0 (default %d) to 65535", group, opts.Prefetch, b.cfg.Prefetch)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, broker.ErrClosed
+	}
+	s := newSubscriber(b, group, opts)
+	b.subs[s] = struct{}{}
+	return s, nil
+}
+
+func (b *Broker) forget(s *Subscriber) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+// Capabilities reports what RabbitMQ guarantees through this adapter.
+func (b *Broker) Capabilities() broker.Capabilities {
+	return broker.Capabilities{
+		Delivery:          "at-least-once",
+		Ordering:          broker.OrderPerQueue,
+		DelayedRedelivery: true,
+		Durable:           true,
+	}
+}
+
+// Close closes the publisher (waiting for publishes in progress), every
+// subscriber (unacked messages are requeued by RabbitMQ) and the connection.
+// It is idempotent.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true // refuse new subscribers; reconnect loops give up
+	subs := make([]*Subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+
+	var errs []error
+	if err := b.pub.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, s := range subs {
+		if err := s.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b.topo.close()
+
+	b.mu.Lock()
+	conn := b.conn
+	b.conn = nil
+	b.mu.Unlock()
+	close(b.done)
+	if conn != nil && !conn.IsClosed() {
+		if err := conn.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			errs = append(errs, fmt.Errorf("amqp: close connection: %w", err))
+		}
+	}
+	b.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// disconnectedErr wraps err with broker.ErrDisconnected when the failure came
+// from a lost connection or channel.
+func disconnectedErr(err error) error {
+	if err == nil || errors.Is(err, broker.ErrDisconnected) || errors.Is(err, broker.ErrClosed) {
+		return err
+	}
+	var aerr *amqp091.Error
+	if errors.Is(err, amqp091.ErrClosed) || (errors.As(err, &aerr) && !aerr.Server) ||
+		(errors.As(err, &aerr) && aerr.Code == amqp091.ConnectionForced) {
+		return fmt.Errorf("%w: %w", broker.ErrDisconnected, err)
+	}
+	return err
+}

@@ -1,0 +1,298 @@
+package amqp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// Queue types accepted by [Config.QueueType].
+const (
+	QueueTypeClassic = "classic"
+	QueueTypeQuorum  = "quorum"
+)
+
+// Defaults applied by [New] to zero fields of [Config].
+const (
+	DefaultURL                 = "amqp://guest:guest@127.0.0.1:5672/"
+	DefaultQueueType           = QueueTypeClassic
+	DefaultPrefetch            = 100
+	DefaultPublishChannels     = 4
+	DefaultConfirmTimeout      = 30 * time.Second
+	DefaultReconnectBackoff    = 100 * time.Millisecond
+	DefaultMaxReconnectBackoff = 5 * time.Second
+	DefaultNackDelay           = 100 * time.Millisecond
+	DefaultMaxNackDelay        = 5 * time.Second
+	DefaultConnectionName      = "switchyard"
+	DefaultHeartbeat           = 10 * time.Second
+)
+
+// DefaultDelayTiers are the delayed-redelivery tiers used when
+// [Config.DelayTiers] is empty.
+var DefaultDelayTiers = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+// Config configures the RabbitMQ adapter. The zero value of every field means
+// its documented default. It is written under "broker.amqp" in configuration
+// files; [Config.Validate] names fields by that path.
+type Config struct {
+	// URL is the AMQP 0-9-1 URL, amqp:// or amqps://.
+	// Default "amqp://guest:guest@127.0.0.1:5672/". Use [Config.RedactedURL]
+	// to print it: the password is never logged.
+	URL string `yaml:"url"`
+	// Username and Password, when set, override the user information of URL.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// TLS configures TLS for amqps:// URLs.
+	TLS TLSConfig `yaml:"tls"`
+	// ConnectionName is advertised to the broker (shown by rabbitmqctl and the
+	// management UI). Default "switchyard".
+	ConnectionName string `yaml:"connection_name"`
+	// Heartbeat is the AMQP heartbeat interval; a dead TCP connection is
+	// detected within about twice this. Default 10s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+
+	// QueueType is the type of consumer-group queues: "classic" or "quorum".
+	// Default "classic". An existing queue keeps its type: changing this
+	// setting needs the queues deleted (RabbitMQ refuses a redeclaration with
+	// other arguments).
+	QueueType string `yaml:"queue_type"`
+	// Prefetch is how many unacknowledged messages a subscription may hold
+	// (basic.qos); SubscriberOptions.Prefetch overrides it. Default 100.
+	Prefetch int `yaml:"prefetch"`
+	// PublishChannels is the size of the publisher's pool of confirm-mode
+	// channels. Default 4.
+	PublishChannels int `yaml:"publish_channels"`
+	// ConfirmTimeout bounds how long Publish waits for the broker's confirms.
+	// Default 30s.
+	ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
+	// ReconnectBackoff is the first wait before reconnecting after the
+	// connection is lost; it doubles up to MaxReconnectBackoff. Defaults 100ms
+	// and 5s.
+	ReconnectBackoff    time.Duration `yaml:"reconnect_backoff"`
+	MaxReconnectBackoff time.Duration `yaml:"max_reconnect_backoff"`
+	// NackDelay is how long a nacked message waits before it is handed back to
+	// the broker for redelivery; it doubles with every redelivery of the same
+	// message up to MaxNackDelay. Defaults 100ms and 5s.
+	NackDelay    time.Duration `yaml:"nack_delay"`
+	MaxNackDelay time.Duration `yaml:"max_nack_delay"`
+	// DelayTiers are the delays [Broker.Delay] can give; a requested delay is
+	// rounded up to the next tier (capped at the largest). Default
+	// [1s 5s 30s 2m 10m]. Each tier is one queue in RabbitMQ.
+	DelayTiers []time.Duration `yaml:"delay_tiers"`
+	// ExchangePrefix and QueuePrefix are prepended to every exchange and queue
+	// name the adapter declares. Default empty.
+	ExchangePrefix string `yaml:"exchange_prefix"`
+	QueuePrefix    string `yaml:"queue_prefix"`
+	// AllowUnroutable makes Publish succeed for a topic that has no consumer
+	// group yet (the message is dropped by RabbitMQ). Default false: such a
+	// publish fails with [ErrUnroutable], because the message would be lost.
+	AllowUnroutable bool `yaml:"allow_unroutable"`
+}
+
+// TLSConfig configures TLS. Files are PEM.
+type TLSConfig struct {
+	// Enabled turns TLS on; the URL must then use amqps://.
+	Enabled bool `yaml:"enabled"`
+	// CAFile verifies the broker's certificate; empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate, for mutual TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the host name checked in the broker's certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables certificate verification. Tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+func (c *Config) setDefaults() {
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = DefaultConnectionName
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.QueueType == "" {
+		c.QueueType = DefaultQueueType
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.PublishChannels == 0 {
+		c.PublishChannels = DefaultPublishChannels
+	}
+	if c.ConfirmTimeout == 0 {
+		c.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	if c.ReconnectBackoff == 0 {
+		c.ReconnectBackoff = DefaultReconnectBackoff
+	}
+	if c.MaxReconnectBackoff == 0 {
+		c.MaxReconnectBackoff = DefaultMaxReconnectBackoff
+	}
+	if c.NackDelay == 0 {
+		c.NackDelay = DefaultNackDelay
+	}
+	if c.MaxNackDelay == 0 {
+		c.MaxNackDelay = DefaultMaxNackDelay
+	}
+	if len(c.DelayTiers) == 0 {
+		c.DelayTiers = slices.Clone(DefaultDelayTiers)
+	}
+}
+
+// Validate reports every problem in c at once, naming each field by its
+// path under "broker.amqp". Zero values are valid: they mean the default.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("broker.amqp.%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.URL != "" {
+		uri, err := amqp091.ParseURI(c.URL)
+		if err != nil {
+			// The parse error may quote the URL: print only the redacted form.
+			bad("url", "%q is not an amqp:// or amqps:// URL", redact(c.URL))
+		} else if c.TLS.Enabled && uri.Scheme != "amqps" {
+			bad("url", "%q uses %s:// but tls.enabled is true; use amqps://", redact(c.URL), uri.Scheme)
+		}
+	}
+	if c.Password != "" && c.Username == "" && c.URL != "" {
+		if u, err := url.Parse(c.URL); err == nil && u.User == nil {
+			bad("password", "set without a username (neither broker.amqp.username nor the URL names one)")
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file must be set together (cert_file %q, key_file %q)", c.TLS.CertFile, c.TLS.KeyFile)
+	}
+	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.ServerName != "" || c.TLS.InsecureSkipVerify) {
+		bad("tls.enabled", "false but other tls fields are set; set enabled: true")
+	}
+	switch c.QueueType {
+	case "", QueueTypeClassic, QueueTypeQuorum:
+	default:
+		bad("queue_type", "%q, want %q or %q", c.QueueType, QueueTypeClassic, QueueTypeQuorum)
+	}
+	if c.Prefetch < 0 || c.Prefetch > 65535 {
+		bad("prefetch", "%d, want 0 (default %d) to 65535", c.Prefetch, DefaultPrefetch)
+	}
+	if c.PublishChannels < 0 || c.PublishChannels > 1024 {
+		bad("publish_channels", "%d, want 0 (default %d) to 1024", c.PublishChannels, DefaultPublishChannels)
+	}
+	nonNeg := func(field string, d time.Duration, def time.Duration) {
+		if d < 0 {
+			bad(field, "%s, want >= 0 (0 means the default %s)", d, def)
+		}
+	}
+	nonNeg("heartbeat", c.Heartbeat, DefaultHeartbeat)
+	nonNeg("confirm_timeout", c.ConfirmTimeout, DefaultConfirmTimeout)
+	nonNeg("reconnect_backoff", c.ReconnectBackoff, DefaultReconnectBackoff)
+	nonNeg("max_reconnect_backoff", c.MaxReconnectBackoff, DefaultMaxReconnectBackoff)
+	nonNeg("nack_delay", c.NackDelay, DefaultNackDelay)
+	nonNeg("max_nack_delay", c.MaxNackDelay, DefaultMaxNackDelay)
+	if c.ReconnectBackoff > 0 && c.MaxReconnectBackoff > 0 && c.MaxReconnectBackoff < c.ReconnectBackoff {
+		bad("max_reconnect_backoff", "%s is below reconnect_backoff %s", c.MaxReconnectBackoff, c.ReconnectBackoff)
+	}
+	if c.NackDelay > 0 && c.MaxNackDelay > 0 && c.MaxNackDelay < c.NackDelay {
+		bad("max_nack_delay", "%s is below nack_delay %s", c.MaxNackDelay, c.NackDelay)
+	}
+	for i, d := range c.DelayTiers {
+		switch {
+		case d < time.Millisecond || d%time.Millisecond != 0:
+			bad(fmt.Sprintf("delay_tiers[%d]", i), "%s, want a whole number of milliseconds >= 1ms", d)
+		case d > 24*time.Hour:
+			bad(fmt.Sprintf("delay_tiers[%d]", i), "%s, want <= 24h", d)
+		case i > 0 && d <= c.DelayTiers[i-1]:
+			bad(fmt.Sprintf("delay_tiers[%d]", i), "%s, want tiers in increasing order (previous is %s)", d, c.DelayTiers[i-1])
+		}
+	}
+	for field, p := range map[string]string{"exchange_prefix": c.ExchangePrefix, "queue_prefix": c.QueuePrefix} {
+		if len(p) > 100 {
+			bad(field, "%d bytes, want <= 100 (AMQP names are at most 255 bytes)", len(p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RedactedURL returns URL with its password replaced by "xxxxx", for logs and
+// error messages.
+func (c Config) RedactedURL() string { return redact(c.URL) }
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Cannot parse: hide everything between "://" and the last "@".
+		if i, j := strings.Index(raw, "://"), strings.LastIndex(raw, "@"); i >= 0 && j > i {
+			return raw[:i+3] + "xxxxx" + raw[j:]
+		}
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// dialConfig returns what amqp091.DialConfig needs. It is built anew for
+// every dial so that no state is shared between connections.
+func (c Config) dialConfig() (amqp091.Config, error) {
+	dc := amqp091.Config{
+		Heartbeat:  c.Heartbeat,
+		Locale:     "en_US",
+		Properties: amqp091.NewConnectionProperties(),
+	}
+	dc.Properties.SetClientConnectionName(c.ConnectionName)
+	if c.Username != "" || c.Password != "" {
+		uri, err := amqp091.ParseURI(c.URL)
+		if err != nil {
+			return dc, fmt.Errorf("parse url %q: invalid", redact(c.URL))
+		}
+		user, pass := uri.Username, uri.Password
+		if c.Username != "" {
+			user = c.Username
+		}
+		if c.Password != "" {
+			pass = c.Password
+		}
+		dc.SASL = []amqp091.Authentication{&amqp091.PlainAuth{Username: user, Password: pass}}
+	}
+	if c.TLS.Enabled {
+		tc := &tls.Config{ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // InsecureSkipVerify is an explicit opt-in.
+		if c.TLS.CAFile != "" {
+			pem, err := os.ReadFile(c.TLS.CAFile)
+			if err != nil {
+				return dc, fmt.Errorf("read tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return dc, fmt.Errorf("tls.ca_file %q: no PEM certificate found", c.TLS.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if c.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+			if err != nil {
+				return dc, fmt.Errorf("load tls.cert_file/key_file: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		dc.TLSClientConfig = tc
+	}
+	return dc, nil
+}
+
+// queueName is the work queue of group on topic.
+func (c Config) queueName(topic, group string) string { return c.QueuePrefix + topic + "." + group }
+
+// exchangeName is the fanout exchange of topic.
+func (c Config) exchangeName(topic string) string { return c.ExchangePrefix + topic }

@@ -1,0 +1,90 @@
+// Package amqp is Switchyard's RabbitMQ adapter, written directly on
+// github.com/rabbitmq/amqp091-go. [New] connects and returns a [Broker]
+// implementing [broker.Broker] and [broker.Delayer].
+//
+// # Topology
+//
+// Every topic is a durable fanout exchange named after the topic. Every
+// consumer group of a topic is a durable queue "<topic>.<group>" bound to
+// that exchange, so each group receives every message (pub/sub) and the
+// subscribers of one group compete for the messages of its queue (work
+// queue). Queues are classic or quorum ([Config.QueueType]). A subscription
+// with [broker.SubscriberOptions] Ordered declares its queue with
+// x-single-active-consumer. [Config.ExchangePrefix] and [Config.QueuePrefix]
+// prefix every name. Declarations are cached per connection.
+//
+// A group receives the messages published after it first subscribed
+// ([Subscriber.SubscribeInitialize] or [Subscriber.Subscribe] declared its
+// queue); the queue is durable, so messages wait for the group across
+// consumer restarts and broker restarts.
+//
+// # Publishing
+//
+// [Publisher.Publish] publishes persistent messages with publisher confirms
+// on a pool of confirm-mode channels ([Config.PublishChannels]): all
+// messages of a call are sent without waiting, then every confirm is
+// awaited, so batches and concurrent callers pipeline. It returns nil only
+// when RabbitMQ acked every message. A nack ([ErrNacked]), a return because
+// no group's queue is bound to the topic ([ErrUnroutable], unless
+// [Config.AllowUnroutable]), a lost connection ([broker.ErrDisconnected]) or
+// [Config.ConfirmTimeout] is an error naming the topic.
+//
+// Metadata travels as AMQP headers (strings); the message UUID is also the
+// MessageId property, and the content-type metadata the ContentType
+// property. On delivery, headers become metadata again: names go through
+// [header.Canonical] ("cloudEvents_type" becomes "ce_type") and values that
+// are not strings, such as the x-death table RabbitMQ adds when it
+// dead-letters, are rendered as stable strings (numbers in decimal, times in
+// RFC 3339, tables and arrays as JSON). The UUID is MessageId, else the
+// ce_id header, else a new UUID.
+//
+// # Consuming and guarantees
+//
+// Delivery is at least once. A subscription consumes with manual
+// acknowledgement and hands out up to its prefetch window
+// ([Config.Prefetch], or the subscriber's Prefetch option) without waiting
+// for earlier messages to be acked. Ack is basic.ack. Nack is basic.nack
+// with requeue after [Config.NackDelay], doubled for every further Nack of
+// the same message up to [Config.MaxNackDelay]; the wait is a timer, so it
+// neither blocks other messages nor loops tightly.
+//
+// Cancelling the context given to Subscribe cancels the consumer and closes
+// the output channel; messages already handed out can be acked or nacked
+// until [Subscriber.Close], which closes the AMQP channels so that RabbitMQ
+// requeues whatever is unacked.
+//
+// When the connection is lost, the broker reconnects with exponential
+// backoff ([Config.ReconnectBackoff] up to [Config.MaxReconnectBackoff]).
+// Meanwhile Publish fails fast with an error wrapping
+// [broker.ErrDisconnected]; it never drops a message silently and never
+// waits longer than [Config.ConfirmTimeout]. Subscriptions re-declare their
+// queue and consume again. Messages handed out on the lost channel can no
+// longer be settled: their Ack and Nack do nothing, and RabbitMQ redelivers
+// them, so handlers must be idempotent (the idempotency middleware exists for
+// this).
+//
+// # Ordering
+//
+// RabbitMQ keeps a queue in publish order (for messages published on one
+// channel, which one Publish call is), but with several consumers, a
+// prefetch window larger than one and Nack requeues, handlers see messages
+// out of order. Ordered subscriptions use single-active-consumer queues:
+// one subscriber of the group receives the queue, in order, and another
+// takes over if it goes away; the runtime then keeps per-key order within
+// the prefetch window. A Nack requeues the message at its original position,
+// so it is retried before later messages. [Broker.Capabilities] reports
+// [broker.OrderPerQueue].
+//
+// # Delayed retry
+//
+// RabbitMQ from Debian has no delayed-message plugin, so [Broker.Delay]
+// uses TTL queues in tiers ([Config.DelayTiers], default 1s, 5s, 30s, 2m,
+// 10m). A delay is rounded up to a tier (capped at the largest). Each tier
+// is a durable topic exchange and a classic queue of the same name,
+// "switchyard.delay.<tier>", bound with "#", with x-message-ttl set to the
+// tier and x-dead-letter-exchange set to the default exchange. The message
+// is published there with the target group's queue name as routing key; on
+// expiry RabbitMQ dead-letters it through the default exchange straight into
+// that one queue, so other groups do not see it again. One queue per tier,
+// because a classic queue expires messages only from its head.
+package amqp

@@ -1,0 +1,165 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// topology declares exchanges, queues and bindings on a dedicated channel and
+// remembers what it declared on the current connection, so that the hot paths
+// (Publish, Subscribe) declare each name once.
+type topology struct {
+	b *Broker
+
+	mu       sync.Mutex // serialises declarations (synchronous RPCs)
+	ch       *amqp091.Channel
+	chGen    uint64
+	declared sync.Map // string key -> struct{}
+}
+
+func (t *topology) reset() { t.declared.Clear() }
+
+func (t *topology) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ch != nil {
+		_ = t.ch.Close()
+		t.ch = nil
+	}
+}
+
+// do runs fn on the topology channel, opening one on the current connection if
+// needed. A failed declaration closes the channel (AMQP channel exception), so
+// the next call opens a fresh one.
+func (t *topology) do(key string, fn func(ch *amqp091.Channel) error) error {
+	if _, ok := t.declared.Load(key); ok {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.declared.Load(key); ok {
+		return nil
+	}
+	conn, gen, err := t.b.connection()
+	if err != nil {
+		return err
+	}
+	if t.ch == nil || t.ch.IsClosed() || t.chGen != gen {
+		if t.ch != nil {
+			_ = t.ch.Close()
+		}
+		t.ch = nil
+		ch, err := conn.Channel()
+		if err != nil {
+			return disconnectedErr(fmt.Errorf("open channel: %w", err))
+		}
+		t.ch, t.chGen = ch, gen
+	}
+	if err := fn(t.ch); err != nil {
+		if t.ch.IsClosed() {
+			t.ch = nil
+		}
+		return disconnectedErr(err)
+	}
+	t.declared.Store(key, struct{}{})
+	return nil
+}
+
+// exchange declares the durable fanout exchange of a topic.
+func (t *topology) exchange(name string) error {
+	return t.do("x:"+name, func(ch *amqp091.Channel) error {
+		if err := ch.ExchangeDeclare(name, amqp091.ExchangeFanout, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %q: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// workQueue declares the durable queue of a consumer group and binds it to
+// the topic's exchange.
+func (t *topology) workQueue(topic, group string, ordered bool) (string, error) {
+	exchange, queue := t.b.cfg.exchangeName(topic), t.b.cfg.queueName(topic, group)
+	if err := t.exchange(exchange); err != nil {
+		return "", err
+	}
+	args := amqp091.Table{amqp091.QueueTypeArg: t.b.cfg.QueueType}
+	if ordered {
+		args[amqp091.SingleActiveConsumerArg] = true
+	}
+	err := t.do("q:"+queue+":"+strconv.FormatBool(ordered), func(ch *amqp091.Channel) error {
+		if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
+			return fmt.Errorf("declare queue %q: %w", queue, err)
+		}
+		if err := ch.QueueBind(queue, "", exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %q to exchange %q: %w", queue, exchange, err)
+		}
+		return nil
+	})
+	return queue, err
+}
+
+// queueExists checks with a passive declaration that queue exists.
+func (t *topology) queueExists(queue string) error {
+	return t.do("p:"+queue, func(ch *amqp091.Channel) error {
+		if _, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil); err != nil {
+			var aerr *amqp091.Error
+			if errors.As(err, &aerr) && aerr.Code == amqp091.NotFound {
+				return fmt.Errorf("queue %q does not exist (the group never subscribed): %w", queue, err)
+			}
+			return fmt.Errorf("check queue %q: %w", queue, err)
+		}
+		return nil
+	})
+}
+
+// delayTier declares the exchange and queue of one delay tier: messages wait
+// there for the tier's TTL, then dead-letter through the default exchange to
+// the queue named by their routing key.
+func (t *topology) delayTier(tier time.Duration) (string, error) {
+	name := t.b.cfg.ExchangePrefix + "switchyard.delay." + tierName(tier)
+	queue := t.b.cfg.QueuePrefix + "switchyard.delay." + tierName(tier)
+	err := t.do("d:"+name, func(ch *amqp091.Channel) error {
+		if err := ch.ExchangeDeclare(name, amqp091.ExchangeTopic, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare delay exchange %q: %w", name, err)
+		}
+		args := amqp091.Table{
+			amqp091.QueueTypeArg:       amqp091.QueueTypeClassic,
+			amqp091.QueueMessageTTLArg: tier.Milliseconds(),
+			"x-dead-letter-exchange":   "",
+		}
+		if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
+			return fmt.Errorf("declare delay queue %q: %w", queue, err)
+		}
+		if err := ch.QueueBind(queue, "#", name, false, nil); err != nil {
+			return fmt.Errorf("bind delay queue %q: %w", queue, err)
+		}
+		return nil
+	})
+	return name, err
+}
+
+// tierName spells a tier the way it is configured: "1s", "30s", "2m", "1h", "250ms".
+func tierName(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// forgetQueue drops the cached declaration of a group's queue and its
+// topic's exchange, so that the next declaration reaches the broker (after
+// a consumer was cancelled because the queue was deleted, say).
+func (t *topology) forgetQueue(topic, group string, ordered bool) {
+	t.declared.Delete("x:" + t.b.cfg.exchangeName(topic))
+	t.declared.Delete("q:" + t.b.cfg.queueName(topic, group) + ":" + strconv.FormatBool(ordered))
+}
