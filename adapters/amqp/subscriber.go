@@ -113,7 +113,12 @@ func (s *Subscriber) Close() error {
 	}
 	s.closed = true
 	close(s.closing)
-	sessions := make([]*session, 0, len(s.sessions))
+	var sessions []*session
+	s.mu.Unlock()
+	// Let the goroutines settle what was acked before Close, then close the
+	// channels: RabbitMQ requeues the rest.
+	s.wg.Wait()
+	s.mu.Lock()
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
@@ -121,7 +126,6 @@ func (s *Subscriber) Close() error {
 	for _, ss := range sessions {
 		ss.close()
 	}
-	s.wg.Wait()
 	s.b.forget(s)
 	return nil
 }
@@ -273,6 +277,14 @@ func (s *Subscriber) await(sess *session, d *amqp091.Delivery, msg *message.Mess
 		case <-s.closing:
 		}
 	case <-s.closing:
+		// An Ack that raced with Close still counts: the channel is closed
+		// only after every await has returned.
+		select {
+		case <-msg.Acked():
+			s.nacks.forget(msg.UUID)
+			_ = sess.ch.Ack(d.DeliveryTag, false)
+		default:
+		}
 	}
 }
 

@@ -1,0 +1,507 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/header"
+)
+
+func subscribe(t *testing.T, b *Broker, group, topic string, opts broker.SubscriberOptions) (*Subscriber, <-chan *message.Message) {
+	t.Helper()
+	s, err := b.NewSubscriber(group, opts)
+	if err != nil {
+		t.Fatalf("Subscriber: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ch, err := s.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	return s, ch
+}
+
+func TestPublishConfirmedThenConsumed(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(nil)
+	s, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+
+	sent := newMessages(10, "hello")
+	for i, m := range sent {
+		m.Metadata.Set(header.ID, m.UUID)
+		m.Metadata.Set(header.Type, "orders.order_placed")
+		m.Metadata.Set(header.ContentType, header.ContentTypeJSON)
+		m.Metadata.Set("n", fmt.Sprint(i))
+	}
+	if err := b.Publisher().Publish(topic, sent...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	got := receive(t, msgs, len(sent), 10*time.Second)
+	for i, m := range got {
+		want := sent[i] // one queue, one consumer, one publish call: in order
+		if m.UUID != want.UUID || string(m.Payload) != "hello" {
+			t.Errorf("message %d: got %s %q, want %s", i, m.UUID, m.Payload, want.UUID)
+		}
+		for _, k := range []string{header.ID, header.Type, header.ContentType, "n"} {
+			if m.Metadata.Get(k) != want.Metadata.Get(k) {
+				t.Errorf("message %d: metadata %s = %q, want %q", i, k, m.Metadata.Get(k), want.Metadata.Get(k))
+			}
+		}
+		m.Ack()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.depth(e.prefix + topic + ".g"); n != 0 {
+		t.Errorf("queue holds %d messages after all were acked, want 0", n)
+	}
+}
+
+func TestPublishUnroutableFails(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic()
+	b := e.broker(nil)
+	err := b.Publisher().Publish(topic, newMessages(1, "x")...)
+	if !errors.Is(err, ErrUnroutable) || !strings.Contains(err.Error(), topic) {
+		t.Fatalf("Publish to a topic without groups: err = %v, want ErrUnroutable naming the topic", err)
+	}
+	// A routable message in the same call still fails the call, and later
+	// publishes on the same channels are not confused by the return.
+	_, _ = subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	e.track([]string{e.prefix + topic + ".g"}, nil)
+	if err := b.Publisher().Publish(topic, newMessages(5, "x")...); err != nil {
+		t.Fatalf("Publish after a group subscribed: %v", err)
+	}
+}
+
+func TestFanOutToThreeGroups(t *testing.T) {
+	e := newEnv(t)
+	groups := []string{"a", "b", "c"}
+	topic := e.topic(groups...)
+	b := e.broker(nil)
+	chans := map[string]<-chan *message.Message{}
+	for _, g := range groups {
+		_, chans[g] = subscribe(t, b, g, topic, broker.SubscriberOptions{})
+	}
+	sent := newMessages(20, "x")
+	if err := b.Publisher().Publish(topic, sent...); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		got := receive(t, chans[g], len(sent), 10*time.Second)
+		seen := map[string]bool{}
+		for _, m := range got {
+			seen[m.UUID] = true
+			m.Ack()
+		}
+		for _, m := range sent {
+			if !seen[m.UUID] {
+				t.Errorf("group %s did not receive %s", g, m.UUID)
+			}
+		}
+		none(t, chans[g], 200*time.Millisecond)
+	}
+}
+
+func TestCompetingConsumersReceiveEachMessageOnce(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("workers")
+	b := e.broker(nil)
+	_, ch1 := subscribe(t, b, "workers", topic, broker.SubscriberOptions{Prefetch: 10})
+	_, ch2 := subscribe(t, b, "workers", topic, broker.SubscriberOptions{Prefetch: 10})
+
+	sent := newMessages(100, "x")
+	if err := b.Publisher().Publish(topic, sent...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	counts := map[string]int{}
+	per := [2]int{}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for i, ch := range []<-chan *message.Message{ch1, ch2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case m := <-ch:
+					mu.Lock()
+					counts[m.UUID]++
+					per[i]++
+					mu.Unlock()
+					m.Ack()
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(counts)
+		mu.Unlock()
+		if n == len(sent) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // let duplicates, if any, arrive
+	close(done)
+	wg.Wait()
+	for _, m := range sent {
+		if counts[m.UUID] != 1 {
+			t.Errorf("message %s received %d times, want 1", m.UUID, counts[m.UUID])
+		}
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Errorf("one consumer received nothing: split %v", per)
+	}
+	t.Logf("split between consumers: %v", per)
+}
+
+func TestPrefetchHandsOutSeveralBeforeAck(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(nil)
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{Prefetch: 5})
+	if err := b.Publisher().Publish(topic, newMessages(10, "x")...); err != nil {
+		t.Fatal(err)
+	}
+	first := receive(t, msgs, 5, 10*time.Second) // none acked yet
+	seen := map[string]bool{}
+	for _, m := range first {
+		seen[m.UUID] = true
+	}
+	if len(seen) != 5 {
+		t.Fatalf("got %d distinct messages, want 5", len(seen))
+	}
+	// The window is full: acking frees room for the rest.
+	for _, m := range first {
+		m.Ack()
+	}
+	for _, m := range receive(t, msgs, 5, 10*time.Second) {
+		if seen[m.UUID] {
+			t.Errorf("message %s handed out twice", m.UUID)
+		}
+		m.Ack()
+	}
+}
+
+func TestNackRedeliversAfterGrowingDelay(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	const delay = 200 * time.Millisecond
+	b := e.broker(func(c *Config) { c.NackDelay = delay; c.MaxNackDelay = time.Second })
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	sent := newMessages(1, "retry me")
+	if err := b.Publisher().Publish(topic, sent...); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, msgs, 1, 10*time.Second)[0]
+	for attempt, want := range []time.Duration{delay, 2 * delay, 4 * delay} {
+		start := time.Now()
+		m.Nack()
+		m = receive(t, msgs, 1, 10*time.Second)[0]
+		if waited := time.Since(start); waited < want {
+			t.Errorf("nack %d: redelivered after %s, want at least %s", attempt+1, waited, want)
+		}
+		if m.UUID != sent[0].UUID {
+			t.Fatalf("redelivered %s, want %s", m.UUID, sent[0].UUID)
+		}
+	}
+	m.Ack()
+	none(t, msgs, 300*time.Millisecond)
+}
+
+func TestNackDoesNotBlockOtherMessages(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(func(c *Config) { c.NackDelay = 5 * time.Second })
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	if err := b.Publisher().Publish(topic, newMessages(1, "first")...); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, msgs, 1, 10*time.Second)[0].Nack() // waits 5s before requeue
+	if err := b.Publisher().Publish(topic, newMessages(1, "second")...); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, msgs, 1, 3*time.Second)[0]
+	if string(m.Payload) != "second" {
+		t.Fatalf("got %q while the first message waits for its nack delay, want %q", m.Payload, "second")
+	}
+	m.Ack()
+}
+
+func TestNonStringHeadersBecomeMetadata(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(nil)
+	s, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+
+	ts := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	raw := e.raw()
+	err := raw.PublishWithContext(context.Background(), e.prefix+topic, "", false, false, amqp091.Publishing{
+		ContentType: "application/json",
+		Headers: amqp091.Table{
+			"cloudEvents_type": "orders.order_placed",
+			"ce_id":            "evt-1",
+			"count":            int32(3),
+			"big":              int64(1 << 40),
+			"ok":               true,
+			"at":               ts,
+			"ratio":            1.5,
+			"blob":             []byte("bytes"),
+			"price":            amqp091.Decimal{Scale: 2, Value: 1234},
+			"x-death": []any{amqp091.Table{
+				"count": int64(2), "reason": "expired", "queue": "q", "time": ts,
+				"routing-keys": []any{"a.b"},
+			}},
+		},
+		Body: []byte(`{}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, msgs, 1, 10*time.Second)[0]
+	want := map[string]string{
+		header.Type:        "orders.order_placed",
+		header.ID:          "evt-1",
+		header.ContentType: "application/json",
+		"count":            "3",
+		"big":              "1099511627776",
+		"ok":               "true",
+		"at":               "2026-11-30T08:00:00Z",
+		"ratio":            "1.5",
+		"blob":             "bytes",
+		"price":            "12.34",
+		"x-death":          `[{"count":2,"queue":"q","reason":"expired","routing-keys":["a.b"],"time":"2026-11-30T08:00:00Z"}]`,
+	}
+	for k, v := range want {
+		if got := m.Metadata.Get(k); got != v {
+			t.Errorf("metadata %s = %q, want %q", k, got, v)
+		}
+	}
+	if m.UUID != "evt-1" {
+		t.Errorf("UUID = %q, want the ce_id header %q when MessageId is empty", m.UUID, "evt-1")
+	}
+	m.Ack()
+	none(t, msgs, 300*time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.depth(e.prefix + topic + ".g"); n != 0 {
+		t.Errorf("queue holds %d messages after ack, want 0", n)
+	}
+}
+
+func TestCancelStopsIntakeButAcksStillWork(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(nil)
+	s, err := b.NewSubscriber("g", broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs, err := s.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publisher().Publish(topic, newMessages(5, "x")...); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, msgs, 1, 10*time.Second)[0]
+	cancel()
+	for range msgs { // closes; prefetched messages not handed out are requeued
+	}
+	if m.Context().Err() != nil {
+		t.Error("message context cancelled by the Subscribe context; want it alive until Ack or Close")
+	}
+	m.Ack()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.depth(e.prefix + topic + ".g"); n != 4 {
+		t.Errorf("queue holds %d messages, want 4 (the acked one removed, the rest requeued)", n)
+	}
+}
+
+func TestOrderedQueueIsSingleActiveConsumer(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("ordered")
+	b := e.broker(nil)
+	s1, ch1 := subscribe(t, b, "ordered", topic, broker.SubscriberOptions{Ordered: true})
+	_, ch2 := subscribe(t, b, "ordered", topic, broker.SubscriberOptions{Ordered: true})
+
+	// The queue was declared with x-single-active-consumer=true: redeclaring
+	// it without the argument is refused as inequivalent.
+	raw := e.raw()
+	queue := e.prefix + topic + ".ordered"
+	if _, err := raw.QueueDeclare(queue, true, false, false, false, amqp091.Table{amqp091.QueueTypeArg: QueueTypeClassic, amqp091.SingleActiveConsumerArg: true}); err != nil {
+		t.Fatalf("redeclare with x-single-active-consumer=true: %v", err)
+	}
+	if _, err := raw.QueueDeclare(queue, true, false, false, false, amqp091.Table{amqp091.QueueTypeArg: QueueTypeClassic}); err == nil {
+		t.Fatal("redeclare without x-single-active-consumer succeeded; want PRECONDITION_FAILED")
+	}
+
+	sent := newMessages(30, "x")
+	if err := b.Publisher().Publish(topic, sent...); err != nil {
+		t.Fatal(err)
+	}
+	// Only the first consumer is active: it gets all, in order.
+	for i, m := range receive(t, ch1, len(sent), 10*time.Second) {
+		if m.UUID != sent[i].UUID {
+			t.Fatalf("message %d out of order", i)
+		}
+		m.Ack()
+	}
+	none(t, ch2, 200*time.Millisecond)
+	// When it goes away, the second takes over.
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	more := newMessages(3, "y")
+	if err := b.Publisher().Publish(topic, more...); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range receive(t, ch2, len(more), 10*time.Second) {
+		if m.UUID != more[i].UUID {
+			t.Fatalf("message %d out of order after failover", i)
+		}
+		m.Ack()
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	haveRabbitmqctl(t)
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(func(c *Config) { c.ReconnectBackoff = 2 * time.Second; c.MaxReconnectBackoff = 2 * time.Second })
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	if err := b.Publisher().Publish(topic, newMessages(1, "before")...); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, msgs, 1, 10*time.Second)[0].Ack()
+
+	killConnections(t, e.name)
+	// Down for ReconnectBackoff: Publish fails fast, naming the cause.
+	deadline := time.Now().Add(5 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		err = b.Publisher().Publish(topic, newMessages(1, "while down")...)
+		if errors.Is(err, broker.ErrDisconnected) {
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("Publish while disconnected took %s, want it to fail fast", took)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !errors.Is(err, broker.ErrDisconnected) || !strings.Contains(err.Error(), topic) {
+		t.Fatalf("Publish while disconnected: err = %v, want broker.ErrDisconnected naming the topic", err)
+	}
+	// Then it works again and the subscriber resumes.
+	after := newMessages(1, "after")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		if err = b.Publisher().Publish(topic, after...); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Publish after reconnect: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for {
+		m := receive(t, msgs, 1, 20*time.Second)[0]
+		m.Ack()
+		if m.UUID == after[0].UUID {
+			break
+		}
+		// A message published before the failure may be delivered again.
+	}
+}
+
+func TestDelayReturnsOnlyToTargetGroupAfterTier(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("retrying", "bystander")
+	tiers := []time.Duration{time.Second, 3 * time.Second}
+	b := e.broker(func(c *Config) { c.DelayTiers = tiers })
+	e.track([]string{e.prefix + "switchyard.delay.1s", e.prefix + "switchyard.delay.3s"},
+		[]string{e.prefix + "switchyard.delay.1s", e.prefix + "switchyard.delay.3s"})
+	_, target := subscribe(t, b, "retrying", topic, broker.SubscriberOptions{})
+	_, other := subscribe(t, b, "bystander", topic, broker.SubscriberOptions{})
+
+	if err := b.Publisher().Publish(topic, newMessages(1, "original")...); err != nil {
+		t.Fatal(err)
+	}
+	orig := receive(t, target, 1, 10*time.Second)[0]
+	receive(t, other, 1, 10*time.Second)[0].Ack()
+
+	start := time.Now()
+	retry := orig.Copy()
+	retry.Metadata.Set(header.Attempt, "1")
+	if err := b.Delay(context.Background(), topic, "retrying", retry, 800*time.Millisecond); err != nil {
+		t.Fatalf("Delay: %v", err)
+	}
+	orig.Ack()
+	got := receive(t, target, 1, 10*time.Second)[0]
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("delayed message back after %s, want at least the 1s tier", waited)
+	}
+	if got.UUID != orig.UUID || got.Metadata.Get(header.Attempt) != "1" {
+		t.Errorf("got %s attempt %q, want %s attempt 1", got.UUID, got.Metadata.Get(header.Attempt), orig.UUID)
+	}
+	if got.Metadata.Get("x-death") == "" {
+		t.Error("x-death metadata missing from a dead-lettered message")
+	}
+	got.Ack()
+	none(t, other, 500*time.Millisecond)
+
+	if err := b.Delay(context.Background(), topic, "nobody", retry, time.Second); err == nil {
+		t.Error("Delay to a group that never subscribed succeeded; want an error (the message would be dropped)")
+	}
+}
+
+func TestPublishAfterCloseFails(t *testing.T) {
+	e := newEnv(t)
+	b := e.broker(nil)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publisher().Publish("t", newMessages(1, "x")...); !errors.Is(err, broker.ErrClosed) {
+		t.Fatalf("Publish after Close: %v, want ErrClosed", err)
+	}
+	if _, err := b.Subscriber("g", broker.SubscriberOptions{}); !errors.Is(err, broker.ErrClosed) {
+		t.Fatalf("Subscriber after Close: %v, want ErrClosed", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestNewFailsClearlyWithoutHidingNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := New(ctx, Config{URL: "amqp://guest:s3cret@127.0.0.1:1/"}, nil)
+	if err == nil {
+		t.Fatal("New with nothing listening succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error %q: want the address and no password", err)
+	}
+}
