@@ -1,0 +1,341 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Config configures the Kafka adapter. It is what users write under
+// "broker.kafka" in a configuration file. The zero value of every field means
+// "use the default" documented on it.
+type Config struct {
+	// Brokers are the seed brokers, host:port. Default ["127.0.0.1:9092"].
+	Brokers []string `yaml:"brokers"`
+	// ClientID is sent to Kafka with every request. Default "switchyard".
+	ClientID string `yaml:"client_id"`
+
+	// Partitions is the partition count of topics the adapter creates.
+	// Default 3. Topics that already exist are left as they are.
+	Partitions int32 `yaml:"partitions"`
+	// ReplicationFactor of topics the adapter creates. Default 1.
+	ReplicationFactor int16 `yaml:"replication_factor"`
+
+	// InitialOffset is where a consumer group with no committed offset starts
+	// on a partition: "earliest" (default) or "latest".
+	InitialOffset string `yaml:"initial_offset"`
+
+	// Acks is how many replicas must store a record before Publish returns:
+	// "all" (default; the idempotent producer is enabled) or "leader".
+	Acks string `yaml:"acks"`
+	// Linger is how long the producer waits to fill a batch. Default 0:
+	// batches form from concurrent publishes while a request is in flight.
+	Linger time.Duration `yaml:"linger"`
+	// PublishTimeout bounds how long a record may wait to be acknowledged
+	// before Publish fails. Default 30s.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+
+	// Prefetch is how many records a subscription hands out before the first
+	// of them is acked, across all its partitions. Default 256.
+	// SubscriberOptions.Prefetch overrides it per subscriber.
+	Prefetch int `yaml:"prefetch"`
+	// NackBackoff is the wait before a nacked record is handed out again; it
+	// doubles with every further nack of the same record up to
+	// MaxNackBackoff. Default 100ms.
+	NackBackoff time.Duration `yaml:"nack_backoff"`
+	// MaxNackBackoff caps NackBackoff. Default 5s.
+	MaxNackBackoff time.Duration `yaml:"max_nack_backoff"`
+	// CommitInterval is how often acked offsets are committed. Offsets are
+	// also committed when partitions are revoked and on Close. Default 1s.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+
+	// SessionTimeout is the consumer group session timeout. Default 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout is how long members have to rejoin in a rebalance.
+	// Default 10s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// HeartbeatInterval is the consumer group heartbeat interval. Default 1s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+
+	// DelayTiers are the delays of the retry topics used for delayed
+	// redelivery ("<topic>.retry.<tier>"). A delay is rounded up to the next
+	// tier; longer delays use the last tier. Default [1s 5s 30s 2m 10m].
+	DelayTiers []time.Duration `yaml:"delay_tiers"`
+
+	TLS  TLSConfig  `yaml:"tls"`
+	SASL SASLConfig `yaml:"sasl"`
+}
+
+// TLSConfig configures TLS to the brokers. Disabled by default.
+type TLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of CAs to trust; default the system pool.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate for mutual TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the broker's certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables certificate verification. Tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// SASLConfig configures SASL authentication. Mechanism "" (default) means
+// none; otherwise "plain", "scram-sha-256" or "scram-sha-512".
+type SASLConfig struct {
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password is never logged nor printed; see [SASLConfig.String].
+	Password string `yaml:"password"`
+}
+
+// String prints the SASL settings with the password redacted.
+func (s SASLConfig) String() string {
+	pw := ""
+	if s.Password != "" {
+		pw = "REDACTED"
+	}
+	return fmt.Sprintf("{Mechanism:%s Username:%s Password:%s}", s.Mechanism, s.Username, pw)
+}
+
+// GoString redacts the password under %#v as well.
+func (s SASLConfig) GoString() string { return "kafka.SASLConfig" + s.String() }
+
+// Default values.
+const (
+	DefaultBroker            = "127.0.0.1:9092"
+	DefaultClientID          = "switchyard"
+	DefaultPartitions        = 3
+	DefaultReplicationFactor = 1
+	DefaultPrefetch          = 256
+	DefaultNackBackoff       = 100 * time.Millisecond
+	DefaultMaxNackBackoff    = 5 * time.Second
+	DefaultCommitInterval    = time.Second
+	DefaultPublishTimeout    = 30 * time.Second
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultRebalanceTimeout  = 10 * time.Second
+	DefaultHeartbeatInterval = time.Second
+)
+
+// DefaultDelayTiers are the retry-topic delays used when Config.DelayTiers is empty.
+var DefaultDelayTiers = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
+// Allowed values.
+const (
+	OffsetEarliest = "earliest"
+	OffsetLatest   = "latest"
+	AcksAll        = "all"
+	AcksLeader     = "leader"
+
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+)
+
+func (c *Config) setDefaults() {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{DefaultBroker}
+	}
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = DefaultReplicationFactor
+	}
+	if c.InitialOffset == "" {
+		c.InitialOffset = OffsetEarliest
+	}
+	if c.Acks == "" {
+		c.Acks = AcksAll
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.NackBackoff == 0 {
+		c.NackBackoff = DefaultNackBackoff
+	}
+	if c.MaxNackBackoff == 0 {
+		c.MaxNackBackoff = DefaultMaxNackBackoff
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = DefaultCommitInterval
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = DefaultRebalanceTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if len(c.DelayTiers) == 0 {
+		c.DelayTiers = append([]time.Duration(nil), DefaultDelayTiers...)
+	}
+}
+
+// Validate reports every problem in c at once, naming each field as
+// "broker.kafka.<field>". It is meant for a Config with defaults applied;
+// zero durations and counts are reported as invalid.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("broker.kafka."+field+": "+format, args...))
+	}
+	if len(c.Brokers) == 0 {
+		add("brokers", "empty, want at least one host:port")
+	}
+	for i, b := range c.Brokers {
+		if host, port, ok := strings.Cut(b, ":"); !ok || host == "" || port == "" {
+			add(fmt.Sprintf("brokers[%d]", i), "%q, want host:port", b)
+		}
+	}
+	if c.Partitions < 1 {
+		add("partitions", "%d, want >= 1", c.Partitions)
+	}
+	if c.ReplicationFactor < 1 {
+		add("replication_factor", "%d, want >= 1", c.ReplicationFactor)
+	}
+	if c.InitialOffset != OffsetEarliest && c.InitialOffset != OffsetLatest {
+		add("initial_offset", "%q, want %q or %q", c.InitialOffset, OffsetEarliest, OffsetLatest)
+	}
+	if c.Acks != AcksAll && c.Acks != AcksLeader {
+		add("acks", "%q, want %q or %q", c.Acks, AcksAll, AcksLeader)
+	}
+	if c.Linger < 0 {
+		add("linger", "%s, want >= 0", c.Linger)
+	}
+	if c.PublishTimeout <= 0 {
+		add("publish_timeout", "%s, want > 0", c.PublishTimeout)
+	}
+	if c.Prefetch < 1 {
+		add("prefetch", "%d, want >= 1", c.Prefetch)
+	}
+	if c.NackBackoff <= 0 {
+		add("nack_backoff", "%s, want > 0", c.NackBackoff)
+	}
+	if c.MaxNackBackoff < c.NackBackoff {
+		add("max_nack_backoff", "%s, want >= nack_backoff (%s)", c.MaxNackBackoff, c.NackBackoff)
+	}
+	if c.CommitInterval <= 0 {
+		add("commit_interval", "%s, want > 0", c.CommitInterval)
+	}
+	if c.SessionTimeout <= 0 {
+		add("session_timeout", "%s, want > 0", c.SessionTimeout)
+	}
+	if c.RebalanceTimeout <= 0 {
+		add("rebalance_timeout", "%s, want > 0", c.RebalanceTimeout)
+	}
+	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.SessionTimeout {
+		add("heartbeat_interval", "%s, want > 0 and < session_timeout (%s)", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	for i, d := range c.DelayTiers {
+		if d <= 0 {
+			add(fmt.Sprintf("delay_tiers[%d]", i), "%s, want > 0", d)
+		} else if i > 0 && d <= c.DelayTiers[i-1] {
+			add(fmt.Sprintf("delay_tiers[%d]", i), "%s, want ascending (> %s)", d, c.DelayTiers[i-1])
+		}
+	}
+	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.KeyFile != "") {
+		add("tls.enabled", "false while tls files are set, want true")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls.cert_file", "cert_file and key_file must be set together")
+	}
+	switch c.SASL.Mechanism {
+	case "":
+		if c.SASL.Username != "" || c.SASL.Password != "" {
+			add("sasl.mechanism", "empty while credentials are set, want %q, %q or %q", SASLPlain, SASLScramSHA256, SASLScramSHA512)
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if c.SASL.Username == "" {
+			add("sasl.username", "required with mechanism %q", c.SASL.Mechanism)
+		}
+		if c.SASL.Password == "" {
+			add("sasl.password", "required with mechanism %q", c.SASL.Mechanism)
+		}
+	default:
+		add("sasl.mechanism", "%q, want \"\", %q, %q or %q", c.SASL.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+	}
+	return errors.Join(errs...)
+}
+
+// clientOpts are the kgo options every client of this adapter shares:
+// brokers, client id, TLS and SASL.
+func (c Config) clientOpts() ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+	}
+	if c.TLS.Enabled {
+		tc := &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			ServerName:         c.TLS.ServerName,
+			InsecureSkipVerify: c.TLS.InsecureSkipVerify, //nolint:gosec // opt-in, documented as tests only
+		}
+		if c.TLS.CAFile != "" {
+			pem, err := os.ReadFile(c.TLS.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka: broker.kafka.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("kafka: broker.kafka.tls.ca_file: %q holds no PEM certificate", c.TLS.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if c.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka: broker.kafka.tls.cert_file: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch c.SASL.Mechanism {
+	case SASLPlain:
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsMechanism()))
+	case SASLScramSHA256:
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha256Mechanism()))
+	case SASLScramSHA512:
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha512Mechanism()))
+	}
+	return opts, nil
+}
+
+// producerOpts are the options of the shared producing client.
+func (c Config) producerOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.ProducerLinger(c.Linger),
+		kgo.RecordDeliveryTimeout(c.PublishTimeout),
+	}
+	if c.Acks == AcksAll {
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	} else {
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	}
+	return opts
+}
+
+// resetOffset is where a group with no committed offset starts.
+func (c Config) resetOffset() kgo.Offset {
+	if c.InitialOffset == OffsetLatest {
+		return kgo.NewOffset().AtEnd()
+	}
+	return kgo.NewOffset().AtStart()
+}

@@ -1,0 +1,765 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/header"
+)
+
+// MetadataTopic is the topic a handed-out record was read from: the
+// subscribed topic, or one of its retry topics for a delayed redelivery.
+const MetadataTopic = "sy_kafka_topic"
+
+// closeTimeout bounds the final commit of a subscription.
+const closeTimeout = 10 * time.Second
+
+// Subscriber consumes topics as one consumer group. Each Subscribe call joins
+// the group with its own franz-go client, so several subscriptions of one
+// group (in this process or others) share the topic's partitions.
+type Subscriber struct {
+	b        *Broker
+	group    string
+	prefetch int
+
+	mu     sync.Mutex
+	subs   map[*subscription]struct{}
+	closed bool
+}
+
+// Subscribe joins the consumer group on topic (creating the topic and its
+// retry topics first if needed) and returns the channel of its messages.
+//
+// Up to the subscriber's prefetch messages are handed out before the first is
+// acked; records of one partition are handed out in offset order, so
+// messages with the same key keep their publish order. The committed offset
+// of a partition only moves past records that were acked, and every record
+// before them. A nacked record is handed out again after a backoff
+// (NackBackoff, doubling to MaxNackBackoff); later records of its partition
+// wait for it.
+//
+// Cancelling ctx stops intake and closes the channel; messages already
+// handed out can still be acked until [Subscriber.Close]. Once none is left
+// in flight, acked offsets are committed and the subscription leaves the
+// group so that other members take its partitions over.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, broker.ErrClosed)
+	}
+	if topic == "" {
+		return nil, errors.New("kafka: subscribe: topic required")
+	}
+	topics := append([]string{topic}, s.b.retryTopics(topic)...)
+	if err := s.b.ensureTopics(ctx, topics...); err != nil {
+		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
+	}
+
+	cfg := s.b.cfg
+	sub := &subscription{
+		b:          s.b,
+		log:        s.b.logger.With("topic", topic, "group", s.group),
+		topic:      topic,
+		group:      s.group,
+		retry:      map[string]bool{},
+		prefetch:   s.prefetch,
+		out:        make(chan *message.Message),
+		events:     make(chan any),
+		want:       make(chan struct{}, 1),
+		commits:    make(chan map[string]map[int32]kgo.EpochOffset, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		pollDone:   make(chan struct{}),
+		commitDone: make(chan struct{}),
+		parts:      map[tp]*partState{},
+	}
+	for _, t := range topics[1:] {
+		sub.retry[t] = true
+	}
+	sub.intakeCtx, sub.stopIntake = context.WithCancel(ctx)
+	sub.msgCtx, sub.cancelMsgs = context.WithCancel(context.WithoutCancel(ctx))
+
+	opts := append(append([]kgo.Opt(nil), s.b.opts...),
+		kgo.ConsumerGroup(s.group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(cfg.resetOffset()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+		kgo.FetchMaxWait(time.Second),
+		kgo.OnPartitionsAssigned(sub.onAssigned),
+		kgo.OnPartitionsRevoked(sub.onRevoked),
+		kgo.OnPartitionsLost(sub.onLost),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		sub.stopIntake()
+		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
+	}
+	sub.cl = cl
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sub.stopIntake()
+		cl.Close()
+		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, broker.ErrClosed)
+	}
+	s.subs[sub] = struct{}{}
+	s.mu.Unlock()
+
+	go sub.run()
+	go sub.poll()
+	go sub.commitLoop()
+	return sub.out, nil
+}
+
+// Close stops every subscription of this subscriber: intake stops, offsets of
+// acked records are committed, and each client leaves the group. Records
+// handed out but not acked are redelivered to the group later. Close is
+// idempotent.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	subs := make([]*subscription, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.subs = map[*subscription]struct{}{}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(subs))
+	for i, sub := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = sub.shutdown()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+type tp struct {
+	topic string
+	part  int32
+}
+
+// partState is what a subscription knows of one assigned partition. It is
+// owned by the dispatcher goroutine.
+type partState struct {
+	tp
+	isRetry bool
+	// queue holds fetched records not handed out yet, in offset order.
+	queue []*kgo.Record
+	// out holds handed-out records not yet passed by the commit point, in
+	// offset order (acked, in flight, or waiting for redelivery).
+	out []*entry
+	// redeliver holds nacked records waiting for their backoff, by offset.
+	redeliver []*entry
+	// commit is the next offset to commit: one past the last record acked
+	// with every earlier one.
+	commit    kgo.EpochOffset
+	hasCommit bool
+	sent      int64 // highest offset given to the periodic committer
+	// heldUntil is set while the head of a retry partition is not due yet;
+	// the partition's fetching is paused meanwhile.
+	heldUntil time.Time
+	paused    bool
+}
+
+// entry is one handed-out record.
+type entry struct {
+	rec   *kgo.Record
+	p     *partState
+	fresh bool // taken from queue, not handed out yet
+	acked bool
+	nacks int
+	due   time.Time
+}
+
+// Dispatcher events.
+type (
+	batchEv struct{ recs []*kgo.Record }
+	ackEv   struct {
+		e  *entry
+		ok bool
+	}
+	assignEv struct {
+		parts map[string][]int32
+		reply chan struct{}
+	}
+	revokeEv struct {
+		parts map[string][]int32
+		lost  bool
+		reply chan map[string]map[int32]kgo.EpochOffset
+	}
+	finalEv struct {
+		reply chan map[string]map[int32]kgo.EpochOffset
+	}
+)
+
+// subscription is one Subscribe call: a group client, a poller goroutine
+// that fetches records, a dispatcher goroutine (run) that owns all state and
+// hands records out, and a committer goroutine.
+type subscription struct {
+	b        *Broker
+	log      *slog.Logger
+	topic    string
+	group    string
+	retry    map[string]bool
+	prefetch int
+	cl       *kgo.Client
+	// msgCtx is the parent of every handed-out message's context: it
+	// carries the Subscribe context's values but not its cancellation, and
+	// is cancelled when the subscription shuts down.
+	msgCtx     context.Context
+	cancelMsgs context.CancelFunc
+
+	out     chan *message.Message
+	events  chan any
+	want    chan struct{}                             // poller may poll once
+	commits chan map[string]map[int32]kgo.EpochOffset // to committer
+
+	intakeCtx  context.Context
+	stopIntake context.CancelFunc
+	stop       chan struct{} // closed by shutdown: dispatcher and committer exit
+	done       chan struct{} // dispatcher exited
+	pollDone   chan struct{}
+	commitDone chan struct{}
+
+	shutOnce sync.Once
+	shutErr  error
+
+	// Dispatcher state.
+	parts    map[tp]*partState
+	order    []*partState
+	rr       int
+	inflight int
+	queued   int
+}
+
+// send delivers an event to the dispatcher unless it has exited.
+func (s *subscription) send(ev any) bool {
+	select {
+	case s.events <- ev:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+func (s *subscription) onAssigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	ev := assignEv{parts: parts, reply: make(chan struct{})}
+	if s.send(ev) {
+		<-ev.reply
+	}
+}
+
+func (s *subscription) onRevoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	s.revoke(ctx, cl, parts, false)
+}
+
+func (s *subscription) onLost(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	s.revoke(ctx, cl, parts, true)
+}
+
+// revoke drops the state of revoked partitions and commits what was acked on
+// them (unless they were lost: the commit could not succeed). Acks that
+// arrive later for these partitions are ignored; the new owner redelivers.
+func (s *subscription) revoke(ctx context.Context, cl *kgo.Client, parts map[string][]int32, lost bool) {
+	if len(parts) == 0 {
+		return
+	}
+	ev := revokeEv{parts: parts, lost: lost, reply: make(chan map[string]map[int32]kgo.EpochOffset, 1)}
+	if !s.send(ev) {
+		return
+	}
+	offsets := <-ev.reply
+	if len(offsets) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+		defer cancel()
+		cl.CommitOffsetsSync(ctx, offsets, s.logCommit)
+	}
+}
+
+func (s *subscription) logCommit(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err == nil && resp != nil {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					err = errors.Join(err, fmt.Errorf("partition %s/%d: error code %d", t.Topic, p.Partition, p.ErrorCode))
+				}
+			}
+		}
+	}
+	if err != nil {
+		s.log.Warn("kafka: commit offsets failed; acked records may be redelivered", "error", err)
+	}
+}
+
+// poll fetches records whenever the dispatcher asks for more.
+func (s *subscription) poll() {
+	defer close(s.pollDone)
+	ctx := s.intakeCtx
+	for {
+		select {
+		case <-s.want:
+		case <-ctx.Done():
+			return
+		}
+		fs := s.cl.PollRecords(ctx, s.prefetch)
+		var pollErr error
+		fs.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+				return
+			}
+			pollErr = err
+			s.log.Warn("kafka: fetch failed", "fetch_topic", t, "partition", p, "error", err)
+		})
+		ok := s.send(batchEv{recs: fs.Records()})
+		s.cl.AllowRebalance()
+		if !ok || ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		if pollErr != nil && fs.NumRecords() == 0 {
+			select { // no tight loop on a failing fetch
+			case <-time.After(250 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// commitLoop commits offsets the dispatcher hands it, one commit at a time.
+func (s *subscription) commitLoop() {
+	defer close(s.commitDone)
+	for {
+		select {
+		case offsets := <-s.commits:
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			s.cl.CommitOffsetsSync(ctx, offsets, s.logCommit)
+			cancel()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// shutdown stops intake, commits acked offsets, leaves the group and stops
+// every goroutine of the subscription. It runs once; later calls wait for it.
+func (s *subscription) shutdown() error {
+	s.shutOnce.Do(func() {
+		s.stopIntake()
+		<-s.pollDone
+		ev := finalEv{reply: make(chan map[string]map[int32]kgo.EpochOffset, 1)}
+		if s.send(ev) {
+			if offsets := <-ev.reply; len(offsets) > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+				s.cl.CommitOffsetsSync(ctx, offsets, func(cl *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+					s.logCommit(cl, req, resp, err)
+					if err != nil {
+						s.shutErr = fmt.Errorf("kafka: subscriber %q on %q: commit on close: %w", s.group, s.topic, err)
+					}
+				})
+				cancel()
+			}
+		}
+		// Leaving the group revokes every partition; onRevoked commits
+		// what was acked since the commit above.
+		s.cl.CloseAllowingRebalance()
+		close(s.stop)
+		<-s.done
+		<-s.commitDone
+		s.cancelMsgs()
+	})
+	return s.shutErr
+}
+
+// run is the dispatcher: it owns the partition state, hands records out in
+// order per partition within the prefetch window, tracks acks, schedules
+// redeliveries and commits.
+func (s *subscription) run() {
+	defer close(s.done)
+	ticker := time.NewTicker(s.b.cfg.CommitInterval)
+	defer ticker.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	intake := s.intakeCtx.Done()
+	open := true
+	polling := false
+	drained := false
+	var (
+		pend       *entry
+		pendMsg    *message.Message
+		pendCancel context.CancelFunc
+	)
+	drop := func() {
+		if pendCancel != nil {
+			pendCancel()
+		}
+		pend, pendMsg, pendCancel = nil, nil, nil
+	}
+	defer drop()
+
+	for {
+		now := time.Now()
+		if open {
+			if pend == nil && s.inflight < s.prefetch {
+				if pend = s.pick(now); pend != nil {
+					pendMsg, pendCancel = s.toMessage(pend.rec)
+				}
+			}
+			if !polling && s.queued < s.prefetch {
+				select {
+				case s.want <- struct{}{}:
+					polling = true
+				default:
+				}
+			}
+		} else if !drained && s.inflight == 0 {
+			drained = true
+			go s.shutdown() //nolint:errcheck // errors are logged; Close reports them
+		}
+		var outCh chan<- *message.Message
+		if pend != nil {
+			outCh = s.out
+		}
+		if due, ok := s.nextDue(); ok {
+			resetTimer(timer, due.Sub(now))
+		} else {
+			resetTimer(timer, time.Hour)
+		}
+
+		select {
+		case outCh <- pendMsg:
+			s.handedOut(pend, pendMsg, pendCancel)
+			pend, pendMsg, pendCancel = nil, nil, nil
+
+		case ev := <-s.events:
+			switch ev := ev.(type) {
+			case batchEv:
+				polling = false
+				if open {
+					s.enqueue(ev.recs)
+				}
+			case ackEv:
+				s.acked(ev.e, ev.ok, now)
+				if !ev.ok && pend != nil && pend.p == ev.e.p {
+					drop() // the nacked record goes first
+				}
+			case assignEv:
+				s.assign(ev.parts)
+				close(ev.reply)
+			case revokeEv:
+				drop()
+				ev.reply <- s.revokeParts(ev.parts, ev.lost)
+			case finalEv:
+				ev.reply <- s.offsets(true)
+			}
+
+		case <-timer.C:
+
+		case <-ticker.C:
+			if offsets := s.offsets(false); len(offsets) > 0 {
+				select {
+				case s.commits <- offsets:
+					s.markSent(offsets)
+				default: // a commit is running; retry next tick
+				}
+			}
+
+		case <-intake:
+			intake = nil
+			open = false
+			drop()
+			close(s.out)
+
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	t.Reset(d)
+}
+
+func (s *subscription) assign(parts map[string][]int32) {
+	resume := map[string][]int32{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			k := tp{topic, p}
+			if _, ok := s.parts[k]; ok {
+				continue
+			}
+			st := &partState{tp: k, isRetry: s.retry[topic], sent: -1}
+			s.parts[k] = st
+			s.order = append(s.order, st)
+			resume[topic] = append(resume[topic], p)
+		}
+	}
+	// A partition paused by an earlier owner session must fetch again.
+	if len(resume) > 0 {
+		s.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+func (s *subscription) revokeParts(parts map[string][]int32, lost bool) map[string]map[int32]kgo.EpochOffset {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	resume := map[string][]int32{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			k := tp{topic, p}
+			st, ok := s.parts[k]
+			if !ok {
+				continue
+			}
+			if !lost && st.hasCommit {
+				if offsets[topic] == nil {
+					offsets[topic] = map[int32]kgo.EpochOffset{}
+				}
+				offsets[topic][p] = st.commit
+			}
+			if st.paused {
+				resume[topic] = append(resume[topic], p)
+			}
+			s.queued -= len(st.queue)
+			delete(s.parts, k)
+		}
+	}
+	order := s.order[:0]
+	for _, st := range s.order {
+		if s.parts[st.tp] == st {
+			order = append(order, st)
+		}
+	}
+	clear(s.order[len(order):])
+	s.order = order
+	if len(resume) > 0 {
+		s.cl.ResumeFetchPartitions(resume)
+	}
+	return offsets
+}
+
+// offsets returns the commit point of every partition that has one; with
+// all false, only those that moved since they were last given to the
+// committer.
+func (s *subscription) offsets(all bool) map[string]map[int32]kgo.EpochOffset {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, st := range s.order {
+		if !st.hasCommit || (!all && st.commit.Offset <= st.sent) {
+			continue
+		}
+		if offsets[st.topic] == nil {
+			offsets[st.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[st.topic][st.part] = st.commit
+	}
+	return offsets
+}
+
+func (s *subscription) markSent(offsets map[string]map[int32]kgo.EpochOffset) {
+	for topic, ps := range offsets {
+		for p, o := range ps {
+			if st := s.parts[tp{topic, p}]; st != nil {
+				st.sent = o.Offset
+			}
+		}
+	}
+}
+
+func (s *subscription) enqueue(recs []*kgo.Record) {
+	for _, r := range recs {
+		st := s.parts[tp{r.Topic, r.Partition}]
+		if st == nil {
+			continue // not ours (any more); the owner fetches it
+		}
+		st.queue = append(st.queue, r)
+		s.queued++
+	}
+}
+
+// pick returns the next record to hand out, round-robin across partitions:
+// per partition, a nacked record once its backoff is over, else the next
+// fetched record, unless a retry record is not due yet.
+func (s *subscription) pick(now time.Time) *entry {
+	n := len(s.order)
+	for i := range n {
+		st := s.order[(s.rr+i)%n]
+		if e := s.head(st, now); e != nil {
+			s.rr = (s.rr + i + 1) % n
+			return e
+		}
+	}
+	return nil
+}
+
+func (s *subscription) head(st *partState, now time.Time) *entry {
+	if len(st.redeliver) > 0 {
+		if e := st.redeliver[0]; !now.Before(e.due) {
+			return e
+		}
+		return nil
+	}
+	for len(st.queue) > 0 {
+		r := st.queue[0]
+		if st.isRetry {
+			group, due := retryInfo(r)
+			if group != s.group {
+				// Meant for another group: done for this one.
+				st.queue = st.queue[1:]
+				s.queued--
+				st.out = append(st.out, &entry{rec: r, p: st, acked: true})
+				advance(st)
+				continue
+			}
+			if now.Before(due) {
+				st.heldUntil = due
+				if !st.paused {
+					st.paused = true
+					s.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.part}})
+				}
+				return nil
+			}
+			st.heldUntil = time.Time{}
+			if st.paused {
+				st.paused = false
+				s.cl.ResumeFetchPartitions(map[string][]int32{st.topic: {st.part}})
+			}
+		}
+		return &entry{rec: r, p: st, fresh: true}
+	}
+	return nil
+}
+
+// nextDue is the earliest time a held partition becomes ready.
+func (s *subscription) nextDue() (time.Time, bool) {
+	var due time.Time
+	ok := false
+	for _, st := range s.order {
+		var d time.Time
+		switch {
+		case len(st.redeliver) > 0:
+			d = st.redeliver[0].due
+		case !st.heldUntil.IsZero():
+			d = st.heldUntil
+		default:
+			continue
+		}
+		if !ok || d.Before(due) {
+			due, ok = d, true
+		}
+	}
+	return due, ok
+}
+
+func (s *subscription) handedOut(e *entry, msg *message.Message, cancel context.CancelFunc) {
+	st := e.p
+	if e.fresh {
+		e.fresh = false
+		st.queue = st.queue[1:]
+		s.queued--
+		st.out = append(st.out, e)
+	} else {
+		st.redeliver = st.redeliver[1:]
+	}
+	s.inflight++
+	go func() {
+		defer cancel()
+		select {
+		case <-msg.Acked():
+			s.send(ackEv{e: e, ok: true})
+		case <-msg.Nacked():
+			s.send(ackEv{e: e, ok: false})
+		case <-s.done:
+		}
+	}()
+}
+
+func (s *subscription) acked(e *entry, ok bool, now time.Time) {
+	s.inflight--
+	st := e.p
+	if s.parts[st.tp] != st {
+		return // revoked: the new owner redelivers it
+	}
+	if ok {
+		e.acked = true
+		advance(st)
+		return
+	}
+	e.nacks++
+	backoff := s.b.cfg.NackBackoff
+	for i := 1; i < e.nacks && backoff < s.b.cfg.MaxNackBackoff; i++ {
+		backoff *= 2
+	}
+	backoff = min(backoff, s.b.cfg.MaxNackBackoff)
+	e.due = now.Add(backoff)
+	i := len(st.redeliver)
+	for i > 0 && st.redeliver[i-1].rec.Offset > e.rec.Offset {
+		i--
+	}
+	st.redeliver = append(st.redeliver, nil)
+	copy(st.redeliver[i+1:], st.redeliver[i:])
+	st.redeliver[i] = e
+}
+
+// advance moves the commit point past every acked record at the front.
+func advance(st *partState) {
+	i := 0
+	for i < len(st.out) && st.out[i].acked {
+		r := st.out[i].rec
+		st.commit = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		st.hasCommit = true
+		i++
+	}
+	if i > 0 {
+		clear(st.out[:i])
+		st.out = st.out[i:]
+	}
+}
+
+// toMessage turns a record into a watermill message: UUID from the ce_id
+// header (else "<topic>/<partition>/<offset>"), metadata from the headers
+// with [header.Canonical] applied, plus topic, partition and offset.
+// The message's context is cancelled once it is acked or nacked, or when the
+// subscription shuts down.
+func (s *subscription) toMessage(r *kgo.Record) (*message.Message, context.CancelFunc) {
+	md := make(message.Metadata, len(r.Headers)+3)
+	for _, h := range r.Headers {
+		md[header.Canonical(h.Key)] = string(h.Value)
+	}
+	delete(md, MetadataRetryDue)
+	md[MetadataTopic] = r.Topic
+	md[MetadataPartition] = strconv.FormatInt(int64(r.Partition), 10)
+	md[MetadataOffset] = strconv.FormatInt(r.Offset, 10)
+	id := md[header.ID]
+	if id == "" {
+		id = r.Topic + "/" + md[MetadataPartition] + "/" + md[MetadataOffset]
+	}
+	m := message.NewMessage(id, r.Value)
+	m.Metadata = md
+	ctx, cancel := context.WithCancel(s.msgCtx)
+	m.SetContext(ctx)
+	return m, cancel
+}
