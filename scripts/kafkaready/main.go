@@ -9,8 +9,8 @@
 //
 // It exits 0 once ListBrokers returns at least one broker, 1 when the timeout
 // passes first. With -smoke it then creates a throwaway topic, produces one
-// record, reads it back and deletes the topic, proving the broker serves
-// clients end to end.
+// record, reads it back in a consumer group, commits the offset and deletes
+// the topic, proving the broker serves clients end to end.
 package main
 
 import (
@@ -29,7 +29,7 @@ import (
 func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated bootstrap addresses")
 	timeout := flag.Duration("timeout", 90*time.Second, "how long to wait for the broker")
-	smoke := flag.Bool("smoke", false, "after the broker answers, create a topic, produce, consume and delete it")
+	smoke := flag.Bool("smoke", false, "after the broker answers, create a topic, produce, consume in a group, commit and delete the topic")
 	quiet := flag.Bool("q", false, "print nothing on success")
 	flag.Parse()
 
@@ -98,6 +98,8 @@ func roundTrip(ctx context.Context, addrs []string) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(addrs...),
 		kgo.ConsumeTopics(topic),
+		kgo.ConsumerGroup(topic),
+		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
 	if err != nil {
@@ -134,6 +136,10 @@ func roundTrip(ctx context.Context, addrs []string) error {
 		if len(got) > 0 {
 			if got[0] != want {
 				return fmt.Errorf("consume from %q: got %q, want %q", topic, got[0], want)
+			}
+			// Committing creates __consumer_offsets: proves the group coordinator works.
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+				return fmt.Errorf("commit offsets of group %q: %w", topic, err)
 			}
 			return nil
 		}

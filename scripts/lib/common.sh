@@ -100,7 +100,16 @@ service_main() {
 	case "$action" in
 	start) "${name}_start"; write_env; "${name}_where" ;;
 	stop) "${name}_stop"; write_env ;;
-	restart) "${name}_stop"; "${name}_start"; write_env; "${name}_where" ;;
+	restart)
+		if declare -F "${name}_restart" >/dev/null; then
+			"${name}_restart"
+		else
+			"${name}_stop"
+			"${name}_start"
+		fi
+		write_env
+		"${name}_where"
+		;;
 	status) "${name}_status" ;;
 	*)
 		echo "usage: scripts/$name.sh start|stop|restart|status" >&2

@@ -54,14 +54,31 @@ kafka_install() {
 	(cd "$REPO" && go build -o "$KAFKAREADY" ./scripts/kafkaready) || die "kafka: cannot build scripts/kafkaready"
 }
 
-# kafka_pid prints the broker's pid when the process in the pid file is our broker.
+# kafka_pid prints the pid of the broker serving $KAFKA_PORT: the one in our
+# pid file, or else a kafka.Kafka process whose config listens on that port
+# (started from another checkout on this machine, e.g. by CI).
 kafka_pid() {
-	local pid
-	[ -f "$KAFKA_PIDFILE" ] || return 1
-	pid=$(cat "$KAFKA_PIDFILE")
-	[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "kafka.Kafka $KAFKA_CONFIG" || return 1
-	echo "$pid"
+	local pid f cfg
+	if [ -f "$KAFKA_PIDFILE" ]; then
+		pid=$(cat "$KAFKA_PIDFILE")
+		if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
+			tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "kafka.Kafka $KAFKA_CONFIG"; then
+			echo "$pid"
+			return 0
+		fi
+	fi
+	local -a argv
+	for f in /proc/[0-9]*/cmdline; do
+		mapfile -d '' argv <"$f" 2>/dev/null || continue
+		[ "${#argv[@]}" -ge 2 ] && [ "${argv[${#argv[@]}-2]}" = kafka.Kafka ] || continue
+		cfg=${argv[${#argv[@]}-1]}
+		if [ -r "$cfg" ] && grep -q "^listeners=.*//$KAFKA_HOST:$KAFKA_PORT\b" "$cfg"; then
+			pid=${f#/proc/}
+			echo "${pid%/cmdline}"
+			return 0
+		fi
+	done
+	return 1
 }
 
 kafka_ready() {
@@ -93,17 +110,23 @@ kafka_start() {
 	setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_CONFIG" </dev/null >"$KAFKA_LOG" 2>&1 &
 	pid=$!
 	echo "$pid" >"$KAFKA_PIDFILE"
-	local deadline=$((SECONDS + 120))
+	_kafka_wait "$pid" "$KAFKA_LOG"
+	kafka_pid >/dev/null || die "kafka: pid $pid in ${KAFKA_PIDFILE#"$REPO"/} is not the broker"
+}
+
+# _kafka_wait PID LOG waits until the broker answers metadata, failing fast
+# when the process dies.
+_kafka_wait() {
+	local pid=$1 logf=$2 deadline=$((SECONDS + 180))
 	until kafka_ready 3s 2>/dev/null; do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 30 "$KAFKA_LOG" >&2
-			rm -f "$KAFKA_PIDFILE"
-			die "kafka: broker exited during startup; see ${KAFKA_LOG#"$REPO"/}"
+			tail -n 30 "$logf" >&2
+			rm -f "$(dirname "$logf")/kafka.pid"
+			die "kafka: broker exited during startup; see $logf"
 		fi
-		[ "$SECONDS" -lt "$deadline" ] || die "kafka: $KAFKA_BROKERS does not answer metadata after 120s; see ${KAFKA_LOG#"$REPO"/}"
+		[ "$SECONDS" -lt "$deadline" ] || die "kafka: $KAFKA_BROKERS does not answer metadata after 180s; see $logf"
 		sleep 0.5
 	done
-	kafka_pid >/dev/null || die "kafka: pid $pid in ${KAFKA_PIDFILE#"$REPO"/} is not the broker"
 }
 
 kafka_stop() {
@@ -114,6 +137,7 @@ kafka_stop() {
 		return 0
 	fi
 	log "kafka: stopping (pid $pid)"
+	[ -f "$KAFKA_PIDFILE" ] && [ "$(cat "$KAFKA_PIDFILE")" = "$pid" ] || log "kafka: pid $pid was started outside this checkout"
 	kill -TERM "$pid" 2>/dev/null || true
 	if ! wait_until 60 "kafka stop" eval "! kill -0 $pid"; then
 		log "kafka: pid $pid ignored SIGTERM for 60s, killing it"
@@ -121,6 +145,30 @@ kafka_stop() {
 		wait_until 10 "kafka kill" eval "! kill -0 $pid" || die "kafka: pid $pid survives SIGKILL"
 	fi
 	rm -f "$KAFKA_PIDFILE"
+}
+
+# kafka_restart stops the running broker and starts it again with the very
+# same command line (same config, data directory and jars), so topics and
+# offsets survive: fault tests bounce the broker mid-stream. When no broker
+# runs, it is kafka_start.
+kafka_restart() {
+	local pid cfg dir
+	local -a argv
+	if ! pid=$(kafka_pid); then
+		kafka_start
+		return
+	fi
+	mapfile -d '' argv <"/proc/$pid/cmdline"
+	cfg=${argv[${#argv[@]}-1]}
+	dir=$(dirname "$cfg")
+	kafka_stop
+	[ -x "$KAFKAREADY" ] || kafka_install
+	log "kafka: starting again with $cfg"
+	[ -f "$dir/server.log" ] && mv -f "$dir/server.log" "$dir/server.log.1"
+	setsid nohup "${argv[@]}" </dev/null >"$dir/server.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$dir/kafka.pid"
+	_kafka_wait "$pid" "$dir/server.log"
 }
 
 kafka_status() {

@@ -1,0 +1,40 @@
+# Switchyard developer and CI entry points.
+#
+#   make up      start RabbitMQ, Kafka and PostgreSQL (scripts/up.sh), write .work/env
+#   make down    stop them (scripts/down.sh)
+#   make test    make up, then go vet and the whole test suite against the real brokers
+#   make run     run the example service
+#
+# The test command is $(GO) test $(GOTEST_FLAGS) $(GOTEST_EXTRA) $(PKGS):
+#   make test GOTEST_EXTRA=-v
+#   make test GOTEST_EXTRA='-v -run TestKafka' PKGS=./adapters/kafka/...
+#   make up SERVICES=kafka           start only Kafka
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Go may live outside PATH in a fresh root shell (CI).
+export PATH := $(PATH):/usr/local/go/bin
+
+GO           ?= go
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m
+GOTEST_EXTRA ?=
+PKGS         ?= ./...
+SERVICES     ?=
+
+.PHONY: up down test vet run
+
+up:
+	scripts/up.sh $(SERVICES)
+
+down:
+	scripts/down.sh $(SERVICES)
+
+vet:
+	$(GO) vet ./...
+
+test: up
+	. .work/env && $(GO) vet $(PKGS) && $(GO) test $(GOTEST_FLAGS) $(GOTEST_EXTRA) $(PKGS)
+
+run:
+	$(GO) run ./examples/orders
