@@ -31,7 +31,7 @@ func BenchmarkPublishConsume(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchPublishConsume(b, br.Publisher(), sub, payload, false)
+		benchPublishConsume(b, br.Publisher(), sub, payload, false, false)
 	})
 	b.Run("memory-keyed", func(b *testing.B) {
 		br, err := memory.New(memory.Config{}, nil)
@@ -43,15 +43,38 @@ func BenchmarkPublishConsume(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchPublishConsume(b, br.Publisher(), sub, payload, true)
+		benchPublishConsume(b, br.Publisher(), sub, payload, true, false)
+	})
+	// With the eight CloudEvents headers a Switchyard event carries.
+	b.Run("memory-headers", func(b *testing.B) {
+		br, err := memory.New(memory.Config{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer br.Close()
+		sub, err := br.Subscriber("bench", broker.SubscriberOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchPublishConsume(b, br.Publisher(), sub, payload, false, true)
+	})
+	b.Run("gochannel-headers", func(b *testing.B) {
+		gc := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+		benchPublishConsume(b, gc, gc, payload, false, true)
 	})
 	b.Run("gochannel", func(b *testing.B) {
 		gc := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-		benchPublishConsume(b, gc, gc, payload, false)
+		benchPublishConsume(b, gc, gc, payload, false, false)
 	})
 }
 
-func benchPublishConsume(b *testing.B, pub message.Publisher, sub message.Subscriber, payload []byte, keyed bool) {
+var hdrs = map[string]string{
+	header.ID: "0c6e5a1e-7c1f-4a55-9d0e-3f7f1b8d2a10", header.SpecVersion: header.SpecVersionValue,
+	header.Type: "orders.order_placed", header.Source: "/orders", header.Time: "2026-01-02T03:04:05.123456789Z",
+	header.ContentType: header.ContentTypeJSON, header.Version: "1", header.CorrelationID: "c0ffee",
+}
+
+func benchPublishConsume(b *testing.B, pub message.Publisher, sub message.Subscriber, payload []byte, keyed, withHeaders bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	msgs, err := sub.Subscribe(ctx, "bench")
@@ -77,6 +100,11 @@ func benchPublishConsume(b *testing.B, pub message.Publisher, sub message.Subscr
 		m := message.NewMessage(ids[i%len(ids)], payload)
 		if keyed {
 			m.Metadata.Set(header.Key, strconv.Itoa(i%64))
+		}
+		if withHeaders {
+			for k, v := range hdrs {
+				m.Metadata[k] = v
+			}
 		}
 		if err := pub.Publish("bench", m); err != nil {
 			b.Fatal(err)

@@ -247,7 +247,9 @@ func (b *Broker) toBacklog(t *topic, e *entry) {
 
 // Delay stores msg so that it is delivered again to group on topic (and to no
 // other group) no sooner than delay from now, without blocking the caller for
-// the delay. It registers group on topic if needed. The delayed message does
+// the delay. It registers group on topic if needed. When the delay ends the
+// message joins the queue like a newly published one: behind messages with the
+// same key queued by then. The delayed message does
 // not count against BufferSize: Delay never waits for room, so a handler that
 // delays a retry cannot deadlock with its own publishers.
 func (b *Broker) Delay(ctx context.Context, topicName, group string, msg *message.Message, delay time.Duration) error {
@@ -391,9 +393,11 @@ func (b *Broker) Idle() bool {
 	return true
 }
 
-// WaitIdle waits until [Broker.Idle] has held continuously for settle (a
-// quiet period that lets handlers outside the broker publish their follow-up
-// messages), or until ctx is done.
+// WaitIdle waits until [Broker.Idle] has held continuously for settle, or
+// until ctx is done. Idle looks at one topic at a time, so a handler that
+// publishes a follow-up just as it acks can be missed by one look; a settle of
+// a few milliseconds (several looks) covers that, and also covers producers
+// outside the broker, such as a timer that publishes.
 func (b *Broker) WaitIdle(ctx context.Context, settle time.Duration) error {
 	poll := settle / 4
 	if poll < time.Millisecond {
