@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -113,6 +114,69 @@ func benchPublishConsume(b *testing.B, pub message.Publisher, sub message.Subscr
 	wg.Wait()
 	b.StopTimer()
 	cancel()
+	_ = sub.Close()
+	_ = pub.Close()
+}
+
+// BenchmarkRouter is the end-to-end path a service runs: Publish, the
+// subscriber, Watermill's Router and a handler that succeeds (so the Router
+// acks). An op is one message handled.
+func BenchmarkRouter(b *testing.B) {
+	payload := make([]byte, 1024)
+	b.Run("memory", func(b *testing.B) {
+		br, err := memory.New(memory.Config{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer br.Close()
+		sub, err := br.Subscriber("bench", broker.SubscriberOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchRouter(b, br.Publisher(), sub, payload)
+	})
+	b.Run("gochannel", func(b *testing.B) {
+		gc := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+		benchRouter(b, gc, gc, payload)
+	})
+}
+
+func benchRouter(b *testing.B, pub message.Publisher, sub message.Subscriber, payload []byte) {
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := b.N
+	var handled atomic.Int64
+	done := make(chan struct{})
+	router.AddConsumerHandler("bench", "bench", sub, func(msg *message.Message) error {
+		if handled.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = router.Run(ctx) })
+	<-router.Running()
+
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < n; i++ {
+		m := message.NewMessage(watermill.NewUUID(), payload)
+		for k, v := range hdrs {
+			m.Metadata[k] = v
+		}
+		if err := pub.Publish("bench", m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	_ = router.Close()
+	wg.Wait()
 	_ = sub.Close()
 	_ = pub.Close()
 }

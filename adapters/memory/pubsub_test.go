@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
@@ -49,7 +50,7 @@ var universalFeatures = tests.Features{
 // a queue large enough for them.
 func newUniversalBroker(t *testing.T, prefetch int) *memory.Broker {
 	t.Helper()
-	b, err := memory.New(memory.Config{BufferSize: 20000, Prefetch: prefetch, NackBackoff: 5 * 1e6}, nil)
+	b, err := memory.New(memory.Config{BufferSize: 20000, Prefetch: prefetch, NackBackoff: 5 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 // handed out can still be acked or nacked. The context of a delivered message
 // carries ctx's values but not its cancellation; it is cancelled on Ack, Nack
 // and Close.
+//
+// Each Subscribe call runs one goroutine per prefetch slot; they end when ctx
+// is cancelled (once their message is acked), on Close or on [Broker.Close].
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
