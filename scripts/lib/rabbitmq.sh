@@ -17,17 +17,23 @@ rabbitmq_node_up() {
 rabbitmq_amqp_answers() {
 	local reply
 	reply=$(
+		exec 2>/dev/null
 		exec 3<>"/dev/tcp/$AMQP_HOST/$AMQP_PORT" || exit 1
 		printf 'AMQP\000\000\011\001' >&3
 		timeout 5 head -c 3 <&3 | od -An -tx1 | tr -d ' \n'
-	) 2>/dev/null || return 1
+	) || return 1
 	[ "$reply" = "010000" ]
 }
 
 rabbitmq_start() {
 	rabbitmq_install
-	if rabbitmq_node_up; then
+	# Fast path: only a booted broker sends Connection.Start.
+	if rabbitmq_amqp_answers; then
 		log "rabbitmq: already running"
+		return 0
+	fi
+	if rabbitmq_node_up; then
+		log "rabbitmq: node up, waiting for it to finish booting"
 	else
 		log "rabbitmq: starting"
 		# The Debian wrapper switches to the rabbitmq user; the environment passes through.
@@ -52,7 +58,7 @@ rabbitmq_stop() {
 }
 
 rabbitmq_status() {
-	if rabbitmq_node_up && rabbitmq_amqp_answers; then
+	if rabbitmq_amqp_answers; then
 		echo "rabbitmq: running, AMQP on $AMQP_HOST:$AMQP_PORT (user guest)"
 	else
 		echo "rabbitmq: stopped"
