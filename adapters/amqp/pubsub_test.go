@@ -68,7 +68,9 @@ func TestWatermillUniversal(t *testing.T) {
 	}
 	tests.TestPubSub(t, features,
 		func(t *testing.T) (message.Publisher, message.Subscriber) { return e.pubSub(t, "suite", false) },
-		func(t *testing.T, group string) (message.Publisher, message.Subscriber) { return e.pubSub(t, group, false) },
+		func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+			return e.pubSub(t, group, false)
+		},
 	)
 }
 
