@@ -1,0 +1,154 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseDefaultsToMemory(t *testing.T) {
+	c, err := Parse(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.Type != BrokerMemory || c.Service.Name != "switchyard" || c.Log.Level != "info" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestParseBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every fragment must appear in the error
+	}{
+		{"unknown broker type", "broker:\n  type: rabbit\n",
+			[]string{`broker.type: "rabbit"`, "memory, amqp, kafka"}},
+		{"unknown key", "broker:\n  type: memory\n  memroy: {}\n",
+			[]string{"line 3", `unknown key "memroy"`, "allowed here: type, memory, amqp, kafka"}},
+		{"unknown nested key", "defaults:\n  retry:\n    attempts: 3\n",
+			[]string{"line 3", `unknown key "attempts"`, "max_attempts"}},
+		{"negative retry count", "defaults:\n  retry:\n    max_attempts: -1\n",
+			[]string{"defaults.retry.max_attempts: -1", "want >= 1"}},
+		{"per-handler negative retry count", "handlers:\n  inventory:\n    retry:\n      max_attempts: -2\n",
+			[]string{"handlers.inventory.retry.max_attempts: -2"}},
+		{"unparsable duration", "defaults:\n  timeout: 5 parsecs\n",
+			[]string{"line 2", `"5 parsecs" is not a duration`, "250ms"}},
+		{"number where a duration goes", "service:\n  shutdown_timeout: 5\n",
+			[]string{"line 2", `"5" is not a duration`}},
+		{"wrong scalar type", "defaults:\n  concurrency: many\n",
+			[]string{"line 2", `"many" is not a valid whole number`}},
+		{"bad log level", "log:\n  level: loud\n",
+			[]string{`log.level: "loud"`, "debug, info, warn, error"}},
+		{"every problem at once", "log:\n  level: loud\ndefaults:\n  concurrency: -1\n  retry: {max_attempts: -1}\nbroker:\n  type: nats\n",
+			[]string{"log.level", "defaults.concurrency: -1", "defaults.retry.max_attempts", `broker.type: "nats"`}},
+		{"memory section validated", "broker:\n  memory:\n    buffer_size: -5\n",
+			[]string{"broker.memory.buffer_size: -5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), nil)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nlacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	c, err := Parse([]byte(`
+service: {name: orders, shutdown_timeout: 10s}
+defaults:
+  timeout: 2s
+  retry: {max_attempts: 3, initial_interval: 20ms}
+handlers:
+  inventory.reserve:
+    concurrency: 8
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Service.Name != "orders" || c.Service.ShutdownTimeout != 10*time.Second {
+		t.Errorf("service: %+v", c.Service)
+	}
+	if c.Defaults.Timeout != 2*time.Second || c.Defaults.Retry.MaxAttempts != 3 || c.Defaults.Retry.InitialInterval != 20*time.Millisecond {
+		t.Errorf("defaults: %+v", c.Defaults)
+	}
+	if c.Handlers["inventory.reserve"].Concurrency != 8 {
+		t.Errorf("handlers: %+v", c.Handlers)
+	}
+	if got := len(c.ServiceOptions()); got != 4 {
+		t.Errorf("ServiceOptions: %d options", got)
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	c, err := Parse([]byte("broker: {type: memory}\ndefaults: {retry: {max_attempts: 3}}\n"), env(map[string]string{
+		"SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS":   "7",
+		"SWITCHYARD_DEFAULTS_TIMEOUT":              "1500ms",
+		"SWITCHYARD_SERVICE_NAME":                  "from-env",
+		"SWITCHYARD_BROKER_MEMORY_BUFFER_SIZE":     "16",
+		"SWITCHYARD_DEFAULTS_ORDERED":              "true",
+		"SWITCHYARD_DEFAULTS_RETRY_MULTIPLIER":     "1.5",
+		"SWITCHYARD_UNRELATED_VARIABLE_IS_IGNORED": "x",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Defaults.Retry.MaxAttempts != 7 || c.Defaults.Timeout != 1500*time.Millisecond || c.Service.Name != "from-env" ||
+		c.Broker.Memory.BufferSize != 16 || !c.Defaults.Ordered || c.Defaults.Retry.Multiplier != 1.5 {
+		t.Fatalf("env not applied: %+v", c)
+	}
+}
+
+func TestEnvBadValuesNameVariable(t *testing.T) {
+	_, err := Parse(nil, env(map[string]string{
+		"SWITCHYARD_DEFAULTS_TIMEOUT":            "soon",
+		"SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS": "three",
+		"SWITCHYARD_BROKER_TYPE":                 "nats",
+	}))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, w := range []string{"SWITCHYARD_DEFAULTS_TIMEOUT (defaults.timeout)", `"soon" is not a duration`,
+		"SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS (defaults.retry.max_attempts)", `"three" is not a whole number`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\nlacks %q", err, w)
+		}
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	_, err := Load("testdata/does-not-exist.yaml")
+	if err == nil || !strings.Contains(err.Error(), "does-not-exist.yaml") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("broker: {type: memory}\n"))
+	f.Add([]byte("defaults:\n  retry:\n    max_attempts: -1\n"))
+	f.Add([]byte("handlers:\n  x: {timeout: 5 parsecs}\n"))
+	f.Add([]byte(":\n- ["))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, nil)
+		if err == nil {
+			// Whatever parses must be valid and have defaults applied.
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted an invalid config: %v", verr)
+			}
+			if c.Broker.Type == "" {
+				t.Fatal("defaults not applied")
+			}
+		}
+	})
+}
