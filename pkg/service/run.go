@@ -238,10 +238,13 @@ func (c *consumer) process(msg *message.Message) {
 		rejectErr = failure.WithReason(failure.ReasonUnknownType,
 			fmt.Errorf("event type %q is not handled by group %q on topic %q and not known to this service", env.Type, c.key.group, c.key.topic))
 	}
-	chain := h.chain
+	var chain middleware.Handler
 	if rejectErr != nil {
-		// Rare, so building a chain per rejected message is fine.
+		// Rare, so building a chain per rejected message is fine. h may be
+		// nil here (unknown type, or no type at all): don't touch it.
 		h, chain = c.reject, c.rejectChain(rejectErr)
+	} else {
+		chain = h.chain
 	}
 	d := &middleware.Delivery{Msg: msg, Envelope: env, Handler: &h.info, Attempt: attemptOf(msg), Received: time.Now()}
 	if ff := msg.Metadata[header.FirstFailure]; ff != "" {

@@ -1,0 +1,100 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pkg/service"
+)
+
+const shuttingDown = "shutting down"
+
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	b := newBroker(t)
+	logger, logs := newLogCapture(shuttingDown)
+	svc := service.New(b, service.WithLogger(logger))
+	started, release := make(chan struct{}), make(chan struct{})
+	handlerCtxErr := make(chan error, 1)
+	if err := service.Handle(svc, "reserve", func(ctx context.Context, e orderPlaced) error {
+		close(started)
+		<-release
+		handlerCtxErr <- ctx.Err()
+		return svc.Publish(ctx, stockReserved{OrderID: e.OrderID})
+	}, service.Group("inventory"), service.Publishes(stockReserved{})); err != nil {
+		t.Fatal(err)
+	}
+	published := probe(t, b, "audit", "inventory.stock_reserved")
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, started, "the handler to start")
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- stop() }()
+	recv(t, logs.seen(shuttingDown), "Run to begin shutting down")
+	close(release)
+
+	if err := recv(t, handlerCtxErr, "the handler to finish"); err != nil {
+		t.Errorf("handler context cancelled during graceful shutdown: %v", err)
+	}
+	if err := recv(t, runErr, "Run to return"); err != nil {
+		t.Errorf("Run = %v, want nil after a clean shutdown", err)
+	}
+	if m := recv(t, published, "the event published during shutdown"); m.Metadata.Get("ce_type") != "inventory.stock_reserved" {
+		t.Errorf("published %v", m.Metadata)
+	}
+	if d := b.Depth("orders", "inventory"); d != 0 {
+		t.Errorf("in-flight message not acked: depth %d", d)
+	}
+	if s := svc.Stats(); s.Handled != 1 || s.Nacked != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestShutdownTimeoutCancelsAndNacks(t *testing.T) {
+	b := newBroker(t)
+	logger, logs := newLogCapture(shuttingDown)
+	svc := service.New(b, service.WithLogger(logger), service.WithShutdownTimeout(50*time.Millisecond))
+	started := make(chan struct{}, 10)
+	never := make(chan struct{})
+	handlerCtxErr := make(chan error, 10)
+	if err := service.Handle(svc, "reserve", func(ctx context.Context, _ orderPlaced) error {
+		started <- struct{}{}
+		select {
+		case <-never:
+		case <-ctx.Done():
+		}
+		handlerCtxErr <- ctx.Err()
+		return ctx.Err()
+	}, service.Group("inventory")); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}, service.WithID("evt-1")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, started, "the handler to start")
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	recv(t, logs.seen(shuttingDown), "the shutdown log")
+	if err := recv(t, handlerCtxErr, "the handler to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("handler ctx err = %v, want cancelled after the shutdown timeout", err)
+	}
+	if s := svc.Stats(); s.Nacked != 1 || s.DeadLettered != 0 || s.Handled != 0 {
+		t.Errorf("stats = %+v, want one nack and no dead letter", s)
+	}
+	for _, q := range b.Stats() {
+		if q.Topic == service.DeadLetterTopicFor("inventory") {
+			t.Errorf("a shutdown was dead-lettered: %+v", q)
+		}
+	}
+	// The message is still the group's and is redelivered to its next consumer.
+	again := probe(t, b, "inventory", "orders")
+	if m := recv(t, again, "the redelivery"); m.UUID != "evt-1" {
+		t.Errorf("redelivered %s, want evt-1", m.UUID)
+	}
+}
