@@ -179,6 +179,11 @@ func WithOverrides(byHandler map[string]Policy) Option {
 // its context is cancelled. Default 30s.
 func WithShutdownTimeout(d time.Duration) Option { return func(s *Service) { s.shutdownTimeout = d } }
 
+// WithNamespace prefixes every topic, consumer group and dead-letter topic
+// of the service, e.g. "staging." — to share one broker between
+// environments or test runs.
+func WithNamespace(ns string) Option { return func(s *Service) { s.namespace = ns } }
+
 // WithRegistry shares an event registry (for upcasters) with the service.
 func WithRegistry(r *event.Registry) Option { return func(s *Service) { s.registry = r } }
 

@@ -39,6 +39,7 @@ type Service struct {
 	registry        *event.Registry
 	codec           event.Codec
 	source          string
+	namespace       string
 	logger          *slog.Logger
 	clock           middleware.Clock
 	tracer          trace.TracerProvider
@@ -129,7 +130,15 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 	if o, ok := s.overrides[name]; ok {
 		policy = o.merge(policy)
 	}
-	policy = policy.merge(s.defaults).withFrameworkDefaults(name)
+	policy = policy.merge(s.defaults)
+	if policy.Group == "" {
+		policy.Group = name
+	}
+	policy.Group = s.namespace + policy.Group
+	if policy.DeadLetterTopic != "" {
+		policy.DeadLetterTopic = s.namespace + policy.DeadLetterTopic
+	}
+	policy = policy.withFrameworkDefaults(name)
 	if err := policy.Validate("handlers." + name); err != nil {
 		return err
 	}
@@ -137,6 +146,7 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 	if topic == "" {
 		topic = event.TopicOf(zero)
 	}
+	topic = s.namespace + topic
 	h := &handler{
 		info: middleware.Info{
 			Name:      name,
@@ -310,7 +320,7 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 	if topic == "" {
 		topic = event.TopicOf(e)
 	}
-	return msg, topic, nil
+	return msg, s.namespace + topic, nil
 }
 
 func (s *Service) declares(handlerName, eventType string) bool {
