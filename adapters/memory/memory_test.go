@@ -485,7 +485,7 @@ func TestBacklogGoesToFirstGroup(t *testing.T) {
 	if !b.Idle() {
 		t.Fatal("backlog counted by Idle")
 	}
-	_, first := subscribe(t, b, t.Context(), "first", "early", 0)
+	_, first := subscribe(t, b, t.Context(), "first", "early", 1) // one slot: unkeyed order holds
 	_, second := subscribe(t, b, t.Context(), "second", "early", 0)
 	for _, want := range []string{"2", "3", "4"} {
 		if m := receive(t, first); m.UUID != want {
