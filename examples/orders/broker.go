@@ -2,24 +2,45 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 
-	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
 // openBroker opens the broker the configuration file at path selects (""
 // means the in-memory broker with its defaults) and returns the service
-// options the file sets, which win over the example's.
-func openBroker(_ context.Context, path string, logger *slog.Logger) (broker.Broker, []service.Option, error) {
-	if path != "" {
-		return nil, nil, errors.New("--config: configuration files are not supported yet, run without --config")
-	}
-	b, err := memory.New(memory.Config{}, logger)
+// options the file sets: source, shutdown timeout, default policy and
+// per-handler overrides. Policy fields the file leaves out take the
+// example's short retries. The file's log section is not used: logs follow
+// --log-level.
+func openBroker(ctx context.Context, path string, logger *slog.Logger) (broker.Broker, []service.Option, error) {
+	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	return b, nil, nil
+	b, err := config.Open(ctx, cfg, logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the %s broker: %w", cfg.Broker.Type, err)
+	}
+	opts := append(cfg.ServiceOptions(), service.WithDefaults(withExampleDefaults(cfg.Defaults)))
+	return b, opts, nil
+}
+
+// withExampleDefaults fills the retry fields p leaves at zero from
+// examplePolicy.
+func withExampleDefaults(p service.Policy) service.Policy {
+	r, e := &p.Retry, examplePolicy.Retry
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = e.MaxAttempts
+	}
+	if r.InitialInterval == 0 {
+		r.InitialInterval = e.InitialInterval
+	}
+	if r.MaxInterval == 0 {
+		r.MaxInterval = e.MaxInterval
+	}
+	return p
 }

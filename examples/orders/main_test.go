@@ -122,3 +122,21 @@ func TestRunTimesOut(t *testing.T) {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
 }
+
+func TestRunWithMemoryConfigFile(t *testing.T) {
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"--config", "memory.yaml", "--orders", "20"}, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	got := parseSummary(t, stdout.String())
+	if got["handled"] != 131 || got["retried"] != 2 || got["dead_lettered"] != 1 {
+		t.Fatalf("summary %q, want the same counts as without --config", stdout.String())
+	}
+}
+
+func TestRunReportsConfigErrors(t *testing.T) {
+	err := run(context.Background(), []string{"--config", "testdata/does-not-exist.yaml"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "does-not-exist.yaml") {
+		t.Fatalf("err = %v, want it to name the missing file", err)
+	}
+}
