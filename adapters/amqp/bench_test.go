@@ -156,3 +156,96 @@ func benchURL(b *testing.B) string {
 	b.Helper()
 	return brokertest.AMQPURL(b)
 }
+
+// BenchmarkConsume compares end-to-end consumption of persistent 1 KiB
+// messages already in a durable queue, each acked on receipt, prefetch 100:
+// raw amqp091-go (one consumer, d.Ack) against our Subscriber (one
+// subscription, msg.Ack). Filling the queue is not timed.
+func BenchmarkConsume(b *testing.B) {
+	url := benchURL(b)
+	payload := bytes.Repeat([]byte("x"), 1024)
+	fill := func(b *testing.B, br *Broker, topic string) {
+		b.Helper()
+		msgs := make([]*message.Message, 1000)
+		for i := range msgs {
+			msgs[i] = message.NewMessage("m", payload)
+		}
+		for left := b.N; left > 0; left -= len(msgs) {
+			if err := br.Publisher().Publish(topic, msgs[:min(left, len(msgs))]...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	setup := func(b *testing.B) (*Broker, *Subscriber, string, string, func()) {
+		prefix := "sybench-" + randomSuffix() + "."
+		br, err := New(context.Background(), Config{URL: url, ExchangePrefix: prefix, QueuePrefix: prefix, ConnectionName: prefix, Prefetch: 100}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := br.NewSubscriber("sink", broker.SubscriberOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.SubscribeInitialize("bench"); err != nil {
+			b.Fatal(err)
+		}
+		return br, s, "bench", prefix + "bench.sink", func() {
+			_ = br.Close()
+			conn, err := amqp091.Dial(url)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			ch, _ := conn.Channel()
+			_, _ = ch.QueueDelete(prefix+"bench.sink", false, false, false)
+			_ = ch.ExchangeDelete(prefix+"bench", false, false)
+		}
+	}
+
+	b.Run("raw", func(b *testing.B) {
+		br, _, topic, queue, cleanup := setup(b)
+		defer cleanup()
+		fill(b, br, topic)
+		conn, err := amqp091.Dial(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ch.Qos(100, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(payload)))
+		b.ResetTimer()
+		deliveries, err := ch.Consume(queue, "raw", false, false, false, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < b.N; i++ {
+			d := <-deliveries
+			if err := d.Ack(false); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+	})
+
+	b.Run("switchyard", func(b *testing.B) {
+		br, s, topic, _, cleanup := setup(b)
+		defer cleanup()
+		fill(b, br, topic)
+		b.SetBytes(int64(len(payload)))
+		b.ResetTimer()
+		msgs, err := s.Subscribe(context.Background(), topic)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < b.N; i++ {
+			(<-msgs).Ack()
+		}
+		b.StopTimer()
+	})
+}

@@ -505,3 +505,50 @@ func TestNewFailsClearlyWithoutHidingNothing(t *testing.T) {
 		t.Errorf("error %q: want the address and no password", err)
 	}
 }
+
+func TestQuorumQueues(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("q")
+	b := e.broker(func(c *Config) { c.QueueType = QueueTypeQuorum; c.NackDelay = 50 * time.Millisecond })
+	_, msgs := subscribe(t, b, "q", topic, broker.SubscriberOptions{Ordered: true})
+	// It is a quorum queue: redeclaring it as classic is refused.
+	if _, err := e.raw().QueueDeclare(e.prefix+topic+".q", true, false, false, false,
+		amqp091.Table{amqp091.QueueTypeArg: QueueTypeClassic, amqp091.SingleActiveConsumerArg: true}); err == nil {
+		t.Fatal("redeclaring the quorum queue as classic succeeded")
+	}
+	sent := newMessages(3, "x")
+	if err := b.Publisher().Publish(topic, sent...); err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, msgs, 3, 10*time.Second)
+	got[0].Nack()
+	got[1].Ack()
+	got[2].Ack()
+	again := receive(t, msgs, 1, 10*time.Second)[0]
+	if again.UUID != sent[0].UUID || again.Metadata.Get("x-delivery-count") != "1" {
+		t.Errorf("redelivered %s with x-delivery-count %q, want %s with 1", again.UUID, again.Metadata.Get("x-delivery-count"), sent[0].UUID)
+	}
+	again.Ack()
+}
+
+func TestPublishNackedFails(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("full")
+	b := e.broker(nil)
+	// A queue that refuses messages beyond one makes RabbitMQ nack them.
+	raw := e.raw()
+	queue, exchange := e.prefix+topic+".full", e.prefix+topic
+	if err := raw.ExchangeDeclare(exchange, amqp091.ExchangeFanout, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueueBind(queue, "", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Publisher().Publish(topic, newMessages(3, "x")...)
+	if !errors.Is(err, ErrNacked) || !strings.Contains(err.Error(), topic) {
+		t.Fatalf("Publish beyond the queue's limit: err = %v, want ErrNacked naming the topic", err)
+	}
+}
