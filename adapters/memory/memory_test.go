@@ -353,6 +353,31 @@ func TestPublishBlocksWhenFull(t *testing.T) {
 	}
 }
 
+// TestMemoryBoundedWhenPublishersOutrunConsumers: a fast publisher and a slow
+// consumer never hold more than BufferSize queued plus Prefetch in flight.
+func TestMemoryBoundedWhenPublishersOutrunConsumers(t *testing.T) {
+	const size, prefetch, n = 8, 2, 300
+	b := newBroker(t, memory.Config{BufferSize: size})
+	_, ch := subscribe(t, b, t.Context(), "slow", "firehose", prefetch)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range n {
+			m := <-ch
+			time.Sleep(50 * time.Microsecond)
+			m.Ack()
+		}
+	})
+	maxDepth := 0
+	for i := range n {
+		publish(t, b, "firehose", newMsg(strconv.Itoa(i), ""))
+		maxDepth = max(maxDepth, b.Depth("firehose", "slow"))
+	}
+	wg.Wait()
+	if maxDepth > size+prefetch {
+		t.Fatalf("depth reached %d, want <= %d", maxDepth, size+prefetch)
+	}
+}
+
 func TestPublishBlockedFailsOnClose(t *testing.T) {
 	b, err := memory.New(memory.Config{BufferSize: 1}, nil)
 	if err != nil {
@@ -392,6 +417,15 @@ func TestDelayRedeliversOnlyToTargetGroup(t *testing.T) {
 	}
 	if b.Idle() {
 		t.Fatal("Idle with a delayed message")
+	}
+	var delayed int
+	for _, st := range b.Stats() {
+		if st.Topic == "orders" && st.Group == "retrying" {
+			delayed = st.Delayed
+		}
+	}
+	if delayed != 1 {
+		t.Fatalf("Stats: %+v, want 1 delayed for orders/retrying", b.Stats())
 	}
 	m := receive(t, retry)
 	if waited := time.Since(start); waited < delay {
