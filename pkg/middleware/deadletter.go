@@ -35,8 +35,8 @@ type DeadLetterConfig struct {
 //
 // If the dead-letter publish fails, the handler's error is returned with the
 // publish error: the original is then nacked and redelivered, never lost.
-// An error caused by shutdown (the context was cancelled) is passed through
-// untouched for the same reason.
+// An error returned once the context is done (shutdown) is passed through
+// untouched for the same reason, unless it is permanent.
 func DeadLetter(cfg DeadLetterConfig) Middleware {
 	clock := cfg.Clock
 	if clock == nil {
@@ -48,8 +48,11 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 			if err == nil {
 				return nil
 			}
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return err // shutdown: redeliver, don't give up
+			if ctx.Err() != nil && (errors.Is(err, ctx.Err()) || !failure.IsPermanent(err)) {
+				// Shutdown: redeliver, don't give up. A handler interrupted by
+				// it may report its own error rather than ctx.Err(); only a
+				// permanent error is final whatever the context.
+				return err
 			}
 			reason := failure.ReasonOf(err)
 			topic := cfg.Topic(d)

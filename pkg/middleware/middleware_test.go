@@ -388,3 +388,34 @@ func TestTracing(t *testing.T) {
 		t.Errorf("status = %v", s.Status())
 	}
 }
+
+// A handler interrupted by shutdown often reports its own error rather than
+// one wrapping context.Canceled (a database driver's "conn closed", say).
+// That is still a shutdown: the message must be nacked for redelivery, not
+// dead-lettered after a single attempt.
+func TestDeadLetterShutdownWithUnwrappedError(t *testing.T) {
+	pub := &recordingPublisher{}
+	ctx, cancel := context.WithCancel(context.Background())
+	errAborted := errors.New("query aborted: connection closed")
+	err := middleware.Chain(func(context.Context, *middleware.Delivery) error {
+		cancel() // shutdown timeout passes while the handler runs
+		return errAborted
+	}, deadLetter(pub, newClock(), nil), middleware.Retry(middleware.RetryConfig{Clock: newClock()}))(ctx, newDelivery())
+	if !errors.Is(err, errAborted) {
+		t.Errorf("err = %v, want the handler's error passed through", err)
+	}
+	if len(pub.msgs) != 0 {
+		t.Errorf("dead-lettered on shutdown with reason %q", pub.msgs[0].Metadata.Get(header.DeadLetterReason))
+	}
+
+	// A permanent error is final whatever the context: dead-letter it.
+	pub = &recordingPublisher{}
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	err = deadLetter(pub, newClock(), nil)(func(context.Context, *middleware.Delivery) error {
+		return failure.Permanent(errors.New("negative total"))
+	})(ctx, newDelivery())
+	if err != nil || len(pub.msgs) != 1 {
+		t.Errorf("permanent error during shutdown: err = %v, dead letters = %d; want nil and 1", err, len(pub.msgs))
+	}
+}

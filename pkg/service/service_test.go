@@ -145,7 +145,7 @@ func TestSameGroupDispatchByType(t *testing.T) {
 	}, service.Group("projection")); err != nil {
 		t.Fatal(err)
 	}
-	start(t, svc)
+	stop := start(t, svc)
 	ctx := context.Background()
 	if err := svc.Publish(ctx, orderPlaced{OrderID: "p-1"}); err != nil {
 		t.Fatal(err)
@@ -158,6 +158,9 @@ func TestSameGroupDispatchByType(t *testing.T) {
 	}
 	if id := recv(t, cancelled, "cancelled"); id != "c-1" {
 		t.Errorf("on_cancelled got %s", id)
+	}
+	if err := stop(); err != nil { // in-flight work and its accounting are done
+		t.Fatal(err)
 	}
 	svcStats := svc.Stats()
 	if svcStats.Handled != 2 || len(placed) != 0 || len(cancelled) != 0 {
@@ -176,7 +179,7 @@ func TestUnknownTypeAndInvalidEnvelopeAreDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := probe(t, b, "ops", service.DeadLetterTopicFor("inventory"))
-	start(t, svc)
+	stop := start(t, svc)
 
 	unknown := message.NewMessage("m-unknown", []byte(`{}`))
 	unknown.Metadata.Set(header.Type, "orders.order_teleported")
@@ -205,6 +208,9 @@ func TestUnknownTypeAndInvalidEnvelopeAreDeadLettered(t *testing.T) {
 	if reasons["m-unknown"] != string(failure.ReasonUnknownType) || reasons["m-invalid"] != string(failure.ReasonInvalidEnvelope) {
 		t.Errorf("dead-letter reasons = %v", reasons)
 	}
+	if err := stop(); err != nil { // in-flight work and its accounting are done
+		t.Fatal(err)
+	}
 	if s := svc.Stats(); s.DeadLettered != 2 || s.Handled != 1 || s.Nacked != 0 {
 		t.Errorf("stats = %+v", s)
 	}
@@ -221,7 +227,7 @@ func TestPermanentErrorDeadLettersAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := probe(t, b, "ops", "billing.dead_letter")
-	start(t, svc)
+	stop := start(t, svc)
 	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +242,9 @@ func TestPermanentErrorDeadLettersAtOnce(t *testing.T) {
 	}
 	if n := len(calls); n != 1 {
 		t.Errorf("handler called %d times, want 1", n)
+	}
+	if err := stop(); err != nil { // in-flight work and its accounting are done
+		t.Fatal(err)
 	}
 	if s := svc.Stats(); s.Retried != 0 || s.DeadLettered != 1 || s.Published != 1 {
 		t.Errorf("stats = %+v", s)
@@ -253,7 +262,7 @@ func TestTransientErrorRetriedThenDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := probe(t, b, "ops", "billing.dead_letter")
-	start(t, svc)
+	stop := start(t, svc)
 	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +276,9 @@ func TestTransientErrorRetriedThenDeadLettered(t *testing.T) {
 	}
 	if !slices.Equal(attempts, []int{1, 2, 3}) {
 		t.Errorf("attempts = %v", attempts)
+	}
+	if err := stop(); err != nil { // in-flight work and its accounting are done
+		t.Fatal(err)
 	}
 	if s := svc.Stats(); s.Retried != 2 || s.DeadLettered != 1 || s.Handled != 0 || s.Nacked != 0 {
 		t.Errorf("stats = %+v", s)

@@ -55,6 +55,15 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 }
 
 func TestShutdownTimeoutCancelsAndNacks(t *testing.T) {
+	for name, ret := range map[string]func(ctx context.Context) error{
+		"ctx error":       func(ctx context.Context) error { return ctx.Err() },
+		"unwrapped error": func(context.Context) error { return errors.New("query aborted: connection closed") },
+	} {
+		t.Run(name, func(t *testing.T) { testShutdownTimeout(t, ret) })
+	}
+}
+
+func testShutdownTimeout(t *testing.T, ret func(context.Context) error) {
 	b := newBroker(t)
 	logger, logs := newLogCapture(shuttingDown)
 	svc := service.New(b, service.WithLogger(logger), service.WithShutdownTimeout(50*time.Millisecond))
@@ -68,7 +77,7 @@ func TestShutdownTimeoutCancelsAndNacks(t *testing.T) {
 		case <-ctx.Done():
 		}
 		handlerCtxErr <- ctx.Err()
-		return ctx.Err()
+		return ret(ctx)
 	}, service.Group("inventory")); err != nil {
 		t.Fatal(err)
 	}
