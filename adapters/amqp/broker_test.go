@@ -469,7 +469,17 @@ func TestDelayReturnsOnlyToTargetGroupAfterTier(t *testing.T) {
 	if got.Metadata.Get("x-death") == "" {
 		t.Error("x-death metadata missing from a dead-lettered message")
 	}
+	// A message that already carries x-death (as metadata) can be delayed
+	// again: the broker-owned headers are not sent back to RabbitMQ.
+	if err := b.Delay(context.Background(), topic, "retrying", got, time.Second); err != nil {
+		t.Fatalf("second Delay: %v", err)
+	}
 	got.Ack()
+	again := receive(t, target, 1, 10*time.Second)[0]
+	if again.UUID != orig.UUID || !strings.HasPrefix(again.Metadata.Get("x-death"), `[{"count":1,`) {
+		t.Errorf("second delay: got %s with x-death %s, want %s with a fresh x-death", again.UUID, again.Metadata.Get("x-death"), orig.UUID)
+	}
+	again.Ack()
 	none(t, other, 500*time.Millisecond)
 
 	if err := b.Delay(context.Background(), topic, "nobody", retry, time.Second); err == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -16,13 +17,18 @@ import (
 
 // toPublishing turns a Watermill message into a persistent AMQP publishing:
 // every metadata entry becomes a string header, the UUID becomes MessageId
-// and the content-type metadata the ContentType property.
+// and the content-type metadata the ContentType property. Headers RabbitMQ
+// writes itself (x-death, x-first-death-*, x-last-death-*,
+// x-delivery-count) are not sent back: they describe the delivery that was
+// received, and RabbitMQ expects them in its own types.
 func toPublishing(msg *message.Message) amqp091.Publishing {
 	var headers amqp091.Table
 	if len(msg.Metadata) > 0 {
 		headers = make(amqp091.Table, len(msg.Metadata))
 		for k, v := range msg.Metadata {
-			headers[k] = v
+			if !brokerOwned(k) {
+				headers[k] = v
+			}
 		}
 	}
 	return amqp091.Publishing{
@@ -148,4 +154,11 @@ func jsonFloat(f float64) any {
 func decimalString(d amqp091.Decimal) string {
 	r := new(big.Rat).SetFrac(big.NewInt(int64(d.Value)), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.Scale)), nil))
 	return r.FloatString(int(d.Scale))
+}
+
+// brokerOwned reports headers that RabbitMQ sets on deliveries.
+func brokerOwned(key string) bool {
+	return len(key) > 2 && key[0] == 'x' && key[1] == '-' &&
+		(key == "x-death" || key == "x-delivery-count" ||
+			strings.HasPrefix(key, "x-first-death-") || strings.HasPrefix(key, "x-last-death-"))
 }

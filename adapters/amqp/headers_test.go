@@ -47,6 +47,18 @@ func TestRoundTripMetadata(t *testing.T) {
 	}
 }
 
+func TestBrokerOwnedHeadersAreNotPublished(t *testing.T) {
+	msg := message.NewMessage("id", nil)
+	for _, k := range []string{"x-death", "x-first-death-queue", "x-last-death-reason", "x-delivery-count"} {
+		msg.Metadata.Set(k, "v")
+	}
+	msg.Metadata.Set("x-custom", "kept")
+	p := toPublishing(msg)
+	if len(p.Headers) != 1 || p.Headers["x-custom"] != "kept" {
+		t.Errorf("headers %v, want only x-custom", p.Headers)
+	}
+}
+
 func TestToMessageCanonicalNamesAndIDs(t *testing.T) {
 	m := toMessage(&amqp091.Delivery{Headers: amqp091.Table{"cloudEvents:id": "ce-9", "Content-Type": "text/plain"}})
 	if m.UUID != "ce-9" || m.Metadata.Get(header.ID) != "ce-9" || m.Metadata.Get(header.ContentType) != "text/plain" {

@@ -79,7 +79,10 @@ func (p *Publisher) publish(ctx context.Context, topic, exchange, key string, ma
 	for _, m := range msgs {
 		pub := toPublishing(m)
 		tag := pc.ch.GetNextPublishSeqNo()
-		pc.add(tag, &pending{batch: bt, exchange: exchange, id: m.UUID})
+		if !pc.add(tag, &pending{batch: bt, exchange: exchange, id: m.UUID}) {
+			sendErr = amqp091.ErrClosed
+			break
+		}
 		if _, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, false, pub); err != nil {
 			pc.remove(tag)
 			sendErr = err
@@ -110,7 +113,7 @@ func (p *Publisher) acquire(ctx context.Context) (*pubChan, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if pc != nil && !pc.ch.IsClosed() {
+	if pc != nil && !pc.ch.IsClosed() && !pc.isDead() {
 		return pc, nil
 	}
 	conn, _, err := p.b.connection()
@@ -178,6 +181,7 @@ type pubChan struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*pending // by delivery tag
+	dead    bool                // the channel closed: nothing more will be confirmed
 }
 
 type pending struct {
@@ -207,10 +211,22 @@ func (b *batch) resolve(err error) {
 	}
 }
 
-func (pc *pubChan) add(tag uint64, p *pending) {
+// add registers a message about to be published; false means the channel
+// is already dead (its pending messages were failed).
+func (pc *pubChan) add(tag uint64, p *pending) bool {
 	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.dead {
+		return false
+	}
 	pc.pending[tag] = p
-	pc.mu.Unlock()
+	return true
+}
+
+func (pc *pubChan) isDead() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.dead
 }
 
 func (pc *pubChan) remove(tag uint64) {
@@ -275,6 +291,7 @@ func (pc *pubChan) failAll(err error) {
 	pc.mu.Lock()
 	pend := pc.pending
 	pc.pending = map[uint64]*pending{}
+	pc.dead = true
 	pc.mu.Unlock()
 	for _, p := range pend {
 		p.batch.resolve(err)
