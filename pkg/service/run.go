@@ -75,6 +75,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if err != nil {
 			stopIntake()
 			wg.Wait()
+			closeAll(consumers) // the subscribers opened before this one
 			return fmt.Errorf("service: subscriber for group %q: %w", c.key.group, err)
 		}
 		c.sub = sub

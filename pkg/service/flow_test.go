@@ -1,0 +1,293 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/retry"
+	"github.com/switchyard-go/switchyard/pkg/service"
+)
+
+func TestDelayedRetryThroughBroker(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b)
+	attempts := make(chan int, 10)
+	other := make(chan string, 10)
+	if err := service.Handle(svc, "charge", func(ctx context.Context, e orderPlaced) error {
+		n := middleware.DeliveryFrom(ctx).Attempt
+		attempts <- n
+		if n < 3 {
+			return errors.New("payment provider unavailable")
+		}
+		return nil
+	}, service.Group("billing"), service.WithPolicy(service.Policy{
+		MaxInProcessWait: time.Nanosecond, // every wait goes through the broker
+		Retry:            retry.Policy{MaxAttempts: 5, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := service.Handle(svc, "ship", func(_ context.Context, e orderPlaced) error {
+		other <- e.OrderID
+		return nil
+	}, service.Group("shipping")); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for range 3 {
+		got = append(got, recv(t, attempts, "an attempt"))
+	}
+	if !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("attempts = %v, want [1 2 3] counted across redeliveries", got)
+	}
+	recv(t, other, "the other group's delivery")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(other) != 0 {
+		t.Errorf("the delayed retry reached another group %d more times", len(other))
+	}
+	if s := svc.Stats(); s.Retried != 2 || s.Handled != 2 || s.DeadLettered != 0 || s.Nacked != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+type pinged struct {
+	N int `json:"n"`
+}
+
+func (pinged) EventType() string { return "test.pinged" }
+func (pinged) EventVersion() int { return 1 }
+
+func TestHopLimitStopsEventLoop(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b)
+	var mu sync.Mutex
+	var hops []int
+	if err := service.Handle(svc, "echo", func(ctx context.Context, e pinged) error {
+		mu.Lock()
+		hops = append(hops, middleware.DeliveryFrom(ctx).Envelope.HopCount)
+		mu.Unlock()
+		return svc.Publish(ctx, pinged{N: e.N + 1}) // feeds itself: a loop
+	}, service.Group("echo"), service.Publishes(pinged{}), service.WithPolicy(service.Policy{HopLimit: 3})); err != nil {
+		t.Fatal(err)
+	}
+	dead := probe(t, b, "ops", "echo.dead_letter")
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), pinged{}, service.WithID("root")); err != nil {
+		t.Fatal(err)
+	}
+	md := recv(t, dead, "the loop's dead letter").Metadata
+	if md.Get(header.DeadLetterReason) != "hop_limit" || md.Get(header.HopCount) != "4" || md.Get(header.CorrelationID) != "root" {
+		t.Errorf("dead letter: reason %q hops %q correlation %q", md.Get(header.DeadLetterReason), md.Get(header.HopCount), md.Get(header.CorrelationID))
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(hops, []int{0, 1, 2, 3}) {
+		t.Errorf("handler saw hops %v, want [0 1 2 3]", hops)
+	}
+}
+
+func TestPerKeyOrderWithConcurrency(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b)
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	total := make(chan struct{}, 100)
+	type seq struct {
+		Key string `json:"key"`
+		N   int    `json:"n"`
+	}
+	if err := service.Handle(svc, "proj", func(_ context.Context, e orderPlaced) error {
+		var s seq
+		_ = json.Unmarshal([]byte(e.OrderID), &s)
+		time.Sleep(time.Duration(s.N%3) * time.Millisecond) // let workers interleave
+		mu.Lock()
+		seen[s.Key] = append(seen[s.Key], s.N)
+		mu.Unlock()
+		total <- struct{}{}
+		return nil
+	}, service.Concurrency(4)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, svc)
+	const keys, per = 4, 10
+	for n := range per {
+		for k := range keys {
+			id, _ := json.Marshal(seq{fmt.Sprintf("k%d", k), n})
+			if err := svc.Publish(context.Background(), orderPlaced{OrderID: string(id)}, service.WithKey(fmt.Sprintf("k%d", k))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range keys * per {
+		recv(t, total, "a delivery")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for k, ns := range seen {
+		if !slices.IsSorted(ns) || len(ns) != per {
+			t.Errorf("key %s handled in order %v", k, ns)
+		}
+	}
+}
+
+type orderPlacedV2 struct {
+	OrderID string `json:"order_id"`
+	Total   int    `json:"total"`
+}
+
+func (orderPlacedV2) EventType() string  { return "orders.order_placed" }
+func (orderPlacedV2) EventVersion() int  { return 2 }
+func (orderPlacedV2) EventTopic() string { return "orders" }
+
+func TestUpcastAndNewerVersion(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b)
+	got := make(chan orderPlacedV2, 10)
+	if err := service.Handle(svc, "proj", func(_ context.Context, e orderPlacedV2) error {
+		got <- e
+		return nil
+	}, service.Group("proj")); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Registry().Upcast("orders.order_placed", 1, func(p []byte) ([]byte, error) {
+		var v1 struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(p, &v1); err != nil {
+			return nil, err
+		}
+		return json.Marshal(orderPlacedV2{OrderID: v1.ID, Total: -1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dead := probe(t, b, "ops", "proj.dead_letter")
+	start(t, svc)
+	raw := func(id, version, payload string) *message.Message {
+		m := message.NewMessage(id, []byte(payload))
+		m.Metadata.Set(header.ID, id)
+		m.Metadata.Set(header.Type, "orders.order_placed")
+		m.Metadata.Set(header.Version, version)
+		return m
+	}
+	if err := b.Publisher().Publish("orders", raw("v1", "1", `{"id":"o-1"}`), raw("v3", "3", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if e := recv(t, got, "the upcast event"); e != (orderPlacedV2{OrderID: "o-1", Total: -1}) {
+		t.Errorf("upcast v1 = %+v", e)
+	}
+	m := recv(t, dead, "the v3 dead letter")
+	if m.UUID != "v3" || m.Metadata.Get(header.DeadLetterReason) != "unsupported_version" {
+		t.Errorf("dead letter %s reason %q", m.UUID, m.Metadata.Get(header.DeadLetterReason))
+	}
+}
+
+func TestUserMiddlewareRunsPerAttempt(t *testing.T) {
+	b := newBroker(t)
+	var mu sync.Mutex
+	var seen []int
+	mw := func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, d *middleware.Delivery) error {
+			mu.Lock()
+			seen = append(seen, d.Attempt)
+			mu.Unlock()
+			return next(ctx, d)
+		}
+	}
+	svc := service.New(b, service.WithMiddleware(mw), service.WithClock(immediateClock{}))
+	calls := 0
+	done := make(chan struct{})
+	if err := service.Handle(svc, "h", func(context.Context, orderPlaced) error {
+		calls++
+		if calls < 3 {
+			return errors.New("again")
+		}
+		close(done)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, done, "success")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seen, []int{1, 2, 3}) {
+		t.Errorf("user middleware saw attempts %v, want [1 2 3]", seen)
+	}
+}
+
+// failingBroker fails the n-th Subscriber call and records closed subscribers.
+type failingBroker struct {
+	broker.Broker
+	mu     sync.Mutex
+	calls  int
+	failAt int
+	closed int
+}
+
+type closeCounting struct {
+	message.Subscriber
+	b *failingBroker
+}
+
+func (c closeCounting) Close() error {
+	c.b.mu.Lock()
+	c.b.closed++
+	c.b.mu.Unlock()
+	return c.Subscriber.Close()
+}
+
+func (f *failingBroker) Subscriber(group string, opts broker.SubscriberOptions) (message.Subscriber, error) {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	f.mu.Unlock()
+	if n == f.failAt {
+		return nil, errors.New("channel limit reached")
+	}
+	s, err := f.Broker.Subscriber(group, opts)
+	if err != nil {
+		return nil, err
+	}
+	return closeCounting{s, f}, nil
+}
+
+func TestRunSubscriberErrorClosesEarlierSubscribers(t *testing.T) {
+	fb := &failingBroker{Broker: newBroker(t), failAt: 2}
+	svc := service.New(fb)
+	noop := func(context.Context, orderPlaced) error { return nil }
+	for _, g := range []string{"a", "b"} {
+		if err := service.Handle(svc, g, noop, service.Group(g)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := svc.Run(context.Background())
+	if err == nil {
+		t.Fatal("Run = nil with a failing subscriber")
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if fb.closed != 1 {
+		t.Errorf("closed %d subscribers, want the 1 opened before the failure", fb.closed)
+	}
+}
