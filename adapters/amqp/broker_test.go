@@ -562,3 +562,46 @@ func TestPublishNackedFails(t *testing.T) {
 		t.Fatalf("Publish beyond the queue's limit: err = %v, want ErrNacked naming the topic", err)
 	}
 }
+
+func TestBrowseLeavesMessagesInPlace(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("dead")
+	b := e.broker(nil)
+	s, err := b.NewSubscriber("dead", broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SubscribeInitialize(topic); err != nil {
+		t.Fatal(err)
+	}
+	sent := newMessages(5, "x")
+	sent[0].Metadata.Set(header.DeadLetterReason, "handler_error")
+	if err := b.Publisher().Publish(topic, sent...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Browse(context.Background(), topic, "dead", 3)
+	if err != nil {
+		t.Fatalf("Browse: %v", err)
+	}
+	if len(got) != 3 || got[0].UUID != sent[0].UUID || got[2].UUID != sent[2].UUID ||
+		got[0].Metadata.Get(header.DeadLetterReason) != "handler_error" {
+		t.Fatalf("Browse returned %d messages, want the first 3 with their metadata", len(got))
+	}
+	if all, err := b.Browse(context.Background(), topic, "dead", 100); err != nil || len(all) != 5 {
+		t.Fatalf("Browse beyond the queue: %d messages, %v; want 5", len(all), err)
+	}
+	msgs, err := s.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range receive(t, msgs, 5, 10*time.Second) {
+		if m.UUID != sent[i].UUID {
+			t.Errorf("after browsing, message %d is %s, want %s (order kept)", i, m.UUID, sent[i].UUID)
+		}
+		m.Ack()
+	}
+	if _, err := b.Browse(context.Background(), topic, "nobody", 1); err == nil {
+		t.Error("Browse of a queue that does not exist succeeded")
+	}
+}

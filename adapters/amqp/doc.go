@@ -87,4 +87,10 @@
 // expiry RabbitMQ dead-letters it through the default exchange straight into
 // that one queue, so other groups do not see it again. One queue per tier,
 // because a classic queue expires messages only from its head.
+//
+// # Browsing
+//
+// [Broker.Browse] reads messages from the head of a group's queue without
+// removing them (basic.get, then the channel is closed and RabbitMQ puts
+// them back in place), for the operator CLI to list dead letters.
 package amqp
