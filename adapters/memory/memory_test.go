@@ -604,3 +604,40 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type ctxKey struct{}
+
+// TestMessageContext: a delivered message's context carries the Subscribe
+// context's values, and it and contexts derived from it end on Ack.
+func TestMessageContext(t *testing.T) {
+	b := newBroker(t, memory.Config{})
+	ctx := context.WithValue(t.Context(), ctxKey{}, "v")
+	_, ch := subscribe(t, b, ctx, "g", "t", 0)
+	publish(t, b, "t", newMsg("1", ""))
+	m := receive(t, ch)
+	if got := m.Context().Value(ctxKey{}); got != "v" {
+		t.Fatalf("Value = %v, want v", got)
+	}
+	child, cancel := context.WithTimeout(m.Context(), time.Hour)
+	defer cancel()
+	ran := make(chan struct{})
+	stop := context.AfterFunc(m.Context(), func() { close(ran) })
+	stopped := context.AfterFunc(m.Context(), func() { t.Error("stopped AfterFunc ran") })
+	if !stopped() {
+		t.Fatal("stop returned false before cancellation")
+	}
+	if m.Context().Err() != nil || child.Err() != nil {
+		t.Fatal("context done before Ack")
+	}
+	m.Ack()
+	for _, c := range []<-chan struct{}{m.Context().Done(), child.Done(), ran} {
+		select {
+		case <-c:
+		case <-time.After(waitLong):
+			t.Fatal("not done after Ack")
+		}
+	}
+	if !errors.Is(child.Err(), context.Canceled) || stop() {
+		t.Fatalf("child.Err() = %v, stop after run = true", child.Err())
+	}
+}

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -20,6 +21,20 @@ type entry struct {
 	held  bool
 	nacks int
 	timer *time.Timer
+	// ctx0 is the context of the first delivery, so that the happy path
+	// allocates none; later deliveries allocate their own.
+	ctx0     deliveryCtx
+	ctx0Used bool
+}
+
+// deliveryContext returns a fresh context for delivering e.
+func (e *entry) deliveryContext(values context.Context) *deliveryCtx {
+	if !e.ctx0Used {
+		e.ctx0Used = true
+		e.ctx0.values = values
+		return &e.ctx0
+	}
+	return &deliveryCtx{values: values}
 }
 
 // deque is a ring buffer of entries.

@@ -169,8 +169,9 @@ func (sub *subscription) slot() {
 		for k, v := range e.md {
 			msg.Metadata[k] = v
 		}
-		ctx, cancel := context.WithCancel(sub.values)
-		msg.SetContext(ctx)
+		dctx := e.deliveryContext(sub.values)
+		msg.SetContext(dctx)
+		cancel := dctx.cancel
 
 		select {
 		case sub.out <- msg:
