@@ -73,7 +73,8 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 }
 
 // DeadLetterMessage builds the dead letter for d: same UUID, payload and
-// headers as the original, plus the failure metadata.
+// headers as the original, plus the failure metadata, minus the delayed-retry
+// headers (sy_retry_group, sy_attempt, sy_first_failure).
 func DeadLetterMessage(d *Delivery, reason failure.Reason, err error, now time.Time) *message.Message {
 	dl := message.NewMessage(d.Msg.UUID, d.Msg.Payload)
 	for k, v := range d.Msg.Metadata {
@@ -99,6 +100,11 @@ func DeadLetterMessage(d *Delivery, reason failure.Reason, err error, now time.T
 	dl.Metadata[header.DeadLetterFirstFailure] = first.UTC().Format(time.RFC3339Nano)
 	dl.Metadata[header.DeadLetterLastFailure] = last.UTC().Format(time.RFC3339Nano)
 	// A dead letter is addressed to nobody: drop routing of delayed retries.
+	// Drop their attempt count and first failure too (the sy_dlq_ headers
+	// keep them): a replayed dead letter gets the whole retry policy again
+	// instead of being given up on after one attempt.
 	delete(dl.Metadata, header.RetryTarget)
+	delete(dl.Metadata, header.Attempt)
+	delete(dl.Metadata, header.FirstFailure)
 	return dl
 }

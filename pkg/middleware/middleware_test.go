@@ -32,6 +32,8 @@ func TestDeadLetterMetadata(t *testing.T) {
 	var dlReason failure.Reason
 	d := newDelivery()
 	d.Msg.Metadata.Set(header.RetryTarget, "inventory")
+	d.Msg.Metadata.Set(header.Attempt, "2")
+	d.Msg.Metadata.Set(header.FirstFailure, "2026-03-01T12:00:00Z")
 	d.Attempt = 3
 	d.FirstFailure = t0
 	d.LastFailure = t0.Add(1500 * time.Millisecond)
@@ -67,8 +69,10 @@ func TestDeadLetterMetadata(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
 	}
-	if _, ok := dl.Metadata[header.RetryTarget]; ok {
-		t.Errorf("%s kept on the dead letter", header.RetryTarget)
+	for _, k := range []string{header.RetryTarget, header.Attempt, header.FirstFailure} {
+		if _, ok := dl.Metadata[k]; ok {
+			t.Errorf("delayed-retry header %s kept on the dead letter", k)
+		}
 	}
 	if d.Msg.Metadata.Get(header.RetryTarget) != "inventory" {
 		t.Error("the original message's headers were modified")

@@ -291,3 +291,54 @@ func TestRunSubscriberErrorClosesEarlierSubscribers(t *testing.T) {
 		t.Errorf("closed %d subscribers, want the 1 opened before the failure", fb.closed)
 	}
 }
+
+// A dead letter replayed by an operator (after the bug is fixed) must get the
+// whole retry policy again, however many delayed retries it went through
+// before it was given up on.
+func TestReplayedDeadLetterStartsAfresh(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b)
+	var mu sync.Mutex
+	fixed := false
+	attempts := make(chan int, 20)
+	if err := service.Handle(svc, "charge", func(ctx context.Context, _ orderPlaced) error {
+		attempts <- middleware.DeliveryFrom(ctx).Attempt
+		mu.Lock()
+		defer mu.Unlock()
+		if !fixed {
+			return errors.New("bug")
+		}
+		return errors.New("still flaky once")
+	}, service.Group("billing"), service.WithPolicy(service.Policy{
+		MaxInProcessWait: time.Nanosecond,
+		Retry:            retry.Policy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, MaxElapsed: time.Hour},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	dead := probe(t, b, "ops", "billing.dead_letter")
+	start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	dl := recv(t, dead, "the dead letter")
+	for range 3 {
+		recv(t, attempts, "a first-life attempt")
+	}
+	mu.Lock()
+	fixed = true
+	mu.Unlock()
+	replay := dl.Copy()
+	if err := b.Publisher().Publish("orders", replay); err != nil {
+		t.Fatal(err)
+	}
+	if n := recv(t, attempts, "the replay's first attempt"); n != 1 {
+		t.Errorf("replayed message started at attempt %d, want 1", n)
+	}
+	if n := recv(t, attempts, "the replay's second attempt"); n != 2 {
+		t.Errorf("replayed message's second attempt is %d, want 2", n)
+	}
+	md := recv(t, dead, "the second dead letter").Metadata
+	if md.Get(header.DeadLetterAttempts) != "3" {
+		t.Errorf("second dead letter after %s attempts, want 3", md.Get(header.DeadLetterAttempts))
+	}
+}
