@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -186,15 +187,24 @@ func TestUpcastAndNewerVersion(t *testing.T) {
 		m.Metadata.Set(header.Version, version)
 		return m
 	}
-	if err := b.Publisher().Publish("orders", raw("v1", "1", `{"id":"o-1"}`), raw("v3", "3", `{}`)); err != nil {
+	bad := raw("v2-bad", "2", `{"order_id":`)
+	bad.Metadata.Set(header.ContentType, "application/json")
+	avro := raw("v2-avro", "2", `{}`)
+	avro.Metadata.Set(header.ContentType, "application/avro")
+	if err := b.Publisher().Publish("orders", raw("v1", "1", `{"id":"o-1"}`), raw("v3", "3", `{}`), bad, avro); err != nil {
 		t.Fatal(err)
 	}
 	if e := recv(t, got, "the upcast event"); e != (orderPlacedV2{OrderID: "o-1", Total: -1}) {
 		t.Errorf("upcast v1 = %+v", e)
 	}
-	m := recv(t, dead, "the v3 dead letter")
-	if m.UUID != "v3" || m.Metadata.Get(header.DeadLetterReason) != "unsupported_version" {
-		t.Errorf("dead letter %s reason %q", m.UUID, m.Metadata.Get(header.DeadLetterReason))
+	reasons := map[string]string{}
+	for range 3 {
+		m := recv(t, dead, "a dead letter")
+		reasons[m.UUID] = m.Metadata.Get(header.DeadLetterReason)
+	}
+	want := map[string]string{"v3": "unsupported_version", "v2-bad": "decode", "v2-avro": "unsupported_content_type"}
+	if !maps.Equal(reasons, want) {
+		t.Errorf("dead-letter reasons = %v, want %v", reasons, want)
 	}
 }
 
