@@ -423,3 +423,17 @@ func TestDeadLetterShutdownWithUnwrappedError(t *testing.T) {
 		t.Errorf("permanent error during shutdown: err = %v, dead letters = %d; want nil and 1", err, len(pub.msgs))
 	}
 }
+
+func TestTraceCarrier(t *testing.T) {
+	var env = newDelivery().Envelope
+	c := middleware.TraceCarrier{Env: &env}
+	c.Set("traceparent", "tp")
+	c.Set("tracestate", "ts")
+	c.Set("baggage", "ignored")
+	if env.TraceParent != "tp" || env.TraceState != "ts" || c.Get("traceparent") != "tp" || c.Get("tracestate") != "ts" || c.Get("baggage") != "" {
+		t.Errorf("carrier round trip: %+v", env)
+	}
+	if k := c.Keys(); len(k) != 2 {
+		t.Errorf("Keys = %v", k)
+	}
+}
