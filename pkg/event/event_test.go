@@ -381,12 +381,14 @@ func (b badEvent) EventType() string { return b.name }
 func (b badEvent) EventVersion() int { return b.version }
 
 func FuzzReadEnvelope(f *testing.F) {
-	f.Add("id", "orders.order_placed", "1", "0", "2026-01-02T03:04:05Z", "application/json", "u")
-	f.Add("", "", "", "", "", "", "")
-	f.Add("x", "t", "-1", "99999999999999999999", "not a time", "text/plain", "")
-	f.Add("x", "t", "0x10", "+3", "2026-13-40T99:99:99Z", "", "u")
-	f.Fuzz(func(t *testing.T, id, typ, version, hops, tm, ct, uuid string) {
+	f.Add("id", "orders.order_placed", "1", "0", "2026-01-02T03:04:05Z", "application/json", "u", "x-custom", "v")
+	f.Add("", "", "", "", "", "", "", "cloudEvents_type", "t")
+	f.Add("x", "t", "-1", "99999999999999999999", "not a time", "text/plain", "", "ce-eventversion", "0")
+	f.Add("x", "t", "0x10", "+3", "2026-13-40T99:99:99Z", "", "u", "cloudEvents:hopcount", "-7")
+	f.Add("", "", "", "", "", "", "", "CONTENT-TYPE", "application/avro")
+	f.Fuzz(func(t *testing.T, id, typ, version, hops, tm, ct, uuid, extraKey, extraValue string) {
 		msg := message.NewMessage(uuid, nil)
+		msg.Metadata.Set(header.Canonical(extraKey), extraValue) // any header, as a broker hands it over
 		for k, v := range map[string]string{header.ID: id, header.Type: typ, header.Version: version,
 			header.HopCount: hops, header.Time: tm, header.ContentType: ct} {
 			if v != "" {
