@@ -89,7 +89,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.run(msgs)
+			c.run(intakeCtx, msgs)
 		}()
 	}
 	close(s.ready)
@@ -185,7 +185,11 @@ func (s *Service) describe(consumers []*consumer) {
 // run dispatches messages to workers: messages with the same key always go
 // to the same worker, so they are handled in order; messages without a key
 // are spread round-robin. A full worker blocks dispatch (backpressure).
-func (c *consumer) run(msgs <-chan *message.Message) {
+//
+// Once intake is cancelled, messages the broker already handed out but no
+// worker started are nacked, so they go back to the group (another instance
+// or the next start) instead of delaying shutdown.
+func (c *consumer) run(intake context.Context, msgs <-chan *message.Message) {
 	c.workers = make([]chan *message.Message, c.concurrency)
 	var wg sync.WaitGroup
 	for i := range c.workers {
@@ -199,9 +203,28 @@ func (c *consumer) run(msgs <-chan *message.Message) {
 			}
 		}()
 	}
-	for msg := range msgs {
-		c.workers[c.pick(msg.Metadata[header.Key])] <- msg
+dispatch:
+	for {
+		select {
+		case <-intake.Done():
+			break dispatch
+		case msg, ok := <-msgs:
+			if !ok {
+				break dispatch
+			}
+			select {
+			case c.workers[c.pick(msg.Metadata[header.Key])] <- msg:
+			case <-intake.Done():
+				msg.Nack()
+				break dispatch
+			}
+		}
 	}
+	go func() {
+		for msg := range msgs { // the adapter closes msgs once intake stopped
+			msg.Nack()
+		}
+	}()
 	for _, ch := range c.workers {
 		close(ch)
 	}
