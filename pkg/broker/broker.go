@@ -101,3 +101,29 @@ var ErrClosed = errors.New("broker: closed")
 // ErrDisconnected is returned by Publish while the broker connection is down
 // and being re-established.
 var ErrDisconnected = errors.New("broker: disconnected")
+
+// Provisioner is implemented by brokers that must create storage before a
+// message published to a topic is kept for a group (a RabbitMQ queue, a
+// Kafka topic). The runtime provisions dead-letter topics at startup so
+// that dead letters are kept even before any operator reads them.
+type Provisioner interface {
+	// Provision makes sure messages published to topic from now on are
+	// kept for group, without consuming any.
+	Provision(ctx context.Context, topic, group string) error
+}
+
+// Browser is implemented by brokers that can read what a consumer group has
+// not consumed yet without consuming it. The operator CLI uses it to list
+// and show dead letters.
+type Browser interface {
+	// Browse calls fn with each message of topic that group has not yet
+	// acknowledged, oldest first, until fn returns false or no message is
+	// left. Browsing does not acknowledge, remove or reorder messages for
+	// the group's consumers (a broker may mark them redelivered).
+	Browse(ctx context.Context, topic, group string, fn func(*message.Message) bool) error
+}
+
+// DeadLetterGroup is the consumer group that keeps dead letters for
+// operators: dead-letter topics are provisioned for it, `switchyard dlq list`
+// browses it and `dlq replay` and `dlq purge` consume from it.
+const DeadLetterGroup = "switchyard-dlq"
