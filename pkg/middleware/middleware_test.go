@@ -199,7 +199,7 @@ func TestTimeoutThenSuccessfulRetry(t *testing.T) {
 	err := middleware.Chain(h,
 		middleware.Retry(middleware.RetryConfig{Policy: retry.Policy{MaxAttempts: 3}, Clock: newClock(),
 			OnRetry: func(_ *middleware.Delivery, _ time.Duration, err error) { retryErr = err }}),
-		middleware.Timeout(20*time.Millisecond),
+		middleware.Timeout(200*time.Millisecond), // long enough that the fresh deadline cannot pass under a loaded scheduler
 	)(context.Background(), newDelivery())
 	if err != nil {
 		t.Fatalf("err = %v, want nil: the second attempt succeeds", err)
