@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/retry"
@@ -350,5 +352,70 @@ func TestReplayedDeadLetterStartsAfresh(t *testing.T) {
 	md := recv(t, dead, "the second dead letter").Metadata
 	if md.Get(header.DeadLetterAttempts) != "3" {
 		t.Errorf("second dead letter after %s attempts, want 3", md.Get(header.DeadLetterAttempts))
+	}
+}
+
+// flakyDLQBroker fails dead-letter publishes while down is set.
+type flakyDLQBroker struct {
+	broker.Broker
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flakyDLQBroker) Publisher() message.Publisher {
+	return flakyPublisher{f.Broker.Publisher(), f}
+}
+
+func (f *flakyDLQBroker) setDown(v bool) {
+	f.mu.Lock()
+	f.down = v
+	f.mu.Unlock()
+}
+
+type flakyPublisher struct {
+	message.Publisher
+	f *flakyDLQBroker
+}
+
+func (p flakyPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.f.mu.Lock()
+	down := p.f.down
+	p.f.mu.Unlock()
+	if down && strings.HasSuffix(topic, ".dead_letter") {
+		return errors.New("dead-letter topic unavailable")
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+func TestFailedDeadLetterPublishNacks(t *testing.T) {
+	mb := newBroker(t)
+	fb := &flakyDLQBroker{Broker: mb, down: true}
+	svc := service.New(fb)
+	calls := make(chan struct{}, 100)
+	if err := service.Handle(svc, "charge", func(context.Context, orderPlaced) error {
+		calls <- struct{}{}
+		return failure.Permanent(errors.New("negative total"))
+	}, service.Group("billing")); err != nil {
+		t.Fatal(err)
+	}
+	dead := probe(t, mb, "ops", "billing.dead_letter")
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}, service.WithID("evt-1")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, calls, "the first delivery")
+	recv(t, calls, "a redelivery after the failed dead-letter publish")
+	fb.setDown(false)
+	if m := recv(t, dead, "the dead letter once the topic is back"); m.UUID != "evt-1" {
+		t.Errorf("dead letter %s", m.UUID)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := svc.Stats(); s.Nacked < 1 || s.DeadLettered != 1 {
+		t.Errorf("stats = %+v, want nacks and exactly one dead letter", s)
+	}
+	if d := mb.Depth("orders", "billing"); d != 0 {
+		t.Errorf("depth = %d after the dead letter was confirmed", d)
 	}
 }
