@@ -19,7 +19,9 @@ type Policy struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// InitialInterval is the wait before the second attempt. Default 100ms.
 	InitialInterval time.Duration `yaml:"initial_interval"`
-	// MaxInterval caps any single wait. Default 10s.
+	// MaxInterval caps any single wait. Default 5s, which is also the
+	// runtime's default longest in-process wait, so the defaults work on
+	// brokers that cannot delay redelivery.
 	MaxInterval time.Duration `yaml:"max_interval"`
 	// Multiplier grows the wait after each attempt. Default 2.
 	Multiplier float64 `yaml:"multiplier"`
@@ -36,7 +38,7 @@ type Policy struct {
 const (
 	DefaultMaxAttempts     = 5
 	DefaultInitialInterval = 100 * time.Millisecond
-	DefaultMaxInterval     = 10 * time.Second
+	DefaultMaxInterval     = 5 * time.Second
 	DefaultMultiplier      = 2.0
 	DefaultJitter          = 0.2
 )

@@ -54,7 +54,7 @@ func TestBackoffJitterBounds(t *testing.T) {
 
 func TestWithDefaults(t *testing.T) {
 	got := retry.Policy{}.WithDefaults()
-	want := retry.Policy{MaxAttempts: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 10 * time.Second, Multiplier: 2, Jitter: 0.2}
+	want := retry.Policy{MaxAttempts: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 	if got != want {
 		t.Errorf("zero policy with defaults = %+v, want %+v", got, want)
 	}

@@ -36,7 +36,10 @@ type Policy struct {
 	Retry retry.Policy `yaml:"retry"`
 	// MaxInProcessWait is the longest retry wait slept inside the consumer;
 	// longer waits hand the message back to the broker for delayed
-	// redelivery (where the broker supports it). Default 5s.
+	// redelivery. Default 5s; negative means every wait is slept in the
+	// consumer (holding its prefetch slot or partition meanwhile). A broker
+	// that cannot delay redelivery refuses to start a handler whose retry
+	// waits can exceed this.
 	MaxInProcessWait time.Duration `yaml:"max_in_process_wait"`
 	// HopLimit dead-letters events that passed more handlers than this.
 	// Default 16; negative disables the guard.
@@ -113,9 +116,6 @@ func (p Policy) Validate(prefix string) error {
 	}
 	if p.Prefetch < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.prefetch: %d, want >= 0", prefix, p.Prefetch))
-	}
-	if p.MaxInProcessWait < 0 {
-		err = errors.Join(err, fmt.Errorf("%s.max_in_process_wait: %s, want >= 0", prefix, p.MaxInProcessWait))
 	}
 	return errors.Join(err, p.Retry.Validate(prefix+".retry"))
 }

@@ -58,7 +58,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.honour(consumers); err != nil {
+		return err
+	}
 	s.describe(consumers)
+	if err := s.provisionDeadLetters(ctx, consumers); err != nil {
+		return err
+	}
 
 	// Handlers run under their own context: cancelling Run's context stops
 	// intake only. The handler context is cancelled when the shutdown
@@ -158,13 +164,70 @@ func (s *Service) plan() ([]*consumer, error) {
 	return out, nil
 }
 
+// honour refuses to start when a handler's policy asks for something the
+// broker cannot do, rather than silently doing less.
+func (s *Service) honour(consumers []*consumer) error {
+	caps := s.broker.Capabilities()
+	_, canDelay := s.broker.(broker.Delayer)
+	var errs error
+	for _, c := range consumers {
+		for _, h := range c.byType {
+			p := h.policy
+			if p.Ordered && caps.Ordering == broker.OrderNone {
+				errs = errors.Join(errs, fmt.Errorf("handlers.%s.ordered: true, but broker %s keeps no order", h.info.Name, s.broker.Name()))
+			}
+			if !canDelay && p.MaxInProcessWait > 0 && p.Retry.MaxAttempts > 1 && p.Retry.MaxInterval > p.MaxInProcessWait {
+				errs = errors.Join(errs, fmt.Errorf(
+					"handlers.%s: retry waits up to %s (retry.max_interval) but broker %s cannot delay redelivery beyond max_in_process_wait (%s); "+
+						"lower retry.max_interval, or set max_in_process_wait: -1 to sleep in the consumer (holding its slot)",
+					h.info.Name, p.Retry.MaxInterval, s.broker.Name(), p.MaxInProcessWait))
+			}
+		}
+	}
+	if errs != nil {
+		return fmt.Errorf("service: a configured policy cannot be honoured on this broker:\n%w", errs)
+	}
+	return nil
+}
+
+// provisionDeadLetters makes sure every dead-letter topic keeps its
+// messages for operators before the first one is written.
+func (s *Service) provisionDeadLetters(ctx context.Context, consumers []*consumer) error {
+	p, ok := s.broker.(broker.Provisioner)
+	if !ok {
+		return nil
+	}
+	done := map[string]bool{}
+	for _, c := range consumers {
+		for _, h := range append(mapsValues(c.byType), c.reject) {
+			topic := h.policy.DeadLetterTopic
+			if done[topic] {
+				continue
+			}
+			done[topic] = true
+			if err := p.Provision(ctx, topic, broker.DeadLetterGroup); err != nil {
+				return fmt.Errorf("service: provision dead-letter topic %q: %w", topic, err)
+			}
+		}
+	}
+	return nil
+}
+
+func mapsValues(m map[string]*handler) []*handler {
+	out := make([]*handler, 0, len(m))
+	for _, h := range m {
+		out = append(out, h)
+	}
+	return out
+}
+
 // describe logs what each handler really gets on this broker.
 func (s *Service) describe(consumers []*consumer) {
 	caps := s.broker.Capabilities()
 	for _, c := range consumers {
 		for _, h := range c.byType {
 			retryMode := "in-process"
-			if caps.DelayedRedelivery {
+			if caps.DelayedRedelivery && h.policy.MaxInProcessWait > 0 {
 				retryMode = fmt.Sprintf("in-process up to %s, then broker-delayed", h.policy.MaxInProcessWait)
 			}
 			s.logger.Info("handler",
