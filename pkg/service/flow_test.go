@@ -14,6 +14,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/header"
@@ -250,11 +251,11 @@ func TestUserMiddlewareRunsPerAttempt(t *testing.T) {
 
 // failingBroker fails the n-th Subscriber call and records closed subscribers.
 type failingBroker struct {
-	broker.Broker
-	mu     sync.Mutex
-	calls  int
-	failAt int
-	closed int
+	*memory.Broker // keeps Delay, so the runtime accepts the default retry policy
+	mu             sync.Mutex
+	calls          int
+	failAt         int
+	closed         int
 }
 
 type closeCounting struct {
@@ -357,9 +358,9 @@ func TestReplayedDeadLetterStartsAfresh(t *testing.T) {
 
 // flakyDLQBroker fails dead-letter publishes while down is set.
 type flakyDLQBroker struct {
-	broker.Broker
-	mu   sync.Mutex
-	down bool
+	*memory.Broker // keeps Delay, so the runtime accepts the default retry policy
+	mu             sync.Mutex
+	down           bool
 }
 
 func (f *flakyDLQBroker) Publisher() message.Publisher {

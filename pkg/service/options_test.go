@@ -30,8 +30,8 @@ func TestPolicyPrecedence(t *testing.T) {
 		p.DeadLetterTopic != "a.dead_letter" {
 		t.Errorf("effective policy = %+v", p)
 	}
-	err := (service.Policy{Concurrency: -1, Prefetch: -1, MaxInProcessWait: -1, Retry: retry.Policy{Multiplier: 0.1}}).Validate("handlers.x")
-	for _, f := range []string{"handlers.x.concurrency", "handlers.x.prefetch", "handlers.x.max_in_process_wait", "handlers.x.retry.multiplier"} {
+	err := (service.Policy{Concurrency: -1, Prefetch: -1, Retry: retry.Policy{Multiplier: 0.1}}).Validate("handlers.x")
+	for _, f := range []string{"handlers.x.concurrency", "handlers.x.prefetch", "handlers.x.retry.multiplier"} {
 		if err == nil || !strings.Contains(err.Error(), f) {
 			t.Errorf("Validate does not report %s: %v", f, err)
 		}
