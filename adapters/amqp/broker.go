@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -19,6 +20,11 @@ import (
 // no queue is bound to the topic's exchange (no consumer group subscribed
 // yet), unless [Config.AllowUnroutable] is set.
 var ErrUnroutable = errors.New("amqp: unroutable: no consumer group queue is bound to the topic")
+
+// ErrBlocked is wrapped by Publish while RabbitMQ blocks publishing
+// connections (connection.blocked: a memory or disk alarm). It is
+// transient: publishing resumes when the alarm clears.
+var ErrBlocked = errors.New("amqp: broker blocks publishing (resource alarm)")
 
 // ErrNacked is wrapped by Publish when RabbitMQ refused a message (basic.nack).
 var ErrNacked = errors.New("amqp: broker nacked the message")
@@ -37,11 +43,14 @@ type Broker struct {
 	closed  bool
 	subs    map[*Subscriber]struct{}
 
-	done chan struct{} // closed by Close
-	wg   sync.WaitGroup
+	done    chan struct{}      // closed by Close
+	stopCtx context.Context    // cancelled by Close, bounds reconnect dials
+	stop    context.CancelFunc // cancels stopCtx
+	wg      sync.WaitGroup
 
-	topo topology
-	pub  *Publisher
+	topo    topology
+	pub     *Publisher
+	blocked atomic.Pointer[string] // reason while RabbitMQ blocks publishing
 }
 
 var (
@@ -68,8 +77,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 		done:    make(chan struct{}),
 	}
 	b.topo.b = b
+	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	conn, err := b.dial(ctx)
 	if err != nil {
+		b.stop()
 		return nil, err
 	}
 	b.setConn(conn)
@@ -113,9 +124,29 @@ func (b *Broker) dial(ctx context.Context) (*amqp091.Connection, error) {
 func (b *Broker) setConn(conn *amqp091.Connection) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.setConnLocked(conn)
+}
+
+func (b *Broker) setConnLocked(conn *amqp091.Connection) {
 	b.conn = conn
+	b.blocked.Store(nil)
 	if conn != nil {
 		b.gen++
+		blocks := conn.NotifyBlocked(make(chan amqp091.Blocking, 1))
+		b.wg.Add(1)
+		go func() { // ends when the connection closes its notification channels
+			defer b.wg.Done()
+			for bl := range blocks {
+				if bl.Active {
+					reason := bl.Reason
+					b.blocked.Store(&reason)
+					b.log.Warn("broker blocks publishing", "reason", reason)
+				} else {
+					b.blocked.Store(nil)
+					b.log.Info("broker unblocked publishing")
+				}
+			}
+		}()
 	}
 	close(b.changed)
 	b.changed = make(chan struct{})
@@ -180,7 +211,7 @@ func (b *Broker) watch(conn *amqp091.Connection) {
 				return
 			case <-time.After(backoff):
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(b.stopCtx, 30*time.Second)
 			c, err := b.dial(ctx)
 			cancel()
 			if err == nil {
@@ -191,13 +222,13 @@ func (b *Broker) watch(conn *amqp091.Connection) {
 			backoff = min(backoff*2, b.cfg.MaxReconnectBackoff)
 		}
 		b.mu.Lock()
-		closed := b.closed
-		b.mu.Unlock()
-		if closed {
+		if b.closed { // Close ran meanwhile and will not see this connection
+			b.mu.Unlock()
 			_ = conn.Close()
 			return
 		}
-		b.setConn(conn)
+		b.setConnLocked(conn)
+		b.mu.Unlock()
 		b.log.Info("reconnected", "url", b.cfg.RedactedURL())
 	}
 }
@@ -279,6 +310,7 @@ func (b *Broker) Close() error {
 	b.conn = nil
 	b.mu.Unlock()
 	close(b.done)
+	b.stop()
 	if conn != nil && !conn.IsClosed() {
 		if err := conn.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
 			errs = append(errs, fmt.Errorf("amqp: close connection: %w", err))

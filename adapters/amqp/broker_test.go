@@ -605,3 +605,20 @@ func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 		t.Error("Browse of a queue that does not exist succeeded")
 	}
 }
+
+func TestPublishFailsFastWhileBlocked(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(nil)
+	subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	reason := "low on memory"
+	b.blocked.Store(&reason) // as on connection.blocked: alarms cannot be raised on a shared broker
+	err := b.Publisher().Publish(topic, newMessages(1, "x")...)
+	if !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), reason) {
+		t.Fatalf("Publish while blocked: %v, want ErrBlocked with the reason", err)
+	}
+	b.blocked.Store(nil)
+	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); err != nil {
+		t.Fatalf("Publish after unblock: %v", err)
+	}
+}

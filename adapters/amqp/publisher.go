@@ -40,7 +40,8 @@ func newPublisher(b *Broker) *Publisher {
 // use) as persistent messages and returns once RabbitMQ has confirmed every
 // one of them. A nack, a return (no consumer group bound, see
 // [Config.AllowUnroutable]), a lost connection (the error wraps
-// [broker.ErrDisconnected]) or [Config.ConfirmTimeout] makes it fail; the
+// [broker.ErrDisconnected]), a resource alarm ([ErrBlocked]) or
+// [Config.ConfirmTimeout] makes it fail; the
 // messages may then or may not have been stored, never silently dropped.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.b.cfg.ConfirmTimeout)
@@ -69,6 +70,10 @@ func (p *Publisher) publish(ctx context.Context, topic, exchange, key string, ma
 	defer p.inflight.Done()
 	if len(msgs) == 0 {
 		return nil
+	}
+	if reason := p.b.blocked.Load(); reason != nil {
+		// Writes would stall until the alarm clears: fail fast instead.
+		return fmt.Errorf("amqp: publish to %q: %w: %s", topic, ErrBlocked, *reason)
 	}
 	pc, err := p.acquire(ctx)
 	if err != nil {
