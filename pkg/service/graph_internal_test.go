@@ -1,0 +1,45 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-go/switchyard/adapters/memory"
+)
+
+type pingEvent struct{}
+
+func (pingEvent) EventType() string { return "test.ping" }
+func (pingEvent) EventVersion() int { return 1 }
+
+type pongEvent struct{}
+
+func (pongEvent) EventType() string { return "test.pong" }
+func (pongEvent) EventVersion() int { return 1 }
+
+func TestWarnCyclesLogsEachCycle(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var logs bytes.Buffer
+	s := New(b, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	noop := func(context.Context, pingEvent) error { return nil }
+	if err := Handle(s, "ping", noop, Publishes(pongEvent{})); err != nil {
+		t.Fatal(err)
+	}
+	if err := Handle(s, "pong", func(context.Context, pongEvent) error { return nil }, Publishes(pingEvent{})); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Graph().Cycles(); len(c) != 1 {
+		t.Fatalf("Graph().Cycles() = %q, want one cycle", c)
+	}
+	s.warnCycles()
+	if got := logs.String(); !strings.Contains(got, "cycle=\"test.ping -> ping -> test.pong -> pong -> test.ping\"") {
+		t.Fatalf("warning not logged, logs:\n%s", got)
+	}
+}
