@@ -395,6 +395,11 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	receive(t, msgs, 1, 10*time.Second)[0].Ack()
+	inflight := newMessages(1, "in flight")
+	if err := b.Publisher().Publish(topic, inflight...); err != nil {
+		t.Fatal(err)
+	}
+	held := receive(t, msgs, 1, 10*time.Second)[0] // not acked before the failure
 
 	killConnections(t, e.name)
 	// Down for ReconnectBackoff: Publish fails fast, naming the cause.
@@ -414,6 +419,8 @@ func TestReconnect(t *testing.T) {
 	if !errors.Is(err, broker.ErrDisconnected) || !strings.Contains(err.Error(), topic) {
 		t.Fatalf("Publish while disconnected: err = %v, want broker.ErrDisconnected naming the topic", err)
 	}
+	// Its channel is gone: the Ack does nothing and RabbitMQ redelivers it.
+	held.Ack()
 	// Then it works again and the subscriber resumes.
 	after := newMessages(1, "after")
 	deadline = time.Now().Add(20 * time.Second)
@@ -426,13 +433,12 @@ func TestReconnect(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for {
+	var gotHeld, gotAfter bool
+	for !gotHeld || !gotAfter {
 		m := receive(t, msgs, 1, 20*time.Second)[0]
 		m.Ack()
-		if m.UUID == after[0].UUID {
-			break
-		}
-		// A message published before the failure may be delivered again.
+		gotHeld = gotHeld || m.UUID == inflight[0].UUID
+		gotAfter = gotAfter || m.UUID == after[0].UUID
 	}
 }
 
@@ -620,5 +626,34 @@ func TestPublishFailsFastWhileBlocked(t *testing.T) {
 	b.blocked.Store(nil)
 	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); err != nil {
 		t.Fatalf("Publish after unblock: %v", err)
+	}
+}
+
+func TestSubscriberRedeclaresDeletedQueue(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(func(c *Config) { c.ReconnectBackoff = 50 * time.Millisecond })
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	if _, err := e.raw().QueueDelete(e.prefix+topic+".g", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	// RabbitMQ cancels the consumer; the subscription declares the queue
+	// again and resumes. Until then a publish has no route.
+	sent := newMessages(1, "x")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := b.Publisher().Publish(topic, sent...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrUnroutable) || time.Now().After(deadline) {
+			t.Fatalf("Publish after the queue was deleted: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m := receive(t, msgs, 1, 10*time.Second)[0]; m.UUID != sent[0].UUID {
+		t.Fatalf("got %s, want %s", m.UUID, sent[0].UUID)
+	} else {
+		m.Ack()
 	}
 }
