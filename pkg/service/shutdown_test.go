@@ -2,7 +2,9 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,5 +107,58 @@ func testShutdownTimeout(t *testing.T, ret func(context.Context) error) {
 	again := probe(t, b, "inventory", "orders")
 	if m := recv(t, again, "the redelivery"); m.UUID != "evt-1" {
 		t.Errorf("redelivered %s, want evt-1", m.UUID)
+	}
+}
+
+// Messages the broker handed out but no handler finished before shutdown
+// are not lost: each one is either handled (and acked) or goes back to the
+// group and reaches its next consumer.
+func TestShutdownLosesNothingPrefetched(t *testing.T) {
+	b := newBroker(t)
+	logger, logs := newLogCapture(shuttingDown)
+	svc := service.New(b, service.WithLogger(logger))
+	started, release := make(chan struct{}, 10), make(chan struct{})
+	handled := make(chan string, 10)
+	if err := service.Handle(svc, "proj", func(_ context.Context, e orderPlaced) error {
+		started <- struct{}{}
+		<-release
+		handled <- e.OrderID
+		return nil
+	}, service.Group("proj"), service.Concurrency(1)); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	want := []string{"o-1", "o-2", "o-3", "o-4"}
+	for _, id := range want {
+		if err := svc.Publish(context.Background(), orderPlaced{OrderID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv(t, started, "the first handler")
+	runErr := make(chan error, 1)
+	go func() { runErr <- stop() }()
+	recv(t, logs.seen(shuttingDown), "shutdown to begin")
+	close(release)
+	if err := recv(t, runErr, "Run to return"); err != nil {
+		t.Fatal(err)
+	}
+	close(handled)
+	var got []string
+	for id := range handled {
+		got = append(got, id)
+	}
+	t.Logf("handled before stopping: %v", got)
+	rest := probe(t, b, "proj", "orders")
+	for len(got) < len(want) {
+		m := recv(t, rest, "a message back in the group after shutdown")
+		var e orderPlaced
+		if err := json.Unmarshal(m.Payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.OrderID)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("handled + redelivered = %v, want each of %v once", got, want)
 	}
 }
