@@ -657,3 +657,25 @@ func TestSubscriberRedeclaresDeletedQueue(t *testing.T) {
 		m.Ack()
 	}
 }
+
+func TestPublishRedeclaresDeletedExchange(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	b := e.broker(nil)
+	subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.raw().ExchangeDelete(e.prefix+topic, false, false); err != nil {
+		t.Fatal(err)
+	}
+	// The first publish finds no exchange (NOT_FOUND); the next declares it
+	// again, and then only the binding that went with it is missing.
+	var aerr *amqp091.Error
+	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); !errors.As(err, &aerr) || aerr.Code != amqp091.NotFound {
+		t.Fatalf("first Publish after the exchange was deleted: %v, want NOT_FOUND", err)
+	}
+	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); !errors.Is(err, ErrUnroutable) {
+		t.Fatalf("second Publish: %v, want ErrUnroutable (exchange declared again, binding gone)", err)
+	}
+}

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -50,7 +51,13 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := p.b.topo.exchange(exchange); err != nil {
 		return fmt.Errorf("amqp: publish to %q: %w", topic, err)
 	}
-	return p.publish(ctx, topic, exchange, "", !p.b.cfg.AllowUnroutable, msgs)
+	err := p.publish(ctx, topic, exchange, "", !p.b.cfg.AllowUnroutable, msgs)
+	var aerr *amqp091.Error
+	if errors.As(err, &aerr) && aerr.Code == amqp091.NotFound {
+		// The exchange was deleted behind our back: declare it next time.
+		p.b.topo.declared.Delete("x:" + exchange)
+	}
+	return err
 }
 
 func (p *Publisher) enter() bool {
