@@ -50,6 +50,7 @@ type Service struct {
 	defaults        Policy
 	overrides       map[string]Policy
 	shutdownTimeout time.Duration
+	idem            *idempotencySettings // see WithIdempotency
 
 	mu        sync.Mutex
 	handlers  []*handler
@@ -220,10 +221,11 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 			},
 		}),
 		middleware.HopLimit(h.policy.HopLimit),
+		s.idempotencyMiddleware(h),
 		middleware.Retry(middleware.RetryConfig{
 			Policy:           h.policy.Retry,
 			Clock:            s.clock,
-			Delay:            delay,
+			Delay:            middleware.IdempotentDelay(delay), // a handed-back delivery releases its claim
 			MaxInProcessWait: h.policy.MaxInProcessWait,
 			OnRetry: func(*middleware.Delivery, time.Duration, error) {
 				s.recorder.Retried(name)
