@@ -42,6 +42,9 @@ type Service struct {
 	Name string `yaml:"name"`
 	// ShutdownTimeout bounds the wait for in-flight handlers. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Namespace prefixes every topic, consumer group and dead-letter topic,
+	// e.g. "staging.", so environments can share a broker. Default none.
+	Namespace string `yaml:"namespace"`
 }
 
 // Log configures the process logger.
@@ -184,5 +187,6 @@ func (c Config) ServiceOptions() []service.Option {
 		service.WithShutdownTimeout(c.Service.ShutdownTimeout),
 		service.WithDefaults(c.Defaults),
 		service.WithOverrides(c.Handlers),
+		service.WithNamespace(c.Service.Namespace),
 	}
 }

@@ -86,7 +86,7 @@ handlers:
 	if c.Handlers["inventory.reserve"].Concurrency != 8 {
 		t.Errorf("handlers: %+v", c.Handlers)
 	}
-	if got := len(c.ServiceOptions()); got != 4 {
+	if got := len(c.ServiceOptions()); got != 5 {
 		t.Errorf("ServiceOptions: %d options", got)
 	}
 }
