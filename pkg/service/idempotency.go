@@ -7,6 +7,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/idempotency"
+	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
 
@@ -82,3 +83,8 @@ func (s *Service) idempotencyMiddleware(h *handler) middleware.Middleware {
 	}
 	return middleware.Idempotency(cfg)
 }
+
+// Recorder returns the recorder the runtime reports to (its own totals and
+// every [WithRecorder]), for middleware that reports too, e.g. duplicates
+// skipped by a transactional idempotency middleware.
+func (s *Service) Recorder() metrics.Recorder { return s.recorder }

@@ -1,0 +1,280 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-go/switchyard/adapters/postgres"
+	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/idempotency"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func unique(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func newPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	url := brokertest.PostgresURL(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := postgres.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	pool := newPool(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := postgres.Migrate(context.Background(), pool); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestStoreClaimCompleteRelease(t *testing.T) {
+	pool := newPool(t)
+	s := postgres.NewStore(pool)
+	ctx := context.Background()
+	k := unique("store/")
+	c, err := s.Claim(ctx, k, time.Minute)
+	if err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("first claim: %v %v", c.State, err)
+	}
+	if o, err := s.Claim(ctx, k, time.Minute); err != nil || o.State != idempotency.InProgress || !o.Until.After(time.Now()) {
+		t.Fatalf("second claim: %+v %v, want in_progress with the lease end", o, err)
+	}
+	if err := s.Release(ctx, k, c.Token); err != nil {
+		t.Fatal(err)
+	}
+	c, err = s.Claim(ctx, k, time.Minute)
+	if err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim after release: %v %v", c.State, err)
+	}
+	if err := s.Complete(ctx, k, "not-the-token"); !errors.Is(err, idempotency.ErrLeaseLost) {
+		t.Fatalf("complete with a wrong token: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Complete(ctx, k, c.Token); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.Claim(ctx, k, time.Minute); err != nil || o.State != idempotency.Completed {
+		t.Fatalf("claim after complete: %v %v, want completed", o.State, err)
+	}
+}
+
+func TestStoreExpiredLeaseIsTakenOver(t *testing.T) {
+	pool := newPool(t)
+	s := postgres.NewStore(pool)
+	ctx := context.Background()
+	k := unique("lease/")
+	dead, err := s.Claim(ctx, k, time.Microsecond)
+	if err != nil || dead.State != idempotency.Claimed {
+		t.Fatalf("claim: %v %v", dead.State, err)
+	}
+	time.Sleep(5 * time.Millisecond) // let the database clock pass the lease
+	c, err := s.Claim(ctx, k, time.Minute)
+	if err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim after lease end: %v %v, want claimed", c.State, err)
+	}
+	if err := s.Release(ctx, k, dead.Token); !errors.Is(err, idempotency.ErrLeaseLost) {
+		t.Fatalf("dead holder's release: %v, want ErrLeaseLost", err)
+	}
+}
+
+func TestStoreConcurrentClaimsOnlyOneWins(t *testing.T) {
+	pool := newPool(t)
+	s := postgres.NewStore(pool)
+	k := unique("race/")
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c, err := s.Claim(context.Background(), k, time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if c.State == idempotency.Claimed {
+				won.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := won.Load(); n != 1 {
+		t.Fatalf("%d of 16 concurrent claims won, want 1", n)
+	}
+}
+
+func delivery(id string) *middleware.Delivery {
+	return &middleware.Delivery{
+		Envelope: event.Envelope{ID: id, Type: "orders.order_placed"},
+		Handler:  &middleware.Info{Name: "reserve", Group: unique("inventory-")},
+		Attempt:  1,
+	}
+}
+
+type noWait struct{}
+
+func (noWait) Now() time.Time                                   { return time.Now() }
+func (noWait) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// TestTransactionalExactlyOnceEffects delivers one message five times, all
+// at once, to a handler that writes its effect through TxFrom; the first
+// attempt fails after writing. The effect must exist exactly once.
+func TestTransactionalExactlyOnceEffects(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	table := unique("effects_")
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (id serial PRIMARY KEY, order_id text NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE `+table) })
+
+	var runs, dups atomic.Int32
+	fail := errors.New("crash after the write")
+	handler := func(ctx context.Context, d *middleware.Delivery) error {
+		tx := postgres.TxFrom(ctx)
+		if tx == nil {
+			return errors.New("no transaction in context")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (order_id) VALUES ('o-1')`); err != nil {
+			return err
+		}
+		if runs.Add(1) == 1 {
+			return fail // the write must be rolled back with the dedupe row
+		}
+		time.Sleep(20 * time.Millisecond) // hold the transaction open while duplicates arrive
+		return nil
+	}
+	h := middleware.Chain(handler,
+		middleware.Retry(middleware.RetryConfig{Clock: noWait{}}),
+		postgres.TransactionalIdempotency(pool, postgres.TxConfig{
+			OnDuplicate: func(*middleware.Delivery) { dups.Add(1) },
+		}))
+
+	id := unique("msg-")
+	group := unique("inventory-")
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := delivery(id)
+			d.Handler.Group = group
+			if err := h(ctx, d); err != nil {
+				t.Errorf("delivery: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// And once more after everything settled: a late redelivery.
+	d := delivery(id)
+	d.Handler.Group = group
+	if err := h(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+
+	var effects int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&effects); err != nil {
+		t.Fatal(err)
+	}
+	if effects != 1 {
+		t.Fatalf("effect rows = %d, want exactly 1 (handler ran %d times)", effects, runs.Load())
+	}
+	if dups.Load() < 4 {
+		t.Fatalf("duplicates = %d, want at least 4 (5 deliveries and 1 late redelivery, 1 handled; a retry counts when it found the key)", dups.Load())
+	}
+	var status string
+	if err := pool.QueryRow(ctx, `SELECT status FROM `+postgres.Table+` WHERE key = $1`, group+"/"+id).Scan(&status); err != nil || status != "completed" {
+		t.Fatalf("dedupe row: %q %v, want completed", status, err)
+	}
+}
+
+func TestTransactionalHandlerErrorLeavesNothing(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	table := unique("effects_")
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (id serial PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE `+table) })
+	fail := errors.New("boom")
+	h := middleware.Chain(func(ctx context.Context, d *middleware.Delivery) error {
+		if _, err := postgres.TxFrom(ctx).Exec(ctx, `INSERT INTO `+table+` DEFAULT VALUES`); err != nil {
+			return err
+		}
+		return fail
+	}, postgres.TransactionalIdempotency(pool, postgres.TxConfig{}))
+	d := delivery(unique("msg-"))
+	if err := h(ctx, d); !errors.Is(err, fail) {
+		t.Fatalf("err = %v, want the handler's", err)
+	}
+	var effects, keys int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&effects)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM `+postgres.Table+` WHERE key = $1`, middleware.IdempotencyKey(d)).Scan(&keys)
+	if effects != 0 || keys != 0 {
+		t.Fatalf("after a failure: %d effect rows, %d dedupe rows; want none", effects, keys)
+	}
+	if postgres.TxFrom(ctx) != nil {
+		t.Fatal("TxFrom outside the middleware must be nil")
+	}
+}
+
+func TestPurgeDeletesOldCompletedKeys(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	s := postgres.NewStore(pool)
+	k := unique("purge/")
+	c, err := s.Claim(ctx, k, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, k, c.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Purge(ctx, pool, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.Claim(ctx, k, time.Minute); c.State != idempotency.Completed {
+		t.Fatalf("a fresh key was purged: %v", c.State)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE `+postgres.Table+` SET completed_at = completed_at - interval '2 hours' WHERE key = $1`, k); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := postgres.Purge(ctx, pool, time.Hour); err != nil || n < 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if c, _ := s.Claim(ctx, k, time.Minute); c.State != idempotency.Claimed {
+		t.Fatalf("an old key survived purge: %v", c.State)
+	}
+}
