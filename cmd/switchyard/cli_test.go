@@ -513,3 +513,37 @@ func TestGraphFromFile(t *testing.T) {
 		t.Fatalf("--format png: exit %d", r.code)
 	}
 }
+
+// On a broker that keeps order per key, a non-matching dead letter handed
+// back (nacked) holds the later ones with its key: replay must still end,
+// report them as not reached and leave both in the DLQ.
+func TestDLQReplayStopsWhenAKeyIsHeldBack(t *testing.T) {
+	b := newBroker(t)
+	ctx := context.Background()
+	if err := b.Provision(ctx, dlTopic, broker.DeadLetterGroup); err != nil {
+		t.Fatal(err)
+	}
+	for i, reason := range []string{"invalid_payload", "timeout"} {
+		m := message.NewMessage(fmt.Sprint("k-", i), []byte(`{}`))
+		m.Metadata[header.Type] = "orders.order_placed"
+		m.Metadata[header.Key] = "same-key"
+		m.Metadata[header.DeadLetterReason] = reason
+		m.Metadata[header.DeadLetterTopic] = "orders"
+		m.Metadata[header.DeadLetterGroup] = "inventory"
+		if err := b.Publisher().Publish(dlTopic, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := cli(t, "", "--json", "dlq", "replay", "--topic", dlTopic, "--reason", "timeout", "--yes", "--idle", "300ms")
+	mustOK(t, r)
+	var res drainResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Count != 0 || res.NotMatching != 1 || res.NotReached != 1 {
+		t.Fatalf("result %+v, want 0 replayed, 1 not matching, 1 not reached", res)
+	}
+	if got := ids(browseAll(t, b, dlTopic, broker.DeadLetterGroup)); !slices.Equal(got, []string{"k-0", "k-1"}) {
+		t.Fatalf("left in the DLQ: %q", got)
+	}
+}
