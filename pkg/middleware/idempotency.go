@@ -33,7 +33,8 @@ type IdempotencyConfig struct {
 	Backoff retry.Policy
 	// Requeue, when set, hands a delivery whose key stays busy (or whose
 	// store keeps failing) longer than MaxInProcessWait back to the broker
-	// for redelivery after the given wait; this delivery is then acked.
+	// for redelivery after the given wait (about MaxInProcessWait, at most
+	// until the other holder's lease ends); this delivery is then acked.
 	// Without it the delivery waits in-process until the key is free, the
 	// store answers or the context is done (the message is then nacked).
 	Requeue DelayFunc
@@ -135,9 +136,11 @@ func Idempotency(cfg IdempotencyConfig) Middleware {
 						attrErr(err), slog.String(LogKeyIdempotencyKey, k), attrWait(wait))
 				}
 				if cfg.Requeue != nil && waited+wait > maxWait {
-					later := wait
+					// Come back about as often as in-process waits would
+					// look, but not after the other's lease has ended.
+					later := max(wait, maxWait)
 					if err == nil {
-						later = max(c.Until.Sub(clock.Now()), wait)
+						later = max(min(later, c.Until.Sub(clock.Now())), wait)
 					}
 					rerr := cfg.Requeue(ctx, d, later)
 					if rerr == nil {
