@@ -29,19 +29,21 @@ var ErrBlocked = errors.New("amqp: broker blocks publishing (resource alarm)")
 // ErrNacked is wrapped by Publish when RabbitMQ refused a message (basic.nack).
 var ErrNacked = errors.New("amqp: broker nacked the message")
 
-// Broker is one RabbitMQ connection, kept up by reconnecting, with a shared
-// publisher and subscribers per consumer group. It implements
+// Broker is two RabbitMQ connections, kept up by reconnecting: one for
+// publishing and declaring topology, one for consuming (so that flow control
+// on a busy publisher never holds back consumers' acks). It gives a shared
+// publisher and subscribers per consumer group, and implements
 // [broker.Broker] and [broker.Delayer].
 type Broker struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	conn    *amqp091.Connection // nil while disconnected
-	gen     uint64              // incremented on every new connection
-	changed chan struct{}       // closed and replaced when conn changes
-	closed  bool
-	subs    map[*Subscriber]struct{}
+	mu     sync.Mutex
+	closed bool
+	subs   map[*Subscriber]struct{}
+
+	pubLink *link
+	subLink *link
 
 	done    chan struct{}      // closed by Close
 	stopCtx context.Context    // cancelled by Close, bounds reconnect dials
@@ -59,7 +61,7 @@ var (
 )
 
 // New connects to RabbitMQ and returns a Broker. It fails if the
-// configuration is invalid or the first connection cannot be made; later
+// configuration is invalid or the first connections cannot be made; later
 // connection losses are repaired in the background. A nil logger discards.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) {
 	cfg.setDefaults()
@@ -70,29 +72,56 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	b := &Broker{
-		cfg:     cfg,
-		log:     logger.With("broker", "amqp"),
-		changed: make(chan struct{}),
-		subs:    map[*Subscriber]struct{}{},
-		done:    make(chan struct{}),
+		cfg:  cfg,
+		log:  logger.With("broker", "amqp"),
+		subs: map[*Subscriber]struct{}{},
+		done: make(chan struct{}),
 	}
 	b.topo.b = b
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
-	conn, err := b.dial(ctx)
+	b.pubLink = &link{b: b, role: "publish", changed: make(chan struct{})}
+	b.subLink = &link{b: b, role: "consume", changed: make(chan struct{})}
+	pubConn, err := b.pubLink.dial(ctx)
 	if err != nil {
 		b.stop()
 		return nil, err
 	}
-	b.setConn(conn)
+	subConn, err := b.subLink.dial(ctx)
+	if err != nil {
+		b.stop()
+		_ = pubConn.Close()
+		return nil, err
+	}
+	for l, conn := range map[*link]*amqp091.Connection{b.pubLink: pubConn, b.subLink: subConn} {
+		l.set(conn)
+		b.wg.Add(1)
+		go l.watch(conn)
+	}
 	b.pub = newPublisher(b)
-	b.wg.Add(1)
-	go b.watch(conn)
 	b.log.Info("connected", "url", cfg.RedactedURL())
 	return b, nil
 }
 
-func (b *Broker) dial(ctx context.Context) (*amqp091.Connection, error) {
-	dc, err := b.cfg.dialConfig()
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// link is one connection kept up by reconnecting.
+type link struct {
+	b    *Broker
+	role string // "publish" or "consume", appended to the connection name
+
+	mu      sync.Mutex
+	conn    *amqp091.Connection // nil while disconnected
+	gen     uint64              // incremented on every new connection
+	changed chan struct{}       // closed and replaced when conn changes
+}
+
+func (l *link) dial(ctx context.Context) (*amqp091.Connection, error) {
+	b := l.b
+	dc, err := b.cfg.dialConfig(l.role)
 	if err != nil {
 		return nil, fmt.Errorf("amqp: connect to %s: %w", b.cfg.RedactedURL(), err)
 	}
@@ -121,77 +150,80 @@ func (b *Broker) dial(ctx context.Context) (*amqp091.Connection, error) {
 	}
 }
 
-func (b *Broker) setConn(conn *amqp091.Connection) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.setConnLocked(conn)
-}
-
-func (b *Broker) setConnLocked(conn *amqp091.Connection) {
-	b.conn = conn
-	b.blocked.Store(nil)
+func (l *link) set(conn *amqp091.Connection) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conn = conn
 	if conn != nil {
-		b.gen++
-		blocks := conn.NotifyBlocked(make(chan amqp091.Blocking, 1))
-		b.wg.Add(1)
-		go func() { // ends when the connection closes its notification channels
-			defer b.wg.Done()
-			for bl := range blocks {
-				if bl.Active {
-					reason := bl.Reason
-					b.blocked.Store(&reason)
-					b.log.Warn("broker blocks publishing", "reason", reason)
-				} else {
-					b.blocked.Store(nil)
-					b.log.Info("broker unblocked publishing")
-				}
-			}
-		}()
+		l.gen++
 	}
-	close(b.changed)
-	b.changed = make(chan struct{})
+	close(l.changed)
+	l.changed = make(chan struct{})
+	if l.role != "publish" {
+		return
+	}
+	b := l.b
+	b.blocked.Store(nil)
+	if conn == nil {
+		return
+	}
+	blocks := conn.NotifyBlocked(make(chan amqp091.Blocking, 1))
+	b.wg.Add(1)
+	go func() { // ends when the connection closes its notification channels
+		defer b.wg.Done()
+		for bl := range blocks {
+			if bl.Active {
+				reason := bl.Reason
+				b.blocked.Store(&reason)
+				b.log.Warn("broker blocks publishing", "reason", reason)
+			} else {
+				b.blocked.Store(nil)
+				b.log.Info("broker unblocked publishing")
+			}
+		}
+	}()
 }
 
-// connection returns the current connection and its generation, or an error
+// get returns the current connection and its generation, or an error
 // wrapping [broker.ErrDisconnected] or [broker.ErrClosed].
-func (b *Broker) connection() (*amqp091.Connection, uint64, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+func (l *link) get() (*amqp091.Connection, uint64, error) {
+	if l.b.isClosed() {
 		return nil, 0, broker.ErrClosed
 	}
-	if b.conn == nil || b.conn.IsClosed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil || l.conn.IsClosed() {
 		return nil, 0, broker.ErrDisconnected
 	}
-	return b.conn, b.gen, nil
+	return l.conn, l.gen, nil
 }
 
-// waitConnection waits until a connection of a generation other than
-// notGen is up, or stop/ctx ends the wait.
-func (b *Broker) waitConnection(ctx context.Context, stop <-chan struct{}, notGen uint64) (*amqp091.Connection, uint64, error) {
+// wait waits until a connection is up, or stop/ctx ends the wait.
+func (l *link) wait(ctx context.Context, stop <-chan struct{}) (*amqp091.Connection, error) {
 	for {
-		b.mu.Lock()
-		conn, gen, changed, closed := b.conn, b.gen, b.changed, b.closed
-		b.mu.Unlock()
-		if closed {
-			return nil, 0, broker.ErrClosed
+		if l.b.isClosed() {
+			return nil, broker.ErrClosed
 		}
-		if conn != nil && !conn.IsClosed() && gen != notGen {
-			return conn, gen, nil
+		l.mu.Lock()
+		conn, changed := l.conn, l.changed
+		l.mu.Unlock()
+		if conn != nil && !conn.IsClosed() {
+			return conn, nil
 		}
 		select {
 		case <-changed:
 		case <-stop:
-			return nil, 0, broker.ErrClosed
+			return nil, broker.ErrClosed
 		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Second): // conn closed but watch has not noticed yet
 		}
 	}
 }
 
 // watch reconnects with exponential backoff whenever the connection is lost.
-func (b *Broker) watch(conn *amqp091.Connection) {
+func (l *link) watch(conn *amqp091.Connection) {
+	b := l.b
 	defer b.wg.Done()
 	for {
 		closeCh := conn.NotifyClose(make(chan *amqp091.Error, 1))
@@ -201,9 +233,11 @@ func (b *Broker) watch(conn *amqp091.Connection) {
 		case <-b.done:
 			return
 		}
-		b.setConn(nil)
-		b.topo.reset()
-		b.log.Warn("connection lost; reconnecting", "error", cerr)
+		l.set(nil)
+		if l.role == "publish" {
+			b.topo.reset()
+		}
+		b.log.Warn("connection lost; reconnecting", "connection", l.role, "error", cerr)
 		backoff := b.cfg.ReconnectBackoff
 		for {
 			select {
@@ -212,25 +246,40 @@ func (b *Broker) watch(conn *amqp091.Connection) {
 			case <-time.After(backoff):
 			}
 			ctx, cancel := context.WithTimeout(b.stopCtx, 30*time.Second)
-			c, err := b.dial(ctx)
+			c, err := l.dial(ctx)
 			cancel()
 			if err == nil {
 				conn = c
 				break
 			}
-			b.log.Warn("reconnect failed", "error", err, "retry_in", backoff)
+			b.log.Warn("reconnect failed", "connection", l.role, "error", err, "retry_in", backoff)
 			backoff = min(backoff*2, b.cfg.MaxReconnectBackoff)
 		}
-		b.mu.Lock()
-		if b.closed { // Close ran meanwhile and will not see this connection
+		b.mu.Lock() // held so that Close cannot miss this connection
+		if b.closed {
 			b.mu.Unlock()
 			_ = conn.Close()
 			return
 		}
-		b.setConnLocked(conn)
+		l.set(conn)
 		b.mu.Unlock()
-		b.log.Info("reconnected", "url", b.cfg.RedactedURL())
+		b.log.Info("reconnected", "connection", l.role, "url", b.cfg.RedactedURL())
 	}
+}
+
+// close closes the current connection, if any.
+func (l *link) close() error {
+	l.mu.Lock()
+	conn := l.conn
+	l.conn = nil
+	l.mu.Unlock()
+	if conn == nil || conn.IsClosed() {
+		return nil
+	}
+	if err := conn.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+		return fmt.Errorf("amqp: close %s connection: %w", l.role, err)
+	}
+	return nil
 }
 
 // Name returns "amqp".
@@ -304,16 +353,14 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.topo.close()
-
-	b.mu.Lock()
-	conn := b.conn
-	b.conn = nil
-	b.mu.Unlock()
 	close(b.done)
 	b.stop()
-	if conn != nil && !conn.IsClosed() {
-		if err := conn.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
-			errs = append(errs, fmt.Errorf("amqp: close connection: %w", err))
+	b.mu.Lock() // a reconnect in progress either sees closed or set its link already
+	links := []*link{b.pubLink, b.subLink}
+	b.mu.Unlock()
+	for _, l := range links {
+		if err := l.close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	b.wg.Wait()

@@ -26,7 +26,7 @@ func (b *Broker) Browse(ctx context.Context, topic, group string, limit int) ([]
 	if err := b.topo.queueExists(queue); err != nil {
 		return fail(err)
 	}
-	conn, _, err := b.connection()
+	conn, _, err := b.pubLink.get()
 	if err != nil {
 		return fail(err)
 	}

@@ -53,7 +53,8 @@ type Config struct {
 	// TLS configures TLS for amqps:// URLs.
 	TLS TLSConfig `yaml:"tls"`
 	// ConnectionName is advertised to the broker (shown by rabbitmqctl and the
-	// management UI). Default "switchyard".
+	// management UI), followed by " (publish)" or " (consume)": the adapter
+	// opens one connection for each. Default "switchyard".
 	ConnectionName string `yaml:"connection_name"`
 	// Heartbeat is the AMQP heartbeat interval; a dead TCP connection is
 	// detected within about twice this. Default 10s.
@@ -245,13 +246,13 @@ func redact(raw string) string {
 
 // dialConfig returns what amqp091.DialConfig needs. It is built anew for
 // every dial so that no state is shared between connections.
-func (c Config) dialConfig() (amqp091.Config, error) {
+func (c Config) dialConfig(role string) (amqp091.Config, error) {
 	dc := amqp091.Config{
 		Heartbeat:  c.Heartbeat,
 		Locale:     "en_US",
 		Properties: amqp091.NewConnectionProperties(),
 	}
-	dc.Properties.SetClientConnectionName(c.ConnectionName)
+	dc.Properties.SetClientConnectionName(c.ConnectionName + " (" + role + ")")
 	if c.Username != "" || c.Password != "" {
 		uri, err := amqp091.ParseURI(c.URL)
 		if err != nil {

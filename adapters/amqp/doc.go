@@ -2,6 +2,12 @@
 // github.com/rabbitmq/amqp091-go. [New] connects and returns a [Broker]
 // implementing [broker.Broker] and [broker.Delayer].
 //
+// A Broker opens two connections, named "<ConnectionName> (publish)" and
+// "<ConnectionName> (consume)": RabbitMQ applies flow control per
+// connection, and a publisher being throttled must not hold back the acks
+// of consumers (a handler that publishes and then acks would otherwise slow
+// itself down).
+//
 // # Topology
 //
 // Every topic is a durable fanout exchange named after the topic. Every

@@ -174,7 +174,7 @@ func killConnections(t testing.TB, connectionName string) {
 	}
 	n := 0
 	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.Contains(line, `{"connection_name","`+connectionName+`"}`) {
+		if !strings.Contains(line, `{"connection_name","`+connectionName+` (`) {
 			continue
 		}
 		pid, _, _ := strings.Cut(line, "\t")
@@ -192,7 +192,7 @@ func killConnections(t testing.TB, connectionName string) {
 // Watermill's RestartServiceCommand.
 func killConnectionsCommand(connectionName string) []string {
 	return []string{"sh", "-c", `rabbitmqctl list_connections -q --no-table-headers pid client_properties | grep -F '{"connection_name","` +
-		connectionName + `"}' | cut -f1 | xargs -r -I{} rabbitmqctl close_connection {} test`}
+		connectionName + ` (' | cut -f1 | xargs -r -I{} rabbitmqctl close_connection {} test`}
 }
 
 func haveRabbitmqctl(t *testing.T) {

@@ -128,7 +128,7 @@ func (p *Publisher) acquire(ctx context.Context) (*pubChan, error) {
 	if pc != nil && !pc.ch.IsClosed() && !pc.isDead() {
 		return pc, nil
 	}
-	conn, _, err := p.b.connection()
+	conn, _, err := p.b.pubLink.get()
 	if err != nil {
 		p.pool <- pc
 		return nil, err

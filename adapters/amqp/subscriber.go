@@ -132,7 +132,7 @@ func (s *Subscriber) Close() error {
 
 // consume opens a channel with the subscriber's prefetch and starts consuming queue.
 func (s *Subscriber) consume(queue string) (*session, error) {
-	conn, _, err := s.b.connection()
+	conn, _, err := s.b.subLink.get()
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func (sub *subscription) resubscribe() *session {
 	s := sub.s
 	backoff := s.b.cfg.ReconnectBackoff
 	for {
-		if _, _, err := s.b.waitConnection(sub.ctx, s.closing, 0); err != nil {
+		if _, err := s.b.subLink.wait(sub.ctx, s.closing); err != nil {
 			return nil
 		}
 		s.b.topo.forgetQueue(sub.topic, s.group, s.ordered)

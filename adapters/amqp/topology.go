@@ -45,7 +45,7 @@ func (t *topology) do(key string, fn func(ch *amqp091.Channel) error) error {
 	if _, ok := t.declared.Load(key); ok {
 		return nil
 	}
-	conn, gen, err := t.b.connection()
+	conn, gen, err := t.b.pubLink.get()
 	if err != nil {
 		return err
 	}
