@@ -12,10 +12,11 @@
 //
 //	Tracing        span per delivery, continued from the message's trace context
 //	Correlation    correlation id and a per-message logger into the context
-//	Observe        metrics: handled, failed, latency
 //	DeadLetter     gives up: publishes to the dead-letter topic, then acks
 //	HopLimit       refuses a chain that passed too many handlers (a loop)
-//	Idempotency    skips a message already handled (when a store is configured)
+//	Idempotency    skips a message already handled (when a store is configured);
+//	               Retry hands delayed retries back through IdempotentDelay so
+//	               the key is released, not marked done
 //	Retry          in-process retries with backoff; permanent errors skip it
 //	  user middleware, in the order given: runs once per attempt
 //	Timeout        per attempt
