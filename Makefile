@@ -38,3 +38,12 @@ test: up
 
 run:
 	$(GO) run ./examples/orders
+
+# make bench: Switchyard against bare Watermill and the raw clients on every
+# broker, same run, reported as ratios; rewrites docs/benchmarks.md. Not part
+# of make test. Takes under ~10 minutes on 2 cores. Flags: BENCH_FLAGS='--runs 1'.
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: up
+	. .work/env && $(GO) run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs docs/benchmarks.md $(BENCH_FLAGS)

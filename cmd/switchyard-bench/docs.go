@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strings"
+)
+
+// writeDocs writes docs/benchmarks.md: method, machine, settings, results
+// and the targets the issue set, each marked met or not met.
+func (rep *report) writeDocs(w io.Writer) {
+	o := rep.o
+	cpu, mem, kernel := machine()
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	p("# Benchmarks")
+	p("")
+	p("Switchyard against bare Watermill and the raw broker clients, on the same broker in the same run.")
+	p("This page is written by `make bench` (`go run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs docs/benchmarks.md`);")
+	p("the numbers below are from its last run. `go run ./cmd/switchyard-bench --brokers memory` needs no broker.")
+	p("")
+	p("## How to read the ratios")
+	p("")
+	p("Every scenario prints one line `ratio SCENARIO switchyard/raw=X switchyard/watermill=Y`.")
+	p("**A ratio above 1 always means Switchyard did better**:")
+	p("")
+	p("- throughput scenarios (`publish`, `e2e`, `e2e-4mw`): ratio = Switchyard throughput / other throughput;")
+	p("- latency scenarios (`latency-p50`, `latency-p99`): ratio = other latency / Switchyard latency (the throughput-like inverse);")
+	p("- `e2e-allocs`: ratio = other allocations per message / Switchyard allocations per message;")
+	p("- `overrun-rss`: ratio = other peak RSS / Switchyard peak RSS.")
+	p("")
+	p("`e2e-4mw` compares with Watermill's router carrying Recoverer, Retry, CorrelationID and PoisonQueue (the \"four middlewares\" baseline); its `switchyard/raw` is the same as `e2e`'s.")
+	p("")
+	p("## Machine and run")
+	p("")
+	p("| | |")
+	p("|---|---|")
+	p("| CPU | %s, %d cores (nproc) |", cpu, runtime.NumCPU())
+	p("| memory | %s |", mem)
+	p("| kernel | Linux %s |", kernel)
+	p("| Go | %s |", runtime.Version())
+	if rep.rabbitVer != "" {
+		p("| RabbitMQ | %s (single node, 127.0.0.1, from scripts/up.sh) |", rep.rabbitVer)
+	}
+	if rep.kafkaVer != "" {
+		p("| Kafka | %s (KRaft, single node, 127.0.0.1, from scripts/up.sh) |", rep.kafkaVer)
+	}
+	p("| clients | watermill v1.5.3, watermill-amqp v3.1.0, watermill-kafka v3.1.3 (Sarama %s), amqp091-go v1.16.0, franz-go v1.22.3 |", saramaModVersion())
+	p("| date | %s, %.0f s |", rep.start.UTC().Format("2006-01-02 15:04 MST"), rep.end.Sub(rep.start).Seconds())
+	p("| load average | %s at start, %s at end (the machine is shared with other builds: expect noise) |", rep.loadStart, rep.loadEnd)
+	p("")
+	p("## Settings")
+	p("")
+	p("- Messages: JSON of a struct `{id, key, sent_at, body}`, about 1 KiB; %d keys; every contender `json.Marshal`s on publish and `json.Unmarshal`s into the same struct in its handler.", o.keys)
+	p("- Messages per run: memory %d, amqp %d, kafka %d. %d runs per scenario and contender, median reported (each metric's median on its own). Runs are interleaved across contenders.", o.memoryMsgs, o.amqpMsgs, o.kafkaMsgs, o.runs)
+	p("- Each run is a separate child process (the command re-executes itself), so peak RSS (VmHWM from /proc/self/status) is per contender and scenario. Allocations and bytes are runtime.MemStats deltas of the whole child process over the measured interval, divided by the messages: in `e2e` they include publishing *and* consuming.")
+	p("- Before the clock starts one warm-up message is published and (where there is a consumer) consumed, so connections, topic metadata and consumer-group assignment are settled.")
+	p("- **publish**: a publish counts when the broker acknowledged it. Switchyard (`Service.Publish`) and Watermill (`Publisher.Publish`) publish from %d goroutines, one message per call. The raw clients pipeline from one goroutine with at most 1000 unconfirmed messages (amqp091-go deferred confirms; franz-go `Produce` with callbacks), their natural best. On memory a consumer drains and acks at the subscriber without decoding (a memory broker keeps nothing without one); on RabbitMQ and Kafka there is no consumer (one durable queue is bound).", o.publishers)
+	p("- **e2e**: the consumer runs while the same publishers publish; throughput = messages / (first publish → last handled).")
+	p("  - Switchyard: `service.Handle` with the framework defaults (full default middleware stack, concurrency 4, adapter default prefetch: memory 64, RabbitMQ %d, Kafka 256).", o.prefetch)
+	p("  - Watermill: `message.Router` with one handler that json-unmarshals, no middleware; `watermill-4mw` adds Recoverer, Retry (3 retries, 100ms..1s), CorrelationID and PoisonQueue.")
+	p("  - raw memory: **a buffered Go channel (capacity 1024, the memory adapter's buffer) and a pool of %d workers** — the baseline of doing it by hand.", o.concurrency)
+	p("  - raw RabbitMQ: amqp091-go, manual-ack consume at prefetch %d, %d workers.", o.prefetch, o.concurrency)
+	p("  - raw Kafka: franz-go consumer group, one poll loop handling records in partition order, marks committed after handling (at least once).")
+	p("- **latency**: the e2e setup at a fixed offered rate, half the *slowest* contender's median e2e throughput on that broker (the same load for all), for about %.0f s; p50/p99 of handled time minus `sent_at` in the payload.", o.latencySecs)
+	p("- **overrun** (memory): the handler is stalled while %d publishers try to publish %d messages for %s; published count and peak RSS show whether memory is bounded (Switchyard and the raw channel block at their buffer; GoChannel spawns a goroutine per message).", o.publishers, o.overrunMsgs, o.overrunWindow)
+	p("- RabbitMQ: durable queues, persistent messages, confirms on for all three; Watermill's `NewDurablePubSubConfig` with `ConfirmDelivery` and a pool of 4 channels (Switchyard's default publish channels). Kafka: topics of %d partitions, acks=all for all three (franz-go's default idempotent producer; Sarama `WaitForAll`), partition key = message key.", o.partitions)
+	p("")
+	p("## Results")
+	p("")
+	rep.writeTable(w, true)
+	p("")
+	p("```")
+	for _, l := range rep.ratios() {
+		p("%s", l)
+	}
+	p("```")
+	var errs []string
+	for _, k := range rep.order {
+		if r := rep.rows[k]; r.err != nil {
+			errs = append(errs, fmt.Sprintf("- %s/%s/%s: %v", k.broker, k.scenario, k.contender, r.err))
+		}
+	}
+	if len(errs) > 0 {
+		p("")
+		p("Failed measurements:")
+		p("")
+		p("%s", strings.Join(errs, "\n"))
+	}
+	p("")
+	p("## Targets")
+	p("")
+	p("The targets set for Switchyard, against this run's numbers. Not met means not met: they are reported, not tuned away.")
+	p("")
+	p("| target | measured | |")
+	p("|---|---|---|")
+	tput := func(r result) float64 { return r.PerSec }
+	check := func(name string, v, want float64, ge bool, unit string) {
+		if math.IsNaN(v) {
+			return
+		}
+		ok := v >= want
+		if !ge {
+			ok = v <= want
+		}
+		verdict := "met"
+		if !ok {
+			verdict = "**not met**"
+		}
+		p("| %s | %.2f%s | %s |", name, v, unit, verdict)
+	}
+	if has(rep.o.brokers, "memory") {
+		check("memory e2e, full middleware >= 2x Watermill GoChannel+Router without middleware", rep.ratio("memory", "e2e", "watermill", tput, false), 2, true, "x")
+		if y, ok := rep.med("memory", "e2e", "switchyard"); ok {
+			check("memory <= 20 allocs/msg (e2e, publish + consume)", y.AllocsPerMsg, 20, false, "")
+		}
+		y, ok1 := rep.med("memory", "overrun", "switchyard")
+		g, ok2 := rep.med("memory", "overrun", "watermill")
+		if ok1 && ok2 {
+			verdict := "met"
+			if y.PeakRSSKiB >= g.PeakRSSKiB {
+				verdict = "**not met**"
+			}
+			p("| memory bounded when the publisher outruns consumers | Switchyard %d MiB peak RSS (%d published in %s), GoChannel %d MiB (%d published) | %s |",
+				y.PeakRSSKiB/1024, y.Published, o.overrunWindow, g.PeakRSSKiB/1024, g.Published, verdict)
+		}
+	}
+	if has(rep.o.brokers, "amqp") {
+		check("RabbitMQ confirmed publish >= 0.9x raw", rep.ratio("amqp", "publish", "raw", tput, false), 0.9, true, "x")
+		check("RabbitMQ e2e >= 0.9x raw at the same prefetch", rep.ratio("amqp", "e2e", "raw", tput, false), 0.9, true, "x")
+	}
+	if has(rep.o.brokers, "kafka") {
+		check("Kafka acks=all publish >= 0.9x raw", rep.ratio("kafka", "publish", "raw", tput, false), 0.9, true, "x")
+		check("Kafka e2e >= 0.8x raw consumer group (order per key)", rep.ratio("kafka", "e2e", "raw", tput, false), 0.8, true, "x")
+	}
+}
+
+func has(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// saramaModVersion is the Sarama version linked into this binary.
+func saramaModVersion() string {
+	return depVersion("github.com/IBM/sarama")
+}
