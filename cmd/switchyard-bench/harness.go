@@ -27,7 +27,7 @@ type Event struct {
 
 // EventType, EventVersion and EventKey make Event a Switchyard event.
 func (Event) EventType() string  { return "bench.event" }
-func (Event) EventVersion() int   { return 1 }
+func (Event) EventVersion() int  { return 1 }
 func (e Event) EventKey() string { return e.Key }
 
 // body pads Event's JSON encoding to about 1 KiB.
