@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +22,10 @@ import (
 // MetadataTopic is the topic a handed-out record was read from: the
 // subscribed topic, or one of its retry topics for a delayed redelivery.
 const MetadataTopic = "sy_kafka_topic"
+
+// retryTopicDiscovery bounds how long a subscription takes to notice a retry
+// topic created after it joined (its client's metadata refresh interval).
+const retryTopicDiscovery = 5 * time.Second
 
 // closeTimeout bounds the final commit of a subscription.
 const closeTimeout = 10 * time.Second
@@ -45,8 +51,8 @@ type Subscriber struct {
 // messages with the same key keep their publish order. The committed offset
 // of a partition only moves past records that were acked, and every record
 // before them. A nacked record is handed out again after a backoff
-// (NackBackoff, doubling to MaxNackBackoff); later records of its partition
-// wait for it.
+// (NackBackoff, doubling to MaxNackBackoff); later records with its key
+// wait for it, records with other keys (or none) keep flowing.
 //
 // Cancelling ctx stops intake and closes the channel; messages already
 // handed out can still be acked until [Subscriber.Close]. Once none is left
@@ -62,8 +68,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if topic == "" {
 		return nil, errors.New("kafka: subscribe: topic required")
 	}
+	// Only the topic itself is created here; its retry topics are created
+	// by the first Delay to them and picked up by the group when the
+	// metadata shows them (within retryTopicDiscovery).
 	topics := append([]string{topic}, s.b.retryTopics(topic)...)
-	if err := s.b.ensureTopics(ctx, topics...); err != nil {
+	if err := s.b.ensureTopics(ctx, topic); err != nil {
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 	}
 
@@ -101,6 +110,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
 		kgo.FetchMaxWait(time.Second),
+		kgo.MetadataMaxAge(retryTopicDiscovery),
 		kgo.OnPartitionsAssigned(sub.onAssigned),
 		kgo.OnPartitionsRevoked(sub.onRevoked),
 		kgo.OnPartitionsLost(sub.onLost),
@@ -172,6 +182,9 @@ type partState struct {
 	out []*entry
 	// redeliver holds nacked records waiting for their backoff, by offset.
 	redeliver []*entry
+	// blocked counts the records in redeliver per key: fetched records
+	// with that key wait for them.
+	blocked map[string]int
 	// commit is the next offset to commit: one past the last record acked
 	// with every earlier one.
 	commit    kgo.EpochOffset
@@ -188,6 +201,7 @@ type entry struct {
 	rec   *kgo.Record
 	p     *partState
 	fresh bool // taken from queue, not handed out yet
+	idx   int  // index in queue (fresh) or redeliver while being handed out
 	acked bool
 	nacks int
 	due   time.Time
@@ -265,6 +279,7 @@ func (s *subscription) send(ev any) bool {
 }
 
 func (s *subscription) onAssigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	s.log.Debug("kafka: partitions assigned", "partitions", parts)
 	ev := assignEv{parts: parts, reply: make(chan struct{})}
 	if s.send(ev) {
 		<-ev.reply
@@ -283,6 +298,7 @@ func (s *subscription) onLost(ctx context.Context, cl *kgo.Client, parts map[str
 // them (unless they were lost: the commit could not succeed). Acks that
 // arrive later for these partitions are ignored; the new owner redelivers.
 func (s *subscription) revoke(ctx context.Context, cl *kgo.Client, parts map[string][]int32, lost bool) {
+	s.log.Debug("kafka: partitions revoked", "partitions", parts, "lost", lost)
 	if len(parts) == 0 {
 		return
 	}
@@ -506,7 +522,6 @@ func resetTimer(t *time.Timer, d time.Duration) {
 }
 
 func (s *subscription) assign(parts map[string][]int32) {
-	resume := map[string][]int32{}
 	for topic, ps := range parts {
 		for _, p := range ps {
 			k := tp{topic, p}
@@ -516,12 +531,7 @@ func (s *subscription) assign(parts map[string][]int32) {
 			st := &partState{tp: k, isRetry: s.retry[topic], sent: -1}
 			s.parts[k] = st
 			s.order = append(s.order, st)
-			resume[topic] = append(resume[topic], p)
 		}
-	}
-	// A partition paused by an earlier owner session must fetch again.
-	if len(resume) > 0 {
-		s.cl.ResumeFetchPartitions(resume)
 	}
 }
 
@@ -600,9 +610,7 @@ func (s *subscription) enqueue(recs []*kgo.Record) {
 	}
 }
 
-// pick returns the next record to hand out, round-robin across partitions:
-// per partition, a nacked record once its backoff is over, else the next
-// fetched record, unless a retry record is not due yet.
+// pick returns the next record to hand out, round-robin across partitions.
 func (s *subscription) pick(now time.Time) *entry {
 	n := len(s.order)
 	for i := range n {
@@ -615,23 +623,42 @@ func (s *subscription) pick(now time.Time) *entry {
 	return nil
 }
 
+// head returns the next record of one partition to hand out, or nil:
+//   - first a nacked record whose backoff is over, lowest offset first, but
+//     never ahead of an earlier nacked record with the same key;
+//   - else the first fetched record whose key has no nacked record waiting
+//     (records without a key are never held back);
+//   - on a retry partition, records for other groups are skipped, and a
+//     record not due yet holds the partition (fetching is paused) until due.
 func (s *subscription) head(st *partState, now time.Time) *entry {
-	if len(st.redeliver) > 0 {
-		if e := st.redeliver[0]; !now.Before(e.due) {
+	var waiting map[string]bool
+	for i, e := range st.redeliver {
+		k := string(e.rec.Key)
+		if k != "" && waiting[k] {
+			continue
+		}
+		if !now.Before(e.due) {
+			e.idx = i
 			return e
 		}
-		return nil
+		if k != "" {
+			if waiting == nil {
+				waiting = map[string]bool{}
+			}
+			waiting[k] = true
+		}
 	}
-	for len(st.queue) > 0 {
-		r := st.queue[0]
+	for i := 0; i < len(st.queue); i++ {
+		r := st.queue[i]
 		if st.isRetry {
 			group, due := retryInfo(r)
 			if group != s.group {
 				// Meant for another group: done for this one.
-				st.queue = st.queue[1:]
+				st.queue = slices.Delete(st.queue, i, i+1)
 				s.queued--
-				st.out = append(st.out, &entry{rec: r, p: st, acked: true})
+				insertOut(st, &entry{rec: r, p: st, acked: true})
 				advance(st)
+				i--
 				continue
 			}
 			if now.Before(due) {
@@ -648,7 +675,10 @@ func (s *subscription) head(st *partState, now time.Time) *entry {
 				s.cl.ResumeFetchPartitions(map[string][]int32{st.topic: {st.part}})
 			}
 		}
-		return &entry{rec: r, p: st, fresh: true}
+		if len(r.Key) > 0 && st.blocked[string(r.Key)] > 0 {
+			continue
+		}
+		return &entry{rec: r, p: st, fresh: true, idx: i}
 	}
 	return nil
 }
@@ -658,17 +688,13 @@ func (s *subscription) nextDue() (time.Time, bool) {
 	var due time.Time
 	ok := false
 	for _, st := range s.order {
-		var d time.Time
-		switch {
-		case len(st.redeliver) > 0:
-			d = st.redeliver[0].due
-		case !st.heldUntil.IsZero():
-			d = st.heldUntil
-		default:
-			continue
+		for _, e := range st.redeliver {
+			if !ok || e.due.Before(due) {
+				due, ok = e.due, true
+			}
 		}
-		if !ok || d.Before(due) {
-			due, ok = d, true
+		if !st.heldUntil.IsZero() && (!ok || st.heldUntil.Before(due)) {
+			due, ok = st.heldUntil, true
 		}
 	}
 	return due, ok
@@ -678,11 +704,16 @@ func (s *subscription) handedOut(e *entry, msg *message.Message, cancel context.
 	st := e.p
 	if e.fresh {
 		e.fresh = false
-		st.queue = st.queue[1:]
+		st.queue = slices.Delete(st.queue, e.idx, e.idx+1)
 		s.queued--
-		st.out = append(st.out, e)
+		insertOut(st, e)
 	} else {
-		st.redeliver = st.redeliver[1:]
+		st.redeliver = slices.Delete(st.redeliver, e.idx, e.idx+1)
+		if k := string(e.rec.Key); k != "" {
+			if st.blocked[k]--; st.blocked[k] <= 0 {
+				delete(st.blocked, k)
+			}
+		}
 	}
 	s.inflight++
 	go func() {
@@ -719,15 +750,33 @@ func (s *subscription) acked(e *entry, ok bool, now time.Time) {
 	for i > 0 && st.redeliver[i-1].rec.Offset > e.rec.Offset {
 		i--
 	}
-	st.redeliver = append(st.redeliver, nil)
-	copy(st.redeliver[i+1:], st.redeliver[i:])
-	st.redeliver[i] = e
+	st.redeliver = slices.Insert(st.redeliver, i, e)
+	if k := string(e.rec.Key); k != "" {
+		if st.blocked == nil {
+			st.blocked = map[string]int{}
+		}
+		st.blocked[k]++
+	}
 }
 
-// advance moves the commit point past every acked record at the front.
+// insertOut adds a handed-out entry to st.out, keeping offset order.
+func insertOut(st *partState, e *entry) {
+	i := len(st.out)
+	for i > 0 && st.out[i-1].rec.Offset > e.rec.Offset {
+		i--
+	}
+	st.out = slices.Insert(st.out, i, e)
+}
+
+// advance moves the commit point past every acked record at the front,
+// never past a fetched record that was not handed out yet.
 func advance(st *partState) {
+	limit := int64(math.MaxInt64)
+	if len(st.queue) > 0 {
+		limit = st.queue[0].Offset
+	}
 	i := 0
-	for i < len(st.out) && st.out[i].acked {
+	for i < len(st.out) && st.out[i].acked && st.out[i].rec.Offset < limit {
 		r := st.out[i].rec
 		st.commit = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
 		st.hasCommit = true

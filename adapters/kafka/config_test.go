@@ -1,0 +1,105 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	var c Config
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if c.Partitions != 3 || c.ReplicationFactor != 1 || c.Acks != AcksAll || c.InitialOffset != OffsetEarliest ||
+		c.Prefetch != 256 || c.NackBackoff != 100*time.Millisecond || c.MaxNackBackoff != 5*time.Second ||
+		len(c.Brokers) != 1 || c.Brokers[0] != "127.0.0.1:9092" || len(c.DelayTiers) != 5 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestConfigValidateNamesEveryField(t *testing.T) {
+	c := Config{
+		Brokers:           []string{"nohost"},
+		Partitions:        -1,
+		ReplicationFactor: -2,
+		InitialOffset:     "middle",
+		Acks:              "some",
+		Prefetch:          -5,
+		NackBackoff:       time.Second,
+		MaxNackBackoff:    time.Millisecond,
+		DelayTiers:        []time.Duration{5 * time.Second, time.Second},
+		TLS:               TLSConfig{CertFile: "c.pem"},
+		SASL:              SASLConfig{Mechanism: "gssapi", Username: "u", Password: "hunter2"},
+	}
+	c.setDefaults()
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted an invalid config")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`broker.kafka.brokers[0]: "nohost"`,
+		"broker.kafka.partitions: -1",
+		"broker.kafka.replication_factor: -2",
+		`broker.kafka.initial_offset: "middle"`,
+		`broker.kafka.acks: "some"`,
+		"broker.kafka.prefetch: -5",
+		"broker.kafka.max_nack_backoff: 1ms",
+		"broker.kafka.delay_tiers[1]: 1s",
+		"broker.kafka.tls.enabled",
+		"broker.kafka.tls.cert_file",
+		`broker.kafka.sasl.mechanism: "gssapi"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Validate error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "hunter2") {
+		t.Errorf("Validate error prints the password:\n%s", msg)
+	}
+}
+
+func TestConfigSASLNeedsCredentials(t *testing.T) {
+	c := Config{SASL: SASLConfig{Mechanism: SASLScramSHA512}}
+	c.setDefaults()
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "broker.kafka.sasl.username") || !strings.Contains(err.Error(), "broker.kafka.sasl.password") {
+		t.Fatalf("got %v, want username and password required", err)
+	}
+}
+
+func TestConfigNeverPrintsPassword(t *testing.T) {
+	c := Config{SASL: SASLConfig{Mechanism: SASLPlain, Username: "u", Password: "hunter2"}}
+	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprint(c.SASL)} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("password printed: %s", s)
+		}
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	_, err := New(context.Background(), Config{Acks: "none"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "broker.kafka.acks") {
+		t.Fatalf("New: got %v, want broker.kafka.acks error", err)
+	}
+}
+
+func TestDelayTier(t *testing.T) {
+	b := &Broker{cfg: Config{}}
+	b.cfg.setDefaults()
+	for _, c := range []struct{ in, want time.Duration }{
+		{0, time.Second}, {time.Second, time.Second}, {1001 * time.Millisecond, 5 * time.Second},
+		{31 * time.Second, 2 * time.Minute}, {time.Hour, 10 * time.Minute},
+	} {
+		if got := b.tier(c.in); got != c.want {
+			t.Errorf("tier(%s) = %s, want %s", c.in, got, c.want)
+		}
+	}
+	if got := retryTopic("orders", 5*time.Second); got != "orders.retry.5s" {
+		t.Errorf("retryTopic = %q", got)
+	}
+}
