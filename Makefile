@@ -47,3 +47,14 @@ BENCH_FLAGS ?=
 .PHONY: bench
 bench: up
 	. .work/env && $(GO) run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs docs/benchmarks.md $(BENCH_FLAGS)
+
+# make faults: fault scenarios against the real brokers (kill -9 of a
+# consumer, RabbitMQ and Kafka restarts mid-stream, a consumer leaving its
+# group, a bad-input corpus); one result line per scenario, non-zero exit if
+# anything was lost. It restarts the brokers. See cmd/switchyard-faults.
+#   make faults FAULTS_FLAGS='-run kill9,badinput -v'
+FAULTS_FLAGS ?=
+
+.PHONY: faults
+faults: up
+	. .work/env && $(GO) run ./cmd/switchyard-faults $(FAULTS_FLAGS)

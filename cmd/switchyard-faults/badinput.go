@@ -105,7 +105,7 @@ func (e *env) badInput(ctx context.Context, kind string) *result {
 	ns := e.namespace(name, kind)
 	nm := namesFor(ns)
 	logger := e.logger.With("scenario", name, "broker", kind)
-	pubB, cfg, err := openBroker(ctx, kind, ns, logger)
+	pubB, cfg, err := openBroker(ctx, kind, ns, e.adapters.With("scenario", name, "broker", kind))
 	if err != nil {
 		return r.setupFailed(err)
 	}
@@ -118,7 +118,7 @@ func (e *env) badInput(ctx context.Context, kind string) *result {
 	}
 	consB := pubB // the in-memory broker exists only in this process
 	if kind != config.BrokerMemory {
-		if consB, _, err = openBroker(ctx, kind, ns, logger); err != nil {
+		if consB, _, err = openBroker(ctx, kind, ns, e.adapters.With("scenario", name, "broker", kind, "side", "consumer")); err != nil {
 			return r.setupFailed(err)
 		}
 		defer consB.Close()

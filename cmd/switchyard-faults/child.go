@@ -159,13 +159,24 @@ func validIdent(s string) bool {
 }
 
 func createHandlings(ctx context.Context, pool *pgxpool.Pool, table string) error {
-	_, err := pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+table+
-		" (id text NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT now())")
-	return err
+	for _, t := range []string{table, skippedTable(table)} {
+		if _, err := pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t+
+			" (id text NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT now())"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func dropHandlings(ctx context.Context, pool *pgxpool.Pool, table string) {
-	_, _ = pool.Exec(ctx, "DROP TABLE IF EXISTS "+table)
+	_, _ = pool.Exec(ctx, "DROP TABLE IF EXISTS "+table+", "+skippedTable(table))
+}
+
+// countRows is the number of rows of table.
+func countRows(ctx context.Context, pool *pgxpool.Pool, table string) (int, error) {
+	var n int
+	err := pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n)
+	return n, err
 }
 
 // distinctHandled is how many distinct ids the table holds.

@@ -80,7 +80,17 @@ func driverMain(args []string) int {
 	// The driver logs its progress (and the adapters' warnings) at info;
 	// -v adds the consumers' logs.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	e := &env{run: strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36*36), 36), scripts: *scripts, logger: logger, verbose: *verbose}
+	adapterLevel := slog.LevelError
+	if *verbose {
+		adapterLevel = slog.LevelInfo
+	}
+	e := &env{
+		run:      strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36*36), 36),
+		scripts:  *scripts,
+		logger:   logger,
+		adapters: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: adapterLevel})),
+		verbose:  *verbose,
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 

@@ -22,7 +22,10 @@ type env struct {
 	run     string // run id, part of every namespace
 	scripts string // directory of rabbitmq.sh and kafka.sh
 	logger  *slog.Logger
-	verbose bool
+	// adapters is the adapters' logger: errors only unless -v, because
+	// franz-go warns on every failed dial while a broker restarts.
+	adapters *slog.Logger
+	verbose  bool
 }
 
 func (e *env) namespace(scenario, kind string) string {
@@ -53,7 +56,7 @@ func (e *env) newFixture(ctx context.Context, scenario, kind string) (*fixture, 
 		return nil, err
 	}
 	var cfg config.Config
-	if f.b, cfg, err = openBroker(ctx, kind, ns, f.logger); err != nil {
+	if f.b, cfg, err = openBroker(ctx, kind, ns, e.adapters.With("scenario", scenario, "broker", kind)); err != nil {
 		f.pool.Close()
 		return nil, err
 	}
@@ -183,8 +186,19 @@ func (e *env) kill9(ctx context.Context, kind string, exactlyOnce bool) *result 
 		}
 	}
 	f.finish(ctx, r, p, kind)
-	if exactlyOnce && r.duplicates != 0 {
-		r.failf("exactly-once effects: %d ids recorded more than once", r.duplicates)
+	if exactlyOnce {
+		if r.duplicates != 0 {
+			r.failf("exactly-once effects: %d ids recorded more than once", r.duplicates)
+		}
+		rows, err1 := countRows(ctx, f.pool, f.table)
+		skipped, err2 := countRows(ctx, f.pool, skippedTable(f.table))
+		if err := errors.Join(err1, err2); err != nil {
+			r.failf("counting rows: %v", err)
+		}
+		if rows != r.published {
+			r.failf("exactly-once effects: %d rows for %d published messages", rows, r.published)
+		}
+		f.logger.Info("exactly-once effects", "rows", rows, "published", r.published, "redeliveries_skipped_as_duplicates", skipped)
 	}
 	f.close(ctx, len(r.failures) == 0)
 	return r
@@ -241,6 +255,11 @@ func (e *env) groupLeave(ctx context.Context, kind string, graceful bool) *resul
 		r.failf("consumer b: %v", err)
 	}
 	byPID := f.finish(ctx, r, p, kind)
+	if graceful && r.duplicates != 0 {
+		// A graceful leave lets in-flight handlers finish and ack, and
+		// hands back (nacks, or leaves uncommitted) only what it never started.
+		r.failf("graceful leave: %d handlings repeated, want 0", r.duplicates)
+	}
 	if byPID[b.pid()] == 0 {
 		r.failf("consumer b handled nothing: the scenario did not exercise a takeover")
 	}
@@ -260,7 +279,7 @@ func (e *env) brokerRestart(ctx context.Context, kind string) *result {
 	ns := e.namespace(name, kind)
 	nm := namesFor(ns)
 	logger := e.logger.With("scenario", name, "broker", kind)
-	pubB, cfg, err := openBroker(ctx, kind, ns, logger)
+	pubB, cfg, err := openBroker(ctx, kind, ns, e.adapters.With("scenario", name, "side", "publisher"))
 	if err != nil {
 		return r.setupFailed(err)
 	}
@@ -271,7 +290,7 @@ func (e *env) brokerRestart(ctx context.Context, kind string) *result {
 	if err := declare(ctx, pubB, nm.dlTopic, broker.DeadLetterGroup); err != nil {
 		return r.setupFailed(err)
 	}
-	consB, _, err := openBroker(ctx, kind, ns, logger)
+	consB, _, err := openBroker(ctx, kind, ns, e.adapters.With("scenario", name, "side", "consumer"))
 	if err != nil {
 		return r.setupFailed(err)
 	}
