@@ -230,7 +230,9 @@ func (a *app) confirm(question string) error {
 	}
 	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
 	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) {
+		fmt.Fprintln(a.stderr)
+	} else if err != nil {
 		return err
 	}
 	switch strings.ToLower(strings.TrimSpace(line)) {
@@ -278,7 +280,9 @@ func (a *app) runDrain(cmd *cobra.Command, d *drainFlags, verb string, act func(
 	} else if err != nil {
 		return err
 	}
-	if !d.yes {
+	if known != nil && len(matching) == 0 {
+		known = map[string]bool{} // nothing to do: stop at once, ask nothing
+	} else if !d.yes {
 		what := "every matching dead letter"
 		if known != nil {
 			what = fmt.Sprintf("%d dead letter(s)", len(matching))
@@ -286,9 +290,6 @@ func (a *app) runDrain(cmd *cobra.Command, d *drainFlags, verb string, act func(
 		if err := a.confirm(fmt.Sprintf("%s %s of %q?", map[string]string{"replayed": "Replay", "purged": "Purge"}[verb], what, topic)); err != nil {
 			return err
 		}
-	}
-	if known != nil && len(matching) == 0 {
-		known = map[string]bool{} // nothing to do: stop at once
 	}
 	res, err := a.drain(ctx, b, drainSpec{
 		verb: verb, topic: topic, filter: &d.f, limit: d.limit, idle: d.idle, interval: interval,
