@@ -578,7 +578,7 @@ func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.SubscribeInitialize(topic); err != nil {
+	if err := b.Provision(context.Background(), topic, "dead"); err != nil {
 		t.Fatal(err)
 	}
 	sent := newMessages(5, "x")
@@ -586,7 +586,15 @@ func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 	if err := b.Publisher().Publish(topic, sent...); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.Browse(context.Background(), topic, "dead", 3)
+	browse := func(group string, limit int) ([]*message.Message, error) {
+		var out []*message.Message
+		err := b.Browse(context.Background(), topic, group, func(m *message.Message) bool {
+			out = append(out, m)
+			return len(out) < limit
+		})
+		return out, err
+	}
+	got, err := browse("dead", 3)
 	if err != nil {
 		t.Fatalf("Browse: %v", err)
 	}
@@ -594,7 +602,7 @@ func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 		got[0].Metadata.Get(header.DeadLetterReason) != "handler_error" {
 		t.Fatalf("Browse returned %d messages, want the first 3 with their metadata", len(got))
 	}
-	if all, err := b.Browse(context.Background(), topic, "dead", 100); err != nil || len(all) != 5 {
+	if all, err := browse("dead", 100); err != nil || len(all) != 5 {
 		t.Fatalf("Browse beyond the queue: %d messages, %v; want 5", len(all), err)
 	}
 	msgs, err := s.Subscribe(context.Background(), topic)
@@ -607,7 +615,7 @@ func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 		}
 		m.Ack()
 	}
-	if _, err := b.Browse(context.Background(), topic, "nobody", 1); err == nil {
+	if _, err := browse("nobody", 1); err == nil {
 		t.Error("Browse of a queue that does not exist succeeded")
 	}
 }

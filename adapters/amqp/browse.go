@@ -5,23 +5,23 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
-// Browse returns up to limit messages from the head of group's queue on
-// topic without removing them, for the operator CLI (dead letters). The
-// messages are fetched with basic.get on a channel of their own and handed
-// back when Browse returns (the channel is closed, RabbitMQ requeues them in
-// place); they are marked redelivered, and a quorum queue counts the
-// browse as a delivery attempt. While Browse runs, the fetched messages are
-// invisible to the group's consumers, so browse a queue nobody consumes (a
-// dead-letter group) or expect a short hold-up.
-func (b *Broker) Browse(ctx context.Context, topic, group string, limit int) ([]*message.Message, error) {
+// Browse implements [broker.Browser]: it calls fn with each message of
+// group's queue on topic, oldest first, without removing any, until fn
+// returns false or the queue is exhausted. The messages are fetched with
+// basic.get on a channel of their own and handed back when Browse returns
+// (the channel is closed, RabbitMQ requeues them in place); they are marked
+// redelivered, and a quorum queue counts the browse as a delivery attempt.
+// While Browse runs, the fetched messages are invisible to the group's
+// consumers, so browse a queue nobody consumes (a dead-letter group) or
+// expect a short hold-up.
+func (b *Broker) Browse(ctx context.Context, topic, group string, fn func(*message.Message) bool) error {
 	queue := b.cfg.queueName(topic, group)
-	fail := func(err error) ([]*message.Message, error) {
-		return nil, fmt.Errorf("amqp: browse %q: %w", queue, err)
-	}
-	if limit <= 0 {
-		return fail(fmt.Errorf("limit %d, want > 0", limit))
+	fail := func(err error) error {
+		return fmt.Errorf("amqp: browse %q: %w", queue, err)
 	}
 	if err := b.topo.queueExists(queue); err != nil {
 		return fail(err)
@@ -35,8 +35,7 @@ func (b *Broker) Browse(ctx context.Context, topic, group string, limit int) ([]
 		return fail(disconnectedErr(err))
 	}
 	defer ch.Close() // requeues every fetched message
-	var msgs []*message.Message
-	for len(msgs) < limit {
+	for {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
@@ -44,10 +43,26 @@ func (b *Broker) Browse(ctx context.Context, topic, group string, limit int) ([]
 		if err != nil {
 			return fail(disconnectedErr(err))
 		}
-		if !ok {
-			break
+		if !ok || !fn(toMessage(&d)) {
+			return nil
 		}
-		msgs = append(msgs, toMessage(&d))
 	}
-	return msgs, nil
 }
+
+// Provision implements [broker.Provisioner]: it declares topic's exchange
+// and group's durable queue bound to it, so messages published from now on
+// are kept for group even before anyone consumes them.
+func (b *Broker) Provision(ctx context.Context, topic, group string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := b.topo.workQueue(topic, group, false); err != nil {
+		return fmt.Errorf("amqp: provision %q for %q: %w", topic, group, err)
+	}
+	return nil
+}
+
+var (
+	_ broker.Browser     = (*Broker)(nil)
+	_ broker.Provisioner = (*Broker)(nil)
+)
