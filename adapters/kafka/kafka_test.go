@@ -410,3 +410,31 @@ func TestCancelStopsIntakeAckUntilClose(t *testing.T) {
 	}
 	m.Ack()
 }
+
+func TestNackHoldsBackOnlyItsKey(t *testing.T) {
+	b := newBroker(t, func(c *kafka.Config) {
+		c.Partitions = 1 // all keys share one partition
+		c.NackBackoff = 300 * time.Millisecond
+	})
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+
+	a1, a2, other := newMsg("a", "a1"), newMsg("a", "a2"), newMsg("b", "b1")
+	if err := b.Publisher().Publish(topic, a1, a2, other); err != nil {
+		t.Fatal(err)
+	}
+	_, ch := subscribe(t, b, group, topic, broker.SubscriberOptions{Prefetch: 1})
+	var order []string
+	for range 4 {
+		m := receive(t, ch, waitMsg)
+		order = append(order, string(m.Payload))
+		if string(m.Payload) == "a1" && len(order) == 1 {
+			m.Nack()
+			continue
+		}
+		m.Ack()
+	}
+	if got, want := strings.Join(order, ","), "a1,b1,a1,a2"; got != want {
+		t.Fatalf("hand-out order %s, want %s (b1 flows while a1 waits; a2 waits for a1)", got, want)
+	}
+}

@@ -27,6 +27,12 @@ const MetadataTopic = "sy_kafka_topic"
 // topic created after it joined (its client's metadata refresh interval).
 const retryTopicDiscovery = 5 * time.Second
 
+// fetchBuffer is how many fetched records a subscription keeps beyond its
+// prefetch, so that records of other keys can flow past those held back
+// behind a nacked record of their partition. When it is full of held-back
+// records, the partition waits for the nacked record's backoff.
+const fetchBuffer = 256
+
 // closeTimeout bounds the final commit of a subscription.
 const closeTimeout = 10 * time.Second
 
@@ -339,7 +345,7 @@ func (s *subscription) poll() {
 		case <-ctx.Done():
 			return
 		}
-		fs := s.cl.PollRecords(ctx, s.prefetch)
+		fs := s.cl.PollRecords(ctx, s.prefetch+fetchBuffer)
 		var pollErr error
 		fs.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
@@ -443,7 +449,7 @@ func (s *subscription) run() {
 					pendMsg, pendCancel = s.toMessage(pend.rec)
 				}
 			}
-			if !polling && s.queued < s.prefetch {
+			if !polling && s.queued < s.prefetch+fetchBuffer {
 				select {
 				case s.want <- struct{}{}:
 					polling = true
