@@ -113,8 +113,10 @@ func (e *env) badInput(ctx context.Context, kind string) *result {
 	if err := declare(ctx, pubB, nm.topic, nm.group); err != nil {
 		return r.setupFailed(err)
 	}
-	if err := declare(ctx, pubB, nm.dlTopic, broker.DeadLetterGroup); err != nil {
-		return r.setupFailed(err)
+	if e.declareDeadLetters {
+		if err := declare(ctx, pubB, nm.dlTopic, broker.DeadLetterGroup); err != nil {
+			return r.setupFailed(err)
+		}
 	}
 	consB := pubB // the in-memory broker exists only in this process
 	if kind != config.BrokerMemory {

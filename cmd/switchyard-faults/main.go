@@ -57,6 +57,7 @@ func driverMain(args []string) int {
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	scripts := fs.String("scripts", "scripts", "directory holding rabbitmq.sh and kafka.sh")
 	verbose := fs.Bool("v", false, "log progress at info level, including the consumers'")
+	declareDL := fs.Bool("declare-dead-letters", true, "declare every dead-letter topic for the operators' group before the bad-input run, as the service does itself on brokers implementing broker.Provisioner")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up on the whole run after this")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -90,6 +91,8 @@ func driverMain(args []string) int {
 		logger:   logger,
 		adapters: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: adapterLevel})),
 		verbose:  *verbose,
+
+		declareDeadLetters: *declareDL,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()

@@ -26,6 +26,11 @@ type env struct {
 	// franz-go warns on every failed dial while a broker restarts.
 	adapters *slog.Logger
 	verbose  bool
+	// declareDeadLetters declares each dead-letter topic for the operators'
+	// group before a run. The service provisions it itself only on brokers
+	// implementing broker.Provisioner; RabbitMQ's adapter does not (yet), so
+	// without this a dead letter there is unroutable.
+	declareDeadLetters bool
 }
 
 func (e *env) namespace(scenario, kind string) string {
@@ -323,7 +328,11 @@ func (e *env) brokerRestart(ctx context.Context, kind string) *result {
 	p := newProducer(pubSvc, pubB.Publisher(), ns, n, 300, logger)
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- p.run(ctx) }()
-	waitFor(ctx, 50*time.Millisecond, func() bool { return p.sent.Load() >= n/5 })
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
+	if !waitFor(sctx, 50*time.Millisecond, func() bool { return p.sent.Load() >= n/5 }) {
+		r.failf("only %d messages confirmed in 2m before the restart", p.sent.Load())
+	}
+	scancel()
 
 	start := time.Now()
 	logger.Info("restarting the broker", "script", script, "published_so_far", p.sent.Load(), "handled_so_far", handled.len())
