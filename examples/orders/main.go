@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/switchyard-go/switchyard/pkg/graph"
 	"io"
 	"log/slog"
 	"os"
@@ -59,6 +60,7 @@ type options struct {
 	logLevel slog.Level
 	timeout  time.Duration
 	settle   time.Duration
+	topology string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -70,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	level := fs.String("log-level", "warn", "log level on stderr: debug, info, warn or error")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up if the flow has not finished after this long")
 	fs.DurationVar(&o.settle, "settle", 100*time.Millisecond, "how long the flow must stay quiet before the summary")
+	fs.StringVar(&o.topology, "write-topology", "", "write the event-flow graph as JSON to `file` (- for stdout) and exit, for `switchyard graph`")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -121,6 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	app := newApp(svc, opts.orders, logger)
 	if err := app.register(); err != nil {
 		return err
+	}
+	if opts.topology != "" {
+		return writeTopology(svc, opts.topology, stdout)
 	}
 
 	runCtx, stopRun := context.WithCancel(ctx)
@@ -177,4 +183,20 @@ func (f flakyNotifier) Notify(ctx context.Context, to, subject, body string) err
 		}
 	}
 	return f.next.Notify(ctx, to, subject, body)
+}
+
+// writeTopology writes the app's declared event flow for `switchyard graph`.
+func writeTopology(svc *service.Service, path string, stdout io.Writer) error {
+	if path == "-" {
+		return graph.WriteJSON(stdout, svc.Graph())
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := graph.WriteJSON(f, svc.Graph()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

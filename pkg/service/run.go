@@ -62,6 +62,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.describe(consumers)
+	s.warnCycles()
 	if err := s.provisionDeadLetters(ctx, consumers); err != nil {
 		return err
 	}
