@@ -377,13 +377,14 @@ func (b *Broker) Depth(topicName, group string) int {
 }
 
 // Idle reports whether every group queue is empty with nothing in flight or
-// delayed. The backlog of topics no group subscribed to is not counted: no one
-// would ever drain it.
+// delayed. The backlog of topics no group subscribed to, and queues that were
+// only provisioned (dead letters kept for operators), are not counted: no one
+// would ever drain them.
 func (b *Broker) Idle() bool {
 	for _, t := range b.allTopics() {
 		t.mu.Lock()
 		for _, q := range t.order {
-			if q.depth() > 0 {
+			if q.consumed && q.depth() > 0 {
 				t.mu.Unlock()
 				return false
 			}

@@ -133,6 +133,9 @@ type queue struct {
 	queued     int                 // not handed out: ready + waiting in chains
 	inflight   int
 	delayed    int
+	// consumed is set once anyone subscribed; a queue only provisioned
+	// (dead letters kept for operators) does not keep the broker from idle.
+	consumed bool
 	// wake holds a token when ready may be non-empty; the taker that finds
 	// more entries passes the token on.
 	wake chan struct{}

@@ -61,6 +61,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, fmt.Errorf("memory: subscribe to %q: %w", topic, err)
 	}
+	q.t.mu.Lock()
+	q.consumed = true
+	q.t.mu.Unlock()
 	sub := &subscription{
 		s:       s,
 		q:       q,
