@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/adapters/kafka"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
@@ -120,4 +121,72 @@ func BenchmarkPublish(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkConsume compares end to end consumption of b.N pre-published
+// 1 KiB records: the adapter's subscriber (prefetch 256, every message
+// acked at once, periodic commits) against a raw franz-go group consumer
+// (PollFetches, autocommit). Each run uses a new group starting at the
+// earliest offset; the time includes joining the group.
+//
+//	go test -run '^$' -bench BenchmarkConsume -benchtime 20000x ./adapters/kafka/
+func BenchmarkConsume(b *testing.B) {
+	brokers := strings.Split(brokertest.KafkaBrokers(b), ",")
+	br := newBroker(b, nil)
+	payload := bytes.Repeat([]byte("x"), 1024)
+
+	publishN := func(b *testing.B, topic string) {
+		const batch = 500
+		for sent := 0; sent < b.N; sent += batch {
+			msgs := make([]*message.Message, min(batch, b.N-sent))
+			for i := range msgs {
+				msgs[i] = message.NewMessage("c-"+strconv.Itoa(sent+i), payload)
+				msgs[i].Metadata.Set(header.Key, strconv.Itoa((sent+i)%64))
+			}
+			if err := br.Publisher().Publish(topic, msgs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+
+	b.Run("raw", func(b *testing.B) {
+		topic, group := uniqueName(b, "cons"), uniqueName(b, "g")
+		cleanupTopic(b, topic, group)
+		publishN(b, topic)
+		b.SetBytes(int64(len(payload)))
+		b.ResetTimer()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; got < b.N; {
+			fs := cl.PollFetches(context.Background())
+			got += fs.NumRecords()
+		}
+		b.StopTimer()
+		cl.Close()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	b.Run("switchyard", func(b *testing.B) {
+		topic, group := uniqueName(b, "cons"), uniqueName(b, "g")
+		cleanupTopic(b, topic, group)
+		publishN(b, topic)
+		b.SetBytes(int64(len(payload)))
+		b.ResetTimer()
+		sub, err := br.Subscriber(group, broker.SubscriberOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ch, err := sub.Subscribe(context.Background(), topic)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range b.N {
+			(<-ch).Ack()
+		}
+		b.StopTimer()
+		_ = sub.Close()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
 }
