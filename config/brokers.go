@@ -17,8 +17,9 @@ type AMQPConfig = amqp.Config
 // KafkaConfig is the broker.kafka section; see package adapters/kafka.
 type KafkaConfig = kafka.Config
 
-func validateAMQP(c AMQPConfig) error   { return c.Validate() }
-func validateKafka(c KafkaConfig) error { return c.Validate() }
+// The adapters' zero values mean their defaults; validate what New will use.
+func validateAMQP(c AMQPConfig) error   { return c.WithDefaults().Validate() }
+func validateKafka(c KafkaConfig) error { return c.WithDefaults().Validate() }
 
 // Open connects to the broker c selects. The caller closes it.
 func Open(ctx context.Context, c Config, logger *slog.Logger) (broker.Broker, error) {

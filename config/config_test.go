@@ -152,3 +152,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestBrokerSectionsDefaultWhenEmpty(t *testing.T) {
+	for _, typ := range BrokerTypes {
+		if _, err := Parse([]byte("broker: {type: "+typ+"}\n"), nil); err != nil {
+			t.Errorf("broker.type %s with no section: %v", typ, err)
+		}
+	}
+	_, err := Parse([]byte("broker:\n  type: kafka\n  kafka: {partitions: -1, acks: some}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "broker.kafka.partitions") || !strings.Contains(err.Error(), "broker.kafka.acks") {
+		t.Errorf("kafka section errors: %v", err)
+	}
+	_, err = Parse([]byte("broker:\n  type: amqp\n  amqp: {queue_type: lazy}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "broker.amqp.queue_type") {
+		t.Errorf("amqp section errors: %v", err)
+	}
+}
