@@ -389,7 +389,9 @@ func TestReconnect(t *testing.T) {
 	haveRabbitmqctl(t)
 	e := newEnv(t)
 	topic := e.topic("g")
-	b := e.broker(func(c *Config) { c.ReconnectBackoff = 2 * time.Second; c.MaxReconnectBackoff = 2 * time.Second })
+	// A long reconnect backoff keeps the broker "down" long enough to observe
+	// even when rabbitmqctl (an Erlang VM start) is slow on a loaded machine.
+	b := e.broker(func(c *Config) { c.ReconnectBackoff = 8 * time.Second; c.MaxReconnectBackoff = 8 * time.Second })
 	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
 	if err := b.Publisher().Publish(topic, newMessages(1, "before")...); err != nil {
 		t.Fatal(err)
