@@ -172,6 +172,15 @@ func measure(ctx context.Context, s spec) (result, error) {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if f := os.Getenv("SWITCHYARD_BENCH_MEMPROFILE"); f != "" {
+		runtime.MemProfileRate = 512
+		defer func() {
+			if pf, err := os.Create(fmt.Sprintf("%s.%s.%s.%s", f, s.Broker, s.Scenario, s.Contender)); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(pf, 0)
+				_ = pf.Close()
+			}
+		}()
+	}
 	if err := c.start(ctx, mode, h); err != nil {
 		return result{}, err
 	}

@@ -26,12 +26,14 @@ type options struct {
 	overrunWindow time.Duration
 	latencySecs   float64
 	publishers    int
+	memPublishers int
 	concurrency   int
 	prefetch      int
 	keys          int
 	partitions    int
 	writeDocs     string
 	childTimeout  time.Duration
+	scenarios     []string
 }
 
 func main() {
@@ -45,14 +47,17 @@ func main() {
 	flag.IntVar(&o.overrunMsgs, "overrun-msgs", 200000, "messages the overrun scenario tries to publish to a stalled consumer")
 	flag.DurationVar(&o.overrunWindow, "overrun-window", 3*time.Second, "how long the overrun scenario publishes")
 	flag.Float64Var(&o.latencySecs, "latency-seconds", 3, "target length of a latency run (messages = rate x seconds, at most the broker's msgs)")
-	flag.IntVar(&o.publishers, "publishers", 64, "concurrent publishing goroutines for Switchyard and Watermill (raw clients pipeline with a window of 1000)")
+	flag.IntVar(&o.publishers, "publishers", 1000, "concurrent publishing goroutines, each waiting for its acknowledgement, for Switchyard, Watermill and raw memory (the raw AMQP and Kafka clients pipeline from one goroutine with the same window of 1000 unconfirmed messages)")
+	flag.IntVar(&o.memPublishers, "memory-publishers", 64, "concurrent publishing goroutines on the in-memory broker, for all its contenders (see docs/benchmarks.md: more waiters slow Switchyard's memory publisher)")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "handler concurrency of the raw worker pools (Switchyard's default)")
 	flag.IntVar(&o.prefetch, "prefetch", 100, "RabbitMQ prefetch for all three contenders (Switchyard's default)")
 	flag.IntVar(&o.keys, "keys", 256, "distinct message keys (Kafka partition keys)")
 	flag.IntVar(&o.partitions, "partitions", 3, "partitions of the Kafka topics (Switchyard's default)")
 	flag.StringVar(&o.writeDocs, "write-docs", "", "also write the report as Markdown to this file (e.g. docs/benchmarks.md)")
 	flag.DurationVar(&o.childTimeout, "child-timeout", 3*time.Minute, "limit for one measurement")
+	scenarios := flag.String("scenarios", "publish,e2e,latency,overrun", "scenarios to run (latency needs e2e)")
 	flag.Parse()
+	o.scenarios = strings.Split(*scenarios, ",")
 
 	if *child != "" {
 		os.Exit(runChild(*child))

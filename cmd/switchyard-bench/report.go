@@ -78,6 +78,9 @@ func runParent(ctx context.Context, o options) error {
 			scenarios = append(scenarios, "overrun")
 		}
 		for _, sc := range scenarios {
+			if !slices.Contains(o.scenarios, sc) {
+				continue
+			}
 			n, rate := msgs, 0.0
 			switch sc {
 			case "latency":
@@ -108,8 +111,12 @@ func runParent(ctx context.Context, o options) error {
 					if r.err != nil {
 						continue
 					}
+					pubs := o.publishers
+					if b == "memory" {
+						pubs = o.memPublishers
+					}
 					s := spec{Broker: b, Contender: c, Scenario: sc, Msgs: n, Rate: rate,
-						Publishers: o.publishers, Concurrency: o.concurrency, Prefetch: o.prefetch,
+						Publishers: pubs, Concurrency: o.concurrency, Prefetch: o.prefetch,
 						Keys: o.keys, Partitions: int32(o.partitions), Prefix: rep.prefix, Run: run,
 						OverrunWindow: o.overrunWindow, AMQPURL: rep.amqpURL, KafkaBrokers: rep.kafka}
 					res, err := runOne(ctx, o, s)
