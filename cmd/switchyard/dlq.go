@@ -83,7 +83,7 @@ type filter struct {
 
 func (f *filter) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.types, "type", nil, "only events of this `type` (repeatable)")
-	fs.StringArrayVar(&f.reasons, "reason", nil, "only dead letters with this failure `reason`, e.g. timeout, invalid_payload (repeatable)")
+	fs.StringArrayVar(&f.reasons, "reason", nil, "only dead letters with this failure `reason`, e.g. retries_exhausted, decode, permanent (repeatable)")
 	fs.StringArrayVar(&f.handlers, "handler", nil, "only dead letters of this `handler` (repeatable)")
 	fs.StringVar(&f.sinceArg, "since", "", "only dead-lettered at or after `time`: RFC 3339, or a duration ago like 2h")
 	fs.StringVar(&f.untilArg, "until", "", "only dead-lettered before `time`: RFC 3339, or a duration ago like 30m")
@@ -204,7 +204,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 and the failure reason, without consuming them. With --messages, list each
 message too (id, type, key, handler, reason, attempts, time of failure).`,
 		Example: `  switchyard dlq list --group inventory --group notifications
-  switchyard dlq list --topic inventory.dead_letter --messages --reason timeout
+  switchyard dlq list --topic inventory.dead_letter --messages --reason retries_exhausted
   switchyard dlq list --group inventory --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

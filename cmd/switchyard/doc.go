@@ -25,9 +25,9 @@
 //
 //	switchyard dlq list --group inventory [--messages]
 //	switchyard dlq show --group inventory --id ID
-//	switchyard dlq replay --group inventory --reason timeout --since 2h --dry-run
-//	switchyard dlq replay --group inventory --reason timeout --since 2h --rate 50/s --yes
-//	switchyard dlq purge --group inventory --reason invalid_payload --yes
+//	switchyard dlq replay --group inventory --reason retries_exhausted --since 2h --dry-run
+//	switchyard dlq replay --group inventory --reason retries_exhausted --since 2h --rate 50/s --yes
+//	switchyard dlq purge --group inventory --reason decode --yes
 //
 // list, show and --dry-run read without consuming and need a broker that
 // implements broker.Browser; otherwise they fail with a clear error. replay

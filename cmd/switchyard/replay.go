@@ -355,7 +355,7 @@ stops when every dead letter present at the start was seen, after --limit
 replays, or when no new message came for --idle. A replayed message that
 fails again is dead-lettered again; it is not replayed twice in one run.`,
 		Example: `  switchyard dlq replay --group inventory --dry-run
-  switchyard dlq replay --topic inventory.dead_letter --reason timeout --since 2h --yes
+  switchyard dlq replay --topic inventory.dead_letter --reason retries_exhausted --since 2h --yes
   switchyard dlq replay --topic inventory.dead_letter --type orders.order_placed --rate 20/s --limit 500 --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -386,7 +386,7 @@ ack every matching message, which deletes it for good. Without filters, every
 dead letter goes. Asks for confirmation on a terminal unless --yes; refuses
 to run without --yes when stdin is not a terminal.`,
 		Example: `  switchyard dlq purge --group inventory --dry-run
-  switchyard dlq purge --topic inventory.dead_letter --reason invalid_payload --yes`,
+  switchyard dlq purge --topic inventory.dead_letter --reason decode --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runDrain(cmd, &d, "purged", func(context.Context, broker.Broker, *message.Message) (bool, error) {

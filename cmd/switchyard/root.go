@@ -126,7 +126,7 @@ Exit status: 0 success, 1 the command failed, 2 bad usage or invalid
 configuration, 130 interrupted.`,
 		Example: `  switchyard config check --config prod.yaml
   switchyard dlq list --group inventory
-  switchyard dlq replay --topic inventory.dead_letter --reason timeout --dry-run
+  switchyard dlq replay --topic inventory.dead_letter --reason retries_exhausted --dry-run
   switchyard publish --topic orders.order_placed --type orders.order_placed --key 42 < order.json
   switchyard tail --topic orders.order_placed --json
   switchyard graph --from topology.json --format dot | dot -Tsvg > flow.svg`,
