@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -34,6 +36,7 @@ func TestScenarios(t *testing.T) {
 		{"correlation_causation_three_hops", correlationThreeHops},
 		{"cloudevents_interop", cloudEventsInterop},
 		{"graceful_shutdown_in_flight", gracefulShutdown},
+		{"long_backoff_does_not_block", longBackoffDoesNotBlock},
 	}
 	for _, k := range kinds() {
 		t.Run(k.name, func(t *testing.T) {
@@ -373,5 +376,42 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// longBackoffDoesNotBlock: one message fails and must wait 30s before its
+// retry; the messages behind it, with the same key (same partition, same
+// queue), are handled meanwhile, because the wait is handed to the broker
+// instead of being slept in the consumer.
+func longBackoffDoesNotBlock(t *testing.T, h *harness) {
+	svc := h.service(h.broker())
+	var poisonAttempts, good atomic.Int64
+	must(t, service.Handle(svc, "slow-retry", func(ctx context.Context, s step) error {
+		if s.Seq == 0 {
+			poisonAttempts.Add(1)
+			return errors.New("downstream unavailable")
+		}
+		good.Add(1)
+		return nil
+	}, service.WithPolicy(service.Policy{
+		Concurrency: 1, // one worker: a sleeping retry would stop everything behind it
+		Retry:       retry.Policy{MaxAttempts: 3, InitialInterval: 30 * time.Second, MaxInterval: 30 * time.Second, Jitter: -1},
+	})))
+	h.run(svc)
+	start := time.Now()
+	must(t, svc.Publish(context.Background(), step{Key: "k", Seq: 0}))
+	const n = 200
+	for i := 1; i <= n; i++ {
+		must(t, svc.Publish(context.Background(), step{Key: "k", Seq: i}))
+	}
+	eventually(t, "the messages behind the failing one", func() bool { return good.Load() == n })
+	if waited := time.Since(start); waited >= 30*time.Second {
+		t.Fatalf("the other messages took %s: they waited for the 30s backoff", waited)
+	}
+	if got := poisonAttempts.Load(); got != 1 {
+		t.Errorf("failing message attempted %d times before its 30s backoff passed, want 1", got)
+	}
+	if st := svc.Stats(); st.Retried != 1 || st.Nacked != 0 {
+		t.Errorf("stats = %+v, want the failure handed back for one delayed retry and nothing nacked", st)
 	}
 }
