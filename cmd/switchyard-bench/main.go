@@ -25,6 +25,7 @@ type options struct {
 	overrunMsgs   int
 	overrunWindow time.Duration
 	latencySecs   float64
+	latencyRate   float64
 	publishers    int
 	memPublishers int
 	concurrency   int
@@ -47,6 +48,7 @@ func main() {
 	flag.IntVar(&o.overrunMsgs, "overrun-msgs", 200000, "messages the overrun scenario tries to publish to a stalled consumer")
 	flag.DurationVar(&o.overrunWindow, "overrun-window", 3*time.Second, "how long the overrun scenario publishes")
 	flag.Float64Var(&o.latencySecs, "latency-seconds", 3, "target length of a latency run (messages = rate x seconds, at most the broker's msgs)")
+	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "fixed rate of the latency scenario in msg/s; 0 = half the slowest contender's e2e throughput")
 	flag.IntVar(&o.publishers, "publishers", 1000, "concurrent publishing goroutines, each waiting for its acknowledgement, for Switchyard, Watermill and raw memory (the raw AMQP and Kafka clients pipeline from one goroutine with the same window of 1000 unconfirmed messages)")
 	flag.IntVar(&o.memPublishers, "memory-publishers", 64, "concurrent publishing goroutines on the in-memory broker, for all its contenders (see docs/benchmarks.md: more waiters slow Switchyard's memory publisher)")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "handler concurrency of the raw worker pools (Switchyard's default)")

@@ -92,6 +92,9 @@ func runParent(ctx context.Context, o options) error {
 						rate = min(rate, r.med.PerSec/2)
 					}
 				}
+				if o.latencyRate > 0 {
+					rate = o.latencyRate
+				}
 				if math.IsInf(rate, 1) {
 					continue
 				}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestRatioLineFormat(t *testing.T) {
+	got := ratioLine{"memory.e2e", 1.234, math.NaN()}.String()
+	want := "ratio memory.e2e switchyard/raw=1.23 switchyard/watermill=n/a"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestMedianPerMetric(t *testing.T) {
+	m := median([]result{{PerSec: 3, P99ms: 9}, {PerSec: 1, P99ms: 1}, {PerSec: 2, P99ms: 5}})
+	if m.PerSec != 2 || m.P99ms != 5 {
+		t.Fatalf("median = %+v, want per_sec 2, p99 5", m)
+	}
+}
+
+func TestRatioAboveOneMeansSwitchyardBetter(t *testing.T) {
+	rep := &report{o: options{brokers: []string{"memory"}}, rows: map[key]*row{}}
+	add := func(sc, c string, r result) {
+		rep.rows[key{"memory", sc, c}] = &row{key: key{"memory", sc, c}, runs: []result{r}, med: r}
+	}
+	add("e2e", "switchyard", result{PerSec: 200})
+	add("e2e", "raw", result{PerSec: 100})
+	add("latency", "switchyard", result{P50ms: 1})
+	add("latency", "raw", result{P50ms: 4})
+	if r := rep.ratio("memory", "e2e", "raw", func(r result) float64 { return r.PerSec }, false); r != 2 {
+		t.Errorf("throughput ratio = %v, want 2", r)
+	}
+	if r := rep.ratio("memory", "latency", "raw", func(r result) float64 { return r.P50ms }, true); r != 4 {
+		t.Errorf("latency ratio = %v, want 4", r)
+	}
+}
+
+// TestMeasureMemory runs every memory contender through every scenario on a
+// few messages: everything published is handled, and a stalled consumer
+// stops Switchyard and the raw channel at their buffer.
+func TestMeasureMemory(t *testing.T) {
+	base := spec{Broker: "memory", Msgs: 300, Publishers: 8, Concurrency: 4, Keys: 16, Prefix: "test-", Run: 1, OverrunWindow: 300 * time.Millisecond}
+	for _, c := range []string{"switchyard", "watermill", "watermill-4mw", "raw"} {
+		for _, sc := range []string{"publish", "e2e", "latency"} {
+			t.Run(c+"/"+sc, func(t *testing.T) {
+				s := base
+				s.Contender, s.Scenario = c, sc
+				if sc == "latency" {
+					s.Rate = 3000
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				r, err := measure(ctx, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Msgs != s.Msgs || r.PerSec <= 0 || r.PeakRSSKiB <= 0 {
+					t.Fatalf("result %+v", r)
+				}
+				if sc == "latency" && r.P99ms < r.P50ms {
+					t.Fatalf("p99 %v < p50 %v", r.P99ms, r.P50ms)
+				}
+			})
+		}
+	}
+	for _, c := range []string{"switchyard", "raw"} {
+		t.Run(c+"/overrun", func(t *testing.T) {
+			s := base
+			s.Contender, s.Scenario, s.Msgs = c, "overrun", 5000
+			r, err := measure(context.Background(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Published >= s.Msgs {
+				t.Fatalf("published %d of %d to a stalled consumer: not bounded", r.Published, s.Msgs)
+			}
+		})
+	}
+}
