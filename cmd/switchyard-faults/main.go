@@ -113,6 +113,8 @@ func driverMain(args []string) int {
 		}
 		if len(r.failures) > 0 {
 			failed++
+		} else {
+			e.cleanup(ctx, s.broker, e.namespace(r.scenario, s.broker))
 		}
 		fmt.Fprintf(os.Stderr, "--- %s took %s\n", s.id(), time.Since(t0).Round(time.Second))
 	}
