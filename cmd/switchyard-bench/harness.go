@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -95,6 +96,7 @@ type result struct {
 	AllocsPerMsg float64 `json:"allocs_per_msg"`
 	BytesPerMsg  float64 `json:"bytes_per_msg"`
 	PeakRSSKiB   int64   `json:"peak_rss_kib"`
+	CPUusPerMsg  float64 `json:"cpu_us_per_msg"`
 	Published    int     `json:"published,omitempty"`
 }
 
@@ -201,6 +203,7 @@ func measure(ctx context.Context, s spec) (result, error) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	cpuBefore := cpuTime()
 	start := time.Now()
 	next := func(i int) *Event {
 		if s.Rate > 0 {
@@ -239,7 +242,9 @@ func measure(ctx context.Context, s spec) (result, error) {
 		end = pubEnd
 	}
 	runtime.ReadMemStats(&after)
+	cpu := cpuTime() - cpuBefore
 	r := result{
+		CPUusPerMsg:  float64(cpu.Microseconds()) / float64(n),
 		Msgs:         n,
 		Seconds:      end.Sub(start).Seconds(),
 		AllocsPerMsg: float64(after.Mallocs-before.Mallocs) / float64(n),
@@ -250,6 +255,7 @@ func measure(ctx context.Context, s spec) (result, error) {
 	if s.Scenario == "overrun" {
 		r.AllocsPerMsg = float64(after.Mallocs-before.Mallocs) / float64(max(published, 1))
 		r.BytesPerMsg = float64(after.TotalAlloc-before.TotalAlloc) / float64(max(published, 1))
+		r.CPUusPerMsg = float64(cpu.Microseconds()) / float64(max(published, 1))
 		close(gate)
 	}
 	r.PerSec = float64(n) / r.Seconds
@@ -338,3 +344,12 @@ func peakRSS() int64 {
 }
 
 var errClosed = errors.New("bench: closed")
+
+// cpuTime is the user plus system CPU time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -128,8 +128,8 @@ func runParent(ctx context.Context, o options) error {
 						r.err, failed = err, true
 						continue
 					}
-					fmt.Fprintf(os.Stderr, "%-7s %-8s %-14s run %d: %9.0f msg/s p50=%.2fms p99=%.2fms allocs/msg=%.1f rss=%dMiB\n",
-						b, sc, c, run, res.PerSec, res.P50ms, res.P99ms, res.AllocsPerMsg, res.PeakRSSKiB/1024)
+					fmt.Fprintf(os.Stderr, "%-7s %-8s %-14s run %d: %9.0f msg/s p50=%.2fms p99=%.2fms allocs/msg=%.1f cpu=%.1fus/msg rss=%dMiB\n",
+						b, sc, c, run, res.PerSec, res.P50ms, res.P99ms, res.AllocsPerMsg, res.CPUusPerMsg, res.PeakRSSKiB/1024)
 					r.runs = append(r.runs, res)
 				}
 				if ctx.Err() != nil {
@@ -185,6 +185,7 @@ func median(rs []result) result {
 		AllocsPerMsg: pick(func(r result) float64 { return r.AllocsPerMsg }),
 		BytesPerMsg:  pick(func(r result) float64 { return r.BytesPerMsg }),
 		PeakRSSKiB:   int64(pick(func(r result) float64 { return float64(r.PeakRSSKiB) })),
+		CPUusPerMsg:  pick(func(r result) float64 { return r.CPUusPerMsg }),
 		Published:    int(pick(func(r result) float64 { return float64(r.Published) })),
 	}
 }
@@ -252,17 +253,17 @@ func (rep *report) ratios() []ratioLine {
 }
 
 func (rep *report) writeTable(w io.Writer, md bool) {
-	head := []string{"broker", "scenario", "contender", "msgs", "msg/s", "p50 ms", "p99 ms", "allocs/msg", "KiB/msg", "peak RSS MiB", "runs"}
+	head := []string{"broker", "scenario", "contender", "msgs", "msg/s", "p50 ms", "p99 ms", "allocs/msg", "KiB/msg", "CPU µs/msg", "peak RSS MiB", "runs"}
 	if md {
 		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
 	} else {
-		fmt.Fprintf(w, "%-7s %-8s %-14s %7s %9s %8s %8s %10s %8s %12s %4s\n", toAny(head)...)
+		fmt.Fprintf(w, "%-7s %-8s %-14s %7s %9s %8s %8s %10s %8s %10s %12s %4s\n", toAny(head)...)
 	}
 	for _, k := range rep.order {
 		r := rep.rows[k]
 		var cells []any
 		if r.err != nil || len(r.runs) == 0 {
-			cells = []any{k.broker, k.scenario, k.contender, r.msgs, "FAILED", "", "", "", "", "", len(r.runs)}
+			cells = []any{k.broker, k.scenario, k.contender, r.msgs, "FAILED", "", "", "", "", "", "", len(r.runs)}
 		} else {
 			m := r.med
 			lat := func(v float64) string {
@@ -279,7 +280,7 @@ func (rep *report) writeTable(w io.Writer, md bool) {
 				msgs = fmt.Sprintf("%d@%.0f/s", r.msgs, r.rate)
 			}
 			cells = []any{k.broker, k.scenario, k.contender, msgs, fmt.Sprintf("%.0f", m.PerSec), lat(m.P50ms), lat(m.P99ms),
-				fmt.Sprintf("%.1f", m.AllocsPerMsg), fmt.Sprintf("%.1f", m.BytesPerMsg/1024), fmt.Sprintf("%.0f", float64(m.PeakRSSKiB)/1024), len(r.runs)}
+				fmt.Sprintf("%.1f", m.AllocsPerMsg), fmt.Sprintf("%.1f", m.BytesPerMsg/1024), fmt.Sprintf("%.1f", m.CPUusPerMsg), fmt.Sprintf("%.0f", float64(m.PeakRSSKiB)/1024), len(r.runs)}
 		}
 		if md {
 			s := make([]string, len(cells))
@@ -288,7 +289,7 @@ func (rep *report) writeTable(w io.Writer, md bool) {
 			}
 			fmt.Fprintf(w, "| %s |\n", strings.Join(s, " | "))
 		} else {
-			fmt.Fprintf(w, "%-7s %-8s %-14s %7v %9v %8v %8v %10v %8v %12v %4v\n", cells...)
+			fmt.Fprintf(w, "%-7s %-8s %-14s %7v %9v %8v %8v %10v %8v %10v %12v %4v\n", cells...)
 		}
 	}
 }
