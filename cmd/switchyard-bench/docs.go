@@ -74,6 +74,7 @@ func (rep *report) writeDocs(w io.Writer) {
 	p("- Brokers run on the same 2 cores as the benchmark, so broker CPU competes with client CPU.")
 	p("- GoChannel's Publish returns once it has started a goroutine per subscriber (no `BlockPublishUntilSubscriberAck`): that is its acknowledgement. The raw memory baseline's acknowledgement is a send into its buffered channel.")
 	p("- The memory numbers depend on the publisher count (`--memory-publishers`): with many more concurrent publishers than the buffer frees slots for, Switchyard's memory publisher slows down while a Go channel does not.")
+	p("- Every Switchyard message carries the header contract (10 headers: CloudEvents attributes, key, correlation, hop count); Watermill's carry 2 (message UUID, key) and the raw clients' 1 (key). On RabbitMQ each header is encoded and decoded as an AMQP table field, which is a large part of Switchyard's extra allocations there.")
 	p("- The latency runs are short (about %.0f s); p99 is over a few thousand messages at most.", o.latencySecs)
 	p("")
 	p("## Results")
