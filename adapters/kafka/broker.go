@@ -21,7 +21,8 @@ const Name = "kafka"
 
 // Broker is a connection to a Kafka cluster: one shared producing client, an
 // admin client that creates topics, and one consumer-group client per
-// subscription. It implements [broker.Broker] and [broker.Delayer].
+// subscription. It implements [broker.Broker], [broker.Delayer],
+// [broker.Provisioner] and [broker.Browser].
 type Broker struct {
 	cfg    Config
 	logger *slog.Logger

@@ -1,7 +1,8 @@
 // Package kafka is Switchyard's Apache Kafka adapter, written on franz-go
-// (github.com/twmb/franz-go, kgo and kadm). It implements [broker.Broker] and
-// [broker.Delayer] and gives Watermill publishers and subscribers that pass
-// Watermill's universal Pub/Sub test suite.
+// (github.com/twmb/franz-go, kgo and kadm). It implements [broker.Broker],
+// [broker.Delayer], [broker.Provisioner] and [broker.Browser] and gives
+// Watermill publishers and subscribers that pass Watermill's universal
+// Pub/Sub test suite.
 //
 // It replaces watermill-kafka (Sarama), which publishes one synchronous
 // request per message and stops a partition on a record it cannot handle.
@@ -81,6 +82,25 @@
 // retry topic created after it joined within a few seconds, so the first
 // delayed message of a tier may arrive that much later than due, never
 // sooner.
+//
+// # Operations: provisioning and browsing
+//
+// The Broker also implements [broker.Provisioner] and [broker.Browser].
+// [Broker.Provision] creates the topic if it is missing; Kafka keeps records
+// for their retention time whoever consumes them. With InitialOffset
+// "earliest" (the default) it commits nothing: a group without committed
+// offsets reads the whole topic, which for a dead-letter topic is every dead
+// letter. With "latest" it commits the current end offsets where the group
+// has none, so that the group's first subscription does not skip what was
+// published in between; committed offsets are never moved. Mind the topic's
+// retention (retention.ms, 7 days by default on most clusters): dead letters
+// older than that are deleted by Kafka.
+//
+// [Broker.Browse] reads what a group has not consumed (from its committed
+// offsets up to the high watermarks captured when it starts) with a
+// direct-partition client of its own: it neither joins the group nor
+// commits. Partitions are merged by record timestamp. Records acked but not
+// committed yet are still shown.
 //
 // # Shutdown
 //

@@ -800,6 +800,16 @@ func advance(st *partState) {
 // The message's context is cancelled once it is acked or nacked, or when the
 // subscription shuts down.
 func (s *subscription) toMessage(r *kgo.Record) (*message.Message, context.CancelFunc) {
+	m := recordMessage(r)
+	ctx, cancel := context.WithCancel(s.msgCtx)
+	m.SetContext(ctx)
+	return m, cancel
+}
+
+// recordMessage turns a record into a watermill message: UUID from the ce_id
+// header (else "<topic>/<partition>/<offset>"), metadata from the headers
+// with [header.Canonical] applied, plus topic, partition and offset.
+func recordMessage(r *kgo.Record) *message.Message {
 	md := make(message.Metadata, len(r.Headers)+3)
 	for _, h := range r.Headers {
 		md[header.Canonical(h.Key)] = string(h.Value)
@@ -814,7 +824,5 @@ func (s *subscription) toMessage(r *kgo.Record) (*message.Message, context.Cance
 	}
 	m := message.NewMessage(id, r.Value)
 	m.Metadata = md
-	ctx, cancel := context.WithCancel(s.msgCtx)
-	m.SetContext(ctx)
-	return m, cancel
+	return m
 }
