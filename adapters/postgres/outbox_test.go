@@ -1,0 +1,361 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/adapters/postgres"
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/outbox"
+	"github.com/switchyard-go/switchyard/pkg/retry"
+	"github.com/switchyard-go/switchyard/pkg/service"
+)
+
+// newOutbox returns an outbox on a table of its own, dropped after the test.
+func newOutbox(t *testing.T, pool *pgxpool.Pool, cfg postgres.OutboxConfig) *postgres.Outbox {
+	t.Helper()
+	cfg.Table = unique("outbox_")
+	ob, err := postgres.NewOutbox(pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE `+ob.Table()) })
+	return ob
+}
+
+// addInTx runs a business write and adds msgs in one transaction.
+func addInTx(t *testing.T, pool *pgxpool.Pool, ob *postgres.Outbox, commit bool, msgs ...outbox.Message) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1`); err != nil { // the business write
+		t.Fatal(err)
+	}
+	if err := ob.Add(ctx, tx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if commit {
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type recordingPublisher struct {
+	mu   sync.Mutex
+	got  []*message.Message
+	fail func(m *message.Message) error
+}
+
+func (p *recordingPublisher) Publish(_ string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range msgs {
+		if p.fail != nil {
+			if err := p.fail(m); err != nil {
+				return err
+			}
+		}
+	}
+	p.got = append(p.got, msgs...)
+	return nil
+}
+
+func (p *recordingPublisher) Close() error { return nil }
+
+func (p *recordingPublisher) snapshot() []*message.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*message.Message(nil), p.got...)
+}
+
+func rawMsg(id, key string) outbox.Message {
+	m := message.NewMessage(id, []byte(id))
+	if key != "" {
+		m.Metadata.Set(header.Key, key)
+	}
+	return outbox.Message{Topic: "orders", Message: m}
+}
+
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestOutboxRollbackPublishesNothingCommitPublishesOnceInOrder stores
+// events built by service.NewMessage: a rolled-back transaction's are never
+// published, a committed one's reach the memory broker once, in order, with
+// the envelope Publish would have sent.
+func TestOutboxRollbackPublishesNothingCommitPublishesOnceInOrder(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	svc := service.New(b, service.WithSource("orders-svc"), service.WithNamespace(unique("t")+"."))
+	ctx := context.Background()
+	build := func(id string) outbox.Message {
+		m, err := outbox.New(ctx, svc, orderPlaced{OrderID: id}, service.WithKey("customer-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	addInTx(t, pool, ob, false, build("rolled-back"))
+	var committed []outbox.Message
+	for i := range 5 {
+		m := build(fmt.Sprintf("o-%d", i))
+		committed = append(committed, m)
+		addInTx(t, pool, ob, true, m)
+	}
+	topic := committed[0].Topic
+
+	sub, err := b.Subscriber("billing", broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	msgs, err := sub.Subscribe(subCtx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := &outbox.Relay{Store: ob, Publisher: b.Publisher()}
+	if n, err := relay.Flush(ctx); n != 5 || err != nil {
+		t.Fatalf("Flush = %d, %v; want the 5 committed messages", n, err)
+	}
+	if n, err := relay.Flush(ctx); n != 0 || err != nil {
+		t.Fatalf("second Flush = %d, %v; want nothing published twice", n, err)
+	}
+	for i, want := range committed {
+		select {
+		case got := <-msgs:
+			got.Ack()
+			env, err := event.ReadEnvelope(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.UUID != want.Message.UUID || env.ID != want.Message.UUID || env.Key != "customer-1" || env.Source != "orders-svc" ||
+				env.CorrelationID != want.Message.UUID || string(got.Payload) != string(want.Message.Payload) {
+				t.Fatalf("message %d: %s %+v %s, want %s with its envelope", i, got.UUID, env, got.Payload, want.Message.UUID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d not received", i)
+		}
+	}
+	select {
+	case extra := <-msgs:
+		t.Fatalf("unexpected message %s %s (rolled back or duplicate)", extra.UUID, extra.Payload)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if n, err := ob.Pending(ctx); n != 0 || err != nil {
+		t.Fatalf("pending = %d, %v", n, err)
+	}
+}
+
+func TestOutboxPublishFailureIsRetriedNotMarked(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	ctx := context.Background()
+	addInTx(t, pool, ob, true, rawMsg("a", "k"), rawMsg("b", "k"), rawMsg("c", "k"))
+	boom := errors.New("broker down")
+	var mu sync.Mutex
+	down := true
+	pub := &recordingPublisher{fail: func(m *message.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.UUID == "b" && down {
+			return boom
+		}
+		return nil
+	}}
+	relay := &outbox.Relay{Store: ob, Publisher: pub, BatchSize: 1}
+	if n, err := relay.Flush(ctx); n != 1 || !errors.Is(err, boom) {
+		t.Fatalf("Flush = %d, %v; want a published, then the broker's error", n, err)
+	}
+	var attempts int
+	var lastErr string
+	var published *time.Time
+	if err := pool.QueryRow(ctx, `SELECT attempts, last_error, published_at FROM `+ob.Table()+` WHERE uuid = 'b'`).Scan(&attempts, &lastErr, &published); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 1 || lastErr != "broker down" || published != nil {
+		t.Fatalf("failed record: attempts %d, last_error %q, published_at %v; want 1, the error, unpublished", attempts, lastErr, published)
+	}
+	if n, _ := ob.Pending(ctx); n != 2 {
+		t.Fatalf("pending = %d, want b and c", n)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	relay.Backoff = retry.Policy{InitialInterval: 5 * time.Millisecond, MaxInterval: 10 * time.Millisecond}
+	relay.PollInterval = 5 * time.Millisecond
+	go func() { done <- relay.Run(runCtx) }()
+	eventually(t, func() bool {
+		var n int64
+		_ = pool.QueryRow(ctx, `SELECT attempts FROM `+ob.Table()+` WHERE uuid = 'b'`).Scan(&n)
+		return n >= 3
+	})
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	eventually(t, func() bool { n, _ := ob.Pending(ctx); return n == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range pub.snapshot() {
+		ids = append(ids, m.UUID)
+	}
+	if strings.Join(ids, ",") != "a,b,c" {
+		t.Fatalf("published %v, want a,b,c once each", ids)
+	}
+}
+
+// TestOutboxConcurrentRelays runs three relays while several writers
+// commit: each message is published once, each key in insertion order.
+func TestOutboxConcurrentRelays(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	pub := &recordingPublisher{}
+	var relays sync.WaitGroup
+	for range 3 {
+		relays.Add(1)
+		go func() {
+			defer relays.Done()
+			r := &outbox.Relay{Store: ob, Publisher: pub, BatchSize: 5, PollInterval: 5 * time.Millisecond}
+			if err := r.Run(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	const writers, perWriter = 4, 50
+	var w sync.WaitGroup
+	for wi := range writers {
+		w.Add(1)
+		go func() {
+			defer w.Done()
+			for i := range perWriter {
+				// Each writer owns its keys, so its transactions are the
+				// only ones ordering them (commit order = insertion order).
+				id := fmt.Sprintf("%d", wi*perWriter+i)
+				addInTx(t, pool, ob, true, rawMsg(id, fmt.Sprintf("w%d-k%d", wi, i%3)))
+			}
+		}()
+	}
+	w.Wait()
+	eventually(t, func() bool { n, _ := ob.Pending(context.Background()); return n == 0 })
+	cancel()
+	relays.Wait()
+	seen := map[string]bool{}
+	last := map[string]int{}
+	for _, m := range pub.snapshot() {
+		if seen[m.UUID] {
+			t.Fatalf("message %s published twice", m.UUID)
+		}
+		seen[m.UUID] = true
+		var i int
+		fmt.Sscan(m.UUID, &i)
+		k := m.Metadata.Get(header.Key)
+		if prev, ok := last[k]; ok && prev > i {
+			t.Fatalf("key %s: %d published after %d", k, i, prev)
+		}
+		last[k] = i
+	}
+	if len(seen) != writers*perWriter {
+		t.Fatalf("%d messages published, want %d", len(seen), writers*perWriter)
+	}
+}
+
+// TestOutboxNotifyWakesRelay: with an hour's poll interval, only the
+// NOTIFY sent on commit can make the relay publish.
+func TestOutboxNotifyWakesRelay(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	pub := &recordingPublisher{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- (&outbox.Relay{Store: ob, Publisher: pub, PollInterval: time.Hour}).Run(ctx) }()
+	time.Sleep(100 * time.Millisecond) // let the first (empty) poll and LISTEN happen
+	addInTx(t, pool, ob, true, rawMsg("woken", ""))
+	eventually(t, func() bool { return len(pub.snapshot()) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOutboxDeletePublishedAndPurge(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	del := newOutbox(t, pool, postgres.OutboxConfig{DeletePublished: true, Channel: "-"})
+	addInTx(t, pool, del, true, rawMsg("x", ""))
+	if n, err := (&outbox.Relay{Store: del, Publisher: &recordingPublisher{}}).Flush(ctx); n != 1 || err != nil {
+		t.Fatalf("Flush = %d, %v", n, err)
+	}
+	var rows int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM `+del.Table()).Scan(&rows)
+	if rows != 0 {
+		t.Fatalf("%d rows left with DeletePublished", rows)
+	}
+
+	keep := newOutbox(t, pool, postgres.OutboxConfig{})
+	addInTx(t, pool, keep, true, rawMsg("y", ""), rawMsg("z", ""))
+	if n, err := (&outbox.Relay{Store: keep, BatchSize: 1, Publisher: &recordingPublisher{fail: func(m *message.Message) error {
+		if m.UUID == "z" {
+			return errors.New("no")
+		}
+		return nil
+	}}}).Flush(ctx); n != 1 || err == nil {
+		t.Fatalf("Flush = %d, %v", n, err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE `+keep.Table()+` SET published_at = published_at - interval '2 hours' WHERE published_at IS NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := keep.Purge(ctx, time.Hour); n != 1 || err != nil {
+		t.Fatalf("Purge = %d, %v; want the one published record", n, err)
+	}
+	if n, _ := keep.Pending(ctx); n != 1 {
+		t.Fatalf("pending = %d, want the unpublished record kept", n)
+	}
+}
+
+func TestOutboxConfigValidate(t *testing.T) {
+	err := postgres.OutboxConfig{Table: "x; DROP TABLE y", Channel: "a.b"}.Validate()
+	for _, want := range []string{"outbox.table", "outbox.channel"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to name %s", err, want)
+		}
+	}
+	if err := (postgres.OutboxConfig{Table: "app.outbox"}).Validate(); err != nil {
+		t.Errorf("schema-qualified table rejected: %v", err)
+	}
+}
