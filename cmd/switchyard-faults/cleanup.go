@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -79,4 +80,40 @@ func (e *env) cleanup(ctx context.Context, kind, ns string) {
 		_, _ = pool.Exec(ctx, "DELETE FROM "+postgres.Table+" WHERE key LIKE $1", nm.group+"/%")
 		pool.Close()
 	}
+}
+
+// waitKafkaGroup waits until the Kafka consumer group is stable with
+// members members, so that a scenario's stream does not overlap the
+// rebalance of consumers joining (whose redeliveries would be counted
+// against what the scenario tests).
+func waitKafkaGroup(ctx context.Context, group string, members int, timeout time.Duration) error {
+	u, err := need(envKafkaBrokers)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(u, ",")...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var state string
+	var n int
+	if waitFor(wctx, 200*time.Millisecond, func() bool {
+		gs, err := adm.DescribeGroups(wctx, group)
+		if err != nil {
+			return false
+		}
+		g, ok := gs[group]
+		if !ok || g.Err != nil {
+			return false
+		}
+		state, n = g.State, len(g.Members)
+		return state == "Stable" && n == members
+	}) {
+		return nil
+	}
+	return fmt.Errorf("faults: kafka group %q not stable with %d members after %s (state %q, %d members)", group, members, timeout, state, n)
 }
