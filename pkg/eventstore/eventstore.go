@@ -122,8 +122,13 @@ func (e Encoder) Encode(ctx context.Context, streamID string, from int, events [
 	return recs, nil
 }
 
-// ConflictError builds the error of a failed version check.
+// ConflictError builds the error of a failed version check, for Store
+// implementations; actual < 0 means unknown (another append committed
+// first).
 func ConflictError(streamID string, expected, actual int) error {
+	if actual < 0 {
+		return fmt.Errorf("eventstore: append to %q at version %d: another append committed first: %w", streamID, expected, ErrConcurrencyConflict)
+	}
 	return fmt.Errorf("eventstore: append to %q at version %d: stream is at version %d: %w", streamID, expected, actual, ErrConcurrencyConflict)
 }
 

@@ -1,0 +1,221 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/eventstore"
+	"github.com/switchyard-go/switchyard/pkg/outbox"
+)
+
+// DefaultEventsTable is the events table when [EventStoreConfig.Table] is
+// empty.
+const DefaultEventsTable = "switchyard_events"
+
+// EventStoreConfig configures an [EventStore].
+type EventStoreConfig struct {
+	// Table is the events table, optionally schema-qualified. Default
+	// "switchyard_events".
+	Table string `yaml:"table"`
+	// Source is the envelope source of appended events (the service
+	// name). Default empty.
+	Source string `yaml:"source"`
+	// Namespace prefixes the topic of events written to the outbox, like
+	// service.WithNamespace. Default empty.
+	Namespace string `yaml:"namespace"`
+	// Encoder encodes events; its Source, if set, wins over Source.
+	// Default: JSON, time.Now.
+	Encoder eventstore.Encoder `yaml:"-"`
+	// Outbox, if set, receives every appended event in the append's
+	// transaction, to its topic (event.TopicOf) under Namespace, so that a
+	// relay publishes each stored event at least once.
+	Outbox *Outbox `yaml:"-"`
+}
+
+// Validate reports every problem at once.
+func (c EventStoreConfig) Validate() error {
+	if c.Table != "" && !identRE.MatchString(c.Table) {
+		return fmt.Errorf("eventstore.table: %q, want an SQL identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified", c.Table)
+	}
+	return nil
+}
+
+// EventStore is an [eventstore.Store] in PostgreSQL: one row per event,
+// unique on (stream_id, version), so of concurrent appends at one version
+// exactly one commits and the others get [eventstore.ErrConcurrencyConflict].
+// The table's position column orders every event of every stream.
+type EventStore struct {
+	pool  *pgxpool.Pool
+	table string
+	base  string
+	ns    string
+	enc   eventstore.Encoder
+	ob    *Outbox
+}
+
+var _ eventstore.Store = (*EventStore)(nil)
+
+// NewEventStore returns an event store on pool. Run [EventStore.Migrate]
+// once first (and the outbox's Migrate if there is one).
+func NewEventStore(pool *pgxpool.Pool, cfg EventStoreConfig) (*EventStore, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.Table == "" {
+		cfg.Table = DefaultEventsTable
+	}
+	if cfg.Encoder.Source == "" {
+		cfg.Encoder.Source = cfg.Source
+	}
+	base := cfg.Table
+	if i := strings.IndexByte(base, '.'); i >= 0 {
+		base = base[i+1:]
+	}
+	return &EventStore{pool: pool, table: cfg.Table, base: base, ns: cfg.Namespace, enc: cfg.Encoder, ob: cfg.Outbox}, nil
+}
+
+// Table returns the events table's name.
+func (s *EventStore) Table() string { return s.table }
+
+// Migrate creates the events table if it does not exist. It is idempotent
+// and safe to run from several instances at once.
+func (s *EventStore) Migrate(ctx context.Context) error {
+	return migrate(ctx, s.pool, s.table,
+		`CREATE TABLE IF NOT EXISTS `+s.table+` (
+			position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			stream_id      text NOT NULL,
+			version        integer NOT NULL CHECK (version > 0),
+			event_id       text NOT NULL,
+			type           text NOT NULL,
+			schema_version integer NOT NULL,
+			metadata       jsonb NOT NULL,
+			data           bytea NOT NULL,
+			recorded_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+			CONSTRAINT `+s.base+`_stream_version UNIQUE (stream_id, version)
+		)`,
+	)
+}
+
+// Append implements [eventstore.Store] in a transaction of its own.
+func (s *EventStore) Append(ctx context.Context, streamID string, expectedVersion int, events ...event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: append to %q: %w", streamID, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := s.AppendTx(ctx, tx, streamID, expectedVersion, events...); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		if isUniqueViolation(err) {
+			return eventstore.ConflictError(streamID, expectedVersion, -1)
+		}
+		return fmt.Errorf("postgres: append to %q: commit: %w", streamID, err)
+	}
+	return nil
+}
+
+// AppendTx appends in the caller's transaction, so that business writes
+// (a read model, other tables) commit with the events. On
+// [eventstore.ErrConcurrencyConflict] the transaction is aborted: roll it
+// back. A concurrent append at the same version waits for this
+// transaction to end, so keep it short.
+func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, expectedVersion int, events ...event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if expectedVersion < eventstore.AnyVersion {
+		return fmt.Errorf("postgres: append to %q: expected version %d, want >= 0 or eventstore.AnyVersion", streamID, expectedVersion)
+	}
+	if expectedVersion == eventstore.AnyVersion {
+		// Serialize blind appends to the stream so that they do not
+		// collide on the version they compute.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, s.table+"/"+streamID); err != nil {
+			return fmt.Errorf("postgres: append to %q: %w", streamID, err)
+		}
+	}
+	var cur int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+s.table+` WHERE stream_id = $1`, streamID).Scan(&cur); err != nil {
+		return fmt.Errorf("postgres: append to %q: %w", streamID, err)
+	}
+	if expectedVersion != eventstore.AnyVersion && cur != expectedVersion {
+		return eventstore.ConflictError(streamID, expectedVersion, cur)
+	}
+	recs, err := s.enc.Encode(ctx, streamID, cur, events)
+	if err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	for _, r := range recs {
+		md := message.Metadata{}
+		r.Envelope.Write(md)
+		b.Queue(`INSERT INTO `+s.table+` (stream_id, version, event_id, type, schema_version, metadata, data)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			r.StreamID, r.Version, r.Envelope.ID, r.Envelope.Type, r.Envelope.Version, map[string]string(md), r.Data)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if isUniqueViolation(err) {
+			// Another append at this version committed while we checked.
+			return eventstore.ConflictError(streamID, expectedVersion, -1)
+		}
+		return fmt.Errorf("postgres: append to %q: %w", streamID, err)
+	}
+	if s.ob != nil {
+		msgs := make([]outbox.Message, len(recs))
+		for i, r := range recs {
+			msgs[i] = outbox.Message{Topic: s.ns + event.TopicOf(events[i]), Message: r.Message()}
+		}
+		if err := s.ob.Add(ctx, tx, msgs...); err != nil {
+			return fmt.Errorf("postgres: append to %q: %w", streamID, err)
+		}
+	}
+	return nil
+}
+
+// Load implements [eventstore.Store].
+func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Record, error) {
+	rows, err := s.pool.Query(ctx, `SELECT version, event_id, metadata, data FROM `+s.table+` WHERE stream_id = $1 ORDER BY version`, streamID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: load %q: %w", streamID, err)
+	}
+	defer rows.Close()
+	var recs []eventstore.Record
+	for rows.Next() {
+		var r eventstore.Record
+		var id string
+		var md map[string]string
+		if err := rows.Scan(&r.Version, &id, &md, &r.Data); err != nil {
+			return nil, fmt.Errorf("postgres: load %q: %w", streamID, err)
+		}
+		m := message.NewMessage(id, nil)
+		for k, v := range md {
+			m.Metadata[k] = v
+		}
+		env, err := event.ReadEnvelope(m)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: load %q version %d: %w", streamID, r.Version, err)
+		}
+		r.StreamID, r.Envelope = streamID, env
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: load %q: %w", streamID, err)
+	}
+	return recs, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
