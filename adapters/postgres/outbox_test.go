@@ -359,3 +359,52 @@ func TestOutboxConfigValidate(t *testing.T) {
 		t.Errorf("schema-qualified table rejected: %v", err)
 	}
 }
+
+// TestOutboxInTransactionalHandler: a handler under TransactionalIdempotency
+// adds its outgoing event to the outbox in the delivery's transaction; the
+// relayed event continues the chain (causation = the handled message).
+func TestOutboxInTransactionalHandler(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	ctx := context.Background()
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	svc := service.New(b, service.WithNamespace(unique("t")+"."),
+		service.WithMiddleware(postgres.TransactionalIdempotency(pool, postgres.TxConfig{})))
+	if err := service.Handle(svc, "pay", func(ctx context.Context, e orderPlaced) error {
+		m, err := outbox.New(ctx, svc, orderPaid{OrderID: e.OrderID})
+		if err != nil {
+			return err
+		}
+		return ob.Add(ctx, postgres.TxFrom(ctx), m)
+	}, service.Publishes(orderPaid{})); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- svc.Run(runCtx) }()
+	defer func() { stop(); <-errc }()
+	<-svc.Ready()
+	in, _, err := svc.NewMessage(ctx, orderPlaced{OrderID: "o-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Publish(ctx, orderPlaced{OrderID: "o-9"}, service.WithID(in.UUID)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { n, _ := ob.Pending(ctx); return n == 1 })
+	pub := &recordingPublisher{}
+	if n, err := (&outbox.Relay{Store: ob, Publisher: pub}).Flush(ctx); n != 1 || err != nil {
+		t.Fatalf("Flush = %d, %v", n, err)
+	}
+	env, err := event.ReadEnvelope(pub.snapshot()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Type != "orders.order_paid" || env.CausationID != in.UUID || env.CorrelationID != in.UUID || env.HopCount != 1 {
+		t.Fatalf("relayed envelope %+v, want order_paid caused by %s", env, in.UUID)
+	}
+}
