@@ -1,5 +1,11 @@
-// Package postgres keeps Switchyard's idempotency records in PostgreSQL
-// (pgx/v5, pgxpool), durable and shared by every instance of a service.
+// Package postgres is Switchyard's PostgreSQL adapter (pgx/v5, pgxpool): the
+// durable stores behind idempotent consumers, the transactional outbox
+// ([NewOutbox], see docs/outbox.md) and the event store ([NewEventStore], see
+// docs/cqrs-event-sourcing.md). Each has its own Migrate.
+//
+// # Idempotency records
+//
+// Idempotency records are durable and shared by every instance of a service.
 //
 // It offers two ways to use them; both need [Migrate] once, which creates
 // the table [Table] (key, handler, status, owner, claimed_until,
