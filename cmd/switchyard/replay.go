@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
 
 // drainFlags are the flags replay and purge share.
@@ -141,7 +142,7 @@ loop:
 				continue
 			}
 			if spec.interval > 0 && !last.IsZero() {
-				if err := sleep(ctx, time.Until(last.Add(spec.interval))); err != nil {
+				if err := (middleware.SystemClock{}).Sleep(ctx, time.Until(last.Add(spec.interval))); err != nil {
 					m.Nack()
 					return res, err
 				}
@@ -168,20 +169,6 @@ loop:
 		}
 	}
 	return res, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // replayMessage builds what replay publishes for dead letter m: the original

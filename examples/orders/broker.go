@@ -25,22 +25,6 @@ func openBroker(ctx context.Context, path string, logger *slog.Logger) (broker.B
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the %s broker: %w", cfg.Broker.Type, err)
 	}
-	opts := append(cfg.ServiceOptions(), service.WithDefaults(withExampleDefaults(cfg.Defaults)))
+	opts := append(cfg.ServiceOptions(), service.WithDefaults(cfg.Defaults.Inherit(examplePolicy)))
 	return b, opts, nil
-}
-
-// withExampleDefaults fills the retry fields p leaves at zero from
-// examplePolicy.
-func withExampleDefaults(p service.Policy) service.Policy {
-	r, e := &p.Retry, examplePolicy.Retry
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = e.MaxAttempts
-	}
-	if r.InitialInterval == 0 {
-		r.InitialInterval = e.InitialInterval
-	}
-	if r.MaxInterval == 0 {
-		r.MaxInterval = e.MaxInterval
-	}
-	return p
 }

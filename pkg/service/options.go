@@ -60,8 +60,8 @@ const (
 // DeadLetterTopicFor is the default dead-letter topic of a consumer group.
 func DeadLetterTopicFor(group string) string { return group + ".dead_letter" }
 
-// merge returns p with its zero fields taken from base.
-func (p Policy) merge(base Policy) Policy {
+// Inherit returns p with its zero fields taken from base.
+func (p Policy) Inherit(base Policy) Policy {
 	if p.Group == "" {
 		p.Group = base.Group
 	}
@@ -121,7 +121,7 @@ func (p Policy) Validate(prefix string) error {
 }
 
 func (p Policy) withFrameworkDefaults(handlerName string) Policy {
-	p = p.merge(Policy{
+	p = p.Inherit(Policy{
 		Group:            handlerName,
 		Concurrency:      DefaultConcurrency,
 		Timeout:          DefaultTimeout,
@@ -210,7 +210,7 @@ func Publishes(events ...event.Event) HandlerOption {
 
 // WithPolicy sets the handler's policy in code; zero fields inherit.
 func WithPolicy(p Policy) HandlerOption {
-	return func(h *handlerSpec) { h.policy = p.merge(h.policy) }
+	return func(h *handlerSpec) { h.policy = p.Inherit(h.policy) }
 }
 
 // Concurrency sets how many messages the handler's subscription handles at once.

@@ -129,9 +129,9 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 	}
 	policy := spec.policy
 	if o, ok := s.overrides[name]; ok {
-		policy = o.merge(policy)
+		policy = o.Inherit(policy)
 	}
-	policy = policy.merge(s.defaults)
+	policy = policy.Inherit(s.defaults)
 	if policy.Group == "" {
 		policy.Group = name
 	}
