@@ -28,6 +28,16 @@
 // missed one of its expectations, which follow its line on standard error
 // as "FAIL scenario=...: ...".
 //
+// RabbitMQ's adapter does not implement broker.Provisioner yet, so a
+// service cannot keep its own dead letters there until something declares
+// the dead-letter queue: the driver declares it (-declare-dead-letters,
+// default true). Without it, dead-letter publishes are unroutable and the
+// bad messages are nacked and redelivered until a reader declares the queue.
+//
+// A passing scenario deletes its queues, exchanges, Kafka topics and
+// idempotency keys; a failing one keeps them, and its PostgreSQL table
+// (faults_<run>_<scenario>_<broker>_handled), for inspection.
+//
 // Every run uses a fresh service namespace per scenario
 // ("faults.<run>.<scenario>."), so reruns never see older messages.
 //
