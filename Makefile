@@ -58,3 +58,14 @@ FAULTS_FLAGS ?=
 .PHONY: faults
 faults: up
 	. .work/env && $(GO) run ./cmd/switchyard-faults $(FAULTS_FLAGS)
+
+# make fuzz: a short native-fuzzing run of the envelope decoder, payload
+# decoding, config parsing and AMQP header conversion (FUZZTIME each).
+FUZZTIME ?= 15s
+
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadEnvelope$$' -fuzztime $(FUZZTIME) ./pkg/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/event
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzHeaderString$$' -fuzztime $(FUZZTIME) ./adapters/amqp
