@@ -55,7 +55,10 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	ctx := context.Background()
+	// Bound the whole publish, topic creation included: with the broker
+	// down, the admin request alone could otherwise wait far longer.
+	ctx, cancel := context.WithTimeout(context.Background(), p.b.cfg.PublishTimeout)
+	defer cancel()
 	if err := p.b.ensureTopics(ctx, topic); err != nil {
 		return fmt.Errorf("kafka: publish to %q: %w", topic, err)
 	}
