@@ -41,6 +41,11 @@
 // A record whose headers or payload are junk is handed out all the same: the
 // runtime dead-letters what it cannot decode, and a partition never stops.
 //
+// Acks are noticed without a goroutine per message: the dispatcher waits on
+// the oldest message handed out, collects every acked one behind it at
+// once, and sweeps the rest for acks out of order (every 1ms, backing off
+// to 50ms while it finds none).
+//
 // Offsets: acks may come in any order (the runtime handles different keys
 // concurrently); the committed offset of a partition only moves past a
 // record when it and every earlier record were acked. Offsets are committed
@@ -108,8 +113,13 @@
 // channel. Messages already handed out can still be acked or nacked until
 // [Subscriber.Close]; once none is in flight, acked offsets are committed
 // and the subscription leaves the group so that others take its partitions.
-// Close commits acked offsets, leaves the group and cancels the contexts of
-// messages still in flight; their records are redelivered to the group.
+// The channel buffers up to 64 messages (within the prefetch window); those
+// nobody received when intake stops are taken back, not acked, and the
+// group gets them again.
+// Close commits every offset acked before it, leaves the group and cancels
+// the context of messages still in flight (all messages of a subscription
+// share one context, cancelled then, not when a message is acked); their
+// records are redelivered to the group.
 // [Broker.Close] closes every subscriber, then flushes and closes the
 // publisher.
 package kafka

@@ -438,3 +438,71 @@ func TestNackHoldsBackOnlyItsKey(t *testing.T) {
 		t.Fatalf("hand-out order %s, want %s (b1 flows while a1 waits; a2 waits for a1)", got, want)
 	}
 }
+
+// A message that is never acked must not hold back the window: acks of
+// messages handed out after it free their slots.
+func TestUnackedOldestDoesNotStallWindow(t *testing.T) {
+	b := newBroker(t, nil)
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	const n = 50
+	var msgs []*message.Message
+	for i := range n {
+		msgs = append(msgs, newMsg("k"+strconv.Itoa(i), strconv.Itoa(i)))
+	}
+	if err := b.Publisher().Publish(topic, msgs...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	_, ch := subscribe(t, b, group, topic, broker.SubscriberOptions{Prefetch: 4})
+	stuck := receive(t, ch, waitMsg) // never acked until the end
+	for range n - 1 {
+		receive(t, ch, waitMsg).Ack()
+	}
+	stuck.Ack()
+}
+
+// A message's context is cancelled once it is acked or nacked, and so are
+// contexts derived from it.
+func TestMessageContextEndsWithAckOrNack(t *testing.T) {
+	b := newBroker(t, nil)
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	type ctxKey struct{}
+	if err := b.Publisher().Publish(topic, newMsg("k", "1"), newMsg("k", "2")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	sub, err := b.Subscriber(group, broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	ch, err := sub.Subscribe(context.WithValue(context.Background(), ctxKey{}, "v"), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, settle := range []func(*message.Message) bool{(*message.Message).Ack, (*message.Message).Nack} {
+		m := receive(t, ch, waitMsg)
+		ctx := m.Context()
+		if ctx.Value(ctxKey{}) != "v" || ctx.Err() != nil {
+			t.Fatalf("message %d: context value %v, err %v; want Subscribe's value, not cancelled", i, ctx.Value(ctxKey{}), ctx.Err())
+		}
+		derived, cancel := context.WithTimeout(ctx, time.Hour)
+		defer cancel()
+		settle(m)
+		for _, c := range []context.Context{ctx, derived} {
+			select {
+			case <-c.Done():
+			case <-time.After(waitMsg):
+				t.Fatalf("message %d: context not cancelled after ack/nack", i)
+			}
+			if c.Err() == nil {
+				t.Fatalf("message %d: Err nil after Done", i)
+			}
+		}
+	}
+	m := receive(t, ch, waitMsg) // the nacked one again
+	m.Ack()
+	if m.Context().Err() == nil {
+		t.Fatal("Err nil after Ack without Done")
+	}
+}

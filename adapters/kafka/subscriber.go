@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -90,7 +91,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		group:      s.group,
 		retry:      map[string]bool{},
 		prefetch:   s.prefetch,
-		out:        make(chan *message.Message),
+		out:        make(chan *message.Message, min(s.prefetch, maxOutBuffer)),
 		events:     make(chan any),
 		want:       make(chan struct{}, 1),
 		commits:    make(chan map[string]map[int32]kgo.EpochOffset, 1),
@@ -181,8 +182,9 @@ type tp struct {
 type partState struct {
 	tp
 	isRetry bool
-	// queue holds fetched records not handed out yet, in offset order.
-	queue []*kgo.Record
+	// queue holds fetched records not handed out yet, in offset order,
+	// with their messages built by the poller.
+	queue []*entry
 	// out holds handed-out records not yet passed by the commit point, in
 	// offset order (acked, in flight, or waiting for redelivery).
 	out []*entry
@@ -204,8 +206,12 @@ type partState struct {
 
 // entry is one handed-out record.
 type entry struct {
-	rec   *kgo.Record
-	p     *partState
+	rec *kgo.Record
+	p   *partState
+	// msg is the message to hand out next for rec (built by the poller
+	// for a fetched record, by the dispatcher for a redelivery), then the
+	// one handed out, until it is acked or nacked.
+	msg   *message.Message
 	fresh bool // taken from queue, not handed out yet
 	idx   int  // index in queue (fresh) or redeliver while being handed out
 	acked bool
@@ -215,11 +221,7 @@ type entry struct {
 
 // Dispatcher events.
 type (
-	batchEv struct{ recs []*kgo.Record }
-	ackEv   struct {
-		e  *entry
-		ok bool
-	}
+	batchEv  struct{ recs []*entry }
 	assignEv struct {
 		parts map[string][]int32
 		reply chan struct{}
@@ -267,6 +269,12 @@ type subscription struct {
 	shutErr  error
 
 	// Dispatcher state.
+	// pending holds the handed-out entries whose ack or nack the
+	// dispatcher has not seen yet, in hand-out order. The dispatcher waits
+	// on the oldest one's channels, collects every resolved entry behind it
+	// at once, and sweeps the whole list now and then for acks that came
+	// out of order: no goroutine per message.
+	pending  []*entry
 	parts    map[tp]*partState
 	order    []*partState
 	rr       int
@@ -354,7 +362,12 @@ func (s *subscription) poll() {
 			pollErr = err
 			s.log.Warn("kafka: fetch failed", "fetch_topic", t, "partition", p, "error", err)
 		})
-		ok := s.send(batchEv{recs: fs.Records()})
+		// Messages are built here, off the dispatcher's path.
+		recs := make([]*entry, 0, fs.NumRecords())
+		fs.EachRecord(func(r *kgo.Record) {
+			recs = append(recs, &entry{rec: r, msg: s.toMessage(r)})
+		})
+		ok := s.send(batchEv{recs: recs})
 		s.cl.AllowRebalance()
 		if !ok || ctx.Err() != nil || fs.IsClientClosed() {
 			return
@@ -421,32 +434,47 @@ func (s *subscription) run() {
 	defer close(s.done)
 	ticker := time.NewTicker(s.b.cfg.CommitInterval)
 	defer ticker.Stop()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	// dueTimer wakes the dispatcher when a nacked record's backoff is over
+	// or a held retry partition is due; it is armed only while something
+	// waits, and re-armed only when that time changes.
+	dueTimer := time.NewTimer(time.Hour)
+	dueTimer.Stop()
+	defer dueTimer.Stop()
+	var dueAt time.Time
+	// sweepTimer looks for out-of-order acks behind the oldest pending
+	// entry; armed only while more than one entry is pending.
+	sweepTimer := time.NewTimer(time.Hour)
+	sweepTimer.Stop()
+	defer sweepTimer.Stop()
+	sweepArmed := false
+	sweepEvery := minSweep
 
 	intake := s.intakeCtx.Done()
 	open := true
 	polling := false
 	drained := false
 	var (
-		pend       *entry
-		pendMsg    *message.Message
-		pendCancel context.CancelFunc
+		pend    *entry
+		pendMsg *message.Message
 	)
-	drop := func() {
-		if pendCancel != nil {
-			pendCancel()
-		}
-		pend, pendMsg, pendCancel = nil, nil, nil
-	}
-	defer drop()
+	drop := func() { pend, pendMsg = nil, nil }
+	burst := 0
 
 	for {
-		now := time.Now()
+		// Fast path: collect acks at the front and hand the next message
+		// to a receiver already waiting, without the full select; after
+		// maxBurst rounds the full select runs so that events and timers
+		// are served.
+		if len(s.pending) > 0 && s.reap() {
+			drop() // a nacked record may have to go first
+		}
 		if open {
 			if pend == nil && s.inflight < s.prefetch {
-				if pend = s.pick(now); pend != nil {
-					pendMsg, pendCancel = s.toMessage(pend.rec)
+				if pend = s.pick(); pend != nil {
+					if pend.msg == nil { // a redelivery
+						pend.msg = s.toMessage(pend.rec)
+					}
+					pendMsg = pend.msg
 				}
 			}
 			if !polling && s.queued < s.prefetch+fetchBuffer {
@@ -460,20 +488,64 @@ func (s *subscription) run() {
 			drained = true
 			go s.shutdown() //nolint:errcheck // errors are logged; Close reports them
 		}
+		if pend != nil && burst < maxBurst {
+			burst++
+			select {
+			case s.out <- pendMsg:
+				s.handedOut(pend)
+				drop()
+				continue
+			default:
+			}
+		}
+		burst = 0
 		var outCh chan<- *message.Message
 		if pend != nil {
 			outCh = s.out
 		}
 		if due, ok := s.nextDue(); ok {
-			resetTimer(timer, due.Sub(now))
-		} else {
-			resetTimer(timer, time.Hour)
+			if !due.Equal(dueAt) {
+				dueAt = due
+				dueTimer.Reset(max(time.Until(due), 0))
+			}
+		} else if !dueAt.IsZero() {
+			dueAt = time.Time{}
+			dueTimer.Stop()
+		}
+		if len(s.pending) > 1 && !sweepArmed {
+			sweepArmed = true
+			sweepTimer.Reset(sweepEvery)
+		}
+		var headAck, headNack <-chan struct{}
+		if len(s.pending) > 0 {
+			h := s.pending[0].msg
+			headAck, headNack = h.Acked(), h.Nacked()
 		}
 
 		select {
 		case outCh <- pendMsg:
-			s.handedOut(pend, pendMsg, pendCancel)
-			pend, pendMsg, pendCancel = nil, nil, nil
+			s.handedOut(pend)
+			drop()
+
+		case <-headAck:
+			if s.reap() {
+				drop() // a nacked record may have to go first
+			}
+		case <-headNack:
+			if s.reap() {
+				drop()
+			}
+
+		case <-sweepTimer.C:
+			sweepArmed = false
+			if found, nacked := s.sweep(); found {
+				sweepEvery = minSweep
+				if nacked {
+					drop()
+				}
+			} else {
+				sweepEvery = min(2*sweepEvery, maxSweep)
+			}
 
 		case ev := <-s.events:
 			switch ev := ev.(type) {
@@ -482,24 +554,22 @@ func (s *subscription) run() {
 				if open {
 					s.enqueue(ev.recs)
 				}
-			case ackEv:
-				s.acked(ev.e, ev.ok, now)
-				if !ev.ok && pend != nil && pend.p == ev.e.p {
-					drop() // the nacked record goes first
-				}
 			case assignEv:
 				s.assign(ev.parts)
 				close(ev.reply)
 			case revokeEv:
 				drop()
+				s.sweep() // count every ack made before the revoke
 				ev.reply <- s.revokeParts(ev.parts, ev.lost)
 			case finalEv:
+				s.sweep() // count every ack made before Close
 				ev.reply <- s.offsets(true)
 			}
 
-		case <-timer.C:
+		case <-dueTimer.C:
 
 		case <-ticker.C:
+			s.sweep()
 			if offsets := s.offsets(false); len(offsets) > 0 {
 				select {
 				case s.commits <- offsets:
@@ -512,6 +582,7 @@ func (s *subscription) run() {
 			intake = nil
 			open = false
 			drop()
+			s.takeBack()
 			close(s.out)
 
 		case <-s.stop:
@@ -520,11 +591,90 @@ func (s *subscription) run() {
 	}
 }
 
-func resetTimer(t *time.Timer, d time.Duration) {
-	if d < 0 {
-		d = 0
+// Bounds of the interval between sweeps for out-of-order acks: it starts at
+// minSweep and doubles while sweeps find nothing.
+const (
+	minSweep = time.Millisecond
+	maxSweep = 50 * time.Millisecond
+)
+
+// maxOutBuffer bounds the buffer of a subscription's channel. Messages in
+// the buffer count as handed out (they are within the prefetch window); those
+// still there when intake stops are taken back and not acked, so the group
+// gets them again. The buffer lets the dispatcher run ahead of a consumer
+// instead of meeting it for every message.
+const maxOutBuffer = 64
+
+// maxBurst bounds how many messages the dispatcher hands out in a row
+// without serving events and timers.
+const maxBurst = 64
+
+// takeBack removes the messages still buffered in the channel: they were
+// never received, so they count as not handed out and are not acked (the
+// commit stops before them, and the group gets them again).
+func (s *subscription) takeBack() {
+	for {
+		select {
+		case m := <-s.out:
+			for i := len(s.pending) - 1; i >= 0; i-- {
+				if e := s.pending[i]; e.msg == m {
+					s.pending = slices.Delete(s.pending, i, i+1)
+					s.inflight--
+					break
+				}
+			}
+		default:
+			return
+		}
 	}
-	t.Reset(d)
+}
+
+// resolved reports whether m was acked or nacked.
+func resolved(m *message.Message) (acked, done bool) {
+	select {
+	case <-m.Acked():
+		return true, true
+	case <-m.Nacked():
+		return false, true
+	default:
+		return false, false
+	}
+}
+
+// reap processes the resolved entries at the front of pending, and reports
+// whether one of them was nacked.
+func (s *subscription) reap() (nacked bool) {
+	n := 0
+	for _, e := range s.pending {
+		ok, done := resolved(e.msg)
+		if !done {
+			break
+		}
+		s.acked(e, ok)
+		nacked = nacked || !ok
+		n++
+	}
+	clear(s.pending[:n])
+	s.pending = s.pending[n:]
+	return nacked
+}
+
+// sweep processes every resolved entry of pending.
+func (s *subscription) sweep() (found, nacked bool) {
+	j := 0
+	for _, e := range s.pending {
+		if ok, done := resolved(e.msg); done {
+			s.acked(e, ok)
+			found = true
+			nacked = nacked || !ok
+			continue
+		}
+		s.pending[j] = e
+		j++
+	}
+	clear(s.pending[j:])
+	s.pending = s.pending[:j]
+	return found, nacked
 }
 
 func (s *subscription) assign(parts map[string][]int32) {
@@ -605,23 +755,40 @@ func (s *subscription) markSent(offsets map[string]map[int32]kgo.EpochOffset) {
 	}
 }
 
-func (s *subscription) enqueue(recs []*kgo.Record) {
-	for _, r := range recs {
-		st := s.parts[tp{r.Topic, r.Partition}]
-		if st == nil {
-			continue // not ours (any more); the owner fetches it
+func (s *subscription) enqueue(recs []*entry) {
+	var last *partState
+	for _, e := range recs {
+		st := last
+		if st == nil || st.topic != e.rec.Topic || st.part != e.rec.Partition {
+			st = s.parts[tp{e.rec.Topic, e.rec.Partition}]
+			if st == nil {
+				continue // not ours (any more); the owner fetches it
+			}
+			last = st
 		}
-		st.queue = append(st.queue, r)
+		e.p = st
+		st.queue = append(st.queue, e)
 		s.queued++
 	}
 }
 
+// lazyNow reads the clock at most once, and only if asked.
+type lazyNow struct{ t time.Time }
+
+func (l *lazyNow) now() time.Time {
+	if l.t.IsZero() {
+		l.t = time.Now()
+	}
+	return l.t
+}
+
 // pick returns the next record to hand out, round-robin across partitions.
-func (s *subscription) pick(now time.Time) *entry {
+func (s *subscription) pick() *entry {
+	var clock lazyNow
 	n := len(s.order)
 	for i := range n {
 		st := s.order[(s.rr+i)%n]
-		if e := s.head(st, now); e != nil {
+		if e := s.head(st, &clock); e != nil {
 			s.rr = (s.rr + i + 1) % n
 			return e
 		}
@@ -636,14 +803,14 @@ func (s *subscription) pick(now time.Time) *entry {
 //     (records without a key are never held back);
 //   - on a retry partition, records for other groups are skipped, and a
 //     record not due yet holds the partition (fetching is paused) until due.
-func (s *subscription) head(st *partState, now time.Time) *entry {
+func (s *subscription) head(st *partState, clock *lazyNow) *entry {
 	var waiting map[string]bool
 	for i, e := range st.redeliver {
 		k := string(e.rec.Key)
 		if k != "" && waiting[k] {
 			continue
 		}
-		if !now.Before(e.due) {
+		if !clock.now().Before(e.due) {
 			e.idx = i
 			return e
 		}
@@ -655,19 +822,21 @@ func (s *subscription) head(st *partState, now time.Time) *entry {
 		}
 	}
 	for i := 0; i < len(st.queue); i++ {
-		r := st.queue[i]
+		qe := st.queue[i]
+		r := qe.rec
 		if st.isRetry {
 			group, due := retryInfo(r)
 			if group != s.group {
 				// Meant for another group: done for this one.
 				st.queue = slices.Delete(st.queue, i, i+1)
 				s.queued--
-				insertOut(st, &entry{rec: r, p: st, acked: true})
+				qe.acked, qe.msg = true, nil
+				insertOut(st, qe)
 				advance(st)
 				i--
 				continue
 			}
-			if now.Before(due) {
+			if clock.now().Before(due) {
 				st.heldUntil = due
 				if !st.paused {
 					st.paused = true
@@ -684,7 +853,8 @@ func (s *subscription) head(st *partState, now time.Time) *entry {
 		if len(r.Key) > 0 && st.blocked[string(r.Key)] > 0 {
 			continue
 		}
-		return &entry{rec: r, p: st, fresh: true, idx: i}
+		qe.fresh, qe.idx = true, i
+		return qe
 	}
 	return nil
 }
@@ -706,11 +876,16 @@ func (s *subscription) nextDue() (time.Time, bool) {
 	return due, ok
 }
 
-func (s *subscription) handedOut(e *entry, msg *message.Message, cancel context.CancelFunc) {
+func (s *subscription) handedOut(e *entry) {
 	st := e.p
 	if e.fresh {
 		e.fresh = false
-		st.queue = slices.Delete(st.queue, e.idx, e.idx+1)
+		if e.idx == 0 {
+			st.queue[0] = nil
+			st.queue = st.queue[1:]
+		} else {
+			st.queue = slices.Delete(st.queue, e.idx, e.idx+1)
+		}
 		s.queued--
 		insertOut(st, e)
 	} else {
@@ -721,21 +896,13 @@ func (s *subscription) handedOut(e *entry, msg *message.Message, cancel context.
 			}
 		}
 	}
+	s.pending = append(s.pending, e)
 	s.inflight++
-	go func() {
-		defer cancel()
-		select {
-		case <-msg.Acked():
-			s.send(ackEv{e: e, ok: true})
-		case <-msg.Nacked():
-			s.send(ackEv{e: e, ok: false})
-		case <-s.done:
-		}
-	}()
 }
 
-func (s *subscription) acked(e *entry, ok bool, now time.Time) {
+func (s *subscription) acked(e *entry, ok bool) {
 	s.inflight--
+	e.msg = nil // a redelivery gets a new message
 	st := e.p
 	if s.parts[st.tp] != st {
 		return // revoked: the new owner redelivers it
@@ -751,7 +918,7 @@ func (s *subscription) acked(e *entry, ok bool, now time.Time) {
 		backoff *= 2
 	}
 	backoff = min(backoff, s.b.cfg.MaxNackBackoff)
-	e.due = now.Add(backoff)
+	e.due = time.Now().Add(backoff)
 	i := len(st.redeliver)
 	for i > 0 && st.redeliver[i-1].rec.Offset > e.rec.Offset {
 		i--
@@ -779,7 +946,7 @@ func insertOut(st *partState, e *entry) {
 func advance(st *partState) {
 	limit := int64(math.MaxInt64)
 	if len(st.queue) > 0 {
-		limit = st.queue[0].Offset
+		limit = st.queue[0].rec.Offset
 	}
 	i := 0
 	for i < len(st.out) && st.out[i].acked && st.out[i].rec.Offset < limit {
@@ -794,16 +961,66 @@ func advance(st *partState) {
 	}
 }
 
-// toMessage turns a record into a watermill message: UUID from the ce_id
-// header (else "<topic>/<partition>/<offset>"), metadata from the headers
-// with [header.Canonical] applied, plus topic, partition and offset.
-// The message's context is cancelled once it is acked or nacked, or when the
-// subscription shuts down.
-func (s *subscription) toMessage(r *kgo.Record) (*message.Message, context.CancelFunc) {
+// toMessage turns a record into a watermill message (see recordMessage)
+// whose context is a [msgContext].
+func (s *subscription) toMessage(r *kgo.Record) *message.Message {
 	m := recordMessage(r)
-	ctx, cancel := context.WithCancel(s.msgCtx)
-	m.SetContext(ctx)
-	return m, cancel
+	m.SetContext(&msgContext{parent: s.msgCtx, m: m})
+	return m
+}
+
+// msgContext is a handed-out message's context: it carries the Subscribe
+// context's values and is cancelled once the message is acked or nacked, or
+// when the subscription shuts down. It costs one small allocation until Done
+// is called; Done starts a real context and one goroutine that cancels it,
+// so only messages whose context is watched (or derived from) pay for that.
+type msgContext struct {
+	parent context.Context // the subscription's msgCtx
+	m      *message.Message
+	once   sync.Once
+	inner  atomic.Pointer[context.Context]
+}
+
+func (c *msgContext) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+
+func (c *msgContext) Done() <-chan struct{} {
+	c.once.Do(func() {
+		ctx, cancel := context.WithCancel(c.parent)
+		c.inner.Store(&ctx)
+		if _, done := resolved(c.m); done {
+			cancel()
+			return
+		}
+		go func() {
+			defer cancel()
+			select {
+			case <-c.m.Acked():
+			case <-c.m.Nacked():
+			case <-ctx.Done():
+			}
+		}()
+	})
+	return (*c.inner.Load()).Done()
+}
+
+func (c *msgContext) Err() error {
+	if inner := c.inner.Load(); inner != nil {
+		return (*inner).Err()
+	}
+	if _, done := resolved(c.m); done {
+		return context.Canceled
+	}
+	return c.parent.Err()
+}
+
+// Value answers from the real context once Done started it, so that
+// contexts derived from this one register with it directly (the context
+// package then needs no goroutine per derived context).
+func (c *msgContext) Value(key any) any {
+	if inner := c.inner.Load(); inner != nil {
+		return (*inner).Value(key)
+	}
+	return c.parent.Value(key)
 }
 
 // recordMessage turns a record into a watermill message: UUID from the ce_id
