@@ -217,6 +217,9 @@ type entry struct {
 	acked bool
 	nacks int
 	due   time.Time
+	// ctx is the context of the first message built for rec; a
+	// redelivery gets a message and context of its own.
+	ctx msgContext
 }
 
 // Dispatcher events.
@@ -365,7 +368,10 @@ func (s *subscription) poll() {
 		// Messages are built here, off the dispatcher's path.
 		recs := make([]*entry, 0, fs.NumRecords())
 		fs.EachRecord(func(r *kgo.Record) {
-			recs = append(recs, &entry{rec: r, msg: s.toMessage(r)})
+			e := &entry{rec: r, msg: recordMessage(r)}
+			e.ctx.parent, e.ctx.m = s.msgCtx, e.msg
+			e.msg.SetContext(&e.ctx) // one allocation for both
+			recs = append(recs, e)
 		})
 		ok := s.send(batchEv{recs: recs})
 		s.cl.AllowRebalance()
@@ -654,8 +660,11 @@ func (s *subscription) reap() (nacked bool) {
 		nacked = nacked || !ok
 		n++
 	}
-	clear(s.pending[:n])
-	s.pending = s.pending[n:]
+	if n > 0 { // shift down, keeping the capacity for later appends
+		m := copy(s.pending, s.pending[n:])
+		clear(s.pending[m:])
+		s.pending = s.pending[:m]
+	}
 	return nacked
 }
 
@@ -955,9 +964,10 @@ func advance(st *partState) {
 		st.hasCommit = true
 		i++
 	}
-	if i > 0 {
-		clear(st.out[:i])
-		st.out = st.out[i:]
+	if i > 0 { // shift down, keeping the capacity for later appends
+		n := copy(st.out, st.out[i:])
+		clear(st.out[n:])
+		st.out = st.out[:n]
 	}
 }
 
@@ -1027,7 +1037,11 @@ func (c *msgContext) Value(key any) any {
 // header (else "<topic>/<partition>/<offset>"), metadata from the headers
 // with [header.Canonical] applied, plus topic, partition and offset.
 func recordMessage(r *kgo.Record) *message.Message {
-	md := make(message.Metadata, len(r.Headers)+3)
+	m := message.NewMessage("", r.Value)
+	if len(r.Headers)+3 > 8 { // NewMessage's empty map holds 8 without growing
+		m.Metadata = make(message.Metadata, len(r.Headers)+3)
+	}
+	md := m.Metadata
 	for _, h := range r.Headers {
 		md[header.Canonical(h.Key)] = string(h.Value)
 	}
@@ -1035,11 +1049,9 @@ func recordMessage(r *kgo.Record) *message.Message {
 	md[MetadataTopic] = r.Topic
 	md[MetadataPartition] = strconv.FormatInt(int64(r.Partition), 10)
 	md[MetadataOffset] = strconv.FormatInt(r.Offset, 10)
-	id := md[header.ID]
-	if id == "" {
-		id = r.Topic + "/" + md[MetadataPartition] + "/" + md[MetadataOffset]
+	m.UUID = md[header.ID]
+	if m.UUID == "" {
+		m.UUID = r.Topic + "/" + md[MetadataPartition] + "/" + md[MetadataOffset]
 	}
-	m := message.NewMessage(id, r.Value)
-	m.Metadata = md
 	return m
 }
