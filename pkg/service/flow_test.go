@@ -420,3 +420,37 @@ func TestFailedDeadLetterPublishNacks(t *testing.T) {
 		t.Errorf("depth = %d after the dead letter was confirmed", d)
 	}
 }
+
+// A publish blocked by backpressure gives up when its context does.
+func TestPublishHonoursContextWhenBlocked(t *testing.T) {
+	b, err := memory.New(memory.Config{BufferSize: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Provision(context.Background(), "svc-test.blocked", "nobody-consumes"); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(b)
+	// Fill the only slot of the group's queue, then block.
+	if err := svc.Publish(context.Background(), blocked{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- svc.Publish(ctx, blocked{}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Publish = %v, want the context's deadline error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish ignored its context while blocked on a full buffer")
+	}
+}
+
+type blocked struct{}
+
+func (blocked) EventType() string  { return "svc-test.blocked" }
+func (blocked) EventVersion() int  { return 1 }

@@ -317,6 +317,9 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 	}
 	injectTrace(ctx, &env)
 	msg := message.NewMessage(id, payload)
+	// Adapters watch the message's context: a publish blocked on a full
+	// buffer or an unreachable broker gives up when ctx does.
+	msg.SetContext(ctx)
 	env.Write(msg.Metadata)
 	topic := spec.topic
 	if topic == "" {
