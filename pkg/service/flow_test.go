@@ -452,5 +452,5 @@ func TestPublishHonoursContextWhenBlocked(t *testing.T) {
 
 type blocked struct{}
 
-func (blocked) EventType() string  { return "svc-test.blocked" }
-func (blocked) EventVersion() int  { return 1 }
+func (blocked) EventType() string { return "svc-test.blocked" }
+func (blocked) EventVersion() int { return 1 }
