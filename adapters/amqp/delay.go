@@ -31,7 +31,7 @@ func (b *Broker) Delay(ctx context.Context, topic, group string, msg *message.Me
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.ConfirmTimeout)
 	defer cancel()
-	return b.pub.publish(ctx, topic, exchange, queue, true, []*message.Message{msg})
+	return b.pub.publish(ctx, nil, topic, exchange, queue, true, []*message.Message{msg})
 }
 
 // tier rounds d up to the first tier that is at least d, or the largest.

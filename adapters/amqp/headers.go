@@ -25,11 +25,20 @@ func toPublishing(msg *message.Message) amqp091.Publishing {
 	var headers amqp091.Table
 	if len(msg.Metadata) > 0 {
 		headers = make(amqp091.Table, len(msg.Metadata))
-		for k, v := range msg.Metadata {
-			if !brokerOwned(k) {
-				headers[k] = v
-			}
+	}
+	return toPublishingInto(msg, headers)
+}
+
+// toPublishingInto is toPublishing filling headers (empty, or nil when msg
+// has no metadata) instead of a new table.
+func toPublishingInto(msg *message.Message, headers amqp091.Table) amqp091.Publishing {
+	for k, v := range msg.Metadata {
+		if !brokerOwned(k) {
+			headers[k] = v
 		}
+	}
+	if len(headers) == 0 {
+		headers = nil
 	}
 	return amqp091.Publishing{
 		Headers:      headers,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -25,12 +26,21 @@ type Publisher struct {
 	closed   bool
 	inflight sync.WaitGroup // Publish calls in progress
 	wg       sync.WaitGroup // dispatcher goroutines
+
+	deadlines deadlines // ConfirmTimeout without a timer per Publish
+	exchanges sync.Map  // topic -> *exchangeNames, so Publish builds no strings
+	batches   sync.Pool // *batch, reused when every message was resolved
 }
+
+// exchangeNames caches a topic's exchange name and its declaration key.
+type exchangeNames struct{ name, key string }
 
 var _ message.Publisher = (*Publisher)(nil)
 
 func newPublisher(b *Broker) *Publisher {
 	p := &Publisher{b: b, pool: make(chan *pubChan, b.cfg.PublishChannels)}
+	p.deadlines.timeout = b.cfg.ConfirmTimeout
+	p.deadlines.grain = max(b.cfg.ConfirmTimeout/16, time.Millisecond)
 	for range b.cfg.PublishChannels {
 		p.pool <- nil
 	}
@@ -45,19 +55,62 @@ func newPublisher(b *Broker) *Publisher {
 // [Config.ConfirmTimeout] makes it fail; the
 // messages may then or may not have been stored, never silently dropped.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.b.cfg.ConfirmTimeout)
-	defer cancel()
-	exchange := p.b.cfg.exchangeName(topic)
-	if err := p.b.topo.exchange(exchange); err != nil {
+	// One shared deadline channel per ConfirmTimeout/16 instead of a timer
+	// and a context per call: the wait lasts ConfirmTimeout to 1/16 more.
+	expire := p.deadlines.current()
+	x := p.exchangeOf(topic)
+	if err := p.b.topo.exchangeKeyed(x.name, x.key); err != nil {
 		return fmt.Errorf("amqp: publish to %q: %w", topic, err)
 	}
-	err := p.publish(ctx, topic, exchange, "", !p.b.cfg.AllowUnroutable, msgs)
+	err := p.publish(context.Background(), expire, topic, x.name, "", !p.b.cfg.AllowUnroutable, msgs)
 	var aerr *amqp091.Error
-	if errors.As(err, &aerr) && aerr.Code == amqp091.NotFound {
+	if err != nil && errors.As(err, &aerr) && aerr.Code == amqp091.NotFound {
 		// The exchange was deleted behind our back: declare it next time.
-		p.b.topo.declared.Delete("x:" + exchange)
+		p.b.topo.declared.Delete(x.key)
 	}
 	return err
+}
+
+func (p *Publisher) exchangeOf(topic string) *exchangeNames {
+	if x, ok := p.exchanges.Load(topic); ok {
+		return x.(*exchangeNames)
+	}
+	name := p.b.cfg.exchangeName(topic)
+	x, _ := p.exchanges.LoadOrStore(topic, &exchangeNames{name: name, key: exchangeKey(name)})
+	return x.(*exchangeNames)
+}
+
+// deadlines hands out channels that are closed between timeout and
+// timeout+grain from now. Callers within one grain share a channel (and
+// its one timer).
+type deadlines struct {
+	timeout, grain time.Duration
+
+	mu  sync.Mutex
+	cur atomic.Pointer[deadline]
+}
+
+type deadline struct {
+	start time.Time
+	done  chan struct{}
+}
+
+func (d *deadlines) current() <-chan struct{} {
+	now := time.Now()
+	if g := d.cur.Load(); g != nil && now.Sub(g.start) < d.grain {
+		return g.done
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if g := d.cur.Load(); g != nil && now.Sub(g.start) < d.grain {
+		return g.done
+	}
+	g := &deadline{start: now, done: make(chan struct{})}
+	// Whoever takes g up to one grain after its start still waits at
+	// least timeout.
+	time.AfterFunc(d.timeout+d.grain, func() { close(g.done) })
+	d.cur.Store(g)
+	return g.done
 }
 
 func (p *Publisher) enter() bool {
@@ -70,7 +123,10 @@ func (p *Publisher) enter() bool {
 	return true
 }
 
-func (p *Publisher) publish(ctx context.Context, topic, exchange, key string, mandatory bool, msgs []*message.Message) error {
+// publish sends msgs and waits for their confirms until ctx is done or
+// expire (may be nil) is closed; either gives context.DeadlineExceeded or
+// ctx's error.
+func (p *Publisher) publish(ctx context.Context, expire <-chan struct{}, topic, exchange, key string, mandatory bool, msgs []*message.Message) error {
 	if !p.enter() {
 		return fmt.Errorf("amqp: publish to %q: %w", topic, broker.ErrClosed)
 	}
@@ -82,48 +138,69 @@ func (p *Publisher) publish(ctx context.Context, topic, exchange, key string, ma
 		// Writes would stall until the alarm clears: fail fast instead.
 		return fmt.Errorf("amqp: publish to %q: %w: %s", topic, ErrBlocked, *reason)
 	}
-	pc, err := p.acquire(ctx)
+	pc, err := p.acquire(ctx, expire)
 	if err != nil {
 		return fmt.Errorf("amqp: publish to %q: %w", topic, err)
 	}
-	bt := &batch{left: len(msgs), done: make(chan struct{})}
+	bt, _ := p.batches.Get().(*batch)
+	if bt == nil {
+		bt = &batch{done: make(chan struct{}, 1)}
+	}
+	bt.left, bt.err = len(msgs), nil
 	var sendErr error
+	sent := 0
 	for _, m := range msgs {
-		pub := toPublishing(m)
+		if err := ctx.Err(); err != nil {
+			sendErr = err
+			break
+		}
+		pub := pc.publishing(m)
 		tag := pc.ch.GetNextPublishSeqNo()
-		if !pc.add(tag, &pending{batch: bt, exchange: exchange, id: m.UUID}) {
+		if !pc.add(tag, pending{batch: bt, exchange: exchange, id: m.UUID}) {
 			sendErr = amqp091.ErrClosed
 			break
 		}
-		if _, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, false, pub); err != nil {
+		if _, err := pc.ch.PublishWithDeferredConfirm(exchange, key, mandatory, false, pub); err != nil {
 			pc.remove(tag)
 			sendErr = err
 			break
 		}
+		sent++
 	}
+	clear(pc.headers) // keep no message's headers alive
 	p.pool <- pc
 	if sendErr != nil {
+		// Messages already sent still resolve bt later: it is not reused.
+		if errors.Is(sendErr, ctx.Err()) {
+			return fmt.Errorf("amqp: publish to %q: %w", topic, sendErr)
+		}
 		return fmt.Errorf("amqp: publish to %q: %w", topic, disconnectedErr(sendErr))
 	}
 	select {
 	case <-bt.done:
-		if bt.err != nil {
-			return fmt.Errorf("amqp: publish to %q: %w", topic, bt.err)
+		err := bt.err
+		p.batches.Put(bt) // every message resolved: nothing refers to bt
+		if err != nil {
+			return fmt.Errorf("amqp: publish to %q: %w", topic, err)
 		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("amqp: publish to %q: waiting for confirms: %w", topic, ctx.Err())
+	case <-expire:
+		return fmt.Errorf("amqp: publish to %q: waiting for confirms: %w", topic, context.DeadlineExceeded)
 	}
 }
 
 // acquire takes a channel from the pool, replacing it with a fresh one if it
 // is not open yet or was closed (lost connection, channel exception).
-func (p *Publisher) acquire(ctx context.Context) (*pubChan, error) {
+func (p *Publisher) acquire(ctx context.Context, expire <-chan struct{}) (*pubChan, error) {
 	var pc *pubChan
 	select {
 	case pc = <-p.pool:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-expire:
+		return nil, context.DeadlineExceeded
 	}
 	if pc != nil && !pc.ch.IsClosed() && !pc.isDead() {
 		return pc, nil
@@ -150,7 +227,7 @@ func (p *Publisher) open(conn *amqp091.Connection) (*pubChan, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("enable confirms: %w", err)
 	}
-	pc := &pubChan{ch: ch, pending: map[uint64]*pending{}, allowUnroutable: p.b.cfg.AllowUnroutable}
+	pc := &pubChan{ch: ch, pending: map[uint64]pending{}, allowUnroutable: p.b.cfg.AllowUnroutable}
 	// Returns must be unbuffered: RabbitMQ sends basic.return before the
 	// basic.ack of the same message, and the library hands the return over
 	// before it reads the ack, so the dispatcher has recorded the return
@@ -191,9 +268,13 @@ type pubChan struct {
 	ch              *amqp091.Channel
 	allowUnroutable bool
 
+	// headers is reused for every publishing by whoever holds the channel
+	// (amqp091-go encodes it before Publish returns).
+	headers amqp091.Table
+
 	mu      sync.Mutex
-	pending map[uint64]*pending // by delivery tag
-	dead    bool                // the channel closed: nothing more will be confirmed
+	pending map[uint64]pending // by delivery tag
+	dead    bool               // the channel closed: nothing more will be confirmed
 }
 
 type pending struct {
@@ -203,7 +284,8 @@ type pending struct {
 	returned *amqp091.Return
 }
 
-// batch is one Publish call: done is closed when every message is resolved.
+// batch is one Publish call: done (capacity 1) receives once every message
+// is resolved. A batch whose messages all resolved is reused.
 type batch struct {
 	mu   sync.Mutex
 	left int
@@ -219,13 +301,13 @@ func (b *batch) resolve(err error) {
 	}
 	b.left--
 	if b.left == 0 {
-		close(b.done)
+		b.done <- struct{}{}
 	}
 }
 
 // add registers a message about to be published; false means the channel
 // is already dead (its pending messages were failed).
-func (pc *pubChan) add(tag uint64, p *pending) bool {
+func (pc *pubChan) add(tag uint64, p pending) bool {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.dead {
@@ -264,10 +346,10 @@ func (pc *pubChan) dispatch(confirms <-chan amqp091.Confirmation, returns <-chan
 				return
 			}
 			pc.mu.Lock()
-			p := pc.pending[c.DeliveryTag]
+			p, ok := pc.pending[c.DeliveryTag]
 			delete(pc.pending, c.DeliveryTag)
 			pc.mu.Unlock()
-			if p == nil {
+			if !ok {
 				continue
 			}
 			var err error
@@ -288,21 +370,23 @@ func (pc *pubChan) markReturned(r *amqp091.Return) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	var best uint64
-	var bp *pending
+	found := false
 	for tag, p := range pc.pending {
-		if p.returned == nil && p.id == r.MessageId && p.exchange == r.Exchange && (bp == nil || tag < best) {
-			best, bp = tag, p
+		if p.returned == nil && p.id == r.MessageId && p.exchange == r.Exchange && (!found || tag < best) {
+			best, found = tag, true
 		}
 	}
-	if bp != nil {
-		bp.returned = r
+	if found {
+		p := pc.pending[best]
+		p.returned = r
+		pc.pending[best] = p
 	}
 }
 
 func (pc *pubChan) failAll(err error) {
 	pc.mu.Lock()
 	pend := pc.pending
-	pc.pending = map[uint64]*pending{}
+	pc.pending = map[uint64]pending{}
 	pc.dead = true
 	pc.mu.Unlock()
 	for _, p := range pend {
@@ -335,4 +419,17 @@ func isChannelLevel(code int) bool {
 		return true
 	}
 	return false
+}
+
+// publishing converts msg using the channel's reusable header table; the
+// caller holds the channel and clears the table when done.
+func (pc *pubChan) publishing(m *message.Message) amqp091.Publishing {
+	if len(m.Metadata) == 0 {
+		return toPublishingInto(m, nil)
+	}
+	if pc.headers == nil {
+		pc.headers = make(amqp091.Table, len(m.Metadata))
+	}
+	clear(pc.headers)
+	return toPublishingInto(m, pc.headers)
 }

@@ -72,7 +72,15 @@ func (t *topology) do(key string, fn func(ch *amqp091.Channel) error) error {
 
 // exchange declares the durable fanout exchange of a topic.
 func (t *topology) exchange(name string) error {
-	return t.do("x:"+name, func(ch *amqp091.Channel) error {
+	return t.exchangeKeyed(name, exchangeKey(name))
+}
+
+// exchangeKey is the declaration key of an exchange.
+func exchangeKey(name string) string { return "x:" + name }
+
+// exchangeKeyed is exchange with its key already built (see exchangeKey).
+func (t *topology) exchangeKeyed(name, key string) error {
+	return t.do(key, func(ch *amqp091.Channel) error {
 		if err := ch.ExchangeDeclare(name, amqp091.ExchangeFanout, true, false, false, false, nil); err != nil {
 			return fmt.Errorf("declare exchange %q: %w", name, err)
 		}
@@ -160,6 +168,6 @@ func tierName(d time.Duration) string {
 // topic's exchange, so that the next declaration reaches the broker (after
 // a consumer was cancelled because the queue was deleted, say).
 func (t *topology) forgetQueue(topic, group string, ordered bool) {
-	t.declared.Delete("x:" + t.b.cfg.exchangeName(topic))
+	t.declared.Delete(exchangeKey(t.b.cfg.exchangeName(topic)))
 	t.declared.Delete("q:" + t.b.cfg.queueName(topic, group) + ":" + strconv.FormatBool(ordered))
 }
