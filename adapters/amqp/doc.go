@@ -33,7 +33,8 @@
 // when RabbitMQ acked every message. A nack ([ErrNacked]), a return because
 // no group's queue is bound to the topic ([ErrUnroutable], unless
 // [Config.AllowUnroutable]), a lost connection ([broker.ErrDisconnected]) or
-// [Config.ConfirmTimeout] is an error naming the topic.
+// [Config.ConfirmTimeout] (which may run up to 1/16 longer: calls share
+// deadlines) is an error naming the topic.
 //
 // Metadata travels as AMQP headers (strings); the message UUID is also the
 // MessageId property, and the content-type metadata the ContentType
@@ -49,7 +50,12 @@
 // Delivery is at least once. A subscription consumes with manual
 // acknowledgement and hands out up to its prefetch window
 // ([Config.Prefetch], or the subscriber's Prefetch option) without waiting
-// for earlier messages to be acked. Ack is basic.ack. Nack is basic.nack
+// for earlier messages to be acked. Ack is basic.ack: acks are observed by
+// the subscription's one goroutine, which waits on the oldest handed-out
+// message and settles a run of acked messages in delivery order with one
+// basic.ack (multiple), never covering a message not acked yet or waiting
+// for its nack; acks out of order are found by a sweep (every 1ms, backing
+// off to 50ms while it finds none) and sent one by one. Nack is basic.nack
 // with requeue after [Config.NackDelay], doubled for every further Nack of
 // the same message up to [Config.MaxNackDelay]; the wait is a timer, so it
 // neither blocks other messages nor loops tightly.

@@ -171,11 +171,20 @@ type subscription struct {
 	topic string
 	queue string
 	out   chan *message.Message
+
+	outClosed bool // owned by run
+}
+
+func (sub *subscription) closeOut() {
+	if !sub.outClosed {
+		sub.outClosed = true
+		close(sub.out)
+	}
 }
 
 func (sub *subscription) run(sess *session) {
 	defer sub.s.wg.Done()
-	defer close(sub.out)
+	defer sub.closeOut()
 	for {
 		if sub.pump(sess) {
 			return
@@ -189,42 +198,275 @@ func (sub *subscription) run(sess *session) {
 	}
 }
 
-// pump hands deliveries out until intake stops (true) or the channel or
-// consumer is lost (false).
+// pump hands deliveries out and settles them until intake stopped and
+// every handed-out message of the session is settled or the subscriber
+// closes (true), or the channel or consumer is lost (false).
+//
+// Acks are observed without a goroutine per message: pump waits on the
+// oldest handed-out message, settles every acked one behind it with one
+// basic.ack (multiple=true, up to the highest contiguous acked delivery
+// tag), and sweeps the rest now and then for acks out of order, which it
+// acks one by one.
 func (sub *subscription) pump(sess *session) (stopped bool) {
 	s := sub.s
+	d := &dispatcher{sub: sub}
+	defer d.stopSweep()
+	deliveries := sess.deliveries
+	intake := sub.ctx.Done()
+	var (
+		next    *entry // received, not handed out yet
+		outCh   chan<- *message.Message
+		nextMsg *message.Message
+	)
 	for {
+		if d.reapable() {
+			d.reap()
+		}
+		if deliveries == nil && next == nil && len(d.pending) == 0 {
+			return true // intake stopped and everything settled
+		}
+		outCh, nextMsg = nil, nil
+		if next != nil {
+			outCh, nextMsg = sub.out, next.msg
+		}
+		inCh := deliveries
+		if next != nil {
+			inCh = nil
+		}
+		var headAck, headNack <-chan struct{}
+		if len(d.pending) > 0 {
+			h := d.pending[0].msg
+			headAck, headNack = h.Acked(), h.Nacked()
+		}
+		d.armSweep()
 		select {
-		case d, ok := <-sess.deliveries:
+		case dl, ok := <-inCh:
 			if !ok {
+				d.orphan()
 				return false
 			}
-			msg := toMessage(&d)
-			ctx, cancel := context.WithCancel(sub.base)
-			msg.SetContext(ctx)
+			next = sub.newEntry(sess, &dl)
 			sess.begin()
-			select {
-			case sub.out <- msg:
-				s.wg.Add(1)
-				go s.await(sess, &d, msg, cancel)
-			case <-sub.ctx.Done():
-				cancel()
-				_ = d.Nack(false, true)
-				sess.end()
-				sess.stopIntake()
-				return true
-			case <-s.closing:
-				cancel()
-				sess.end()
-				return true
+		case outCh <- nextMsg:
+			d.pending = append(d.pending, next)
+			next = nil
+		case <-headAck:
+		case <-headNack:
+		case <-d.sweepC():
+			d.sweep()
+		case <-intake:
+			intake = nil
+			if next != nil {
+				_ = sess.ch.Nack(next.tag, false, true)
+				next.finish()
+				next = nil
 			}
-		case <-sub.ctx.Done():
+			sub.closeOut()
+			deliveries = nil
 			sess.stopIntake()
-			return true
 		case <-s.closing:
+			d.sweep() // an Ack that raced with Close still counts
+			for _, e := range d.pending {
+				e.cancel()
+			}
+			d.pending = nil
+			if next != nil {
+				next.cancel()
+			}
 			return true
 		}
 	}
+}
+
+// entry is one delivery handed out (or about to be) by a session.
+type entry struct {
+	sess    *session
+	tag     uint64
+	headers amqp091.Table // for x-delivery-count
+	msg     *message.Message
+	cancel  context.CancelFunc
+}
+
+func (sub *subscription) newEntry(sess *session, d *amqp091.Delivery) *entry {
+	msg := toMessage(d)
+	ctx, cancel := context.WithCancel(sub.base)
+	msg.SetContext(ctx)
+	return &entry{sess: sess, tag: d.DeliveryTag, headers: d.Headers, msg: msg, cancel: cancel}
+}
+
+// finish releases e once it is settled on the wire (or given up).
+func (e *entry) finish() {
+	e.cancel()
+	e.sess.end()
+}
+
+// dispatcher is pump's state: the handed-out messages not settled yet, in
+// delivery order.
+type dispatcher struct {
+	sub        *subscription
+	pending    []*entry
+	sweepT     *time.Timer
+	sweepArmed bool
+	sweepEvery time.Duration
+	run        []*entry // scratch: a run of acked messages (see flush)
+}
+
+// Bounds of the interval between sweeps for out-of-order acks: it starts at
+// minSweep and doubles while sweeps find nothing.
+const (
+	minSweep = time.Millisecond
+	maxSweep = 50 * time.Millisecond
+)
+
+func (d *dispatcher) reapable() bool {
+	if len(d.pending) == 0 {
+		return false
+	}
+	_, done := resolved(d.pending[0].msg)
+	return done
+}
+
+// reap settles the resolved messages at the front: a run of acks with one
+// basic.ack, a nack by scheduling its delayed basic.nack.
+func (d *dispatcher) reap() {
+	n := 0
+	for _, e := range d.pending {
+		acked, done := resolved(e.msg)
+		if !done {
+			break
+		}
+		n++
+		if !acked {
+			d.flush()
+			d.sub.s.nack(e)
+			continue
+		}
+		if len(d.run) > 0 && d.run[0].sess != e.sess {
+			d.flush()
+		}
+		d.run = append(d.run, e)
+	}
+	d.flush()
+	if n > 0 {
+		clear(d.pending[:n])
+		d.pending = d.pending[n:]
+		if len(d.pending) == 0 {
+			d.pending = d.pending[:0:0]
+		}
+	}
+}
+
+// flush acks d.run, a run of acked messages of one session in delivery
+// order with nothing unsettled between them, with one basic.ack
+// (multiple=true) up to the last tag, unless a delayed nack of the session
+// is still outstanding below it: then one by one.
+func (d *dispatcher) flush() {
+	if len(d.run) == 0 {
+		return
+	}
+	last := d.run[len(d.run)-1]
+	if len(d.run) == 1 || !last.sess.canAckMultiple(last.tag) {
+		for _, e := range d.run {
+			d.sub.s.ack(e, false)
+		}
+	} else {
+		s := d.sub.s
+		// An error means the channel is gone; RabbitMQ redelivers.
+		_ = last.sess.ch.Ack(last.tag, true)
+		for _, e := range d.run {
+			s.nacks.forget(e.msg.UUID)
+			e.finish()
+		}
+	}
+	clear(d.run)
+	d.run = d.run[:0]
+}
+
+func (d *dispatcher) stopSweep() {
+	if d.sweepT != nil {
+		d.sweepT.Stop()
+	}
+}
+
+func (d *dispatcher) sweepC() <-chan time.Time {
+	if !d.sweepArmed {
+		return nil
+	}
+	return d.sweepT.C
+}
+
+// armSweep starts the sweep timer while more than one message is pending.
+func (d *dispatcher) armSweep() {
+	if d.sweepArmed || len(d.pending) < 2 {
+		return
+	}
+	if d.sweepEvery == 0 {
+		d.sweepEvery = minSweep
+	}
+	if d.sweepT == nil {
+		d.sweepT = time.NewTimer(d.sweepEvery)
+	} else {
+		d.sweepT.Reset(d.sweepEvery)
+	}
+	d.sweepArmed = true
+}
+
+// sweep settles resolved messages behind an unresolved one: acks one by
+// one, nacks scheduled.
+func (d *dispatcher) sweep() {
+	d.sweepArmed = false
+	if d.reapable() {
+		d.reap()
+	}
+	found := false
+	kept := d.pending[:0]
+	for _, e := range d.pending {
+		acked, done := resolved(e.msg)
+		switch {
+		case !done:
+			kept = append(kept, e)
+			continue
+		case acked:
+			d.sub.s.ack(e, false)
+		default:
+			d.sub.s.nack(e)
+		}
+		found = true
+	}
+	clear(d.pending[len(kept):])
+	d.pending = kept
+	if found {
+		d.sweepEvery = minSweep
+	} else {
+		d.sweepEvery = min(2*d.sweepEvery, maxSweep)
+	}
+}
+
+// orphan hands the pending messages of a lost session to goroutines that
+// wait for their acks (acking a lost channel fails: RabbitMQ redelivers),
+// so that their contexts are cancelled when they are settled, as usual.
+func (d *dispatcher) orphan() {
+	s := d.sub.s
+	for _, e := range d.pending {
+		s.wg.Add(1)
+		go s.await(e)
+	}
+	d.pending = nil
+}
+
+// resolved reports whether m was acked or nacked.
+func resolved(m *message.Message) (acked, done bool) {
+	select {
+	case <-m.Acked():
+		return true, true
+	default:
+	}
+	select {
+	case <-m.Nacked():
+		return false, true
+	default:
+	}
+	return false, false
 }
 
 // resubscribe re-declares the queue and consumes again once the connection
@@ -256,34 +498,52 @@ func (sub *subscription) resubscribe() *session {
 	}
 }
 
-// await settles one handed-out message: Ack at once, Nack after the nack
-// delay. If the subscriber closes first, the broker requeues the message.
-func (s *Subscriber) await(sess *session, d *amqp091.Delivery, msg *message.Message, cancel context.CancelFunc) {
-	defer s.wg.Done()
-	defer sess.end()
-	defer cancel()
-	select {
-	case <-msg.Acked():
-		s.nacks.forget(msg.UUID)
-		// An error means the channel is gone; RabbitMQ redelivers the message.
-		_ = sess.ch.Ack(d.DeliveryTag, false)
-	case <-msg.Nacked():
-		delay := s.nackDelay(msg.UUID, d)
+// ack acks one settled entry on its channel (an error means the channel is
+// gone; RabbitMQ redelivers the message).
+func (s *Subscriber) ack(e *entry, multiple bool) {
+	s.nacks.forget(e.msg.UUID)
+	_ = e.sess.ch.Ack(e.tag, multiple)
+	e.finish()
+}
+
+// nack hands e back to RabbitMQ after the nack delay, on a timer goroutine
+// (nacks are the failure path). Until then e's delivery tag stays
+// outstanding, so no multiple ack covers it.
+func (s *Subscriber) nack(e *entry) {
+	delay := s.nackDelay(e.msg.UUID, e.headers)
+	e.sess.holdNack(e.tag)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer e.finish()
+		defer e.sess.releaseNack(e.tag)
 		t := time.NewTimer(delay)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			_ = sess.ch.Nack(d.DeliveryTag, false, true)
+			_ = e.sess.ch.Nack(e.tag, false, true)
 		case <-s.closing:
 		}
+	}()
+}
+
+// await settles one message of a lost session: Ack at once, Nack after the
+// nack delay. If the subscriber closes first, the broker requeues it.
+func (s *Subscriber) await(e *entry) {
+	defer s.wg.Done()
+	select {
+	case <-e.msg.Acked():
+		s.ack(e, false)
+	case <-e.msg.Nacked():
+		s.nack(e)
 	case <-s.closing:
 		// An Ack that raced with Close still counts: the channel is closed
 		// only after every await has returned.
 		select {
-		case <-msg.Acked():
-			s.nacks.forget(msg.UUID)
-			_ = sess.ch.Ack(d.DeliveryTag, false)
+		case <-e.msg.Acked():
+			s.ack(e, false)
 		default:
+			e.finish()
 		}
 	}
 }
@@ -291,9 +551,9 @@ func (s *Subscriber) await(sess *session, d *amqp091.Delivery, msg *message.Mess
 // nackDelay is NackDelay doubled per earlier redelivery of this message,
 // capped at MaxNackDelay. Redeliveries are counted by this subscriber, or
 // by RabbitMQ for quorum queues (x-delivery-count).
-func (s *Subscriber) nackDelay(id string, d *amqp091.Delivery) time.Duration {
+func (s *Subscriber) nackDelay(id string, headers amqp091.Table) time.Duration {
 	n := s.nacks.inc(id) - 1
-	if v, ok := d.Headers["x-delivery-count"]; ok {
+	if v, ok := headers["x-delivery-count"]; ok {
 		if c, err := strconv.Atoi(headerString(v)); err == nil && c > n {
 			n = c
 		}
@@ -316,6 +576,37 @@ type session struct {
 	inflight int
 	stopped  bool
 	closed   bool
+	nacking  map[uint64]struct{} // delivery tags with a delayed nack not sent yet
+}
+
+// holdNack records that tag will be nacked later: until releaseNack, no
+// multiple ack may cover it.
+func (ss *session) holdNack(tag uint64) {
+	ss.mu.Lock()
+	if ss.nacking == nil {
+		ss.nacking = map[uint64]struct{}{}
+	}
+	ss.nacking[tag] = struct{}{}
+	ss.mu.Unlock()
+}
+
+func (ss *session) releaseNack(tag uint64) {
+	ss.mu.Lock()
+	delete(ss.nacking, tag)
+	ss.mu.Unlock()
+}
+
+// canAckMultiple reports whether a multiple ack up to tag covers no delivery
+// waiting for its delayed nack.
+func (ss *session) canAckMultiple(tag uint64) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for t := range ss.nacking {
+		if t < tag {
+			return false
+		}
+	}
+	return true
 }
 
 func (ss *session) begin() {
