@@ -147,7 +147,7 @@ func (b *Broker) topic(name string) (*topic, error) {
 		return nil, broker.ErrClosed
 	}
 	if t, ok = b.topics[name]; !ok {
-		t = &topic{name: name, groups: make(map[string]*queue)}
+		t = &topic{name: name, groups: make(map[string]*queue), limit: b.cfg.BufferSize}
 		b.topics[name] = t
 	}
 	return t, nil
@@ -184,14 +184,23 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 		md[k] = v
 	}
 	key := md[header.Key]
-	var done <-chan struct{}
+	var (
+		w    *waiter // while waiting for room
+		done <-chan struct{}
+	)
 	for {
 		t.mu.Lock()
 		if b.closed.Load() {
+			if w != nil {
+				t.dropWaiter(w, false)
+			}
 			t.mu.Unlock()
 			return broker.ErrClosed
 		}
 		if len(t.order) == 0 {
+			if w != nil {
+				t.dropWaiter(w, true)
+			}
 			b.toBacklog(t, &entry{uuid: msg.UUID, md: md, payload: msg.Payload, key: key})
 			t.mu.Unlock()
 			return nil
@@ -210,22 +219,33 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 				e.uuid, e.md, e.payload, e.key = msg.UUID, md, msg.Payload, key
 				q.enqueue(e)
 			}
+			if w != nil { // woken, so unlisted with its token taken
+				t.putWaiter(w)
+			}
 			t.mu.Unlock()
 			return nil
 		}
-		if t.space == nil {
-			t.space = make(chan struct{})
+		if w == nil {
+			w = t.getWaiter()
+			t.listWaiter(w, false)
+		} else {
+			t.listWaiter(w, true)
 		}
-		space := t.space
 		t.mu.Unlock()
 		if done == nil {
 			done = msg.Context().Done()
 		}
 		select {
-		case <-space:
+		case <-w.ch:
 		case <-done:
+			t.mu.Lock()
+			t.dropWaiter(w, true)
+			t.mu.Unlock()
 			return msg.Context().Err()
 		case <-b.closing:
+			t.mu.Lock()
+			t.dropWaiter(w, false)
+			t.mu.Unlock()
 			return broker.ErrClosed
 		}
 	}

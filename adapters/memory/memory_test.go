@@ -378,6 +378,140 @@ func TestMemoryBoundedWhenPublishersOutrunConsumers(t *testing.T) {
 	}
 }
 
+// TestManyBlockedPublishersAllGetRoom: with far more publishers than room,
+// each hand-out wakes one waiting publisher (not all); publishers whose
+// context ends while they wait give up without taking a wake-up from the
+// others, so every other message is delivered to every group, exactly once.
+func TestManyBlockedPublishersAllGetRoom(t *testing.T) {
+	const publishers, perPublisher = 100, 20
+	b := newBroker(t, memory.Config{BufferSize: 2})
+	groups := []string{"a", "b"}
+	chs := make([]<-chan *message.Message, len(groups))
+	for i, g := range groups {
+		_, chs[i] = subscribe(t, b, t.Context(), g, "crowd", 1)
+	}
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		published = map[string]bool{}
+	)
+	for p := range publishers {
+		wg.Go(func() {
+			pub := b.Publisher()
+			for i := range perPublisher {
+				id := fmt.Sprintf("%d-%d", p, i)
+				m := newMsg(id, "")
+				if (p+i)%7 == 0 { // gives up while waiting, or before
+					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(200))*time.Microsecond)
+					defer cancel()
+					m.SetContext(ctx)
+				}
+				err := pub.Publish("crowd", m)
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Publish %s: %v", id, err)
+					return
+				}
+				if err == nil {
+					mu.Lock()
+					published[id] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	got := make([]map[string]int, len(groups))
+	var cwg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range groups {
+		got[i] = map[string]int{}
+		cwg.Go(func() {
+			for {
+				select {
+				case m := <-chs[i]:
+					got[i][m.UUID]++
+					m.Ack()
+				case <-stop:
+					return
+				}
+			}
+		})
+	}
+	wait := make(chan struct{})
+	go func() { wg.Wait(); close(wait) }()
+	select {
+	case <-wait:
+	case <-time.After(waitLong):
+		t.Fatal("publishers still blocked: a wake-up was lost")
+	}
+	deadline := time.Now().Add(waitLong)
+	for b.Depth("crowd", "a")+b.Depth("crowd", "b") > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	cwg.Wait()
+	for i, g := range groups {
+		if len(got[i]) != len(published) {
+			t.Errorf("group %s got %d distinct messages, want %d", g, len(got[i]), len(published))
+		}
+		for id, n := range got[i] {
+			if !published[id] || n != 1 {
+				t.Errorf("group %s got %s %d times (published: %v)", g, id, n, published[id])
+			}
+		}
+	}
+}
+
+// TestWakeUpPassesOnWhenWokenPublisherGivesUp: a waiting publisher that is
+// handed room just as its context ends passes the room on to the next one.
+func TestWakeUpPassesOnWhenWokenPublisherGivesUp(t *testing.T) {
+	b := newBroker(t, memory.Config{BufferSize: 1})
+	_, ch := subscribe(t, b, t.Context(), "g", "race", 1)
+	publish(t, b, "race", newMsg("first", "")) // handed out, not acked
+	held := receive(t, ch)
+	for i := range 200 {
+		publish(t, b, "race", newMsg(fmt.Sprintf("fill-%d", i), "")) // the queue is full
+		ctx, cancel := context.WithCancel(context.Background())
+		quitter, stayer := make(chan error, 1), make(chan error, 1)
+		go func() {
+			m := newMsg(fmt.Sprintf("quitter-%d", i), "")
+			m.SetContext(ctx)
+			quitter <- b.Publisher().Publish("race", m)
+		}()
+		go func() { stayer <- b.Publisher().Publish("race", newMsg(fmt.Sprintf("stayer-%d", i), "")) }()
+		time.Sleep(time.Millisecond) // both wait
+		go cancel()
+		held.Ack() // hands out the fill message: room for one
+		held = receive(t, ch)
+		var (
+			err  error
+			rest chan error
+		)
+		select {
+		case err = <-quitter:
+			rest = stayer
+		case err = <-stayer:
+			rest = quitter
+		case <-time.After(waitLong):
+			t.Fatal("room made, but no waiting publisher got it")
+		}
+		if err == nil { // one of them took the room: make room for the other
+			held.Ack()
+			held = receive(t, ch)
+		}
+		select {
+		case <-rest:
+		case <-time.After(waitLong):
+			t.Fatalf("iteration %d: a publisher is still blocked with room in the queue", i)
+		}
+		// Drain so that the next iteration starts with one held and the queue empty.
+		for b.Depth("race", "g") > 1 {
+			held.Ack()
+			held = receive(t, ch)
+		}
+	}
+	held.Ack()
+}
+
 func TestPublishBlockedFailsOnClose(t *testing.T) {
 	b, err := memory.New(memory.Config{BufferSize: 1}, nil)
 	if err != nil {

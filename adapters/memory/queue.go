@@ -107,16 +107,106 @@ type topic struct {
 	// backlog keeps messages published before any group subscribed.
 	backlog        deque
 	backlogDropped int
-	// space is closed (and reset to nil) when a queue hands a message out,
-	// to wake publishers waiting for room. nil while no one waits.
-	space chan struct{}
+	// limit is the broker's BufferSize: a queue with this many entries not
+	// handed out is full.
+	limit int
+	// Publishers waiting for room, oldest first. Each hand-out that leaves
+	// its queue with room wakes one of them (not all: with many publishers
+	// waking all made each hand-out cost a stampede).
+	waitHead, waitTail *waiter
+	freeWaiters        []*waiter
 }
 
-func (t *topic) notifySpace() {
-	if t.space != nil {
-		close(t.space)
-		t.space = nil
+// waiter is one publisher waiting for room. Its fields are guarded by
+// topic.mu.
+type waiter struct {
+	// ch receives one token when the waiter is woken (and unlisted); it is
+	// empty whenever the waiter is listed.
+	ch         chan struct{}
+	prev, next *waiter
+	listed     bool
+}
+
+// getWaiter returns an unlisted waiter with an empty ch. Caller holds t.mu.
+func (t *topic) getWaiter() *waiter {
+	if n := len(t.freeWaiters); n > 0 {
+		w := t.freeWaiters[n-1]
+		t.freeWaiters = t.freeWaiters[:n-1]
+		return w
 	}
+	return &waiter{ch: make(chan struct{}, 1)}
+}
+
+// putWaiter recycles w, which must be unlisted with an empty ch. Caller
+// holds t.mu.
+func (t *topic) putWaiter(w *waiter) {
+	if len(t.freeWaiters) < 1024 {
+		t.freeWaiters = append(t.freeWaiters, w)
+	}
+}
+
+// listWaiter adds w at the back of the waiters, or at the front for a
+// waiter that was woken and found no room (it keeps its place). Caller
+// holds t.mu.
+func (t *topic) listWaiter(w *waiter, front bool) {
+	w.listed = true
+	if t.waitHead == nil {
+		w.prev, w.next = nil, nil
+		t.waitHead, t.waitTail = w, w
+		return
+	}
+	if front {
+		w.prev, w.next = nil, t.waitHead
+		t.waitHead.prev = w
+		t.waitHead = w
+		return
+	}
+	w.prev, w.next = t.waitTail, nil
+	t.waitTail.next = w
+	t.waitTail = w
+}
+
+// unlistWaiter removes a listed w. Caller holds t.mu.
+func (t *topic) unlistWaiter(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		t.waitHead = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		t.waitTail = w.prev
+	}
+	w.prev, w.next, w.listed = nil, nil, false
+}
+
+// wakeOne wakes the publisher that has waited longest, if any. Caller holds
+// t.mu.
+func (t *topic) wakeOne() {
+	if w := t.waitHead; w != nil {
+		t.unlistWaiter(w)
+		w.ch <- struct{}{} // buffered and empty while listed: never blocks
+	}
+}
+
+// dropWaiter is for a publisher that stops waiting without publishing
+// (its context is done or the broker closed): w is unlisted and recycled,
+// and a wake-up it received but did not use goes to the next waiter.
+// Caller holds t.mu.
+func (t *topic) dropWaiter(w *waiter, passOn bool) {
+	if w.listed {
+		t.unlistWaiter(w)
+	} else {
+		select {
+		case <-w.ch:
+			if passOn {
+				t.wakeOne()
+			}
+		default:
+		}
+	}
+	t.putWaiter(w)
 }
 
 // queue is one consumer group's queue on one topic. Its fields are guarded by
@@ -191,7 +281,9 @@ func (q *queue) take() *entry {
 	if q.ready.len() > 0 {
 		q.signal()
 	}
-	q.t.notifySpace()
+	if q.queued < q.t.limit {
+		q.t.wakeOne()
+	}
 	return e
 }
 
