@@ -33,27 +33,51 @@ type Envelope struct {
 // are left out.
 func (e *Envelope) Write(md message.Metadata) {
 	md[header.SpecVersion] = header.SpecVersionValue
-	set := func(k, v string) {
-		if v != "" {
-			md[k] = v
-		}
+	if e.ID != "" {
+		md[header.ID] = e.ID
 	}
-	set(header.ID, e.ID)
-	set(header.Type, e.Type)
+	if e.Type != "" {
+		md[header.Type] = e.Type
+	}
 	if e.Version > 0 {
 		md[header.Version] = strconv.Itoa(e.Version)
 	}
-	set(header.Source, e.Source)
-	if !e.Time.IsZero() {
-		md[header.Time] = e.Time.UTC().Format(time.RFC3339Nano)
+	if e.Source != "" {
+		md[header.Source] = e.Source
 	}
-	set(header.ContentType, e.ContentType)
-	set(header.Key, e.Key)
-	set(header.CorrelationID, e.CorrelationID)
-	set(header.CausationID, e.CausationID)
+	if !e.Time.IsZero() {
+		var buf [len(TimeLayout) + 8]byte
+		md[header.Time] = string(AppendTime(buf[:0], e.Time))
+	}
+	if e.ContentType != "" {
+		md[header.ContentType] = e.ContentType
+	}
+	if e.Key != "" {
+		md[header.Key] = e.Key
+	}
+	if e.CorrelationID != "" {
+		md[header.CorrelationID] = e.CorrelationID
+	}
+	if e.CausationID != "" {
+		md[header.CausationID] = e.CausationID
+	}
 	md[header.HopCount] = strconv.Itoa(e.HopCount)
-	set(header.TraceParent, e.TraceParent)
-	set(header.TraceState, e.TraceState)
+	if e.TraceParent != "" {
+		md[header.TraceParent] = e.TraceParent
+	}
+	if e.TraceState != "" {
+		md[header.TraceState] = e.TraceState
+	}
+}
+
+// TimeLayout is the layout of the ce_time header: RFC 3339 with nanoseconds
+// (trailing zeros dropped), always in UTC.
+const TimeLayout = time.RFC3339Nano
+
+// AppendTime appends t as the ce_time header writes it (see [TimeLayout]),
+// for callers that format it into a buffer of their own.
+func AppendTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, TimeLayout)
 }
 
 // ErrInvalidEnvelope is wrapped by every error of [ReadEnvelope].

@@ -2,12 +2,15 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -54,6 +57,7 @@ type Service struct {
 
 	mu        sync.Mutex
 	handlers  []*handler
+	byName    atomic.Pointer[map[string]*handler] // copy of handlers by name, replaced by Handle
 	consumers map[consumerKey]*consumer
 	running   bool
 	ready     chan struct{}
@@ -191,6 +195,11 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 		}
 	}
 	s.handlers = append(s.handlers, h)
+	byName := make(map[string]*handler, len(s.handlers))
+	for _, h := range s.handlers {
+		byName[h.info.Name] = h
+	}
+	s.byName.Store(&byName)
 	return nil
 }
 
@@ -237,22 +246,45 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 	return middleware.Chain(terminal, stack...)
 }
 
-// PublishOption adjusts one publish.
-type PublishOption func(*publishSpec)
+// PublishOption adjusts one publish. It is a value, not a closure, so that
+// passing options costs no allocation.
+type PublishOption struct {
+	field publishField
+	value string
+}
+
+type publishField uint8
+
+const (
+	publishKey publishField = iota + 1
+	publishTopic
+	publishID
+)
 
 type publishSpec struct {
 	key, topic, id string
 }
 
+func (o PublishOption) apply(p *publishSpec) {
+	switch o.field {
+	case publishKey:
+		p.key = o.value
+	case publishTopic:
+		p.topic = o.value
+	case publishID:
+		p.id = o.value
+	}
+}
+
 // WithKey sets the event's key (aggregate id), overriding EventKey.
-func WithKey(key string) PublishOption { return func(p *publishSpec) { p.key = key } }
+func WithKey(key string) PublishOption { return PublishOption{publishKey, key} }
 
 // ToTopic publishes to topic instead of the event's own.
-func ToTopic(topic string) PublishOption { return func(p *publishSpec) { p.topic = topic } }
+func ToTopic(topic string) PublishOption { return PublishOption{publishTopic, topic} }
 
 // WithID sets the event id instead of a generated UUIDv7 (for producers
 // that need deterministic ids, e.g. an outbox relay).
-func WithID(id string) PublishOption { return func(p *publishSpec) { p.id = id } }
+func WithID(id string) PublishOption { return PublishOption{publishID, id} }
 
 // Publish encodes e, fills its envelope and publishes it, returning once
 // the broker has confirmed it. Called with a handler's context it continues
@@ -276,7 +308,7 @@ func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOpt
 func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...PublishOption) (*message.Message, string, error) {
 	var spec publishSpec
 	for _, o := range opts {
-		o(&spec)
+		o.apply(&spec)
 	}
 	typ := e.EventType()
 	parent := middleware.DeliveryFrom(ctx)
@@ -292,16 +324,24 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 	if err != nil {
 		return nil, "", fmt.Errorf("service: encode %s: %w", typ, err)
 	}
-	id := spec.id
+	// The generated id and the ce_time header share one allocation.
+	var buf [idLen + len(event.TimeLayout) + 8]byte
+	b := buf[:0]
+	if spec.id == "" {
+		b = appendNewID(b)
+	}
+	n := len(b)
+	b = event.AppendTime(b, s.clock.Now())
+	text := string(b)
+	id, timeText := spec.id, text[n:]
 	if id == "" {
-		id = newID()
+		id = text[:n]
 	}
 	env := event.Envelope{
 		ID:          id,
 		Type:        typ,
 		Version:     e.EventVersion(),
 		Source:      s.source,
-		Time:        s.clock.Now(),
 		ContentType: s.codec.ContentType(),
 		Key:         spec.key,
 	}
@@ -317,10 +357,14 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 	}
 	injectTrace(ctx, &env)
 	msg := message.NewMessage(id, payload)
+	// Sized for the envelope (11 headers from a handler) plus trace context
+	// and a few an adapter may add, so that the map never grows.
+	msg.Metadata = make(message.Metadata, metadataSize)
 	// Adapters watch the message's context: a publish blocked on a full
 	// buffer or an unreachable broker gives up when ctx does.
 	msg.SetContext(ctx)
-	env.Write(msg.Metadata)
+	env.Write(msg.Metadata) // env.Time is zero: the header was formatted above
+	msg.Metadata[header.Time] = timeText
 	topic := spec.topic
 	if topic == "" {
 		topic = event.TopicOf(e)
@@ -328,15 +372,15 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 	return msg, s.namespace + topic, nil
 }
 
+// declares reports whether the registered handler named handlerName
+// declared eventType. It takes no lock: publishing from handlers is hot.
 func (s *Service) declares(handlerName, eventType string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, h := range s.handlers {
-		if h.info.Name == handlerName {
-			return h.declared[eventType]
-		}
+	byName := s.byName.Load()
+	if byName == nil {
+		return false
 	}
-	return false
+	h := (*byName)[handlerName]
+	return h != nil && h.declared[eventType]
 }
 
 // Handlers describes every registered handler, for graphs and reports.
@@ -364,10 +408,48 @@ func (s *Service) PolicyOf(handlerName string) (Policy, bool) {
 	return Policy{}, false
 }
 
-func newID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
+// metadataSize is the capacity a new message's metadata is made with.
+const metadataSize = 14
+
+// idLen is the length of a UUID in text form.
+const idLen = 36
+
+// lastV7 is the last UUIDv7 timestamp handed out: milliseconds << 12 |
+// a 12-bit sub-millisecond sequence, as google/uuid computes it.
+var lastV7 atomic.Int64
+
+// appendNewID appends a new UUIDv7 in text form. Ids generated in this
+// process are strictly increasing, like uuid.NewV7's, without its
+// allocation.
+func appendNewID(dst []byte) []byte {
+	var u uuid.UUID
+	_, _ = rand.Read(u[:]) // never fails (Go 1.24+: it crashes the program instead)
+	nano := time.Now().UnixNano()
+	milli := nano / 1e6
+	now := milli<<12 | (nano-milli*1e6)>>8
+	for {
+		last := lastV7.Load()
+		if now <= last {
+			now = last + 1
+		}
+		if lastV7.CompareAndSwap(last, now) {
+			break
+		}
 	}
-	return id.String()
+	milli, seq := now>>12, now&0xfff
+	u[0], u[1], u[2], u[3], u[4], u[5] = byte(milli>>40), byte(milli>>32), byte(milli>>24), byte(milli>>16), byte(milli>>8), byte(milli)
+	u[6] = 0x70 | byte(seq>>8)&0x0f // version 7
+	u[7] = byte(seq)
+	u[8] = u[8]&0x3f | 0x80 // variant 10
+	var text [idLen]byte
+	hex.Encode(text[0:8], u[0:4])
+	text[8] = '-'
+	hex.Encode(text[9:13], u[4:6])
+	text[13] = '-'
+	hex.Encode(text[14:18], u[6:8])
+	text[18] = '-'
+	hex.Encode(text[19:23], u[8:10])
+	text[23] = '-'
+	hex.Encode(text[24:], u[10:])
+	return append(dst, text[:]...)
 }
