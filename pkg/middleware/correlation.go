@@ -34,7 +34,7 @@ func Correlation(base *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, d *Delivery) error {
 			d.SetLogger(base)
-			return next(WithDelivery(ctx, d), d)
+			return next(d.withContext(ctx), d)
 		}
 	}
 }

@@ -43,6 +43,7 @@ type Delivery struct {
 
 	base   *slog.Logger // set by Correlation; the logger is built on first use
 	logger *slog.Logger
+	ctx    deliveryContext // the context Correlation hands on, allocated with the delivery
 }
 
 // Logger returns a logger carrying the delivery's correlation id, causation
@@ -92,6 +93,33 @@ type deliveryKey struct{}
 // find the message it is handling (publishing uses it for causation).
 func WithDelivery(ctx context.Context, d *Delivery) context.Context {
 	return context.WithValue(ctx, deliveryKey{}, d)
+}
+
+// deliveryContext is what [WithDelivery] returns, built into the Delivery
+// so that the runtime's hot path does not allocate a context per message.
+type deliveryContext struct {
+	context.Context
+	d *Delivery
+}
+
+func (c *deliveryContext) Value(key any) any {
+	if key == (deliveryKey{}) {
+		return c.d
+	}
+	return c.Context.Value(key)
+}
+
+func (c *deliveryContext) String() string { return "middleware.WithDelivery" }
+
+// withContext is WithDelivery(parent, d) without an allocation the first
+// time; a delivery bound to a context already (the same delivery through
+// Correlation twice) gets an ordinary one.
+func (d *Delivery) withContext(parent context.Context) context.Context {
+	if d.ctx.d != nil {
+		return WithDelivery(parent, d)
+	}
+	d.ctx = deliveryContext{Context: parent, d: d}
+	return &d.ctx
 }
 
 // DeliveryFrom returns the delivery being handled, or nil outside a handler.

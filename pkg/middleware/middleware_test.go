@@ -437,3 +437,42 @@ func TestTraceCarrier(t *testing.T) {
 		t.Errorf("Keys = %v", k)
 	}
 }
+
+type testKey struct{}
+
+// The handler's context behaves as the runtime's context carrying the
+// delivery: values, deadline, cancellation and its cause pass through, and
+// a delivery run through Correlation twice is found from both contexts.
+func TestCorrelationContext(t *testing.T) {
+	cause := errors.New("stopping")
+	parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), testKey{}, "v"))
+	d := newDelivery()
+	var inner, outer context.Context
+	h := middleware.Chain(func(ctx context.Context, _ *middleware.Delivery) error {
+		inner = ctx
+		return nil
+	}, middleware.Correlation(nil))
+	err := middleware.Correlation(nil)(func(ctx context.Context, d *middleware.Delivery) error {
+		outer = ctx
+		return h(ctx, d)
+	})(parent, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ctx := range []context.Context{outer, inner} {
+		if middleware.DeliveryFrom(ctx) != d || middleware.CorrelationID(ctx) != "corr-1" || ctx.Value(testKey{}) != "v" {
+			t.Errorf("context %v: delivery %p (want %p), correlation %q, value %v",
+				ctx, middleware.DeliveryFrom(ctx), d, middleware.CorrelationID(ctx), ctx.Value(testKey{}))
+		}
+	}
+	child, stop := context.WithTimeout(inner, time.Hour)
+	defer stop()
+	if middleware.DeliveryFrom(child) != d {
+		t.Error("a context derived from the handler's lost the delivery")
+	}
+	cancel(cause)
+	<-child.Done()
+	if !errors.Is(inner.Err(), context.Canceled) || context.Cause(inner) != cause || context.Cause(child) != cause {
+		t.Errorf("after cancel: Err %v, Cause %v, child's Cause %v; want %v", inner.Err(), context.Cause(inner), context.Cause(child), cause)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -349,9 +350,14 @@ func (c *consumer) process(msg *message.Message) {
 // attemptOf is the number of the attempt about to start: one more than the
 // attempts a delayed redelivery says were made.
 func attemptOf(msg *message.Message) int {
-	n := 0
-	if v := msg.Metadata[header.Attempt]; v != "" {
-		fmt.Sscan(v, &n)
+	v := msg.Metadata[header.Attempt]
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		n = 0
+		fmt.Sscan(v, &n) // what a plain decimal is not, read as leniently as ever
 	}
 	return n + 1
 }
