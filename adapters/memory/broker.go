@@ -13,7 +13,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
-	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
 // Name is the adapter's name in configuration.
@@ -179,11 +178,7 @@ func (b *Broker) register(topicName, group string) (*queue, error) {
 
 // publish stores one message in every group queue of t, waiting for room.
 func (b *Broker) publish(t *topic, msg *message.Message) error {
-	md := make(message.Metadata, len(msg.Metadata))
-	for k, v := range msg.Metadata {
-		md[k] = v
-	}
-	key := md[header.Key]
+	s := newSingle(msg) // copied outside the lock
 	var (
 		w    *waiter // while waiting for room
 		done <-chan struct{}
@@ -201,7 +196,7 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 			if w != nil {
 				t.dropWaiter(w, true)
 			}
-			b.toBacklog(t, &entry{uuid: msg.UUID, md: md, payload: msg.Payload, key: key})
+			b.toBacklog(t, &s.e)
 			t.mu.Unlock()
 			return nil
 		}
@@ -213,11 +208,13 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 			}
 		}
 		if !full {
-			entries := make([]entry, len(t.order))
-			for i, q := range t.order {
-				e := &entries[i]
-				e.uuid, e.md, e.payload, e.key = msg.UUID, md, msg.Payload, key
-				q.enqueue(e)
+			t.order[0].enqueue(&s.e)
+			if n := len(t.order); n > 1 { // the other groups share the record
+				rest := make([]entry, n-1)
+				for i, q := range t.order[1:] {
+					rest[i].record = &s.r
+					q.enqueue(&rest[i])
+				}
 			}
 			if w != nil { // woken, so unlisted with its token taken
 				t.putWaiter(w)
@@ -286,11 +283,7 @@ func (b *Broker) Delay(ctx context.Context, topicName, group string, msg *messag
 	if err != nil {
 		return fmt.Errorf("memory: delay to %q: %w", topicName, err)
 	}
-	md := make(message.Metadata, len(msg.Metadata))
-	for k, v := range msg.Metadata {
-		md[k] = v
-	}
-	e := &entry{uuid: msg.UUID, md: md, payload: msg.Payload, key: md[header.Key]}
+	e := &newSingle(msg).e
 	t := q.t
 	t.mu.Lock()
 	defer t.mu.Unlock()

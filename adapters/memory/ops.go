@@ -71,10 +71,7 @@ func (b *Broker) Browse(ctx context.Context, topicName, group string, fn func(*m
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("memory: browse %q for %q: %w", topicName, group, err)
 		}
-		msg := message.NewMessage(e.uuid, e.payload)
-		for k, v := range e.md {
-			msg.Metadata[k] = v
-		}
+		msg := e.message()
 		if !fn(msg) {
 			return nil
 		}
@@ -141,7 +138,7 @@ func snapshot(t *topic, group string) []*entry {
 // entryTime is when e was dead-lettered, else its event time, else zero.
 func entryTime(e *entry) time.Time {
 	for _, k := range []string{header.DeadLetterLastFailure, header.Time} {
-		if v := e.md[k]; v != "" {
+		if v := e.get(k); v != "" {
 			if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
 				return ts
 			}

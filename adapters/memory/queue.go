@@ -6,16 +6,71 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
-// entry is one message in one consumer group's queue. The metadata and the
-// payload are shared read-only by every group the message was published to;
-// each delivery hands out a fresh [message.Message] with its own metadata copy.
-type entry struct {
+// inlineKV is how many metadata strings (keys and values) a record holds
+// without an allocation of their own: 12 headers, above the 10 that a
+// Switchyard event carries.
+const inlineKV = 24
+
+// record is one published message: a copy of its metadata taken at publish
+// (the caller may reuse the message), shared read-only by the entries of
+// every group it was published to. Each delivery builds a fresh
+// [message.Message] with its own metadata map from it, so a consumer that
+// changes metadata affects neither another group nor a redelivery.
+type record struct {
 	uuid    string
-	md      message.Metadata
 	payload message.Payload
 	key     string
+	kv      []string // key, value, key, value, ...
+	kvBuf   [inlineKV]string
+}
+
+// set copies msg into r.
+func (r *record) set(msg *message.Message) {
+	r.uuid, r.payload = msg.UUID, msg.Payload
+	kv := r.kvBuf[:0]
+	if n := 2 * len(msg.Metadata); n > len(r.kvBuf) {
+		kv = make([]string, 0, n)
+	}
+	for k, v := range msg.Metadata {
+		kv = append(kv, k, v)
+		if k == header.Key {
+			r.key = v
+		}
+	}
+	r.kv = kv
+}
+
+// get returns the value of metadata key k, or "".
+func (r *record) get(k string) string {
+	for i := 0; i < len(r.kv); i += 2 {
+		if r.kv[i] == k {
+			return r.kv[i+1]
+		}
+	}
+	return ""
+}
+
+// message returns a new message with r's UUID, payload and metadata.
+func (r *record) message() *message.Message {
+	msg := message.NewMessage(r.uuid, r.payload)
+	// NewMessage's empty map fills its first 8 entries without growing;
+	// more would grow it twice, so a larger one is made at its size.
+	if n := len(r.kv) / 2; n > 8 {
+		msg.Metadata = make(message.Metadata, n)
+	}
+	for i := 0; i < len(r.kv); i += 2 {
+		msg.Metadata[r.kv[i]] = r.kv[i+1]
+	}
+	return msg
+}
+
+// entry is one message in one consumer group's queue.
+type entry struct {
+	*record
 	// held is true while the entry is the one its key's chain waits on: it
 	// was handed out at least once, so redelivery goes to the front.
 	held  bool
@@ -25,6 +80,21 @@ type entry struct {
 	// allocates none; later deliveries allocate their own.
 	ctx0     deliveryCtx
 	ctx0Used bool
+}
+
+// single is a record with the entry of the first group it goes to, so that
+// publishing to one group costs one allocation.
+type single struct {
+	r record
+	e entry
+}
+
+// newSingle copies msg; the caller owns the result until it enqueues it.
+func newSingle(msg *message.Message) *single {
+	s := &single{}
+	s.r.set(msg)
+	s.e.record = &s.r
+	return s
 }
 
 // deliveryContext returns a fresh context for delivering e.

@@ -168,10 +168,7 @@ func (sub *subscription) slot() {
 		if e == nil {
 			return
 		}
-		msg := message.NewMessage(e.uuid, e.payload)
-		for k, v := range e.md {
-			msg.Metadata[k] = v
-		}
+		msg := e.message()
 		dctx := e.deliveryContext(sub.values)
 		msg.SetContext(dctx)
 		cancel := dctx.cancel
