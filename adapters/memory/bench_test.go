@@ -59,6 +59,20 @@ func BenchmarkPublishConsume(b *testing.B) {
 		}
 		benchPublishConsume(b, br.Publisher(), sub, payload, false, true)
 	})
+	// Those and a key: more than 8 headers, where a Go map outgrows its
+	// first group (a Switchyard event carries 10).
+	b.Run("memory-keyed-headers", func(b *testing.B) {
+		br, err := memory.New(memory.Config{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer br.Close()
+		sub, err := br.Subscriber("bench", broker.SubscriberOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchPublishConsume(b, br.Publisher(), sub, payload, true, true)
+	})
 	b.Run("gochannel-headers", func(b *testing.B) {
 		gc := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 		benchPublishConsume(b, gc, gc, payload, false, true)

@@ -130,6 +130,48 @@ func TestFanOutToGroups(t *testing.T) {
 	}
 }
 
+// TestMetadataIsCopiedPerDelivery: whatever the number of headers, each
+// group and each redelivery gets the metadata as published, whatever the
+// publisher or an earlier consumer did to its own copy.
+func TestMetadataIsCopiedPerDelivery(t *testing.T) {
+	for _, headers := range []int{0, 1, 8, 9, 12, 13, 40} {
+		t.Run(strconv.Itoa(headers), func(t *testing.T) {
+			b := newBroker(t, memory.Config{NackBackoff: time.Millisecond})
+			_, a := subscribe(t, b, t.Context(), "a", "md", 1)
+			_, c := subscribe(t, b, t.Context(), "c", "md", 1)
+			m := newMsg("1", "")
+			want := message.Metadata{}
+			for i := range headers {
+				k, v := "h"+strconv.Itoa(i), strings.Repeat("v", i)
+				m.Metadata.Set(k, v)
+				want.Set(k, v)
+			}
+			publish(t, b, "md", m)
+			m.Metadata.Set("h0", "changed by the publisher after Publish")
+			check := func(got *message.Message) {
+				t.Helper()
+				if len(got.Metadata) != len(want) {
+					t.Fatalf("%d headers, want %d: %v", len(got.Metadata), len(want), got.Metadata)
+				}
+				for k, v := range want {
+					if got.Metadata.Get(k) != v {
+						t.Fatalf("header %s = %q, want %q", k, got.Metadata.Get(k), v)
+					}
+				}
+			}
+			first := receive(t, a)
+			check(first)
+			first.Metadata.Set("h0", "changed by group a")
+			first.Metadata.Set("extra", "x")
+			first.Nack()
+			check(receive(t, c))
+			again := receive(t, a)
+			check(again)
+			again.Ack()
+		})
+	}
+}
+
 func TestCompetingConsumersHandleEachMessageOnce(t *testing.T) {
 	b := newBroker(t, memory.Config{})
 	ctx := t.Context()
