@@ -41,9 +41,15 @@
 //   - Backpressure: each group queue holds at most BufferSize messages not yet
 //     handed out. Publish blocks while any target queue is full, until there
 //     is room, the message's context ([message.Message.Context]) is done or
-//     the broker is closed. Memory use is therefore bounded by the number of
+//     the broker is closed. Blocked publishers get room in the order they
+//     started waiting, one per message handed out, so many of them cost no
+//     more than a few. Memory use is therefore bounded by the number of
 //     topics and groups times BufferSize (plus what is in flight or delayed),
 //     however fast publishers are.
+//   - Copies: Publish copies the metadata (the caller may reuse the message;
+//     the payload is shared, as everywhere in Watermill) and each delivery
+//     gets its own metadata map, so a handler that changes metadata affects
+//     neither other groups nor a redelivery.
 //   - Quiet detection: [Broker.Depth], [Broker.Stats], [Broker.Idle] and
 //     [Broker.WaitIdle] tell tests and examples when a flow has finished.
 //
