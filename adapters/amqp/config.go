@@ -251,6 +251,7 @@ func (c Config) dialConfig(role string) (amqp091.Config, error) {
 		Heartbeat:  c.Heartbeat,
 		Locale:     "en_US",
 		Properties: amqp091.NewConnectionProperties(),
+		Dial:       dialCoalescing,
 	}
 	dc.Properties.SetClientConnectionName(c.ConnectionName + " (" + role + ")")
 	if c.Username != "" || c.Password != "" {
