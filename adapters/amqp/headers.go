@@ -37,6 +37,11 @@ func toPublishingInto(msg *message.Message, headers amqp091.Table) amqp091.Publi
 			headers[k] = v
 		}
 	}
+	return publishingOf(msg, headers)
+}
+
+// publishingOf is the publishing of msg with headers already converted.
+func publishingOf(msg *message.Message, headers amqp091.Table) amqp091.Publishing {
 	if len(headers) == 0 {
 		headers = nil
 	}

@@ -271,6 +271,10 @@ type pubChan struct {
 	// headers is reused for every publishing by whoever holds the channel
 	// (amqp091-go encodes it before Publish returns).
 	headers amqp091.Table
+	// boxed remembers, per header name, the last value and its boxed form:
+	// headers that repeat from message to message (spec version, type,
+	// source, content type) are not boxed again.
+	boxed map[string]boxedValue
 
 	mu      sync.Mutex
 	pending map[uint64]pending // by delivery tag
@@ -421,15 +425,38 @@ func isChannelLevel(code int) bool {
 	return false
 }
 
-// publishing converts msg using the channel's reusable header table; the
-// caller holds the channel and clears the table when done.
+type boxedValue struct {
+	s string
+	v any
+}
+
+// maxBoxed bounds pubChan.boxed.
+const maxBoxed = 64
+
+// publishing converts msg (as toPublishing) using the channel's reusable
+// header table and boxed values; the caller holds the channel and clears
+// the table when done.
 func (pc *pubChan) publishing(m *message.Message) amqp091.Publishing {
 	if len(m.Metadata) == 0 {
 		return toPublishingInto(m, nil)
 	}
 	if pc.headers == nil {
 		pc.headers = make(amqp091.Table, len(m.Metadata))
+		pc.boxed = make(map[string]boxedValue, len(m.Metadata))
 	}
 	clear(pc.headers)
-	return toPublishingInto(m, pc.headers)
+	for k, v := range m.Metadata {
+		if brokerOwned(k) {
+			continue
+		}
+		b, ok := pc.boxed[k]
+		if !ok || b.s != v {
+			b = boxedValue{s: v, v: v}
+			if ok || len(pc.boxed) < maxBoxed {
+				pc.boxed[k] = b
+			}
+		}
+		pc.headers[k] = b.v
+	}
+	return publishingOf(m, pc.headers)
 }
