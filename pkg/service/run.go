@@ -268,21 +268,36 @@ func (c *consumer) run(intake context.Context, msgs <-chan *message.Message) {
 			}
 		}()
 	}
+	// Each step first tries the channel operation alone, which is much
+	// cheaper than a two-way select when it succeeds (the usual case under
+	// load); intake's Err is one atomic load.
 dispatch:
-	for {
+	for intake.Err() == nil {
+		var msg *message.Message
+		var ok bool
 		select {
-		case <-intake.Done():
-			break dispatch
-		case msg, ok := <-msgs:
-			if !ok {
-				break dispatch
-			}
+		case msg, ok = <-msgs:
+		default:
 			select {
-			case c.workers[c.pick(msg.Metadata[header.Key])] <- msg:
 			case <-intake.Done():
-				msg.Nack()
 				break dispatch
+			case msg, ok = <-msgs:
 			}
+		}
+		if !ok {
+			break dispatch
+		}
+		ch := c.workers[c.pick(msg.Metadata[header.Key])]
+		select {
+		case ch <- msg:
+			continue
+		default:
+		}
+		select {
+		case ch <- msg:
+		case <-intake.Done():
+			msg.Nack()
+			break dispatch
 		}
 	}
 	go func() {
