@@ -1,12 +1,10 @@
 package amqp
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/switchyard-go/switchyard/internal/tlsconf"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -98,20 +96,9 @@ type Config struct {
 	AllowUnroutable bool `yaml:"allow_unroutable"`
 }
 
-// TLSConfig configures TLS. Files are PEM.
-type TLSConfig struct {
-	// Enabled turns TLS on; the URL must then use amqps://.
-	Enabled bool `yaml:"enabled"`
-	// CAFile verifies the broker's certificate; empty means the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the client certificate, for mutual TLS.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the host name checked in the broker's certificate.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify disables certificate verification. Tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// TLSConfig configures TLS for amqps:// URLs; see the shared fields in
+// internal/tlsconf.
+type TLSConfig = tlsconf.Config
 
 func (c *Config) setDefaults() {
 	if c.URL == "" {
@@ -173,12 +160,7 @@ func (c Config) Validate() error {
 			bad("password", "set without a username (neither broker.amqp.username nor the URL names one)")
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls", "cert_file and key_file must be set together (cert_file %q, key_file %q)", c.TLS.CertFile, c.TLS.KeyFile)
-	}
-	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.ServerName != "" || c.TLS.InsecureSkipVerify) {
-		bad("tls.enabled", "false but other tls fields are set; set enabled: true")
-	}
+	errs = append(errs, c.TLS.Validate("broker.amqp.tls"))
 	switch c.QueueType {
 	case "", QueueTypeClassic, QueueTypeQuorum:
 	default:
@@ -268,28 +250,11 @@ func (c Config) dialConfig(role string) (amqp091.Config, error) {
 		}
 		dc.SASL = []amqp091.Authentication{&amqp091.PlainAuth{Username: user, Password: pass}}
 	}
-	if c.TLS.Enabled {
-		tc := &tls.Config{ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // InsecureSkipVerify is an explicit opt-in.
-		if c.TLS.CAFile != "" {
-			pem, err := os.ReadFile(c.TLS.CAFile)
-			if err != nil {
-				return dc, fmt.Errorf("read tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return dc, fmt.Errorf("tls.ca_file %q: no PEM certificate found", c.TLS.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if c.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-			if err != nil {
-				return dc, fmt.Errorf("load tls.cert_file/key_file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		dc.TLSClientConfig = tc
+	tc, err := c.TLS.Client("broker.amqp.tls")
+	if err != nil {
+		return dc, err
 	}
+	dc.TLSClientConfig = tc
 	return dc, nil
 }
 

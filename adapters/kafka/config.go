@@ -1,11 +1,9 @@
 package kafka
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
+	"github.com/switchyard-go/switchyard/internal/tlsconf"
 	"strings"
 	"time"
 
@@ -74,19 +72,9 @@ type Config struct {
 	SASL SASLConfig `yaml:"sasl"`
 }
 
-// TLSConfig configures TLS to the brokers. Disabled by default.
-type TLSConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// CAFile is a PEM bundle of CAs to trust; default the system pool.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a client certificate for mutual TLS.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name checked in the broker's certificate.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify disables certificate verification. Tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// TLSConfig configures TLS to the brokers; see the shared fields in
+// internal/tlsconf. Disabled by default.
+type TLSConfig = tlsconf.Config
 
 // SASLConfig configures SASL authentication. Mechanism "" (default) means
 // none; otherwise "plain", "scram-sha-256" or "scram-sha-512".
@@ -250,12 +238,7 @@ func (c Config) Validate() error {
 			add(fmt.Sprintf("delay_tiers[%d]", i), "%s, want ascending (> %s)", d, c.DelayTiers[i-1])
 		}
 	}
-	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "" || c.TLS.KeyFile != "") {
-		add("tls.enabled", "false while tls files are set, want true")
-	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("tls.cert_file", "cert_file and key_file must be set together")
-	}
+	errs = append(errs, c.TLS.Validate("broker.kafka.tls"))
 	switch c.SASL.Mechanism {
 	case "":
 		if c.SASL.Username != "" || c.SASL.Password != "" {
@@ -281,30 +264,11 @@ func (c Config) clientOpts() ([]kgo.Opt, error) {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 	}
-	if c.TLS.Enabled {
-		tc := &tls.Config{
-			MinVersion:         tls.VersionTLS12,
-			ServerName:         c.TLS.ServerName,
-			InsecureSkipVerify: c.TLS.InsecureSkipVerify, //nolint:gosec // opt-in, documented as tests only
-		}
-		if c.TLS.CAFile != "" {
-			pem, err := os.ReadFile(c.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka: broker.kafka.tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("kafka: broker.kafka.tls.ca_file: %q holds no PEM certificate", c.TLS.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if c.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka: broker.kafka.tls.cert_file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
+	tc, err := c.TLS.Client("broker.kafka.tls")
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	if tc != nil {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	switch c.SASL.Mechanism {
