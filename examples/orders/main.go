@@ -141,6 +141,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-svc.Ready():
 	case err := <-runErr:
+		if ctx.Err() != nil {
+			return errInterrupted // Run gave up starting because of the interruption
+		}
 		return err
 	case <-ctx.Done():
 		_ = stopService()
