@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
@@ -155,6 +158,32 @@ func (h *harness) run(svc *service.Service) (stop func()) {
 	}
 	h.t.Cleanup(stop)
 	return stop
+}
+
+// settled waits, on Kafka, until the consumer group is stable with members
+// members, so a scenario's messages are not caught in the rebalance of a
+// member joining (its redeliveries are at-least-once, not what the scenario
+// tests). Other brokers have no rebalance.
+func (h *harness) settled(group string, members int) {
+	h.t.Helper()
+	if h.cfg.Broker.Type != config.BrokerKafka {
+		return
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cfg.Broker.Kafka.Brokers...))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	group = h.ns + group
+	eventually(h.t, fmt.Sprintf("kafka group %s stable with %d members", group, members), func() bool {
+		gs, err := adm.DescribeGroups(context.Background(), group)
+		if err != nil {
+			return false
+		}
+		g, ok := gs[group]
+		return ok && g.Err == nil && g.State == "Stable" && len(g.Members) == members
+	})
 }
 
 // inspect subscribes a raw Watermill subscriber, in its own group, to a

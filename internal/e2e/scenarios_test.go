@@ -103,6 +103,7 @@ func competingConsumers(t *testing.T, h *harness) {
 		}
 		h.run(svcs[i])
 	}
+	h.settled("workers", 2)
 	const n = 40
 	publishOrders(t, svcs[0], n)
 	eventually(t, "every order handled", func() bool { _, d := all.total(); return d == n })
