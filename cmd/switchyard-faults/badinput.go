@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/header"
-	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -125,16 +123,7 @@ func (e *env) badInput(ctx context.Context, kind string) *result {
 		}
 		defer consB.Close()
 	}
-	handled := newIDSet()
-	consLog := slog.New(slog.DiscardHandler)
-	if e.verbose {
-		consLog = logger.With("side", "consumer")
-	}
-	cons := service.New(consB, append(cfg.ServiceOptions(), service.WithLogger(consLog))...)
-	err = service.Handle(cons, groupName, func(ctx context.Context, _ Tick) error {
-		handled.add(middleware.DeliveryFrom(ctx).Envelope.ID)
-		return nil
-	}, service.Group(groupName), service.Concurrency(8))
+	cons, handled, err := e.countingService(consB, cfg, logger, groupName)
 	if err != nil {
 		return r.setupFailed(err)
 	}

@@ -12,11 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -113,17 +112,28 @@ func openBroker(ctx context.Context, kind, ns string, logger *slog.Logger) (brok
 // is unroutable; Kafka groups start at the earliest offset and memory keeps
 // provisioned groups.
 func declare(ctx context.Context, b broker.Broker, topic, group string) error {
-	if p, ok := b.(broker.Provisioner); ok {
-		return p.Provision(ctx, topic, group)
+	p, ok := b.(broker.Provisioner)
+	if !ok {
+		return fmt.Errorf("faults: broker %s cannot provision %q for %q", b.Name(), topic, group)
 	}
-	sub, err := b.Subscriber(group, broker.SubscriberOptions{})
-	if err != nil {
-		return err
+	return p.Provision(ctx, topic, group)
+}
+
+// countingService is the consumer the in-process scenarios run: a handler of
+// Tick in groupName that records every handled message id. Its logs show
+// only with -v.
+func (e *env) countingService(b broker.Broker, cfg config.Config, logger *slog.Logger, groupName string) (*service.Service, *idSet, error) {
+	handled := newIDSet()
+	consLog := slog.New(slog.DiscardHandler)
+	if e.verbose {
+		consLog = logger.With("side", "consumer")
 	}
-	if si, ok := sub.(message.SubscribeInitializer); ok {
-		err = si.SubscribeInitialize(topic)
-	}
-	return errors.Join(err, sub.Close())
+	cons := service.New(b, append(cfg.ServiceOptions(), service.WithLogger(consLog))...)
+	err := service.Handle(cons, groupName, func(ctx context.Context, _ Tick) error {
+		handled.add(middleware.DeliveryFrom(ctx).Envelope.ID)
+		return nil
+	}, service.Group(groupName), service.Concurrency(8))
+	return cons, handled, err
 }
 
 // idSet is a concurrency-safe set of message ids with a count per id.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/pkg/broker"
-	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -307,16 +306,7 @@ func (e *env) brokerRestart(ctx context.Context, kind string) *result {
 	if err != nil {
 		return r.setupFailed(err)
 	}
-	handled := newIDSet()
-	consLog := slog.New(slog.DiscardHandler)
-	if e.verbose {
-		consLog = logger.With("side", "consumer")
-	}
-	cons := service.New(consB, append(cfg.ServiceOptions(), service.WithLogger(consLog))...)
-	err = service.Handle(cons, groupName, func(ctx context.Context, _ Tick) error {
-		handled.add(middleware.DeliveryFrom(ctx).Envelope.ID)
-		return nil
-	}, service.Group(groupName), service.Concurrency(8))
+	cons, handled, err := e.countingService(consB, cfg, logger, groupName)
 	if err != nil {
 		consB.Close()
 		return r.setupFailed(err)
