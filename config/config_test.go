@@ -105,7 +105,7 @@ func TestEnvOverridesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Defaults.Retry.MaxAttempts != 7 || c.Defaults.Timeout != 1500*time.Millisecond || c.Service.Name != "from-env" ||
-		c.Broker.Memory.BufferSize != 16 || !c.Defaults.Ordered || c.Defaults.Retry.Multiplier != 1.5 {
+		c.Broker.Memory.BufferSize != 16 || !c.Defaults.IsOrdered() || c.Defaults.Retry.Multiplier != 1.5 {
 		t.Fatalf("env not applied: %+v", c)
 	}
 }

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -31,23 +32,42 @@ func NewRegistry() *Registry { return &Registry{types: map[string]*typeInfo{}} }
 // Register records e's type, current version and topic. Registering the same
 // type twice with different versions is an error: one process must agree with
 // itself about what the current schema is.
-func (r *Registry) Register(e Event) error {
-	name, version := e.EventType(), e.EventVersion()
-	if name == "" {
-		return fmt.Errorf("event: %T has an empty EventType", e)
-	}
-	if version < 1 {
-		return fmt.Errorf("event: %s (%T): version %d, want >= 1", name, e, version)
-	}
+func (r *Registry) Register(e Event) error { return r.RegisterAll(e) }
+
+// RegisterAll registers every event, or none of them if any is invalid or
+// conflicts with a registered version.
+func (r *Registry) RegisterAll(events ...Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t, ok := r.types[name]; ok {
-		if t.version != version {
-			return fmt.Errorf("event: %s registered with versions %d and %d", name, t.version, version)
+	var errs error
+	seen := map[string]int{}
+	for _, e := range events {
+		name, version := e.EventType(), e.EventVersion()
+		switch {
+		case name == "":
+			errs = errors.Join(errs, fmt.Errorf("event: %T has an empty EventType", e))
+			continue
+		case version < 1:
+			errs = errors.Join(errs, fmt.Errorf("event: %s (%T): version %d, want >= 1", name, e, version))
+			continue
 		}
-		return nil
+		known, ok := seen[name]
+		if t, registered := r.types[name]; registered {
+			known, ok = t.version, true
+		}
+		if ok && known != version {
+			errs = errors.Join(errs, fmt.Errorf("event: %s registered with versions %d and %d", name, known, version))
+		}
+		seen[name] = version
 	}
-	r.types[name] = &typeInfo{version: version, topic: TopicOf(e), upcasters: map[int]Upcaster{}}
+	if errs != nil {
+		return errs
+	}
+	for _, e := range events {
+		if _, ok := r.types[e.EventType()]; !ok {
+			r.types[e.EventType()] = &typeInfo{version: e.EventVersion(), topic: TopicOf(e), upcasters: map[int]Upcaster{}}
+		}
+	}
 	return nil
 }
 

@@ -40,8 +40,12 @@ const (
 	// ReasonHopLimit: the event chain passed more handlers than allowed,
 	// which almost always means an event loop.
 	ReasonHopLimit Reason = "hop_limit"
-	// ReasonPanic: the handler panicked on every attempt.
+	// ReasonPanic: the handler panicked on every attempt, or code around it
+	// in the stack panicked.
 	ReasonPanic Reason = "panic"
+	// ReasonUndeclaredPublish: the handler published an event type it did
+	// not declare: a programming error, not worth retrying.
+	ReasonUndeclaredPublish Reason = "undeclared_publish"
 )
 
 // Error is a permanent failure with a reason: it skips retries and is

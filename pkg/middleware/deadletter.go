@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -25,7 +24,13 @@ type DeadLetterConfig struct {
 	Clock Clock
 	// OnDeadLetter, if set, is called after a dead letter was confirmed.
 	OnDeadLetter func(d *Delivery, reason failure.Reason, err error)
+	// Timeout bounds each dead-letter publish, under the handler's context.
+	// Default [DefaultDeadLetterTimeout].
+	Timeout time.Duration
 }
+
+// DefaultDeadLetterTimeout bounds a dead-letter publish.
+const DefaultDeadLetterTimeout = 10 * time.Second
 
 // DeadLetter gives up on a delivery whose handler failed for good: it
 // publishes a copy of the message, payload and headers unchanged, to the
@@ -33,20 +38,34 @@ type DeadLetterConfig struct {
 // group, original topic, attempts, first and last failure time), and returns
 // nil once the broker confirmed it, so the original is acked.
 //
-// If the dead-letter publish fails, the handler's error is returned with the
-// publish error: the original is then nacked and redelivered, never lost.
+// The publish carries a deadline (Timeout) under the handler's context, so
+// a broker that does not answer cannot hold the consumer for ever. If it
+// fails, a [*FailurePathError] is returned: the original is then nacked and
+// redelivered, never lost. So is a FailurePathError from further in (a
+// failed delayed-retry hand-back): it is passed through, not dead-lettered.
 // An error returned once the context is done (shutdown) is passed through
 // untouched for the same reason, unless it is permanent.
+//
+// A dead-lettered delivery is a failure to the trace: the span in ctx (see
+// [Tracing]) gets an error status, the error and the reason.
 func DeadLetter(cfg DeadLetterConfig) Middleware {
 	clock := cfg.Clock
 	if clock == nil {
 		clock = SystemClock{}
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDeadLetterTimeout
 	}
 	return func(next Handler) Handler {
 		return func(ctx context.Context, d *Delivery) error {
 			err := next(ctx, d)
 			if err == nil {
 				return nil
+			}
+			var fpe *FailurePathError
+			if errors.As(err, &fpe) {
+				return err
 			}
 			if ctx.Err() != nil && (errors.Is(err, ctx.Err()) || !failure.IsPermanent(err)) {
 				// Shutdown: redeliver, don't give up. A handler interrupted by
@@ -57,11 +76,16 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 			reason := failure.ReasonOf(err)
 			topic := cfg.Topic(d)
 			dl := DeadLetterMessage(d, reason, err, clock.Now())
-			if perr := cfg.Publisher.Publish(topic, dl); perr != nil {
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			dl.SetContext(pctx)
+			perr := cfg.Publisher.Publish(topic, dl)
+			cancel()
+			if perr != nil {
 				d.Logger().LogAttrs(ctx, slogLevelDeadLetterFailed, "dead-letter publish failed; message will be redelivered",
 					attrErr(perr), slogReason(reason))
-				return fmt.Errorf("dead-letter publish to %q failed: %w (handler error: %w)", topic, perr, err)
+				return &FailurePathError{Op: OpDeadLetter, Topic: topic, Err: perr, Cause: err}
 			}
+			markDeadLettered(ctx, reason, err)
 			d.Logger().LogAttrs(ctx, slogLevelDeadLetter, "message dead-lettered",
 				slogReason(reason), attrErr(err), attrAttempt(d.Attempt), slogTopic(topic))
 			if cfg.OnDeadLetter != nil {
@@ -74,7 +98,8 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 
 // DeadLetterMessage builds the dead letter for d: same UUID, payload and
 // headers as the original, plus the failure metadata, minus the delayed-retry
-// headers (sy_retry_group, sy_attempt, sy_first_failure).
+// headers (sy_retry_group, sy_attempt, sy_first_failure). The error text is
+// cut to [MaxErrorText] bytes.
 func DeadLetterMessage(d *Delivery, reason failure.Reason, err error, now time.Time) *message.Message {
 	dl := message.NewMessage(d.Msg.UUID, d.Msg.Payload)
 	for k, v := range d.Msg.Metadata {
@@ -92,7 +117,7 @@ func DeadLetterMessage(d *Delivery, reason failure.Reason, err error, now time.T
 		attempts = 1
 	}
 	dl.Metadata[header.DeadLetterReason] = string(reason)
-	dl.Metadata[header.DeadLetterError] = err.Error()
+	dl.Metadata[header.DeadLetterError] = trimText(err.Error(), MaxErrorText)
 	dl.Metadata[header.DeadLetterHandler] = d.Handler.Name
 	dl.Metadata[header.DeadLetterGroup] = d.Handler.Group
 	dl.Metadata[header.DeadLetterTopic] = d.Handler.Topic

@@ -150,7 +150,7 @@ func Idempotency(cfg IdempotencyConfig) Middleware {
 					}
 					d.Logger().LogAttrs(ctx, slogLevelRetry, "idempotency: requeue failed; waiting in-process", attrErr(rerr))
 				}
-				if serr := clock.Sleep(ctx, wait); serr != nil {
+				if serr := d.Wait(ctx, clock, wait); serr != nil {
 					if err == nil {
 						err = errors.New("key in progress elsewhere")
 					}

@@ -40,6 +40,11 @@ type Delivery struct {
 	Received time.Time
 	// FirstFailure and LastFailure are when attempts failed; zero if none did.
 	FirstFailure, LastFailure time.Time
+	// Slot, when the runtime sets it, is the concurrency slot the delivery
+	// runs in. [Delivery.Wait] gives it up while the delivery waits (a
+	// retry backoff, a busy idempotency key), so that other messages run
+	// meanwhile, and takes it back before the delivery goes on.
+	Slot Slot
 
 	base   *slog.Logger // set by Correlation; the logger is built on first use
 	logger *slog.Logger
@@ -69,6 +74,26 @@ func (d *Delivery) Logger() *slog.Logger {
 // SetLogger sets the base logger the delivery's logger derives from.
 func (d *Delivery) SetLogger(base *slog.Logger) {
 	d.base, d.logger = base, nil
+}
+
+// Slot is a delivery's share of its subscription's concurrency.
+type Slot interface {
+	// Release gives the slot up; other messages may start.
+	Release()
+	// Acquire takes a slot back, waiting for one if needed.
+	Acquire()
+}
+
+// Wait sleeps for wait on clock, or until ctx is done (returning its
+// error), without holding the delivery's [Slot] meanwhile. Middleware that
+// waits inside the stack uses it instead of clock.Sleep.
+func (d *Delivery) Wait(ctx context.Context, clock Clock, wait time.Duration) error {
+	if d.Slot == nil {
+		return clock.Sleep(ctx, wait)
+	}
+	d.Slot.Release()
+	defer d.Slot.Acquire()
+	return clock.Sleep(ctx, wait)
 }
 
 // Handler processes one delivery. nil means done (the message is acked).

@@ -109,8 +109,12 @@ func TestDeadLetterPublishFails(t *testing.T) {
 	if err == nil {
 		t.Fatal("err = nil: the message would be acked and lost")
 	}
-	if !errors.Is(err, errBroker) || !errors.Is(err, handlerErr) {
-		t.Errorf("err = %v, want both the publish and the handler error", err)
+	var fpe *middleware.FailurePathError
+	if !errors.As(err, &fpe) || fpe.Op != middleware.OpDeadLetter || !errors.Is(fpe.Err, errBroker) || fpe.Cause != handlerErr {
+		t.Fatalf("err = %#v, want a FailurePathError with the publish and the handler error", err)
+	}
+	if failure.IsPermanent(err) {
+		t.Error("a failed dead-letter publish reads as permanent: the runtime would give up instead of nacking")
 	}
 	if called {
 		t.Error("OnDeadLetter called for an unconfirmed dead letter")

@@ -42,6 +42,11 @@ type RetryConfig struct {
 // instead, so one slow-failing message never holds a partition or prefetch
 // slot hostage.
 //
+// Waits give up the delivery's [Slot] (see [Delivery.Wait]): other messages
+// run meanwhile. If handing the message back fails, Retry returns a
+// [*FailurePathError]: the runtime nacks the message, it is not
+// dead-lettered for it.
+//
 // When ctx is cancelled during a wait (shutdown), Retry returns the context
 // error; the runtime then nacks the message so that it is redelivered, never
 // dead-lettered for a shutdown.
@@ -88,11 +93,13 @@ func Retry(cfg RetryConfig) Middleware {
 					attrErr(err), attrAttempt(d.Attempt), attrWait(wait))
 				if cfg.Delay != nil && cfg.MaxInProcessWait > 0 && wait > cfg.MaxInProcessWait {
 					if derr := cfg.Delay(ctx, d, wait); derr != nil {
-						return fmt.Errorf("handing message back for delayed retry: %w (handler error: %w)", derr, err)
+						// Not the handler's failure: the message is nacked
+						// and redelivered, never dead-lettered for it.
+						return &FailurePathError{Op: OpDelayedRetry, Err: derr, Cause: err}
 					}
 					return nil
 				}
-				if serr := clock.Sleep(ctx, wait); serr != nil {
+				if serr := d.Wait(ctx, clock, wait); serr != nil {
 					return fmt.Errorf("retry interrupted: %w (last error: %w)", serr, err)
 				}
 				d.Attempt++

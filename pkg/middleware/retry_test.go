@@ -222,8 +222,9 @@ func TestRetryDelayedForLongWaits(t *testing.T) {
 		cfg.Delay = func(context.Context, *middleware.Delivery, time.Duration) error { return errStore }
 		h, _ := failing(-1, errTransient)
 		err := middleware.Retry(cfg)(h)(context.Background(), newDelivery())
-		if !errors.Is(err, errStore) || !errors.Is(err, errTransient) {
-			t.Errorf("err = %v, want both the delay and the handler error", err)
+		var fpe *middleware.FailurePathError
+		if !errors.As(err, &fpe) || fpe.Op != middleware.OpDelayedRetry || !errors.Is(err, errStore) || fpe.Cause != errTransient {
+			t.Errorf("err = %v, want a FailurePathError with the delay and the handler error (nacked, not dead-lettered)", err)
 		}
 	})
 	t.Run("no MaxInProcessWait sleeps every wait", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/failure"
 )
 
 // TraceCarrier adapts an envelope's trace fields to OpenTelemetry's
@@ -62,7 +63,7 @@ func Tracing(tp trace.TracerProvider) Middleware {
 				))
 			defer span.End()
 			err := next(ctx, d)
-			span.SetAttributes(attribute.Int("switchyard.attempts", d.Attempt))
+			span.SetAttributes(attribute.Int(AttrAttempts, d.Attempt))
 			if err != nil {
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
@@ -70,4 +71,23 @@ func Tracing(tp trace.TracerProvider) Middleware {
 			return err
 		}
 	}
+}
+
+// Span attributes Switchyard sets beyond OpenTelemetry's messaging ones.
+const (
+	AttrAttempts         = "switchyard.attempts"
+	AttrDeadLetterReason = "switchyard.dead_letter.reason"
+)
+
+// markDeadLettered records on the span in ctx, if any, that the delivery
+// was given up on: DeadLetter returns nil (the message is acked), but the
+// delivery failed.
+func markDeadLettered(ctx context.Context, reason failure.Reason, err error) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.String(AttrDeadLetterReason, string(reason)))
+	span.RecordError(err)
+	span.SetStatus(codes.Error, "dead-lettered: "+string(reason))
 }

@@ -26,8 +26,8 @@ type Policy struct {
 	// Multiplier grows the wait after each attempt. Default 2.
 	Multiplier float64 `yaml:"multiplier"`
 	// Jitter is the fraction of each wait that is randomized: a wait w becomes
-	// a uniform value in [w*(1-Jitter), w*(1+Jitter)]. Default 0.2; 0 is
-	// replaced by the default, use a negative value for none.
+	// a uniform value in [w*(1-Jitter), w*(1+Jitter)], between 0 and 1.
+	// Default 0.2 (0 means the default); [NoJitter] (-1) means none.
 	Jitter float64 `yaml:"jitter"`
 	// MaxElapsed stops retrying once this much time has passed since the first
 	// failure, even if attempts remain. Zero means no limit.
@@ -42,6 +42,9 @@ const (
 	DefaultMultiplier      = 2.0
 	DefaultJitter          = 0.2
 )
+
+// NoJitter as [Policy.Jitter] turns jitter off (0 means the default).
+const NoJitter = -1.0
 
 // WithDefaults returns p with every zero field set to its default.
 func (p Policy) WithDefaults() Policy {
@@ -84,8 +87,8 @@ func (p Policy) Validate(prefix string) error {
 	if p.Multiplier != 0 && p.Multiplier < 1 {
 		err = errors.Join(err, fmt.Errorf("%s.multiplier: %g, want >= 1", prefix, p.Multiplier))
 	}
-	if p.Jitter > 1 {
-		err = errors.Join(err, fmt.Errorf("%s.jitter: %g, want between 0 and 1", prefix, p.Jitter))
+	if p.Jitter > 1 || (p.Jitter < 0 && p.Jitter != NoJitter) {
+		err = errors.Join(err, fmt.Errorf("%s.jitter: %g, want between 0 and 1 (0 means the default %g), or -1 for none", prefix, p.Jitter, DefaultJitter))
 	}
 	if p.MaxElapsed < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.max_elapsed: %s, want >= 0", prefix, p.MaxElapsed))

@@ -62,12 +62,12 @@ func (s *Service) idempotencyMiddleware(h *handler) middleware.Middleware {
 		MaxInProcessWait: h.policy.MaxInProcessWait,
 		OnDuplicate:      func(*middleware.Delivery) { s.recorder.Duplicate(name) },
 	}
-	if d, ok := s.broker.(broker.Delayer); ok {
+	if d, ok := s.broker.(broker.Delayer); ok && h.policy.OrderOnRetry == OrderRelease {
 		cfg.Requeue = func(ctx context.Context, del *middleware.Delivery, wait time.Duration) error {
 			// Unchanged attempt headers: waiting for a busy key is no attempt.
 			m := del.Msg.Copy()
 			m.Metadata[header.RetryTarget] = del.Handler.Group
-			return d.Delay(ctx, del.Handler.Topic, del.Handler.Group, m, wait)
+			return s.handBack(ctx, d, del, m, wait)
 		}
 	}
 	for _, o := range s.idem.opts {

@@ -28,25 +28,56 @@ type Policy struct {
 	// Default: the adapter's.
 	Prefetch int `yaml:"prefetch"`
 	// Ordered asks the broker for per-key ordering across consumers
-	// (single-active-consumer queues on RabbitMQ). Default false.
-	Ordered bool `yaml:"ordered"`
-	// Timeout bounds each attempt. Default 30s; negative disables it.
+	// (single-active-consumer queues on RabbitMQ). Default false. A pointer
+	// so that `ordered: false` in a file can turn off what code or the
+	// defaults turned on; in code use [On] and [Off].
+	Ordered *bool `yaml:"ordered"`
+	// OrderOnRetry says what a retry does to the order of its key:
+	// [OrderKeep] retries in place (the key waits, other keys flow; every
+	// wait is slept in the consumer without holding a concurrency slot, but
+	// holding the message's prefetch slot or partition position), while
+	// [OrderRelease] hands waits longer than MaxInProcessWait back to the
+	// broker for delayed redelivery, so later messages of the key may
+	// overtake the retried one. Default: keep for ordered handlers, release
+	// otherwise. Ordered handlers refuse release.
+	OrderOnRetry string `yaml:"order_on_retry"`
+	// Timeout bounds each attempt. Default 30s; [NoTimeout] (-1ns, in a
+	// file "-1ns") disables it.
 	Timeout time.Duration `yaml:"timeout"`
 	// Retry is the backoff policy. Default: see package retry.
 	Retry retry.Policy `yaml:"retry"`
 	// MaxInProcessWait is the longest retry wait slept inside the consumer;
 	// longer waits hand the message back to the broker for delayed
-	// redelivery. Default 5s; negative means every wait is slept in the
-	// consumer (holding its prefetch slot or partition meanwhile). A broker
+	// redelivery. Default 5s; [NoMaxInProcessWait] (-1ns) means every wait
+	// is slept in the consumer (holding its prefetch slot or partition
+	// meanwhile), as OrderOnRetry keep does. A broker
 	// that cannot delay redelivery refuses to start a handler whose retry
 	// waits can exceed this.
 	MaxInProcessWait time.Duration `yaml:"max_in_process_wait"`
 	// HopLimit dead-letters events that passed more handlers than this.
-	// Default 16; negative disables the guard.
+	// Default 16; [NoHopLimit] (-1) disables the guard.
 	HopLimit int `yaml:"hop_limit"`
 	// DeadLetterTopic is where given-up messages go. Default "<group>.dead_letter".
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
 }
+
+// Values of [Policy.OrderOnRetry].
+const (
+	OrderKeep    = "keep"
+	OrderRelease = "release"
+)
+
+// On and Off are the values of a [Policy]'s tri-state switches, such as
+// Ordered: nil inherits.
+var (
+	On  = ptr(true)
+	Off = ptr(false)
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// IsOrdered reports whether the policy asks for per-key order.
+func (p Policy) IsOrdered() bool { return p.Ordered != nil && *p.Ordered }
 
 // Framework defaults for [Policy].
 const (
@@ -55,6 +86,14 @@ const (
 	DefaultHopLimit         = 16
 	DefaultMaxInProcessWait = 5 * time.Second
 	DefaultShutdownTimeout  = 30 * time.Second
+)
+
+// The values that switch a [Policy] limit off. Other negative values are
+// invalid.
+const (
+	NoTimeout          time.Duration = -1
+	NoHopLimit                       = -1
+	NoMaxInProcessWait time.Duration = -1
 )
 
 // DeadLetterTopicFor is the default dead-letter topic of a consumer group.
@@ -71,7 +110,12 @@ func (p Policy) Inherit(base Policy) Policy {
 	if p.Prefetch == 0 {
 		p.Prefetch = base.Prefetch
 	}
-	p.Ordered = p.Ordered || base.Ordered
+	if p.Ordered == nil {
+		p.Ordered = base.Ordered
+	}
+	if p.OrderOnRetry == "" {
+		p.OrderOnRetry = base.OrderOnRetry
+	}
 	if p.Timeout == 0 {
 		p.Timeout = base.Timeout
 	}
@@ -117,6 +161,24 @@ func (p Policy) Validate(prefix string) error {
 	if p.Prefetch < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.prefetch: %d, want >= 0", prefix, p.Prefetch))
 	}
+	switch p.OrderOnRetry {
+	case "", OrderKeep, OrderRelease:
+	default:
+		err = errors.Join(err, fmt.Errorf("%s.order_on_retry: %q, want %q or %q", prefix, p.OrderOnRetry, OrderKeep, OrderRelease))
+	}
+	if p.IsOrdered() && p.OrderOnRetry == OrderRelease {
+		err = errors.Join(err, fmt.Errorf("%s.order_on_retry: %q, but the handler is ordered: a retry handed back to the broker lets later messages of its key overtake it; use %q",
+			prefix, p.OrderOnRetry, OrderKeep))
+	}
+	if p.Timeout < 0 && p.Timeout != NoTimeout {
+		err = errors.Join(err, fmt.Errorf("%s.timeout: %s, want > 0, or -1ns (service.NoTimeout) for none", prefix, p.Timeout))
+	}
+	if p.HopLimit < 0 && p.HopLimit != NoHopLimit {
+		err = errors.Join(err, fmt.Errorf("%s.hop_limit: %d, want >= 1, or -1 for no limit", prefix, p.HopLimit))
+	}
+	if p.MaxInProcessWait < 0 && p.MaxInProcessWait != NoMaxInProcessWait {
+		err = errors.Join(err, fmt.Errorf("%s.max_in_process_wait: %s, want > 0, or -1ns for no limit (every wait in the consumer)", prefix, p.MaxInProcessWait))
+	}
 	return errors.Join(err, p.Retry.Validate(prefix+".retry"))
 }
 
@@ -132,6 +194,15 @@ func (p Policy) withFrameworkDefaults(handlerName string) Policy {
 		p.DeadLetterTopic = DeadLetterTopicFor(p.Group)
 	}
 	p.Retry = p.Retry.WithDefaults()
+	if p.Ordered == nil {
+		p.Ordered = Off
+	}
+	if p.OrderOnRetry == "" {
+		p.OrderOnRetry = OrderRelease
+		if p.IsOrdered() {
+			p.OrderOnRetry = OrderKeep
+		}
+	}
 	return p
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,7 +29,8 @@ import (
 // Errors.
 var (
 	// ErrUndeclaredPublish is returned when a handler publishes an event type
-	// it did not declare with [Publishes].
+	// it did not declare with [Publishes]. The error is permanent (reason
+	// undeclared_publish): a handler returning it is dead-lettered at once.
 	ErrUndeclaredPublish = errors.New("service: handler published an undeclared event type")
 	// ErrAlreadyRunning is returned by a second Run, or Handle after Run.
 	ErrAlreadyRunning = errors.New("service: already running")
@@ -54,26 +56,25 @@ type Service struct {
 	overrides       map[string]Policy
 	shutdownTimeout time.Duration
 	idem            *idempotencySettings // see WithIdempotency
+	optErr          error                // what validate found
 
 	mu        sync.Mutex
 	handlers  []*handler
 	byName    atomic.Pointer[map[string]*handler] // copy of handlers by name, replaced by Handle
-	consumers map[consumerKey]*consumer
 	running   bool
 	ready     chan struct{}
+	consumers []*consumer // of the current Run, for Health
 }
 
-// New returns a service on broker b.
+// New returns a service on broker b. Invalid options (every problem at
+// once) are reported by [Handle], [Service.Run] and [Service.Err].
 func New(b broker.Broker, opts ...Option) *Service {
 	s := &Service{
-		broker:          b,
-		publisher:       b.Publisher(),
-		codec:           event.JSON{},
-		source:          "switchyard",
-		clock:           middleware.SystemClock{},
-		shutdownTimeout: DefaultShutdownTimeout,
-		consumers:       map[consumerKey]*consumer{},
-		ready:           make(chan struct{}),
+		broker: b,
+		codec:  event.JSON{},
+		source: "switchyard",
+		clock:  middleware.SystemClock{},
+		ready:  make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -88,8 +89,38 @@ func New(b broker.Broker, opts ...Option) *Service {
 	if len(s.recorders) > 0 {
 		s.recorder = append(metrics.Multi{&s.stats}, s.recorders...)
 	}
+	if s.shutdownTimeout == 0 {
+		s.shutdownTimeout = DefaultShutdownTimeout
+	}
+	s.optErr = s.validate()
+	if b != nil {
+		s.publisher = b.Publisher()
+	}
 	return s
 }
+
+// validate reports every invalid option at once.
+func (s *Service) validate() error {
+	var errs error
+	if s.broker == nil {
+		errs = errors.Join(errs, errors.New("broker: nil"))
+	}
+	if s.shutdownTimeout < 0 {
+		errs = errors.Join(errs, fmt.Errorf("shutdown_timeout: %s, want > 0 (0 means the default %s)", s.shutdownTimeout, DefaultShutdownTimeout))
+	}
+	errs = errors.Join(errs, s.defaults.Validate("defaults"))
+	for _, name := range slices.Sorted(maps.Keys(s.overrides)) {
+		errs = errors.Join(errs, s.overrides[name].Validate("handlers."+name))
+	}
+	if errs != nil {
+		return fmt.Errorf("service: invalid options:\n%w", errs)
+	}
+	return nil
+}
+
+// Err reports the options [New] was given that are invalid, naming each
+// field, its value and what is allowed; nil if they are all valid.
+func (s *Service) Err() error { return s.optErr }
 
 // Registry returns the service's event registry, for upcasters.
 func (s *Service) Registry() *event.Registry { return s.registry }
@@ -101,8 +132,13 @@ func (s *Service) Broker() broker.Broker { return s.broker }
 func (s *Service) Stats() metrics.Snapshot { return s.stats.Snapshot() }
 
 // Ready is closed once Run has subscribed every handler: events published
-// after that reach every consumer group.
-func (s *Service) Ready() <-chan struct{} { return s.ready }
+// after that reach every consumer group. A Run that fails before that
+// leaves it open; a new Run after a finished one gets a new channel.
+func (s *Service) Ready() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
+}
 
 // handler is one registered handler.
 type handler struct {
@@ -114,7 +150,11 @@ type handler struct {
 
 // Handle registers fn as the handler named name for events of type T.
 // Names are unique within a service; they key per-handler configuration.
+// A failed Handle changes nothing: neither the handlers nor the registry.
 func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context, e T) error, opts ...HandlerOption) error {
+	if s.optErr != nil {
+		return s.optErr
+	}
 	var zero T
 	spec := handlerSpec{}
 	for _, o := range opts {
@@ -122,14 +162,6 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 	}
 	if name == "" {
 		return errors.New("service: handler name is empty")
-	}
-	if err := s.registry.Register(zero); err != nil {
-		return err
-	}
-	for _, e := range spec.publishes {
-		if err := s.registry.Register(e); err != nil {
-			return err
-		}
 	}
 	policy := spec.policy
 	if o, ok := s.overrides[name]; ok {
@@ -194,6 +226,9 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 				other.info.Name, name, h.info.EventType, h.info.Group)
 		}
 	}
+	if err := s.registry.RegisterAll(append([]event.Event{zero}, spec.publishes...)...); err != nil {
+		return err
+	}
 	s.handlers = append(s.handlers, h)
 	byName := make(map[string]*handler, len(s.handlers))
 	for _, h := range s.handlers {
@@ -209,13 +244,13 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 	name := h.info.Name
 	dlTopic := h.policy.DeadLetterTopic
 	var delay middleware.DelayFunc
-	if d, ok := s.broker.(broker.Delayer); ok {
+	if d, ok := s.broker.(broker.Delayer); ok && h.policy.OrderOnRetry == OrderRelease {
 		delay = func(ctx context.Context, del *middleware.Delivery, wait time.Duration) error {
 			m := del.Msg.Copy()
 			m.Metadata[header.Attempt] = strconv.Itoa(del.Attempt)
 			m.Metadata[header.RetryTarget] = del.Handler.Group
 			m.Metadata[header.FirstFailure] = del.FirstFailure.UTC().Format(time.RFC3339Nano)
-			return d.Delay(ctx, del.Handler.Topic, del.Handler.Group, m, wait)
+			return s.handBack(ctx, d, del, m, wait)
 		}
 	}
 	stack := []middleware.Middleware{
@@ -225,6 +260,7 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 			Publisher: s.publisher,
 			Topic:     func(*middleware.Delivery) string { return dlTopic },
 			Clock:     s.clock,
+			Timeout:   failurePathTimeout,
 			OnDeadLetter: func(d *middleware.Delivery, reason failure.Reason, _ error) {
 				s.recorder.DeadLettered(name, string(reason))
 			},
@@ -244,6 +280,20 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 	stack = append(stack, s.userMiddleware...)
 	stack = append(stack, middleware.Timeout(h.policy.Timeout), middleware.Recover())
 	return middleware.Chain(terminal, stack...)
+}
+
+// failurePathTimeout bounds each publish of the failure path (a dead
+// letter, a delayed retry), under the handler's context: a broker that
+// does not answer makes the message nacked, not the consumer stuck.
+const failurePathTimeout = 10 * time.Second
+
+// handBack publishes m through the broker's Delayer with the failure path's
+// deadline.
+func (s *Service) handBack(ctx context.Context, d broker.Delayer, del *middleware.Delivery, m *message.Message, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, failurePathTimeout)
+	defer cancel()
+	m.SetContext(ctx)
+	return d.Delay(ctx, del.Handler.Topic, del.Handler.Group, m, wait)
 }
 
 // PublishOption adjusts one publish. It is a value, not a closure, so that
@@ -313,7 +363,8 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 	typ := e.EventType()
 	parent := middleware.DeliveryFrom(ctx)
 	if parent != nil && !s.declares(parent.Handler.Name, typ) {
-		return nil, "", fmt.Errorf("%w: %q publishes %s but declares %v", ErrUndeclaredPublish, parent.Handler.Name, typ, parent.Handler.Publishes)
+		return nil, "", failure.WithReason(failure.ReasonUndeclaredPublish,
+			fmt.Errorf("%w: %q publishes %s but declares %v", ErrUndeclaredPublish, parent.Handler.Name, typ, parent.Handler.Publishes))
 	}
 	if !s.registry.Known(typ) {
 		if err := s.registry.Register(e); err != nil {

@@ -1,0 +1,316 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
+)
+
+// consumerKey identifies one subscription: a consumer group on a topic.
+type consumerKey struct{ group, topic string }
+
+// consumer is one subscription and the handlers of its group on its topic,
+// chosen by event type.
+type consumer struct {
+	key         consumerKey
+	byType      map[string]*handler
+	concurrency int
+	opts        broker.SubscriberOptions
+	// reject dead-letters what no handler can take (bad envelope, unknown
+	// type) through the same stack, as if a handler had failed permanently.
+	reject      *handler
+	rejectChain func(error) middleware.Handler
+	sub         message.Subscriber
+	registry    *event.Registry
+	logger      *slog.Logger
+	disp        *dispatcher
+	health      *pathHealth
+	// lastResort dead-letters a message whose stack panicked outside the
+	// handler; see recovered.
+	lastResort func(ctx context.Context, d *middleware.Delivery, err error) error
+	onNack     func(name string)
+	handlerCtx context.Context
+}
+
+// plan groups handlers into consumers, one per (group, topic), and refuses
+// what one subscription cannot honour for several handlers, and overrides
+// for handlers that do not exist.
+func (s *Service) plan() ([]*consumer, error) {
+	if len(s.handlers) == 0 {
+		return nil, errors.New("service: no handlers registered")
+	}
+	var errs error
+	for _, name := range slices.Sorted(maps.Keys(s.overrides)) {
+		if (*s.byName.Load())[name] == nil {
+			names := make([]string, 0, len(s.handlers))
+			for _, h := range s.handlers {
+				names = append(names, h.info.Name)
+			}
+			slices.Sort(names)
+			errs = errors.Join(errs, fmt.Errorf("handlers.%s: no handler of that name is registered (registered: %v)", name, names))
+		}
+	}
+	byKey := map[consumerKey]*consumer{}
+	var out []*consumer
+	for _, h := range s.handlers {
+		k := consumerKey{h.info.Group, h.info.Topic}
+		c, ok := byKey[k]
+		if !ok {
+			c = &consumer{
+				key:         k,
+				byType:      map[string]*handler{},
+				registry:    s.registry,
+				logger:      s.logger,
+				onNack:      s.recorder.Nacked,
+				health:      newPathHealth(),
+				concurrency: h.policy.Concurrency,
+				opts:        broker.SubscriberOptions{Prefetch: h.policy.Prefetch, Ordered: h.policy.IsOrdered()},
+			}
+			byKey[k] = c
+			out = append(out, c)
+		} else {
+			errs = errors.Join(errs, sharedSubscription(c, h))
+		}
+		c.byType[h.info.EventType] = h
+	}
+	if errs != nil {
+		return nil, fmt.Errorf("service: configuration cannot be honoured:\n%w", errs)
+	}
+	for _, c := range out {
+		s.prepareReject(c)
+	}
+	return out, nil
+}
+
+// sharedSubscription refuses a handler whose subscription settings differ
+// from those of another handler of the same group and topic: they share one
+// subscription, which has one setting, and merging would silently change
+// what one of them asked for.
+func sharedSubscription(c *consumer, h *handler) error {
+	var first *handler
+	for _, o := range c.byType {
+		if first == nil || o.info.Name < first.info.Name {
+			first = o
+		}
+	}
+	var errs error
+	differ := func(field string, a, b any) {
+		errs = errors.Join(errs, fmt.Errorf(
+			"handlers.%s.%s: %v, but handler %q, which shares the subscription of group %q to %q, has %v: "+
+				"one subscription has one setting; make them equal or give one handler another group",
+			h.info.Name, field, b, first.info.Name, c.key.group, c.key.topic, a))
+	}
+	if h.policy.Concurrency != c.concurrency {
+		differ("concurrency", c.concurrency, h.policy.Concurrency)
+	}
+	if h.policy.Prefetch != c.opts.Prefetch {
+		differ("prefetch", c.opts.Prefetch, h.policy.Prefetch)
+	}
+	if h.policy.IsOrdered() != c.opts.Ordered {
+		differ("ordered", c.opts.Ordered, h.policy.IsOrdered())
+	}
+	return errs
+}
+
+// prepareReject builds the stack that dead-letters what no handler of c
+// can take. Its dead-letter topic is the one every handler of c shares, or
+// the group's default when they differ.
+func (s *Service) prepareReject(c *consumer) {
+	var policy Policy
+	topics := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(c.byType)) {
+		h := c.byType[name]
+		if len(topics) == 0 {
+			policy = h.policy
+		}
+		topics[h.policy.DeadLetterTopic] = true
+	}
+	if len(topics) > 1 {
+		policy.DeadLetterTopic = DeadLetterTopicFor(c.key.group)
+	}
+	reject := &handler{
+		info:   middleware.Info{Name: c.key.group + "/dispatch", Group: c.key.group, Topic: c.key.topic},
+		policy: policy,
+	}
+	c.reject = reject
+	c.rejectChain = func(cause error) middleware.Handler {
+		return s.buildChain(reject, func(context.Context, *middleware.Delivery) error { return cause })
+	}
+	dlTopic := policy.DeadLetterTopic
+	c.lastResort = func(ctx context.Context, d *middleware.Delivery, err error) error {
+		return middleware.DeadLetter(middleware.DeadLetterConfig{
+			Publisher: s.publisher,
+			Topic:     func(*middleware.Delivery) string { return dlTopic },
+			Clock:     s.clock,
+			Timeout:   failurePathTimeout,
+			OnDeadLetter: func(_ *middleware.Delivery, reason failure.Reason, _ error) {
+				s.recorder.DeadLettered(d.Handler.Name, string(reason))
+			},
+		})(func(context.Context, *middleware.Delivery) error { return err })(ctx, d)
+	}
+}
+
+// errSubscriptionEnded is wrapped by Run's error when a subscription's
+// channel closes while the service runs.
+var errSubscriptionEnded = errors.New("subscription ended")
+
+// read hands the subscription's messages to the dispatcher until intake is
+// cancelled or the channel closes. It returns an error when the channel
+// closed while intake was still on: the subscription died.
+func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) error {
+	for intake.Err() == nil {
+		if wait := c.health.backoff(); wait > 0 {
+			if !sleepCtx(intake, wait) {
+				break
+			}
+		}
+		// The plain receive first: much cheaper than a two-way select when
+		// it succeeds, the usual case under load.
+		var msg *message.Message
+		var ok bool
+		select {
+		case msg, ok = <-msgs:
+		default:
+			select {
+			case <-intake.Done():
+				return nil
+			case msg, ok = <-msgs:
+			}
+		}
+		if !ok {
+			if intake.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("service: group %q on topic %q: %w: the broker adapter closed its channel", c.key.group, c.key.topic, errSubscriptionEnded)
+		}
+		if room := c.disp.add(msg, msg.Metadata[header.Key]); room != nil {
+			select {
+			case <-room:
+			case <-intake.Done():
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// process runs one message through its handler's stack and acks or nacks
+// it, reporting whether it acked. No panic gets out of it: a panic outside
+// the handler (middleware, a store, the key function, a recorder, the
+// dead-letter publisher) is dead-lettered with reason panic, or the message
+// is nacked if even that fails.
+func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
+	var d *middleware.Delivery
+	defer func() {
+		if r := recover(); r != nil {
+			acked = c.recovered(w, msg, d, failure.NewPanicError(r))
+		}
+	}()
+	env, envErr := event.ReadEnvelope(msg)
+	if target := msg.Metadata[header.RetryTarget]; target != "" && target != c.key.group {
+		msg.Ack() // a delayed retry or replay addressed to another group
+		return true
+	}
+	h := c.byType[env.Type]
+	var rejectErr error
+	switch {
+	case envErr != nil:
+		rejectErr = envErr
+	case h == nil && c.registry.Known(env.Type):
+		msg.Ack() // a type this group does not handle
+		return true
+	case h == nil:
+		rejectErr = failure.WithReason(failure.ReasonUnknownType,
+			fmt.Errorf("event type %q is not handled by group %q on topic %q and not known to this service", env.Type, c.key.group, c.key.topic))
+	}
+	var chain middleware.Handler
+	if rejectErr != nil {
+		// Rare, so building a chain per rejected message is fine. h may be
+		// nil here (unknown type, or no type at all): don't touch it.
+		h, chain = c.reject, c.rejectChain(rejectErr)
+	} else {
+		chain = h.chain
+	}
+	w.current.Store(&h.info.Name)
+	d = &middleware.Delivery{Msg: msg, Envelope: env, Handler: &h.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w}
+	if ff := msg.Metadata[header.FirstFailure]; ff != "" {
+		d.FirstFailure, _ = time.Parse(time.RFC3339Nano, ff)
+	}
+	err := chain(c.handlerCtx, d)
+	c.health.observe(err)
+	if err != nil {
+		c.onNack(h.info.Name)
+		msg.Nack()
+		return false
+	}
+	msg.Ack()
+	return true
+}
+
+// recovered settles a message whose stack panicked outside the handler:
+// the panic is dead-lettered like a handler's, so a panic that recurs on
+// every delivery cannot loop; if that fails too, the message is nacked.
+func (c *consumer) recovered(w *worker, msg *message.Message, d *middleware.Delivery, perr *failure.PanicError) (acked bool) {
+	c.logger.Error("panic outside the handler; dead-lettering the message",
+		slog.String("group", c.key.group), slog.String("topic", c.key.topic),
+		slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("panic", perr.Value))
+	if d == nil {
+		env, _ := event.ReadEnvelope(msg)
+		d = &middleware.Delivery{Msg: msg, Envelope: env, Handler: &c.reject.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w}
+	}
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("dead-lettering the panic panicked too: %v", r)
+			}
+		}()
+		return c.lastResort(c.handlerCtx, d, failure.WithReason(failure.ReasonPanic, perr))
+	}()
+	if err != nil {
+		c.health.failed(err)
+		c.logger.Error("could not dead-letter after a panic; nacking", slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("error", err))
+		msg.Nack()
+		return false
+	}
+	msg.Ack()
+	return true
+}
+
+// attemptOf is the number of the attempt about to start: one more than the
+// attempts a delayed redelivery says were made.
+func attemptOf(msg *message.Message) int {
+	v := msg.Metadata[header.Attempt]
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		n = 0
+		fmt.Sscan(v, &n) // what a plain decimal is not, read as leniently as ever
+	}
+	return n + 1
+}
