@@ -155,7 +155,7 @@ func (s *Service) prepareReject(c *consumer) {
 			Publisher: s.publisher,
 			Topic:     func(*middleware.Delivery) string { return dlTopic },
 			Clock:     s.clock,
-			Timeout:   failurePathTimeout,
+			Timeout:   s.failurePathTimeout,
 			OnDeadLetter: func(_ *middleware.Delivery, reason failure.Reason, _ error) {
 				s.recorder.DeadLettered(d.Handler.Name, string(reason))
 			},

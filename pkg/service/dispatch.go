@@ -256,6 +256,7 @@ func (w *worker) loop() {
 		// A worker started while another was parked ends once that one is
 		// back, so the pool returns to its size.
 		if d.workers-d.parked > d.concurrency {
+			d.wakeLocked() // hand what this worker would take next to another
 			break
 		}
 	}

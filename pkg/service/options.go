@@ -86,6 +86,9 @@ const (
 	DefaultHopLimit         = 16
 	DefaultMaxInProcessWait = 5 * time.Second
 	DefaultShutdownTimeout  = 30 * time.Second
+	// DefaultFailurePathTimeout bounds each dead-letter and delayed-retry
+	// publish.
+	DefaultFailurePathTimeout = 10 * time.Second
 )
 
 // The values that switch a [Policy] limit off. Other negative values are
@@ -247,8 +250,18 @@ func WithOverrides(byHandler map[string]Policy) Option {
 }
 
 // WithShutdownTimeout bounds how long Run waits for in-flight handlers after
-// its context is cancelled. Default 30s.
+// its context is cancelled; then their context is cancelled. Default 30s
+// (also for 0, as in a configuration file); negative is invalid.
 func WithShutdownTimeout(d time.Duration) Option { return func(s *Service) { s.shutdownTimeout = d } }
+
+// WithFailurePathTimeout bounds each publish of the failure path, a dead
+// letter or a delayed retry handed back to the broker. A publish that takes
+// longer fails: the message is nacked and redelivered, and the consumer
+// goes on. Default [DefaultFailurePathTimeout] (also for 0); negative is
+// invalid.
+func WithFailurePathTimeout(d time.Duration) Option {
+	return func(s *Service) { s.failurePathTimeout = d }
+}
 
 // WithNamespace prefixes every topic, consumer group and dead-letter topic
 // of the service, e.g. "staging." — to share one broker between

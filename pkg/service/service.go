@@ -57,6 +57,9 @@ type Service struct {
 	shutdownTimeout time.Duration
 	idem            *idempotencySettings // see WithIdempotency
 	optErr          error                // what validate found
+	// failurePathTimeout bounds each publish of the failure path (a dead
+	// letter, a delayed retry), under the handler's context.
+	failurePathTimeout time.Duration
 
 	mu        sync.Mutex
 	handlers  []*handler
@@ -92,6 +95,9 @@ func New(b broker.Broker, opts ...Option) *Service {
 	if s.shutdownTimeout == 0 {
 		s.shutdownTimeout = DefaultShutdownTimeout
 	}
+	if s.failurePathTimeout == 0 {
+		s.failurePathTimeout = DefaultFailurePathTimeout
+	}
 	s.optErr = s.validate()
 	if b != nil {
 		s.publisher = b.Publisher()
@@ -107,6 +113,9 @@ func (s *Service) validate() error {
 	}
 	if s.shutdownTimeout < 0 {
 		errs = errors.Join(errs, fmt.Errorf("shutdown_timeout: %s, want > 0 (0 means the default %s)", s.shutdownTimeout, DefaultShutdownTimeout))
+	}
+	if s.failurePathTimeout < 0 {
+		errs = errors.Join(errs, fmt.Errorf("failure_path_timeout: %s, want > 0 (0 means the default %s)", s.failurePathTimeout, DefaultFailurePathTimeout))
 	}
 	errs = errors.Join(errs, s.defaults.Validate("defaults"))
 	for _, name := range slices.Sorted(maps.Keys(s.overrides)) {
@@ -260,7 +269,7 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 			Publisher: s.publisher,
 			Topic:     func(*middleware.Delivery) string { return dlTopic },
 			Clock:     s.clock,
-			Timeout:   failurePathTimeout,
+			Timeout:   s.failurePathTimeout,
 			OnDeadLetter: func(d *middleware.Delivery, reason failure.Reason, _ error) {
 				s.recorder.DeadLettered(name, string(reason))
 			},
@@ -282,15 +291,10 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 	return middleware.Chain(terminal, stack...)
 }
 
-// failurePathTimeout bounds each publish of the failure path (a dead
-// letter, a delayed retry), under the handler's context: a broker that
-// does not answer makes the message nacked, not the consumer stuck.
-const failurePathTimeout = 10 * time.Second
-
 // handBack publishes m through the broker's Delayer with the failure path's
 // deadline.
 func (s *Service) handBack(ctx context.Context, d broker.Delayer, del *middleware.Delivery, m *message.Message, wait time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, failurePathTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.failurePathTimeout)
 	defer cancel()
 	m.SetContext(ctx)
 	return d.Delay(ctx, del.Handler.Topic, del.Handler.Group, m, wait)
