@@ -85,6 +85,10 @@ type Capabilities struct {
 	DelayedRedelivery bool
 	// Durable is true when messages survive a broker restart.
 	Durable bool
+	// PublishCopies is true when Publish keeps no reference to a message,
+	// its metadata or its payload once it returned: the runtime may then
+	// reuse the message for its next publish.
+	PublishCopies bool
 }
 
 // Delayer is implemented by brokers that can hand a message back to a

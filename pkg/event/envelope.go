@@ -30,7 +30,8 @@ type Envelope struct {
 }
 
 // Write stores the envelope in md using the header contract. Empty fields
-// are left out.
+// are left out, and so are a correlation id equal to the id and a hop count
+// of 0: [ReadEnvelope] restores them.
 func (e *Envelope) Write(md message.Metadata) {
 	md[header.SpecVersion] = header.SpecVersionValue
 	if e.ID != "" {
@@ -55,13 +56,18 @@ func (e *Envelope) Write(md message.Metadata) {
 	if e.Key != "" {
 		md[header.Key] = e.Key
 	}
-	if e.CorrelationID != "" {
+	// A chain's first event (correlation id = its own id, hop count 0)
+	// leaves both out, as readers default to them: it keeps the headers of
+	// most events within eight, which Go maps hold without growing.
+	if e.CorrelationID != "" && e.CorrelationID != e.ID {
 		md[header.CorrelationID] = e.CorrelationID
 	}
 	if e.CausationID != "" {
 		md[header.CausationID] = e.CausationID
 	}
-	md[header.HopCount] = strconv.Itoa(e.HopCount)
+	if e.HopCount != 0 {
+		md[header.HopCount] = strconv.Itoa(e.HopCount)
+	}
 	if e.TraceParent != "" {
 		md[header.TraceParent] = e.TraceParent
 	}

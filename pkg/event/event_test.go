@@ -103,8 +103,26 @@ func TestEnvelopeWriteOmitsEmpty(t *testing.T) {
 			t.Errorf("empty field written as %s=%q", k, md[k])
 		}
 	}
-	if md[header.HopCount] != "0" {
-		t.Errorf("hop count = %q, want 0", md[header.HopCount])
+	if _, ok := md[header.HopCount]; ok {
+		t.Errorf("hop count 0 written as %q: absent means 0", md[header.HopCount])
+	}
+	// A chain's first event leaves out its correlation id (its own id) and
+	// hop count; reading it back restores them.
+	md = message.Metadata{}
+	(&event.Envelope{ID: "e-1", Type: "t", CorrelationID: "e-1"}).Write(md)
+	if _, ok := md[header.CorrelationID]; ok {
+		t.Errorf("correlation id equal to the id written: %v", md)
+	}
+	msg := message.NewMessage("e-1", nil)
+	msg.Metadata = md
+	env, err := event.ReadEnvelope(msg)
+	if err != nil || env.CorrelationID != "e-1" || env.HopCount != 0 {
+		t.Errorf("read back: %+v, %v; want correlation e-1, hop 0", env, err)
+	}
+	md = message.Metadata{}
+	(&event.Envelope{ID: "e-2", Type: "t", CorrelationID: "e-1", HopCount: 3}).Write(md)
+	if md[header.CorrelationID] != "e-1" || md[header.HopCount] != "3" {
+		t.Errorf("a continued chain lost its correlation or hop count: %v", md)
 	}
 }
 

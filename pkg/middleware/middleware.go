@@ -25,6 +25,8 @@ type Info struct {
 }
 
 // Delivery is one message on its way through a handler's middleware stack.
+// It is valid while its handler runs: the runtime reuses it afterwards, so
+// neither it nor the context carrying it may be kept beyond the handler.
 type Delivery struct {
 	// Msg is the broker message. Middleware must not Ack or Nack it: the
 	// runtime does, from the stack's result.
@@ -45,6 +47,9 @@ type Delivery struct {
 	// retry backoff, a busy idempotency key), so that other messages run
 	// meanwhile, and takes it back before the delivery goes on.
 	Slot Slot
+	// Timer, when the runtime sets it, bounds each attempt for [Timeout]
+	// without a new timer per attempt.
+	Timer *AttemptTimer
 
 	base   *slog.Logger // set by Correlation; the logger is built on first use
 	logger *slog.Logger

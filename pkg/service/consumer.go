@@ -256,7 +256,8 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 		chain = h.chain
 	}
 	w.current.Store(&h.info.Name)
-	d = &middleware.Delivery{Msg: msg, Envelope: env, Handler: &h.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w}
+	d = &w.delivery
+	*d = middleware.Delivery{Msg: msg, Envelope: env, Handler: &h.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w, Timer: &w.timer}
 	if ff := msg.Metadata[header.FirstFailure]; ff != "" {
 		d.FirstFailure, _ = time.Parse(time.RFC3339Nano, ff)
 	}
@@ -280,7 +281,8 @@ func (c *consumer) recovered(w *worker, msg *message.Message, d *middleware.Deli
 		slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("panic", perr.Value))
 	if d == nil {
 		env, _ := event.ReadEnvelope(msg)
-		d = &middleware.Delivery{Msg: msg, Envelope: env, Handler: &c.reject.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w}
+		d = &w.delivery
+		*d = middleware.Delivery{Msg: msg, Envelope: env, Handler: &c.reject.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w}
 	}
 	err := func() (err error) {
 		defer func() {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
 
 // dispatcher hands the messages of one subscription to a pool of workers:
@@ -199,6 +201,10 @@ func (d *dispatcher) spawnLocked() {
 type worker struct {
 	d       *dispatcher
 	current atomic.Pointer[string] // name of the handler of the message in hand, for the shutdown report
+	// delivery and timer are reused from message to message: one worker
+	// handles one message at a time.
+	delivery middleware.Delivery
+	timer    middleware.AttemptTimer
 }
 
 func (w *worker) loop() {

@@ -41,7 +41,6 @@ func TestNewMessageWritesEnvelope(t *testing.T) {
 		header.ContentType:   "application/json",
 		header.Key:           "o-1",
 		header.CorrelationID: "req-7",
-		header.HopCount:      "0",
 	}
 	if len(msg.Metadata) != len(want) {
 		t.Errorf("metadata = %v, want %v", msg.Metadata, want)
@@ -63,7 +62,7 @@ func TestNewMessageWritesEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg.UUID != "fixed-id" || msg.Metadata[header.ID] != "fixed-id" || msg.Metadata[header.CorrelationID] != "fixed-id" ||
+	if msg.UUID != "fixed-id" || msg.Metadata[header.ID] != "fixed-id" || msg.Metadata[header.CorrelationID] != "" ||
 		msg.Metadata[header.Key] != "k" || msg.Metadata[header.Time] != "2026-01-02T02:04:05.12345678Z" {
 		t.Errorf("with options: metadata = %v", msg.Metadata)
 	}

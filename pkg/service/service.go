@@ -60,6 +60,7 @@ type Service struct {
 	// failurePathTimeout bounds each publish of the failure path (a dead
 	// letter, a delayed retry), under the handler's context.
 	failurePathTimeout time.Duration
+	reuseMessages      bool // the broker's Publish copies: see publishPool
 
 	mu        sync.Mutex
 	handlers  []*handler
@@ -101,6 +102,7 @@ func New(b broker.Broker, opts ...Option) *Service {
 	s.optErr = s.validate()
 	if b != nil {
 		s.publisher = b.Publisher()
+		s.reuseMessages = b.Capabilities().PublishCopies
 	}
 	return s
 }
@@ -346,7 +348,11 @@ func WithID(id string) PublishOption { return PublishOption{publishID, id} }
 // starts a chain, taking the correlation id from
 // [middleware.WithCorrelationID] if set.
 func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOption) error {
-	msg, topic, err := s.NewMessage(ctx, e, opts...)
+	var reuse *message.Message
+	if s.reuseMessages {
+		reuse, _ = publishPool.Get().(*message.Message)
+	}
+	msg, topic, err := s.newMessage(ctx, e, reuse, opts)
 	if err != nil {
 		return err
 	}
@@ -354,12 +360,29 @@ func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOpt
 		return fmt.Errorf("service: publish %s to %q: %w", e.EventType(), topic, err)
 	}
 	s.recorder.Published(topic, e.EventType())
+	if s.reuseMessages {
+		clear(msg.Metadata)
+		msg.Payload = nil
+		msg.SetContext(context.Background())
+		publishPool.Put(msg)
+	}
 	return nil
 }
+
+// publishPool holds messages Publish reuses on brokers whose Publish
+// copies (see [broker.Capabilities]): a publish then allocates no message,
+// metadata map or ack channels. A published message is never acked or
+// nacked, so its channels stay usable.
+var publishPool sync.Pool
 
 // NewMessage builds the broker message Publish would send, and its topic.
 // The outbox uses it to store messages that are published later.
 func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...PublishOption) (*message.Message, string, error) {
+	return s.newMessage(ctx, e, nil, opts)
+}
+
+// newMessage builds the message into reuse, or a new one if reuse is nil.
+func (s *Service) newMessage(ctx context.Context, e event.Event, reuse *message.Message, opts []PublishOption) (*message.Message, string, error) {
 	var spec publishSpec
 	for _, o := range opts {
 		o.apply(&spec)
@@ -411,10 +434,18 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 		env.CorrelationID = id
 	}
 	injectTrace(ctx, &env)
-	msg := message.NewMessage(id, payload)
-	// Sized for the envelope (11 headers from a handler) plus trace context
-	// and a few an adapter may add, so that the map never grows.
-	msg.Metadata = make(message.Metadata, metadataSize)
+	msg := reuse
+	if msg == nil {
+		msg = message.NewMessage(id, payload)
+		// NewMessage's map holds eight headers without growing, which is
+		// what a chain's first event has; a map made for more costs more
+		// allocations than one that grows once.
+		if n := headerCount(&env); n > 8 {
+			msg.Metadata = make(message.Metadata, n+adapterHeaders)
+		}
+	} else {
+		msg.UUID, msg.Payload = id, payload
+	}
 	// Adapters watch the message's context: a publish blocked on a full
 	// buffer or an unreachable broker gives up when ctx does.
 	msg.SetContext(ctx)
@@ -426,6 +457,26 @@ func (s *Service) NewMessage(ctx context.Context, e event.Event, opts ...Publish
 	}
 	return msg, s.namespace + topic, nil
 }
+
+// headerCount is how many headers env.Write writes, plus ce_time.
+func headerCount(env *event.Envelope) int {
+	n := 6 // spec version, id, type, version, source, content type
+	for _, v := range []string{env.Key, env.CausationID, env.TraceParent, env.TraceState} {
+		if v != "" {
+			n++
+		}
+	}
+	if env.CorrelationID != env.ID {
+		n++
+	}
+	if env.HopCount != 0 {
+		n++
+	}
+	return n + 1
+}
+
+// adapterHeaders is room for headers an adapter may add to a message.
+const adapterHeaders = 2
 
 // declares reports whether the registered handler named handlerName
 // declared eventType. It takes no lock: publishing from handlers is hot.
@@ -462,9 +513,6 @@ func (s *Service) PolicyOf(handlerName string) (Policy, bool) {
 	}
 	return Policy{}, false
 }
-
-// metadataSize is the capacity a new message's metadata is made with.
-const metadataSize = 14
 
 // idLen is the length of a UUID in text form.
 const idLen = 36
