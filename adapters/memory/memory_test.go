@@ -96,6 +96,35 @@ func waitClosed(t *testing.T, ch <-chan *message.Message) {
 	}
 }
 
+// waitCtx is a message context that reports when Publish starts waiting for
+// room: Publish looks at its message's Done channel only once it is listed
+// as a waiting publisher, so waiting is closed by then.
+type waitCtx struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func newWaitCtx(parent context.Context) *waitCtx {
+	return &waitCtx{Context: parent, waiting: make(chan struct{})}
+}
+
+func (c *waitCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
+}
+
+// waitUntilWaiting fails unless Publish of a message with context c is
+// waiting for room within waitLong.
+func waitUntilWaiting(t *testing.T, c *waitCtx, what string) {
+	t.Helper()
+	select {
+	case <-c.waiting:
+	case <-time.After(waitLong):
+		t.Fatalf("%s: Publish not waiting for room within %s", what, waitLong)
+	}
+}
+
 func TestFanOutToGroups(t *testing.T) {
 	b := newBroker(t, memory.Config{})
 	ctx := t.Context()
