@@ -38,6 +38,9 @@
 // Message UUIDs come from the ce_id header, or "<topic>/<partition>/<offset>"
 // when it is missing; metadata comes from the headers with [header.Canonical]
 // applied, plus [MetadataTopic], [MetadataPartition] and [MetadataOffset].
+// A message's key ([header.Key]) is its ce_partitionkey header, else the
+// record key, so records keyed by a producer that writes no such header
+// (kafkajs with `key: aggregateId`) keep their key.
 // A record whose headers or payload are junk is handed out all the same: the
 // runtime dead-letters what it cannot decode, and a partition never stops.
 //

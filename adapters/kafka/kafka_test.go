@@ -506,3 +506,55 @@ func TestMessageContextEndsWithAckOrNack(t *testing.T) {
 		t.Fatal("Err nil after Ack without Done")
 	}
 }
+
+// A record from a non-Switchyard producer (kafkajs with `key: aggregateId`)
+// carries its key as the Kafka record key only: the handed-out message's
+// ordering key is that record key. A ce_partitionkey header, when present,
+// wins over the record key.
+func TestRecordKeyIsTheMessageKeyWithoutPartitionKeyHeader(t *testing.T) {
+	b := newBroker(t, nil)
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	ctx, cancel := context.WithTimeout(context.Background(), waitMsg)
+	defer cancel()
+	if err := b.Provision(ctx, topic, group); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := []*kgo.Record{
+		{Topic: topic, Key: []byte("order-1"), Value: []byte("record key only"), Headers: []kgo.RecordHeader{
+			{Key: header.ID, Value: []byte("id-record-key")},
+			{Key: header.Type, Value: []byte("orders.order_placed")},
+		}},
+		{Topic: topic, Key: []byte("order-2"), Value: []byte("both"), Headers: []kgo.RecordHeader{
+			{Key: header.ID, Value: []byte("id-both")},
+			{Key: header.Key, Value: []byte("aggregate-7")},
+		}},
+		{Topic: topic, Value: []byte("no key"), Headers: []kgo.RecordHeader{
+			{Key: header.ID, Value: []byte("id-none")},
+		}},
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+
+	want := map[string]string{"id-record-key": "order-1", "id-both": "aggregate-7", "id-none": ""}
+	_, ch := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	for range recs {
+		m := receive(t, ch, waitMsg)
+		w, ok := want[m.UUID]
+		if !ok {
+			t.Fatalf("unexpected or duplicate message %q", m.UUID)
+		}
+		delete(want, m.UUID)
+		got, present := m.Metadata[header.Key]
+		if got != w || present != (w != "") {
+			t.Errorf("%s: metadata[%s] = %q (present %v), want %q", m.UUID, header.Key, got, present, w)
+		}
+		m.Ack()
+	}
+}

@@ -1036,6 +1036,10 @@ func (c *msgContext) Value(key any) any {
 // recordMessage turns a record into a watermill message: UUID from the ce_id
 // header (else "<topic>/<partition>/<offset>"), metadata from the headers
 // with [header.Canonical] applied, plus topic, partition and offset.
+//
+// The message's key ([header.Key]) is the ce_partitionkey header, else the
+// record key: a producer that is not Switchyard (kafkajs with `key:
+// aggregateId`) keys its records and writes no such header.
 func recordMessage(r *kgo.Record) *message.Message {
 	m := message.NewMessage("", r.Value)
 	if len(r.Headers)+3 > 8 { // NewMessage's empty map holds 8 without growing
@@ -1044,6 +1048,9 @@ func recordMessage(r *kgo.Record) *message.Message {
 	md := m.Metadata
 	for _, h := range r.Headers {
 		md[header.Canonical(h.Key)] = string(h.Value)
+	}
+	if len(r.Key) > 0 && md[header.Key] == "" {
+		md[header.Key] = string(r.Key)
 	}
 	delete(md, MetadataRetryDue)
 	md[MetadataTopic] = r.Topic

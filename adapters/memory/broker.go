@@ -153,9 +153,10 @@ func (b *Broker) topic(name string) (*topic, error) {
 	return t, nil
 }
 
-// register returns group's queue on topic, creating it. The first group
+// register returns group's queue on topic, creating it; a queue that
+// Provision creates is provisioned (see [queue.bounded]). The first group
 // registered for a topic receives the topic's backlog.
-func (b *Broker) register(topicName, group string) (*queue, error) {
+func (b *Broker) register(topicName, group string, provision bool) (*queue, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
@@ -165,7 +166,7 @@ func (b *Broker) register(topicName, group string) (*queue, error) {
 	if q, ok := t.groups[group]; ok {
 		return q, nil
 	}
-	q := newQueue(t, group)
+	q := newQueue(t, group, provision)
 	if len(t.order) == 0 {
 		for e := t.backlog.popFront(); e != nil; e = t.backlog.popFront() {
 			q.enqueue(e)
@@ -203,18 +204,25 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 		}
 		full := false
 		for _, q := range t.order {
-			if q.queued >= b.cfg.BufferSize {
+			if q.queued >= b.cfg.BufferSize && q.bounded() {
 				full = true
 				break
 			}
 		}
 		if !full {
-			t.order[0].enqueue(&s.e)
+			q0 := t.order[0]
+			q0.enqueue(&s.e)
+			if q0.queued >= q0.warnAt {
+				b.warnUnbounded(q0)
+			}
 			if n := len(t.order); n > 1 { // the other groups share the record
 				rest := make([]entry, n-1)
 				for i, q := range t.order[1:] {
 					rest[i].record = &s.r
 					q.enqueue(&rest[i])
+					if q.queued >= q.warnAt {
+						b.warnUnbounded(q)
+					}
 				}
 			}
 			if w != nil { // woken, so unlisted with its token taken
@@ -249,6 +257,19 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 	}
 }
 
+// warnUnbounded logs that q, a provisioned queue nobody consumes, keeps more
+// than BufferSize messages: at BufferSize+1, then each time the count
+// doubles. Nothing is dropped; the memory is the operator's to reclaim by
+// consuming the group. Caller holds q.t.mu.
+func (b *Broker) warnUnbounded(q *queue) {
+	if q.bounded() {
+		return // over the bound only through redeliveries; publishers wait
+	}
+	q.warnAt = 2 * q.queued
+	b.logger.Warn("memory: a provisioned group nobody consumes keeps more messages than buffer_size; publishers are not held back and nothing is dropped, so memory grows until the group is consumed",
+		slog.String("topic", q.t.name), slog.String("group", q.group), slog.Int("queued", q.queued), slog.Int("buffer_size", b.cfg.BufferSize))
+}
+
 // toBacklog keeps e for the first group to subscribe to t, dropping the
 // oldest message when the backlog is full. Caller holds t.mu.
 func (b *Broker) toBacklog(t *topic, e *entry) {
@@ -280,7 +301,7 @@ func (b *Broker) Delay(ctx context.Context, topicName, group string, msg *messag
 	if b.closed.Load() {
 		return fmt.Errorf("memory: delay to %q: %w", topicName, broker.ErrClosed)
 	}
-	q, err := b.register(topicName, group)
+	q, err := b.register(topicName, group, false)
 	if err != nil {
 		return fmt.Errorf("memory: delay to %q: %w", topicName, err)
 	}

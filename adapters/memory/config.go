@@ -21,6 +21,14 @@ type Config struct {
 	// counting messages not yet handed out. Publish blocks while any target
 	// queue is full (backpressure). It is also the size of the backlog kept
 	// for a topic that no group has subscribed to yet. Default 1024.
+	//
+	// A group registered by [Broker.Provision] (dead letters kept for
+	// operators) is bounded only while a subscription consumes it: nobody
+	// would ever make room in it otherwise. Until then it keeps every
+	// message, beyond BufferSize, dropping none and blocking no publisher;
+	// its memory grows with what it keeps (a warning is logged when it first
+	// holds more than BufferSize, and each time that doubles), and is given
+	// back as an operator consumes the group.
 	BufferSize int `yaml:"buffer_size"`
 	// Prefetch is how many unacknowledged messages one Subscribe call may hand
 	// out at once. [broker.SubscriberOptions].Prefetch overrides it. Default 64.

@@ -46,6 +46,12 @@
 //     more than a few. Memory use is therefore bounded by the number of
 //     topics and groups times BufferSize (plus what is in flight or delayed),
 //     however fast publishers are.
+//   - Operator groups: a group registered by [Broker.Provision], such as the
+//     dead-letter group, is exempt from backpressure while no subscription
+//     consumes it: nobody would make room, and a full dead-letter queue would
+//     freeze every consumer that dead-letters. It keeps all its messages
+//     (none dropped; a warning is logged past BufferSize), so its memory is
+//     bounded only by what is dead-lettered until an operator consumes it.
 //   - Copies: Publish copies the metadata (the caller may reuse the message;
 //     the payload is shared, as everywhere in Watermill) and each delivery
 //     gets its own metadata map, so a handler that changes metadata affects
@@ -72,8 +78,8 @@
 //     process exits or [Broker.Close] is called. Capabilities report
 //     Durable: false.
 //   - A group stays registered for a topic for the broker's lifetime; a group
-//     that stops consuming for good eventually fills its queue and then blocks
-//     publishers to that topic.
+//     registered by a subscriber that stops consuming for good eventually
+//     fills its queue and then blocks publishers to that topic.
 //   - It does not keep messages after they are acked: a new group does not
 //     see old messages (except the backlog described above).
 //   - It does not deduplicate: after Subscriber.Close requeues a message, the

@@ -96,6 +96,51 @@ func waitClosed(t *testing.T, ch <-chan *message.Message) {
 	}
 }
 
+// waitCtx is a message context that reports when Publish starts waiting for
+// room: Publish looks at its message's Done channel only once it is listed
+// as a waiting publisher, so waiting is closed by then.
+type waitCtx struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func newWaitCtx(parent context.Context) *waitCtx {
+	return &waitCtx{Context: parent, waiting: make(chan struct{})}
+}
+
+func (c *waitCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
+}
+
+// waitUntilWaiting fails unless Publish of a message with context c is
+// waiting for room within waitLong.
+func waitUntilWaiting(t *testing.T, c *waitCtx, what string) {
+	t.Helper()
+	select {
+	case <-c.waiting:
+	case <-time.After(waitLong):
+		t.Fatalf("%s: Publish not waiting for room within %s", what, waitLong)
+	}
+}
+
+// waitFor fails unless cond holds within waitLong; it looks every millisecond.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitLong)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("%s: not within %s", what, waitLong)
+		}
+	}
+}
+
 func TestFanOutToGroups(t *testing.T) {
 	b := newBroker(t, memory.Config{})
 	ctx := t.Context()
@@ -353,11 +398,16 @@ func TestPublishBlocksWhenFull(t *testing.T) {
 	}
 
 	done := make(chan error, 1)
-	go func() { done <- b.Publisher().Publish("orders", newMsg("4", "")) }()
+	blocked := newMsg("4", "")
+	wctx := newWaitCtx(context.Background())
+	blocked.SetContext(wctx)
+	go func() { done <- b.Publisher().Publish("orders", blocked) }()
 	select {
 	case err := <-done:
 		t.Fatalf("Publish returned %v with the queue full, want it to block", err)
-	case <-time.After(50 * time.Millisecond):
+	case <-wctx.waiting:
+	case <-time.After(waitLong):
+		t.Fatalf("Publish neither returned nor waited for room within %s", waitLong)
 	}
 	if d := b.Depth("orders", "slow"); d != 4 {
 		t.Fatalf("Depth = %d, want 4", d)
@@ -485,10 +535,9 @@ func TestManyBlockedPublishersAllGetRoom(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("publishers still blocked: a wake-up was lost")
 	}
-	deadline := time.Now().Add(waitLong)
-	for b.Depth("crowd", "a")+b.Depth("crowd", "b") > 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "every published message acked by both groups", func() bool {
+		return b.Depth("crowd", "a")+b.Depth("crowd", "b") == 0
+	})
 	close(stop)
 	cwg.Wait()
 	for i, g := range groups {
@@ -513,14 +562,20 @@ func TestWakeUpPassesOnWhenWokenPublisherGivesUp(t *testing.T) {
 	for i := range 200 {
 		publish(t, b, "race", newMsg(fmt.Sprintf("fill-%d", i), "")) // the queue is full
 		ctx, cancel := context.WithCancel(context.Background())
+		qctx, sctx := newWaitCtx(ctx), newWaitCtx(context.Background())
 		quitter, stayer := make(chan error, 1), make(chan error, 1)
 		go func() {
 			m := newMsg(fmt.Sprintf("quitter-%d", i), "")
-			m.SetContext(ctx)
+			m.SetContext(qctx)
 			quitter <- b.Publisher().Publish("race", m)
 		}()
-		go func() { stayer <- b.Publisher().Publish("race", newMsg(fmt.Sprintf("stayer-%d", i), "")) }()
-		time.Sleep(time.Millisecond) // both wait
+		go func() {
+			m := newMsg(fmt.Sprintf("stayer-%d", i), "")
+			m.SetContext(sctx)
+			stayer <- b.Publisher().Publish("race", m)
+		}()
+		waitUntilWaiting(t, qctx, "quitter")
+		waitUntilWaiting(t, sctx, "stayer")
 		go cancel()
 		held.Ack() // hands out the fill message: room for one
 		held = receive(t, ch)
@@ -563,10 +618,16 @@ func TestPublishBlockedFailsOnClose(t *testing.T) {
 	_ = s.(message.SubscribeInitializer).SubscribeInitialize("orders")
 	publish(t, b, "orders", newMsg("1", ""))
 	done := make(chan error, 1)
-	go func() { done <- b.Publisher().Publish("orders", newMsg("2", "")) }()
-	time.Sleep(20 * time.Millisecond)
+	blocked, wctx := newMsg("2", ""), newWaitCtx(context.Background())
+	blocked.SetContext(wctx)
+	go func() { done <- b.Publisher().Publish("orders", blocked) }()
+	waitUntilWaiting(t, wctx, "with the queue full")
 	_ = b.Close()
-	err = <-done
+	select {
+	case err = <-done:
+	case <-time.After(waitLong):
+		t.Fatal("Publish still blocked after Close")
+	}
 	if !errors.Is(err, broker.ErrClosed) || !strings.HasPrefix(err.Error(), `memory: publish to "orders"`) {
 		t.Fatalf("Publish after Close: %v, want memory: publish to \"orders\": ...: broker: closed", err)
 	}
@@ -639,13 +700,7 @@ func TestAckAfterSubscribeCtxCancel(t *testing.T) {
 		t.Fatal("message context not cancelled after Ack")
 	}
 	// The ack counted; the two never handed out stay queued for the group.
-	deadline := time.Now().Add(waitLong)
-	for b.Depth("t", "g") != 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if d := b.Depth("t", "g"); d != 2 {
-		t.Fatalf("Depth after ack = %d, want 2", d)
-	}
+	waitFor(t, "Depth 2 after the ack", func() bool { return b.Depth("t", "g") == 2 })
 	ch2, err := s.Subscribe(t.Context(), "t")
 	if err != nil {
 		t.Fatal(err)

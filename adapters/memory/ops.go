@@ -21,6 +21,17 @@ var (
 // It consumes nothing. Like a first subscription, the first group
 // provisioned for a topic receives the messages kept for the topic while no
 // group was registered.
+//
+// A group that Provision registers never holds back publishers while no
+// subscription consumes it: its queue keeps every message, without the
+// BufferSize bound and without dropping any (see [Config].BufferSize for the
+// memory this costs). A dead-letter topic's [broker.DeadLetterGroup], which
+// nobody consumes until an operator replays or purges, therefore cannot
+// freeze the consumers that dead-letter. While a subscription consumes the
+// group, it gets backpressure like any group; when the last one stops,
+// waiting publishers go on. A group that a subscriber registered first
+// (Subscribe, SubscribeInitialize, [Broker.Delay]) stays bounded: Provision
+// does not change it.
 func (b *Broker) Provision(ctx context.Context, topic, group string) error {
 	if group == "" {
 		return fmt.Errorf("memory: provision %q: %w", topic, ErrInvalidGroup)
@@ -28,7 +39,7 @@ func (b *Broker) Provision(ctx context.Context, topic, group string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memory: provision %q for %q: %w", topic, group, err)
 	}
-	if _, err := b.register(topic, group); err != nil {
+	if _, err := b.register(topic, group, true); err != nil {
 		return fmt.Errorf("memory: provision %q for %q: %w", topic, group, err)
 	}
 	return nil

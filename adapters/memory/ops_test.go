@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +191,144 @@ func TestOpsErrors(t *testing.T) {
 	if err := b.Browse(ctx, "t", "g", func(*message.Message) bool { return true }); !errors.Is(err, broker.ErrClosed) {
 		t.Fatalf("Browse after Close: %v", err)
 	}
+}
+
+// TestProvisionedGroupDoesNotBlockPublishers: a group that is only
+// provisioned (dead letters kept for operators, consumed by no one) keeps
+// every message published to its topic, past BufferSize, without blocking a
+// publisher; Browse shows them all. Once a subscription consumes the group,
+// it gets backpressure like any group, and when that subscription stops,
+// publishers waiting for room in it go on.
+func TestProvisionedGroupDoesNotBlockPublishers(t *testing.T) {
+	const size, n = 4, 3*4 + 1
+	logs := &warnings{}
+	b, err := memory.New(memory.Config{BufferSize: size, NackBackoff: time.Hour, MaxNackBackoff: time.Hour}, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	const topic = "orders.dead_letter"
+	if err := b.Provision(context.Background(), topic, broker.DeadLetterGroup); err != nil {
+		t.Fatal(err)
+	}
+	publishBy := func(id string, d time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		m := newMsg(id, "")
+		m.SetContext(ctx)
+		return b.Publisher().Publish(topic, m)
+	}
+	var want []string
+	for i := range n {
+		id := fmt.Sprint("dl", i)
+		if err := publishBy(id, 2*time.Second); err != nil {
+			t.Fatalf("Publish %s of %d to a group nobody consumes (BufferSize %d): %v", id, n, size, err)
+		}
+		want = append(want, id)
+	}
+	if got := browseIDs(t, b, topic, broker.DeadLetterGroup); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Browse = %q, want %q", got, want)
+	}
+	if d := b.Depth(topic, broker.DeadLetterGroup); d != n {
+		t.Fatalf("Depth = %d, want %d", d, n)
+	}
+	if !b.Idle() {
+		t.Fatal("a group nobody consumes counted by Idle")
+	}
+	// Keeping more than BufferSize is not silent: a warning at size+1 and
+	// each time the count doubles.
+	if got := logs.queued(); !reflect.DeepEqual(got, []int64{size + 1, 2 * (size + 1)}) {
+		t.Fatalf("warnings logged at queued %v, want [%d %d]", got, size+1, 2*(size+1))
+	}
+
+	// Consumed, the group is bounded again: it holds more than BufferSize
+	// not handed out, so a publisher waits for room.
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	_, ch := subscribe(t, b, sctx, broker.DeadLetterGroup, topic, 1)
+	held := receive(t, ch)
+	if err := publishBy("blocked", 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish to a consumed group over BufferSize: %v, want it to wait for room until its deadline", err)
+	}
+	wctx := newWaitCtx(context.Background())
+	m := newMsg("after-stop", "")
+	m.SetContext(wctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Publisher().Publish(topic, m) }()
+	waitUntilWaiting(t, wctx, "consumed group over BufferSize")
+
+	// The subscription stops consuming: the waiting publisher goes on.
+	stop()
+	waitClosed(t, ch)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Publish still waiting after the only subscription of a provisioned group stopped")
+	}
+	held.Ack()
+	want = append(want[1:], "after-stop")
+	if got := browseIDs(t, b, topic, broker.DeadLetterGroup); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Browse = %q, want %q", got, want)
+	}
+}
+
+// TestSubscribedGroupBlocksNextToProvisionedOne: on a topic with a group
+// nobody consumes, a group registered by a subscriber still gets
+// backpressure, whether or not a subscription is running.
+func TestSubscribedGroupBlocksNextToProvisionedOne(t *testing.T) {
+	const size = 2
+	b := newBroker(t, memory.Config{BufferSize: size})
+	if err := b.Provision(context.Background(), "t", broker.DeadLetterGroup); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.Subscriber("consumer", broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.(message.SubscribeInitializer).SubscribeInitialize("t"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range size {
+		publish(t, b, "t", newMsg(fmt.Sprint(i), ""))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	m := newMsg("over", "")
+	m.SetContext(ctx)
+	if err := b.Publisher().Publish("t", m); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish with the subscribed group full: %v, want it to wait until its deadline", err)
+	}
+}
+
+// warnings is a slog.Handler that records the "queued" attribute of every
+// warning.
+type warnings struct {
+	mu sync.Mutex
+	at []int64
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w *warnings) WithGroup(string) slog.Handler                { return w }
+
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "queued" {
+			w.mu.Lock()
+			w.at = append(w.at, a.Value.Int64())
+			w.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (w *warnings) queued() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]int64(nil), w.at...)
 }

@@ -260,6 +260,15 @@ func (t *topic) wakeOne() {
 	}
 }
 
+// wakeAll wakes every waiting publisher, for when a queue stops being
+// bounded: each looks again, and those that still find no room wait again.
+// Caller holds t.mu.
+func (t *topic) wakeAll() {
+	for t.waitHead != nil {
+		t.wakeOne()
+	}
+}
+
 // dropWaiter is for a publisher that stops waiting without publishing
 // (its context is done or the broker closed): w is unlisted and recycled,
 // and a wake-up it received but did not use goes to the next waiter.
@@ -296,20 +305,35 @@ type queue struct {
 	// consumed is set once anyone subscribed; a queue only provisioned
 	// (dead letters kept for operators) does not keep the broker from idle.
 	consumed bool
+	// provisioned is set when [Broker.Provision] registered the queue: it
+	// has no BufferSize bound while no subscription consumes it (consumers
+	// is 0), so that dead letters nobody reads never block a publisher.
+	provisioned bool
+	consumers   int // subscriptions handing out messages (intake not stopped)
+	// warnAt is the queued count at which an unbounded queue next logs a
+	// warning; it doubles each time.
+	warnAt int
 	// wake holds a token when ready may be non-empty; the taker that finds
 	// more entries passes the token on.
 	wake chan struct{}
 }
 
-func newQueue(t *topic, group string) *queue {
+func newQueue(t *topic, group string, provisioned bool) *queue {
 	return &queue{
-		t:       t,
-		group:   group,
-		chains:  make(map[string]*chain),
-		pending: make(map[*entry]struct{}),
-		wake:    make(chan struct{}, 1),
+		t:           t,
+		group:       group,
+		chains:      make(map[string]*chain),
+		pending:     make(map[*entry]struct{}),
+		wake:        make(chan struct{}, 1),
+		provisioned: provisioned,
+		warnAt:      t.limit + 1,
 	}
 }
+
+// bounded reports whether publishers wait for room in q when it holds
+// BufferSize messages not handed out: always, except for a provisioned
+// queue that no subscription consumes.
+func (q *queue) bounded() bool { return !q.provisioned || q.consumers > 0 }
 
 func (q *queue) signal() {
 	select {

@@ -31,7 +31,7 @@ var (
 // SubscribeInitialize registers the subscriber's group for topic, so that
 // messages published from now on are kept for it, without consuming.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
-	if _, err := s.b.register(topic, s.group); err != nil {
+	if _, err := s.b.register(topic, s.group, false); err != nil {
 		return fmt.Errorf("memory: subscribe to %q: %w", topic, err)
 	}
 	return nil
@@ -57,13 +57,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if s.closed {
 		return nil, fmt.Errorf("memory: subscribe to %q: %w", topic, broker.ErrClosed)
 	}
-	q, err := s.b.register(topic, s.group)
+	q, err := s.b.register(topic, s.group, false)
 	if err != nil {
 		return nil, fmt.Errorf("memory: subscribe to %q: %w", topic, err)
 	}
-	q.t.mu.Lock()
-	q.consumed = true
-	q.t.mu.Unlock()
 	sub := &subscription{
 		s:       s,
 		q:       q,
@@ -79,6 +76,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	s.b.wg.Add(s.prefetch)
 	s.b.mu.RUnlock()
+	q.t.mu.Lock()
+	q.consumed = true
+	q.consumers++ // until the last slot stops sending
+	q.t.mu.Unlock()
 	s.wg.Add(s.prefetch)
 	for range s.prefetch {
 		go sub.slot()
@@ -151,6 +152,12 @@ func (sub *subscription) slot() {
 			stopped = true
 			if atomic.AddInt32(&sub.senders, -1) == 0 {
 				close(sub.out)
+				t.mu.Lock()
+				q.consumers--
+				if !q.bounded() { // a provisioned queue nobody consumes now
+					t.wakeAll()
+				}
+				t.mu.Unlock()
 			}
 		}
 	}
