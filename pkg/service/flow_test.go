@@ -428,7 +428,13 @@ func TestPublishHonoursContextWhenBlocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.Provision(context.Background(), "svc-test.blocked", "nobody-consumes"); err != nil {
+	// A group that exists but consumes nothing yet (a provisioned operator
+	// group would not apply backpressure).
+	sub, err := b.Subscriber("nobody-consumes", broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("svc-test.blocked"); err != nil {
 		t.Fatal(err)
 	}
 	svc := service.New(b)
