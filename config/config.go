@@ -42,6 +42,9 @@ type Service struct {
 	Name string `yaml:"name"`
 	// ShutdownTimeout bounds the wait for in-flight handlers. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// FailurePathTimeout bounds each dead-letter and delayed-retry publish;
+	// one that takes longer nacks its message. Default 10s.
+	FailurePathTimeout time.Duration `yaml:"failure_path_timeout"`
 	// Namespace prefixes every topic, consumer group and dead-letter topic,
 	// e.g. "staging.", so environments can share a broker. Default none.
 	Namespace string `yaml:"namespace"`
@@ -98,7 +101,10 @@ var (
 func (c Config) Validate() error {
 	var err error
 	if c.Service.ShutdownTimeout < 0 {
-		err = errors.Join(err, fmt.Errorf("service.shutdown_timeout: %s, want > 0", c.Service.ShutdownTimeout))
+		err = errors.Join(err, fmt.Errorf("service.shutdown_timeout: %s, want > 0 (0 means %s)", c.Service.ShutdownTimeout, service.DefaultShutdownTimeout))
+	}
+	if c.Service.FailurePathTimeout < 0 {
+		err = errors.Join(err, fmt.Errorf("service.failure_path_timeout: %s, want > 0 (0 means %s)", c.Service.FailurePathTimeout, service.DefaultFailurePathTimeout))
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		err = errors.Join(err, fmt.Errorf("log.level: %q, want one of %s", c.Log.Level, strings.Join(logLevels, ", ")))
@@ -180,11 +186,13 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 }
 
 // ServiceOptions returns the service options the configuration sets:
-// source, shutdown timeout, default policy and per-handler overrides.
+// source, shutdown and failure-path timeouts, default policy, per-handler
+// overrides and namespace.
 func (c Config) ServiceOptions() []service.Option {
 	return []service.Option{
 		service.WithSource(c.Service.Name),
 		service.WithShutdownTimeout(c.Service.ShutdownTimeout),
+		service.WithFailurePathTimeout(c.Service.FailurePathTimeout),
 		service.WithDefaults(c.Defaults),
 		service.WithOverrides(c.Handlers),
 		service.WithNamespace(c.Service.Namespace),

@@ -86,7 +86,7 @@ handlers:
 	if c.Handlers["inventory.reserve"].Concurrency != 8 {
 		t.Errorf("handlers: %+v", c.Handlers)
 	}
-	if got := len(c.ServiceOptions()); got != 5 {
+	if got := len(c.ServiceOptions()); got != 6 {
 		t.Errorf("ServiceOptions: %d options", got)
 	}
 }
@@ -166,5 +166,31 @@ func TestBrokerSectionsDefaultWhenEmpty(t *testing.T) {
 	_, err = Parse([]byte("broker:\n  type: amqp\n  amqp: {queue_type: lazy}\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "broker.amqp.queue_type") {
 		t.Errorf("amqp section errors: %v", err)
+	}
+}
+
+// ordered: false in a file or the environment turns off what defaults or
+// code turned on: it is a tri-state, not a bool that can only add.
+func TestOrderedFalseOverrides(t *testing.T) {
+	c, err := Parse([]byte("defaults: {ordered: true}\nhandlers: {audit: {ordered: false}}\nservice: {failure_path_timeout: 3s}\n"),
+		env(map[string]string{"SWITCHYARD_DEFAULTS_ORDER_ON_RETRY": "keep"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := c.Handlers["audit"]
+	if audit.Ordered == nil || *audit.Ordered {
+		t.Fatalf("handlers.audit.ordered = %v, want an explicit false", audit.Ordered)
+	}
+	if got := audit.Inherit(c.Defaults); got.IsOrdered() {
+		t.Error("ordered: false lost to defaults.ordered: true")
+	}
+	if c.Defaults.OrderOnRetry != "keep" || c.Service.FailurePathTimeout != 3*time.Second {
+		t.Errorf("defaults.order_on_retry = %q, service.failure_path_timeout = %s", c.Defaults.OrderOnRetry, c.Service.FailurePathTimeout)
+	}
+	_, err = Parse([]byte("defaults: {order_on_retry: later}\nservice: {failure_path_timeout: -1s}\n"), env(nil))
+	for _, w := range []string{`defaults.order_on_retry: "later", want "keep" or "release"`, "service.failure_path_timeout: -1s"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v\nlacks %q", err, w)
+		}
 	}
 }

@@ -58,6 +58,12 @@ func setScalar(v reflect.Value, raw string) error {
 		return nil
 	}
 	switch v.Kind() {
+	case reflect.Pointer: // a tri-state setting such as ordered: set means set
+		elem := reflect.New(v.Type().Elem())
+		if err := setScalar(elem.Elem(), raw); err != nil {
+			return err
+		}
+		v.Set(elem)
 	case reflect.String:
 		v.SetString(raw)
 	case reflect.Bool:

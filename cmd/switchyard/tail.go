@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
@@ -103,10 +104,13 @@ the messages tail receives are acked and gone for them.`,
 
 func (a *app) printTail(topic string, m *message.Message) error {
 	md := m.Metadata
+	// The envelope's defaults: a chain's first event carries no correlation
+	// header, its correlation id is its own id.
+	env, _ := event.ReadEnvelope(m)
 	if a.json {
 		l := tailLine{
 			Topic: topic, Time: md.Get(header.Time), Type: md.Get(header.Type), ID: m.UUID,
-			Key: md.Get(header.Key), CorrelationID: md.Get(header.CorrelationID), Headers: map[string]string(md),
+			Key: md.Get(header.Key), CorrelationID: env.CorrelationID, Headers: map[string]string(md),
 		}
 		if json.Valid(m.Payload) {
 			l.Payload = json.RawMessage(m.Payload)
@@ -120,7 +124,7 @@ func (a *app) printTail(topic string, m *message.Message) error {
 		when = t.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
 	_, err := fmt.Fprintf(a.stdout, "%s  %s  id=%s key=%s correlation=%s\n%s\n",
-		dash(when), dash(md.Get(header.Type)), m.UUID, dash(md.Get(header.Key)), dash(md.Get(header.CorrelationID)),
+		dash(when), dash(md.Get(header.Type)), m.UUID, dash(md.Get(header.Key)), dash(env.CorrelationID),
 		prettyPayload(m.Payload, "    "))
 	return err
 }
