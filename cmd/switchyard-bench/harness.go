@@ -204,6 +204,12 @@ func measure(ctx context.Context, s spec) (result, error) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	cpuBefore := cpuTime()
+	// Keys are made before the clock starts: their strings are the
+	// harness's, not a contender's.
+	keys := make([]string, max(s.Keys, 1))
+	for k := range keys {
+		keys[k] = "k" + strconv.Itoa(k)
+	}
 	start := time.Now()
 	next := func(i int) *Event {
 		if s.Rate > 0 {
@@ -212,7 +218,7 @@ func measure(ctx context.Context, s spec) (result, error) {
 				time.Sleep(d)
 			}
 		}
-		return &Event{ID: i, Key: "k" + strconv.Itoa(i%s.Keys), SentAt: time.Now().UnixNano(), Body: body}
+		return &Event{ID: i, Key: keys[i%len(keys)], SentAt: time.Now().UnixNano(), Body: body}
 	}
 
 	pubCtx := ctx

@@ -138,17 +138,24 @@ func (r *Registry) upcast(eventType string, version int, payload []byte) ([]byte
 // and carries the reason a dead letter needs.
 func Decode[T Event](r *Registry, c Codec, env *Envelope, payload []byte) (T, error) {
 	var v T
+	err := DecodeInto(r, c, env, payload, &v)
+	return v, err
+}
+
+// DecodeInto is [Decode] into *dst, which must hold T's zero value: a
+// caller that reuses dst saves the allocation Decode makes for it.
+func DecodeInto[T Event](r *Registry, c Codec, env *Envelope, payload []byte, dst *T) error {
 	if !Accepts(c, env.ContentType) {
-		return v, failure.WithReason(failure.ReasonUnsupportedContentType, errContentType(c, env.ContentType))
+		return failure.WithReason(failure.ReasonUnsupportedContentType, errContentType(c, env.ContentType))
 	}
-	if env.Version != v.EventVersion() {
+	if env.Version != (*dst).EventVersion() {
 		var err error
 		if payload, err = r.upcast(env.Type, env.Version, payload); err != nil {
-			return v, err
+			return err
 		}
 	}
-	if err := c.Unmarshal(payload, &v); err != nil {
-		return v, failure.WithReason(failure.ReasonDecode, fmt.Errorf("decoding %s payload: %w", env.Type, err))
+	if err := c.Unmarshal(payload, dst); err != nil {
+		return failure.WithReason(failure.ReasonDecode, fmt.Errorf("decoding %s payload: %w", env.Type, err))
 	}
-	return v, nil
+	return nil
 }

@@ -210,8 +210,18 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 		h.declared[e.EventType()] = true
 	}
 	registry, codec, recorder := s.registry, s.codec, s.recorder
+	// Decoding into a pooled *T instead of a new one saves an allocation
+	// per message: the event is copied out before the handler runs.
+	var decoded sync.Pool
 	terminal := func(ctx context.Context, d *middleware.Delivery) error {
-		ev, err := event.Decode[T](registry, codec, &d.Envelope, d.Msg.Payload)
+		p, _ := decoded.Get().(*T)
+		if p == nil {
+			p = new(T)
+		}
+		err := event.DecodeInto(registry, codec, &d.Envelope, d.Msg.Payload, p)
+		ev := *p
+		*p = zero
+		decoded.Put(p)
 		if err != nil {
 			return err
 		}
@@ -348,32 +358,52 @@ func WithID(id string) PublishOption { return PublishOption{publishID, id} }
 // starts a chain, taking the correlation id from
 // [middleware.WithCorrelationID] if set.
 func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOption) error {
-	var reuse *message.Message
-	if s.reuseMessages {
-		reuse, _ = publishPool.Get().(*message.Message)
+	if !s.reuseMessages {
+		msg, topic, err := s.newMessage(ctx, e, nil, opts)
+		if err != nil {
+			return err
+		}
+		return s.publish(topic, e, msg)
 	}
-	msg, topic, err := s.newMessage(ctx, e, reuse, opts)
+	r, _ := publishPool.Get().(*reusable)
+	if r == nil {
+		r = &reusable{}
+	}
+	msg, topic, err := s.newMessage(ctx, e, r.msg, opts)
 	if err != nil {
 		return err
 	}
-	if err := s.publisher.Publish(topic, msg); err != nil {
-		return fmt.Errorf("service: publish %s to %q: %w", e.EventType(), topic, err)
+	r.msgs[0] = msg
+	if err := s.publish(topic, e, r.msgs[:]...); err != nil {
+		return err
 	}
-	s.recorder.Published(topic, e.EventType())
-	if s.reuseMessages {
-		clear(msg.Metadata)
-		msg.Payload = nil
-		msg.SetContext(context.Background())
-		publishPool.Put(msg)
-	}
+	clear(msg.Metadata)
+	msg.Payload = nil
+	msg.SetContext(context.Background())
+	r.msg = msg
+	publishPool.Put(r)
 	return nil
 }
 
-// publishPool holds messages Publish reuses on brokers whose Publish
-// copies (see [broker.Capabilities]): a publish then allocates no message,
-// metadata map or ack channels. A published message is never acked or
-// nacked, so its channels stay usable.
+func (s *Service) publish(topic string, e event.Event, msgs ...*message.Message) error {
+	if err := s.publisher.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("service: publish %s to %q: %w", e.EventType(), topic, err)
+	}
+	s.recorder.Published(topic, e.EventType())
+	return nil
+}
+
+// publishPool holds what Publish reuses on brokers whose Publish copies
+// (see [broker.Capabilities]): a publish then allocates no message,
+// metadata map, ack channels or argument slice. A published message is
+// never acked or nacked, so its channels stay usable.
 var publishPool sync.Pool
+
+// reusable is one entry of publishPool.
+type reusable struct {
+	msg  *message.Message
+	msgs [1]*message.Message
+}
 
 // NewMessage builds the broker message Publish would send, and its topic.
 // The outbox uses it to store messages that are published later.
