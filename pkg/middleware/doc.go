@@ -10,6 +10,7 @@
 // dead-letter publish; a timeout outside the retry step would give every retry
 // an already expired context). The runtime builds, outermost first:
 //
+//	(runtime)      recovers any panic in the stack below: dead-letters it
 //	Tracing        span per delivery, continued from the message's trace context
 //	Correlation    correlation id and a per-message logger into the context
 //	DeadLetter     gives up: publishes to the dead-letter topic, then acks
@@ -25,6 +26,13 @@
 //
 // A [Handler] returning nil acks the message. An error returned out of the
 // whole stack nacks it (the broker redelivers it later): that happens only
-// when the dead-letter publish itself failed, or when shutdown interrupted a
-// retry, so nothing is lost.
+// when the failure path itself failed ([FailurePathError]: a dead letter or
+// a delayed retry the broker did not take in time), or when shutdown
+// interrupted a retry, so nothing is lost.
+//
+// # Waiting without holding a worker
+//
+// Middleware that waits inside the stack (Retry's backoff, Idempotency's
+// busy key) waits with [Delivery.Wait], which gives the delivery's [Slot]
+// up meanwhile: the runtime runs other messages while it waits.
 package middleware

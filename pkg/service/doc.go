@@ -30,12 +30,35 @@
 // [Publishes]: the declared flow is what the event-flow graph shows and what
 // loop detection checks.
 //
-// # Shutdown
+// # Dispatch and order
+//
+// Each subscription dispatches to a pool of workers ([Policy.Concurrency])
+// through a queue per key: messages of one key are handled one after
+// another in the order the broker handed them out, however many it hands
+// out at once; messages of other keys are never held up by them, and a key
+// waiting out a retry backoff holds no worker. A nacked message fences its
+// key: nothing of the key overtakes it. [Policy.OrderOnRetry] chooses
+// whether a long retry waits in place (keep: the key's order holds) or is
+// handed back to the broker (release: later messages of the key may
+// overtake it). [Service.Report] and the startup log say what each handler
+// really gets.
+//
+// # The failure path
+//
+// Dead letters and delayed retries are published with a deadline
+// ([WithFailurePathTimeout]); when that fails the message is nacked, never
+// dropped or misfiled, and a subscription whose failure path keeps failing
+// reports itself unhealthy ([Service.Health]) and backs off. A panic
+// anywhere in the stack is dead-lettered, never crashes the process.
+//
+// # Shutdown and errors
 //
 // [Service.Run] blocks until its context is cancelled. Then it stops intake,
-// lets in-flight handlers finish (bounded by the shutdown timeout), and still
-// acks, nacks and publishes for them: handlers never see the Run context's
-// cancellation unless the timeout passes. Messages that were not finished are
-// nacked and redelivered. [NotifyShutdown] turns SIGINT/SIGTERM into that
+// nacks what it holds but has not started, lets in-flight handlers finish
+// (bounded by the shutdown timeout), and still acks, nacks and publishes for
+// them: handlers never see the Run context's cancellation unless the timeout
+// passes. Run returns an error when a subscription dies while running, and
+// one wrapping [ErrShutdownTimeout] when handlers outlive the timeout and
+// their cancellation. [NotifyShutdown] turns SIGINT/SIGTERM into that
 // cancellation, and a second signal exits at once.
 package service
