@@ -106,6 +106,34 @@ func TestStoreExpiredLeaseIsTakenOver(t *testing.T) {
 	}
 }
 
+// Extend keeps a claim that would otherwise end; only its holder can.
+func TestStoreExtendKeepsTheClaim(t *testing.T) {
+	pool := newPool(t)
+	s := postgres.NewStore(pool)
+	ctx := context.Background()
+	k := unique("extend/")
+	c, err := s.Claim(ctx, k, 50*time.Millisecond)
+	if err != nil || c.State != idempotency.Claimed {
+		t.Fatalf("claim: %v %v", c.State, err)
+	}
+	until, err := s.Extend(ctx, k, c.Token, time.Minute)
+	if err != nil || !until.After(c.Until.Add(30*time.Second)) {
+		t.Fatalf("extend: until %v (claimed until %v), %v; want about a minute from now", until, c.Until, err)
+	}
+	if other, err := s.Claim(ctx, k, time.Minute); err != nil || other.State != idempotency.InProgress {
+		t.Fatalf("second claim after extend: %v %v, want in_progress", other.State, err)
+	}
+	if _, err := s.Extend(ctx, k, "not-the-holder", time.Minute); !errors.Is(err, idempotency.ErrLeaseLost) {
+		t.Fatalf("extend by another token: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Complete(ctx, k, c.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Extend(ctx, k, c.Token, time.Minute); !errors.Is(err, idempotency.ErrLeaseLost) {
+		t.Fatalf("extend after complete: %v, want ErrLeaseLost", err)
+	}
+}
+
 func TestStoreConcurrentClaimsOnlyOneWins(t *testing.T) {
 	pool := newPool(t)
 	s := postgres.NewStore(pool)

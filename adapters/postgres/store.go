@@ -89,6 +89,22 @@ func (s *Store) Complete(ctx context.Context, key, token string) error {
 	return nil
 }
 
+// Extend implements [idempotency.Extender].
+func (s *Store) Extend(ctx context.Context, key, token string, lease time.Duration) (time.Time, error) {
+	var until time.Time
+	err := s.pool.QueryRow(ctx, `
+		UPDATE `+Table+` SET claimed_until = clock_timestamp() + $3 * interval '1 microsecond'
+		WHERE key = $1 AND owner = $2 AND status = 'claimed'
+		RETURNING claimed_until`, key, token, lease.Microseconds()).Scan(&until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("postgres: extend %q: %w", key, idempotency.ErrLeaseLost)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("postgres: extend %q: %w", key, err)
+	}
+	return until, nil
+}
+
 // Release implements [idempotency.Store].
 func (s *Store) Release(ctx context.Context, key, token string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM `+Table+` WHERE key = $1 AND owner = $2 AND status = 'claimed'`, key, token)

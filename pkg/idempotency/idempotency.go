@@ -63,6 +63,17 @@ type Store interface {
 	Release(ctx context.Context, key, token string) error
 }
 
+// Extender is implemented by stores whose claims can be extended while the
+// handler still runs, so that a handler slower than its lease is not
+// handled a second time meanwhile. The idempotency middleware renews the
+// lease of every claim it holds on such a store.
+type Extender interface {
+	// Extend sets the lease of a claimed key to end lease from now and
+	// returns when it ends. It returns [ErrLeaseLost] if token no longer
+	// holds the key.
+	Extend(ctx context.Context, key, token string, lease time.Duration) (time.Time, error)
+}
+
 // ErrLeaseLost is returned by Complete and Release when the claim's lease
 // ended and the key was taken over or forgotten meanwhile.
 var ErrLeaseLost = errors.New("idempotency: lease lost")

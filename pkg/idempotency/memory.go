@@ -149,6 +149,21 @@ func (m *Memory) Complete(_ context.Context, key, token string) error {
 	return nil
 }
 
+// Extend implements [Extender]. A claim whose lease ended can still be
+// extended by its holder as long as nobody took the key over.
+func (m *Memory) Extend(_ context.Context, key, token string, lease time.Duration) (time.Time, error) {
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	el, ok := m.entries[key]
+	if !ok || el.Value.(*entry).token != token || el.Value.(*entry).state != Claimed {
+		return time.Time{}, fmt.Errorf("idempotency: extend %q: %w", key, ErrLeaseLost)
+	}
+	e := el.Value.(*entry)
+	e.until = now.Add(lease)
+	return e.until, nil
+}
+
 // Release implements [Store].
 func (m *Memory) Release(_ context.Context, key, token string) error {
 	m.mu.Lock()

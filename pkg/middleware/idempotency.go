@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +24,10 @@ type IdempotencyConfig struct {
 	Key func(d *Delivery) string
 	// Lease is how long a claim holds a key while its handler runs,
 	// in-process retries included. A claim outliving it is presumed dead
-	// and may be taken over. Default [DefaultIdempotencyLease].
+	// and may be taken over. On a store that implements
+	// [idempotency.Extender] the lease is renewed at half its length while
+	// the handler runs, so only a dead holder loses it. Default
+	// [DefaultIdempotencyLease].
 	Lease time.Duration
 	// Clock sleeps between claim attempts; nil means the system clock.
 	Clock Clock
@@ -121,7 +125,7 @@ func Idempotency(cfg IdempotencyConfig) Middleware {
 					return nil
 				}
 				if err == nil && c.State == idempotency.Claimed {
-					return runClaimed(ctx, cfg.Store, k, c.Token, d, next)
+					return runClaimed(ctx, cfg.Store, k, c, lease, d, next)
 				}
 				wait := backoff.Backoff(n, nil)
 				if err == nil { // in progress elsewhere
@@ -162,10 +166,20 @@ func Idempotency(cfg IdempotencyConfig) Middleware {
 	}
 }
 
-// runClaimed runs next under a claim and completes or releases it.
-func runClaimed(ctx context.Context, store idempotency.Store, k, token string, d *Delivery, next Handler) error {
+// runClaimed runs next under a claim and completes or releases it. On a
+// store that can extend claims, the lease is renewed while next runs.
+func runClaimed(ctx context.Context, store idempotency.Store, k string, c idempotency.Claim, lease time.Duration, d *Delivery, next Handler) error {
+	token := c.Token
 	mark := &handBack{}
-	err := next(context.WithValue(ctx, handBackKey{}, mark), d)
+	hctx := context.WithValue(ctx, handBackKey{}, mark)
+	var r *renewal
+	if ext, ok := store.(idempotency.Extender); ok {
+		hctx, r = renew(hctx, ext, k, c, lease, d)
+	}
+	err := next(hctx, d)
+	if r != nil {
+		r.stop()
+	}
 	// Settle the claim even when shutdown cancelled ctx: the handler is done.
 	sctx := context.WithoutCancel(ctx)
 	if err != nil || mark.handedBack.Load() {
@@ -182,6 +196,81 @@ func runClaimed(ctx context.Context, store idempotency.Store, k, token string, d
 			attrErr(cerr), slog.String(LogKeyIdempotencyKey, k))
 	}
 	return nil
+}
+
+// ErrLeaseLost is the cause of a handler's context when its idempotency
+// claim could not be kept: another copy of the message may run now.
+var ErrLeaseLost = errors.New("idempotency: claim lost while the handler ran")
+
+// renewal extends one claim's lease while its handler runs: at half the
+// lease, and sooner again after a failed attempt. If the claim is lost
+// (taken over, or not renewed before it ended), the handler's context is
+// cancelled with [ErrLeaseLost].
+type renewal struct {
+	ext      idempotency.Extender
+	ctx      context.Context
+	key      string
+	token    string
+	lease    time.Duration
+	d        *Delivery
+	cancel   context.CancelCauseFunc
+	mu       sync.Mutex
+	timer    *time.Timer
+	until    time.Time
+	finished bool
+}
+
+func renew(ctx context.Context, ext idempotency.Extender, key string, c idempotency.Claim, lease time.Duration, d *Delivery) (context.Context, *renewal) {
+	hctx, cancel := context.WithCancelCause(ctx)
+	r := &renewal{ext: ext, ctx: ctx, key: key, token: c.Token, lease: lease, d: d, cancel: cancel, until: c.Until}
+	if r.until.IsZero() {
+		r.until = time.Now().Add(lease)
+	}
+	r.mu.Lock()
+	r.timer = time.AfterFunc(lease/2, r.extend)
+	r.mu.Unlock()
+	return hctx, r
+}
+
+func (r *renewal) extend() {
+	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), max(r.lease/4, time.Second))
+	until, err := r.ext.Extend(ctx, r.key, r.token, r.lease)
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	switch {
+	case err == nil:
+		r.until = until
+		r.timer.Reset(r.lease / 2)
+	case errors.Is(err, idempotency.ErrLeaseLost) || !time.Now().Add(r.lease/8).Before(r.until):
+		r.d.Logger().LogAttrs(r.ctx, slog.LevelError, "idempotency: claim lost while the handler runs; cancelling it",
+			attrErr(err), slog.String(LogKeyIdempotencyKey, r.key))
+		r.cancel(ErrLeaseLost)
+	default:
+		r.d.Logger().LogAttrs(r.ctx, slogLevelRetry, "idempotency: lease renewal failed; trying again",
+			attrErr(err), slog.String(LogKeyIdempotencyKey, r.key))
+		r.timer.Reset(r.lease / 8)
+	}
+}
+
+// stop ends the renewal; the claim is completed or released next.
+func (r *renewal) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.finished {
+		r.finished = true
+		r.timer.Stop()
+		r.cancel(nil)
+	}
 }
 
 type handBackKey struct{}

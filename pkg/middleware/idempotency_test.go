@@ -306,3 +306,75 @@ func (c *hookClock) Sleep(ctx context.Context, d time.Duration) error {
 	}
 	return c.fakeClock.Sleep(ctx, d)
 }
+
+// A handler that runs longer than its lease keeps its claim: the lease is
+// renewed while it runs, so a second copy of the message finds the key in
+// progress rather than taking it over.
+func TestIdempotencyLeaseRenewedWhileHandlerRuns(t *testing.T) {
+	store, err := idempotency.NewMemory(idempotency.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lease = 40 * time.Millisecond
+	release := make(chan struct{})
+	running := make(chan struct{})
+	mw := middleware.Idempotency(middleware.IdempotencyConfig{Store: store, Lease: lease})
+	done := make(chan error, 1)
+	d := newDelivery()
+	go func() {
+		done <- mw(func(ctx context.Context, _ *middleware.Delivery) error {
+			close(running)
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})(context.Background(), d)
+	}()
+	<-running
+	key := middleware.IdempotencyKey(d)
+	deadline := time.Now().Add(5 * lease)
+	for time.Now().Before(deadline) { // five leases' time: each must have been renewed
+		c, err := store.Claim(context.Background(), key, lease)
+		if err != nil || c.State != idempotency.InProgress {
+			t.Fatalf("while the handler runs, a second claim got %v, %v: want in_progress", c.State, err)
+		}
+		time.Sleep(lease / 4) // sampling the claim over time, not synchronising
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("handler: %v", err)
+	}
+	if c, _ := store.Claim(context.Background(), key, lease); c.State != idempotency.Completed {
+		t.Errorf("after the handler: %v, want completed", c.State)
+	}
+}
+
+// lostStore's claims cannot be extended: someone took them over.
+type lostStore struct{ *idempotency.Memory }
+
+func (lostStore) Extend(_ context.Context, key, _ string, _ time.Duration) (time.Time, error) {
+	return time.Time{}, idempotency.ErrLeaseLost
+}
+
+// A claim lost while the handler runs cancels the handler's context with
+// ErrLeaseLost: another copy may run now.
+func TestIdempotencyLostClaimCancelsHandler(t *testing.T) {
+	mem, err := idempotency.NewMemory(idempotency.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := middleware.Idempotency(middleware.IdempotencyConfig{Store: lostStore{mem}, Lease: 20 * time.Millisecond})
+	err = mw(func(ctx context.Context, _ *middleware.Delivery) error {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(10 * time.Second):
+			return errors.New("context never cancelled")
+		}
+	})(context.Background(), newDelivery())
+	if !errors.Is(err, middleware.ErrLeaseLost) {
+		t.Fatalf("handler ended with %v, want ErrLeaseLost", err)
+	}
+}
