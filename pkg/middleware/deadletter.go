@@ -64,8 +64,8 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 				return nil
 			}
 			var fpe *FailurePathError
-			if errors.As(err, &fpe) {
-				return err
+			if errors.As(err, &fpe) || errors.Is(err, ErrStopping) {
+				return err // nacked and redelivered: not the handler's failure
 			}
 			if ctx.Err() != nil && (errors.Is(err, ctx.Err()) || !failure.IsPermanent(err)) {
 				// Shutdown: redeliver, don't give up. A handler interrupted by

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -87,18 +88,50 @@ type Slot interface {
 	Release()
 	// Acquire takes a slot back, waiting for one if needed.
 	Acquire()
+	// Stopping is closed when the subscription shuts down: a delivery
+	// waiting to retry gives up its wait then, and is redelivered later.
+	Stopping() <-chan struct{}
 }
 
+// ErrStopping is returned by [Delivery.Wait] when the subscription shuts
+// down during the wait. The failure path passes it through: the message is
+// nacked and redelivered, never dead-lettered for it.
+var ErrStopping = errors.New("subscription stopping")
+
 // Wait sleeps for wait on clock, or until ctx is done (returning its
-// error), without holding the delivery's [Slot] meanwhile. Middleware that
-// waits inside the stack uses it instead of clock.Sleep.
+// error), without holding the delivery's [Slot] meanwhile; it returns
+// [ErrStopping] if the subscription shuts down first. Middleware that waits
+// inside the stack uses it instead of clock.Sleep.
 func (d *Delivery) Wait(ctx context.Context, clock Clock, wait time.Duration) error {
 	if d.Slot == nil {
 		return clock.Sleep(ctx, wait)
 	}
+	stopping := d.Slot.Stopping()
+	select {
+	case <-stopping:
+		return ErrStopping
+	default:
+	}
 	d.Slot.Release()
 	defer d.Slot.Acquire()
-	return clock.Sleep(ctx, wait)
+	// Waits are the failure path, not the hot path: a goroutine per wait
+	// is cheap enough to make the clock's Sleep see the shutdown.
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-stopping:
+			cancel(ErrStopping)
+		case <-done:
+		}
+	}()
+	err := clock.Sleep(wctx, wait)
+	if err != nil && errors.Is(context.Cause(wctx), ErrStopping) {
+		return ErrStopping
+	}
+	return err
 }
 
 // Handler processes one delivery. nil means done (the message is acked).

@@ -52,6 +52,7 @@ type dispatcher struct {
 	workers  int // worker goroutines
 	idle     int // workers waiting for work
 	closed   bool
+	stopping chan struct{} // closed by close
 	all      map[*worker]struct{}
 	wg       sync.WaitGroup
 }
@@ -87,6 +88,7 @@ func newDispatcher(concurrency, limit int, handle func(*worker, *message.Message
 		now:         time.Now,
 		keys:        map[string]*keyQueue{},
 		room:        make(chan struct{}, 1),
+		stopping:    make(chan struct{}),
 		all:         map[*worker]struct{}{},
 	}
 	d.work.L = &d.mu
@@ -324,6 +326,9 @@ func (w *worker) Release() {
 	d.mu.Unlock()
 }
 
+// Stopping is closed when the pool closes: waits end early.
+func (w *worker) Stopping() <-chan struct{} { return w.d.stopping }
+
 // Acquire takes a slot back after a wait, before any new message starts.
 func (w *worker) Acquire() {
 	d := w.d
@@ -348,6 +353,7 @@ func (d *dispatcher) close() {
 		return
 	}
 	d.closed = true
+	close(d.stopping)
 	for {
 		t, ok := d.ready.pop()
 		if !ok {

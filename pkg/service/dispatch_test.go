@@ -333,3 +333,53 @@ func waitPublished(t *testing.T, b *fakeBroker, topic string, n int) []*message.
 		time.Sleep(2 * time.Millisecond) // polling a condition, with a deadline
 	}
 }
+
+// TestShutdownEndsRetryWaits: a message waiting out a long retry backoff in
+// place does not hold shutdown up until the shutdown timeout: the wait ends
+// at once, the message is nacked for redelivery, not dead-lettered.
+func TestShutdownEndsRetryWaits(t *testing.T) {
+	b := newFakeBroker(t)
+	svc := service.New(b, service.WithShutdownTimeout(time.Hour))
+	failed := make(chan struct{}, 1)
+	err := service.Handle(svc, "seq", func(ctx context.Context, e seqEvent) error {
+		select {
+		case failed <- struct{}{}:
+		default:
+		}
+		return errors.New("downstream unavailable")
+	}, service.Retry(retry.Policy{InitialInterval: time.Hour, MaxInterval: time.Hour}),
+		service.WithPolicy(service.Policy{OrderOnRetry: service.OrderKeep}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), seqEvent{Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, failed, "the first attempt")
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	if err := recv(t, stopped, "Run to return while a message waits to retry"); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if dl := b.publishedTo(service.DeadLetterTopicFor("seq")); len(dl) != 0 {
+		t.Errorf("%d dead letters: a shutdown must not give a message up", len(dl))
+	}
+	waitSettled(t, b, 0, 1)
+}
+
+// waitSettled waits until the broker saw acks acks and nacks nacks.
+func waitSettled(t *testing.T, b *fakeBroker, acks, nacks int) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		a, n := b.settled()
+		if a == acks && n == nacks {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acks, nacks = %d, %d; want %d, %d", a, n, acks, nacks)
+		}
+		time.Sleep(2 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
