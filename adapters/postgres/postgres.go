@@ -15,7 +15,8 @@ const Table = "switchyard_processed"
 // statusCompleted is the status of a handled key; a claimed one is "claimed".
 const statusCompleted = "completed"
 
-// Migrate creates [Table] and its index if they do not exist. It is
+// Migrate creates [Table] and its index, and [ParkedTable], if they do not
+// exist. It is
 // idempotent and safe to run from several instances at once (it holds an
 // advisory lock while it runs).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
@@ -35,6 +36,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			completed_at  timestamptz
 		)`,
 		`CREATE INDEX IF NOT EXISTS ` + Table + `_completed_at ON ` + Table + ` (completed_at) WHERE status = 'completed'`,
+		`CREATE TABLE IF NOT EXISTS ` + ParkedTable + ` (
+			consumer_group text NOT NULL,
+			key            text NOT NULL,
+			message_id     text NOT NULL,
+			since          timestamptz NOT NULL DEFAULT clock_timestamp(),
+			PRIMARY KEY (consumer_group, key)
+		)`,
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {

@@ -306,3 +306,35 @@ func TestPurgeDeletesOldCompletedKeys(t *testing.T) {
 		t.Fatalf("an old key survived purge: %v", c.State)
 	}
 }
+
+// Parked keys are kept once per group and key, behind the first dead
+// letter, and released by anyone sharing the database.
+func TestParkedKeys(t *testing.T) {
+	pool := newPool(t)
+	p := postgres.NewParkedKeys(pool)
+	ctx := context.Background()
+	g := unique("group/")
+	if first, err := p.Park(ctx, g, "k", "m1"); err != nil || first != "m1" {
+		t.Fatalf("Park = %q, %v", first, err)
+	}
+	if first, err := p.Park(ctx, g, "k", "m2"); err != nil || first != "m1" {
+		t.Fatalf("second Park = %q, %v; want it to stay behind m1", first, err)
+	}
+	if id, ok, err := p.Lookup(ctx, g, "k"); err != nil || !ok || id != "m1" {
+		t.Fatalf("Lookup = %q, %v, %v", id, ok, err)
+	}
+	if _, err := p.Park(ctx, g, "j", "m3"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.List(ctx, g)
+	if err != nil || len(l) != 2 || l[0].Key != "k" || l[1].Key != "j" || l[0].Group != g {
+		t.Fatalf("List = %+v, %v; want k then j", l, err)
+	}
+	// Another instance (another store on the same database) releases it.
+	if err := postgres.NewParkedKeys(pool).Release(ctx, g, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := p.Lookup(ctx, g, "k"); ok {
+		t.Error("released key still parked")
+	}
+}

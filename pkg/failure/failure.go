@@ -46,6 +46,10 @@ const (
 	// ReasonUndeclaredPublish: the handler published an event type it did
 	// not declare: a programming error, not worth retrying.
 	ReasonUndeclaredPublish Reason = "undeclared_publish"
+	// ReasonKeyParked: an earlier message of the same key was
+	// dead-lettered and the handler keeps dead letters in key order
+	// (dead_letter_order: key); this one follows it.
+	ReasonKeyParked Reason = "key_parked"
 )
 
 // Error is a permanent failure with a reason: it skips retries and is

@@ -83,6 +83,7 @@ const (
 	DeadLetterAttempts     = "sy_dlq_attempts"      // attempts made, decimal
 	DeadLetterFirstFailure = "sy_dlq_first_failure" // RFC 3339 with nanoseconds
 	DeadLetterLastFailure  = "sy_dlq_last_failure"  // RFC 3339 with nanoseconds
+	DeadLetterParkedBehind = "sy_dlq_parked_behind" // key_parked: id of the key's first dead letter
 )
 
 // Values.

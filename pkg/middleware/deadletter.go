@@ -27,6 +27,10 @@ type DeadLetterConfig struct {
 	// Timeout bounds each dead-letter publish, under the handler's context.
 	// Default [DefaultDeadLetterTimeout].
 	Timeout time.Duration
+	// BeforePublish, if set, runs before the dead letter is published; an
+	// error fails the failure path (the message is nacked). The runtime
+	// parks the message's key there for dead_letter_order: key.
+	BeforePublish func(ctx context.Context, d *Delivery, reason failure.Reason) error
 }
 
 // DefaultDeadLetterTimeout bounds a dead-letter publish.
@@ -75,6 +79,11 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 			}
 			reason := failure.ReasonOf(err)
 			topic := cfg.Topic(d)
+			if cfg.BeforePublish != nil {
+				if berr := cfg.BeforePublish(ctx, d, reason); berr != nil {
+					return &FailurePathError{Op: OpDeadLetter, Topic: topic, Err: berr, Cause: err}
+				}
+			}
 			dl := DeadLetterMessage(d, reason, err, clock.Now())
 			pctx, cancel := context.WithTimeout(ctx, timeout)
 			dl.SetContext(pctx)
@@ -85,6 +94,7 @@ func DeadLetter(cfg DeadLetterConfig) Middleware {
 					attrErr(perr), slogReason(reason))
 				return &FailurePathError{Op: OpDeadLetter, Topic: topic, Err: perr, Cause: err}
 			}
+			d.DeadLettered = true
 			markDeadLettered(ctx, reason, err)
 			d.Logger().LogAttrs(ctx, slogLevelDeadLetter, "message dead-lettered",
 				slogReason(reason), attrErr(err), attrAttempt(d.Attempt), slogTopic(topic))

@@ -51,6 +51,9 @@ type Delivery struct {
 	// Timer, when the runtime sets it, bounds each attempt for [Timeout]
 	// without a new timer per attempt.
 	Timer *AttemptTimer
+	// DeadLettered is set by [DeadLetter] once the delivery's dead letter
+	// was confirmed: the stack then returns nil, but the handler failed.
+	DeadLettered bool
 
 	base   *slog.Logger // set by Correlation; the logger is built on first use
 	logger *slog.Logger

@@ -43,6 +43,10 @@ type consumer struct {
 	lastResort func(ctx context.Context, d *middleware.Delivery, err error) error
 	onNack     func(name string)
 	handlerCtx context.Context
+	// parking is the group's parked keys when a handler of c keeps dead
+	// letters in key order; parkedChain dead-letters behind a parked key.
+	parking     *parking
+	parkedChain func(h *handler, key, first string) middleware.Handler
 }
 
 // plan groups handlers into consumers, one per (group, topic), and refuses
@@ -85,6 +89,9 @@ func (s *Service) plan() ([]*consumer, error) {
 			errs = errors.Join(errs, sharedSubscription(c, h))
 		}
 		c.byType[h.info.EventType] = h
+		if h.policy.DeadLetterOrder == DeadLetterOrderKey {
+			c.parking, c.parkedChain = s.parkingFor(h.info.Group), s.parkedChain
+		}
 	}
 	if errs != nil {
 		return nil, fmt.Errorf("service: configuration cannot be honoured:\n%w", errs)
@@ -248,11 +255,27 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 			fmt.Errorf("event type %q is not handled by group %q on topic %q and not known to this service", env.Type, c.key.group, c.key.topic))
 	}
 	var chain middleware.Handler
-	if rejectErr != nil {
+	head := false // the first dead letter of a parked key, coming back
+	switch {
+	case rejectErr != nil:
 		// Rare, so building a chain per rejected message is fine. h may be
 		// nil here (unknown type, or no type at all): don't touch it.
 		h, chain = c.reject, c.rejectChain(rejectErr)
-	} else {
+	case h.policy.DeadLetterOrder == DeadLetterOrderKey && env.Key != "":
+		first, parked, isHead, err := c.parking.check(c.handlerCtx, env.Key, msg.UUID)
+		if err != nil {
+			// Handling it could overtake a dead letter of its key.
+			c.health.failed(err)
+			c.logger.Error("cannot tell whether the message's key is parked; nacking", slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("error", err))
+			c.onNack(h.info.Name)
+			msg.Nack()
+			return false
+		}
+		head, chain = isHead, h.chain
+		if parked {
+			chain = c.parkedChain(h, env.Key, first)
+		}
+	default:
 		chain = h.chain
 	}
 	w.current.Store(&h.info.Name)
@@ -267,6 +290,13 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 		c.onNack(h.info.Name)
 		msg.Nack()
 		return false
+	}
+	if head && !d.DeadLettered {
+		// The key's first dead letter was handled: its order is restored.
+		if rerr := c.parking.release(c.handlerCtx, env.Key); rerr != nil {
+			c.logger.Error("could not release a parked key after its first dead letter was handled; release it by hand",
+				slog.String("group", c.key.group), slog.String("key", env.Key), slog.Any("error", rerr))
+		}
 	}
 	msg.Ack()
 	return true

@@ -59,6 +59,11 @@ type Policy struct {
 	HopLimit int `yaml:"hop_limit"`
 	// DeadLetterTopic is where given-up messages go. Default "<group>.dead_letter".
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// DeadLetterOrder is [DeadLetterOrderNone] (default) or
+	// [DeadLetterOrderKey]: later messages of a dead-lettered key follow it
+	// to the dead-letter topic until it is replayed or released (see
+	// [WithParkedKeys]), so that a replay restores the key's order.
+	DeadLetterOrder string `yaml:"dead_letter_order"`
 }
 
 // Values of [Policy.OrderOnRetry].
@@ -131,6 +136,9 @@ func (p Policy) Inherit(base Policy) Policy {
 	if p.DeadLetterTopic == "" {
 		p.DeadLetterTopic = base.DeadLetterTopic
 	}
+	if p.DeadLetterOrder == "" {
+		p.DeadLetterOrder = base.DeadLetterOrder
+	}
 	r, b := p.Retry, base.Retry
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = b.MaxAttempts
@@ -169,6 +177,11 @@ func (p Policy) Validate(prefix string) error {
 	default:
 		err = errors.Join(err, fmt.Errorf("%s.order_on_retry: %q, want %q or %q", prefix, p.OrderOnRetry, OrderKeep, OrderRelease))
 	}
+	switch p.DeadLetterOrder {
+	case "", DeadLetterOrderNone, DeadLetterOrderKey:
+	default:
+		err = errors.Join(err, fmt.Errorf("%s.dead_letter_order: %q, want %q or %q", prefix, p.DeadLetterOrder, DeadLetterOrderNone, DeadLetterOrderKey))
+	}
 	if p.IsOrdered() && p.OrderOnRetry == OrderRelease {
 		err = errors.Join(err, fmt.Errorf("%s.order_on_retry: %q, but the handler is ordered: a retry handed back to the broker lets later messages of its key overtake it; use %q",
 			prefix, p.OrderOnRetry, OrderKeep))
@@ -199,6 +212,9 @@ func (p Policy) withFrameworkDefaults(handlerName string) Policy {
 	p.Retry = p.Retry.WithDefaults()
 	if p.Ordered == nil {
 		p.Ordered = Off
+	}
+	if p.DeadLetterOrder == "" {
+		p.DeadLetterOrder = DeadLetterOrderNone
 	}
 	if p.OrderOnRetry == "" {
 		p.OrderOnRetry = OrderRelease

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/park"
 )
 
 // HandlerReport says what one handler really gets on the service's broker:
@@ -64,6 +65,13 @@ func (s *Service) Report() []HandlerReport {
 		r.DeadLetter = p.DeadLetterTopic
 		if provisions {
 			r.DeadLetter += fmt.Sprintf(" (kept for operators as group %q)", broker.DeadLetterGroup)
+		}
+		if p.DeadLetterOrder == DeadLetterOrderKey {
+			where := "in process memory: a restart releases them"
+			if _, mem := s.parkStore.(*park.Memory); !mem {
+				where = fmt.Sprintf("in %T", s.parkStore)
+			}
+			r.DeadLetter += "; in key order: later messages of a dead-lettered key follow it (key_parked) until it is replayed or released; parked keys kept " + where
 		}
 		out = append(out, r)
 	}

@@ -127,6 +127,16 @@ func (s *Service) open(intake, handlerCtx context.Context, c *consumer, readers 
 		return fmt.Errorf("service: subscribe group %q to %q: %w", c.key.group, c.key.topic, err)
 	}
 	c.handlerCtx = handlerCtx
+	if c.parking != nil {
+		if err := c.parking.load(intake); err != nil {
+			return err
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c.parking.refresh(intake)
+		}()
+	}
 	limit := c.opts.Prefetch
 	if limit <= 0 {
 		limit = defaultBuffer

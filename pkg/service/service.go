@@ -24,6 +24,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/park"
 )
 
 // Errors.
@@ -61,6 +62,9 @@ type Service struct {
 	// letter, a delayed retry), under the handler's context.
 	failurePathTimeout time.Duration
 	reuseMessages      bool // the broker's Publish copies: see publishPool
+	parkStore          park.Store
+	parkMu             sync.Mutex
+	parkings           map[string]*parking // by consumer group
 
 	mu        sync.Mutex
 	handlers  []*handler
@@ -95,6 +99,9 @@ func New(b broker.Broker, opts ...Option) *Service {
 	}
 	if s.shutdownTimeout == 0 {
 		s.shutdownTimeout = DefaultShutdownTimeout
+	}
+	if s.parkStore == nil {
+		s.parkStore = park.NewMemory()
 	}
 	if s.failurePathTimeout == 0 {
 		s.failurePathTimeout = DefaultFailurePathTimeout
@@ -285,6 +292,7 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 			OnDeadLetter: func(d *middleware.Delivery, reason failure.Reason, _ error) {
 				s.recorder.DeadLettered(name, string(reason))
 			},
+			BeforePublish: s.beforeDeadLetter(h),
 		}),
 		middleware.HopLimit(h.policy.HopLimit),
 		s.idempotencyMiddleware(h),

@@ -1,0 +1,184 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/park"
+)
+
+// Values of [Policy.DeadLetterOrder].
+const (
+	// DeadLetterOrderNone: a dead letter affects only its own message.
+	DeadLetterOrderNone = "none"
+	// DeadLetterOrderKey: once a message of a key is dead-lettered, later
+	// messages of the key follow it to the dead-letter topic (reason
+	// key_parked) until the first is replayed successfully or the key is
+	// released, so a replay restores the key's order.
+	DeadLetterOrderKey = "key"
+)
+
+// parkRefresh is how often a running service reloads its groups' parked
+// keys from the store, to learn keys other instances parked.
+const parkRefresh = 10 * time.Second
+
+// WithParkedKeys sets where keys parked by dead_letter_order: key are kept.
+// Default: in process memory ([park.NewMemory]), which a restart forgets;
+// adapters/postgres has a durable store shared by every instance.
+func WithParkedKeys(store park.Store) Option { return func(s *Service) { s.parkStore = store } }
+
+// parking is one consumer group's parked keys: the store, and a cache of
+// it that every subscription of the group reads on each message.
+type parking struct {
+	store  park.Store
+	group  string
+	logger *slog.Logger
+
+	mu   sync.RWMutex
+	keys map[string]string // key -> id of its first dead letter
+}
+
+// parkingFor returns the parking of group, made on first use.
+func (s *Service) parkingFor(group string) *parking {
+	s.parkMu.Lock()
+	defer s.parkMu.Unlock()
+	if s.parkings == nil {
+		s.parkings = map[string]*parking{}
+	}
+	p := s.parkings[group]
+	if p == nil {
+		p = &parking{store: s.parkStore, group: group, logger: s.logger, keys: map[string]string{}}
+		s.parkings[group] = p
+	}
+	return p
+}
+
+// load replaces the cache with what the store holds.
+func (p *parking) load(ctx context.Context) error {
+	list, err := p.store.List(ctx, p.group)
+	if err != nil {
+		return fmt.Errorf("service: load parked keys of group %q: %w", p.group, err)
+	}
+	keys := make(map[string]string, len(list))
+	for _, k := range list {
+		keys[k.Key] = k.MessageID
+	}
+	p.mu.Lock()
+	p.keys = keys
+	p.mu.Unlock()
+	return nil
+}
+
+// check reports whether a message id of key must follow the key's first
+// dead letter (parked), and whether it is that first one coming back (head).
+func (p *parking) check(ctx context.Context, key, id string) (first string, parked, head bool, err error) {
+	p.mu.RLock()
+	first, ok := p.keys[key]
+	p.mu.RUnlock()
+	switch {
+	case !ok:
+		return "", false, false, nil
+	case id == first:
+		return first, false, true, nil
+	}
+	// Confirm with the store: an operator may have released the key.
+	first, ok, err = p.store.Lookup(ctx, p.group, key)
+	if err != nil {
+		return "", false, false, fmt.Errorf("parked keys: lookup %q: %w", key, err)
+	}
+	if !ok {
+		p.forget(key)
+		return "", false, false, nil
+	}
+	return first, id != first, id == first, nil
+}
+
+// park parks key behind id, before its dead letter is published.
+func (p *parking) park(ctx context.Context, key, id string) error {
+	first, err := p.store.Park(ctx, p.group, key, id)
+	if err != nil {
+		return fmt.Errorf("parked keys: park %q: %w", key, err)
+	}
+	p.mu.Lock()
+	p.keys[key] = first
+	p.mu.Unlock()
+	return nil
+}
+
+// release unparks key.
+func (p *parking) release(ctx context.Context, key string) error {
+	if err := p.store.Release(ctx, p.group, key); err != nil {
+		return fmt.Errorf("parked keys: release %q: %w", key, err)
+	}
+	p.forget(key)
+	return nil
+}
+
+func (p *parking) forget(key string) {
+	p.mu.Lock()
+	delete(p.keys, key)
+	p.mu.Unlock()
+}
+
+// refresh reloads the cache every parkRefresh until ctx is done.
+func (p *parking) refresh(ctx context.Context) {
+	t := time.NewTicker(parkRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.load(ctx); err != nil && ctx.Err() == nil {
+				p.logger.Warn("could not refresh parked keys", slog.String("group", p.group), slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// beforeDeadLetter is the DeadLetter hook that parks a message's key
+// before its dead letter goes out, for handlers with dead_letter_order: key.
+func (s *Service) beforeDeadLetter(h *handler) func(context.Context, *middleware.Delivery, failure.Reason) error {
+	if h.policy.DeadLetterOrder != DeadLetterOrderKey {
+		return nil
+	}
+	p := s.parkingFor(h.info.Group)
+	return func(ctx context.Context, d *middleware.Delivery, reason failure.Reason) error {
+		if d.Envelope.Key == "" || reason == failure.ReasonKeyParked {
+			return nil
+		}
+		return p.park(ctx, d.Envelope.Key, d.Msg.UUID)
+	}
+}
+
+// parkedChain dead-letters a message of a parked key behind first.
+func (s *Service) parkedChain(h *handler, key, first string) middleware.Handler {
+	err := failure.WithReason(failure.ReasonKeyParked, fmt.Errorf(
+		"key %q of group %q is parked behind dead letter %s: replay that one first (then this one), or release the key",
+		key, h.info.Group, first))
+	return s.buildChain(h, func(_ context.Context, d *middleware.Delivery) error {
+		d.Msg.Metadata[header.DeadLetterParkedBehind] = first
+		return err
+	})
+}
+
+// ReleaseKey unparks key of group: its later messages are handled again
+// instead of following its dead letters. Replaying the key's first dead
+// letter successfully releases it too.
+func (s *Service) ReleaseKey(ctx context.Context, group, key string) error {
+	return s.parkingFor(s.namespace+group).release(ctx, key)
+}
+
+// ParkedKeys lists the parked keys of group ("" for every group).
+func (s *Service) ParkedKeys(ctx context.Context, group string) ([]park.Key, error) {
+	if group != "" {
+		group = s.namespace + group
+	}
+	return s.parkStore.List(ctx, group)
+}
