@@ -31,6 +31,9 @@ fi
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# rel PATH prints PATH relative to the repository when it is inside it.
+rel() { echo "${1#"$REPO"/}"; }
+
 # apt_install PKG... installs the packages with apt-get, running
 # `apt-get update` at most once per run of the calling script.
 _APT_UPDATED=${_APT_UPDATED:-}

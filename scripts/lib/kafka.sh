@@ -2,11 +2,13 @@
 # Single-node KRaft Kafka broker from the Maven Central jars, run on the
 # installed Java 17. Source scripts/lib/common.sh first.
 #
-# Files: scripts/kafka/pom.xml (which jars), scripts/kafka/server.properties
-# (config template), scripts/kafka/log4j2.properties (logging); the jars go to
-# .cache/kafka/libs, state to .work/kafka (data/, server.log, kafka.pid).
+# Files: scripts/kafka/pom.xml (which jars), scripts/kafka/jars.sha256 (their
+# pinned checksums), scripts/kafka/server.properties (config template),
+# scripts/kafka/log4j2.properties (logging); the jars go to .cache/kafka/libs,
+# state to .work/kafka (data/, server.log, kafka.pid).
 
 KAFKA_SRC="$REPO/scripts/kafka"
+KAFKA_SUMS="$KAFKA_SRC/jars.sha256"
 KAFKA_LIBS="$CACHE/kafka/libs"
 KAFKA_STATE="$WORK/kafka"
 KAFKA_DATA="$KAFKA_STATE/data"
@@ -22,26 +24,59 @@ KAFKA_JAVA=(java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPause
 	-Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties"
 	-cp "$KAFKA_LIBS/*")
 
-# kafka_fetch copies kafka_2.13 and its runtime dependencies into
-# .cache/kafka/libs with Maven, unless the jars for the current pom.xml are there.
+# kafka_verify_jars DIR succeeds when DIR holds exactly the jars listed in
+# scripts/kafka/jars.sha256, each with its pinned SHA-256; otherwise it says
+# which jar is wrong, missing or unexpected.
+kafka_verify_jars() {
+	local dir=$1 out extra
+	if ! out=$(cd "$dir" && sha256sum --strict -c "$KAFKA_SUMS" 2>&1); then
+		log "kafka: jars in $(rel "$dir") do not match $(rel "$KAFKA_SUMS"):"
+		grep -v ': OK$' <<<"$out" | sed 's/^/  /' >&2
+		return 1
+	fi
+	extra=$(comm -13 <(grep -v '^#' "$KAFKA_SUMS" | awk '{ print $2 }' | sort) \
+		<(cd "$dir" && find . -maxdepth 1 -name '*.jar' -printf '%f\n' | sort) | tr '\n' ' ')
+	if [ -n "$extra" ]; then
+		log "kafka: jars in $(rel "$dir") not listed in $(rel "$KAFKA_SUMS"): $extra"
+		return 1
+	fi
+}
+
+# kafka_mvn_copy DIR [MVN ARGS...] copies kafka_2.13 and its runtime
+# dependencies into DIR with Maven. -C (strict checksums): Maven refuses
+# any artifact it downloads whose .sha1 published beside it on Maven Central
+# does not match.
+kafka_mvn_copy() {
+	local dir=$1
+	shift
+	command -v mvn >/dev/null 2>&1 || apt_install maven
+	mkdir -p "$CACHE/kafka"
+	if ! mvn -B -q -C -Dstyle.color=never "$@" -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
+		-Dlibs.dir="$dir" >"$CACHE/kafka/mvn.log" 2>&1; then
+		tail -n 30 "$CACHE/kafka/mvn.log" >&2
+		return 1
+	fi
+}
+
+# kafka_fetch makes .cache/kafka/libs hold exactly the pinned jars: it keeps
+# what is there when it verifies, else fetches them again with Maven and
+# refuses (leaving nothing behind) when a fetched jar does not match its pin.
 kafka_fetch() {
-	local stamp
-	stamp=$(sha256sum "$KAFKA_SRC/pom.xml" | cut -d' ' -f1)
-	if [ -f "$KAFKA_LIBS/.pom.sha256" ] && [ "$(cat "$KAFKA_LIBS/.pom.sha256")" = "$stamp" ]; then
+	if [ -d "$KAFKA_LIBS" ] && kafka_verify_jars "$KAFKA_LIBS" 2>/dev/null; then
 		return 0
 	fi
-	command -v mvn >/dev/null 2>&1 || apt_install maven
-	log "kafka: fetching jars from Maven Central into ${KAFKA_LIBS#"$REPO"/}"
+	log "kafka: fetching jars from Maven Central into $(rel "$KAFKA_LIBS")"
 	local tmp="$CACHE/kafka/libs.tmp.$$"
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
-	if ! mvn -B -q -Dstyle.color=never -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
-		-Dlibs.dir="$tmp" >"$CACHE/kafka/mvn.log" 2>&1; then
-		tail -n 30 "$CACHE/kafka/mvn.log" >&2
+	if ! kafka_mvn_copy "$tmp"; then
 		rm -rf "$tmp"
-		die "kafka: mvn dependency:copy-dependencies failed; full log in ${CACHE#"$REPO"/}/kafka/mvn.log"
+		die "kafka: mvn dependency:copy-dependencies failed; full log in $(rel "$CACHE")/kafka/mvn.log"
 	fi
-	echo "$stamp" >"$tmp/.pom.sha256"
+	if ! kafka_verify_jars "$tmp"; then
+		rm -rf "$tmp"
+		die "kafka: refusing the fetched jars: they differ from the checksums pinned in $(rel "$KAFKA_SUMS") (after a deliberate change of scripts/kafka/pom.xml, run scripts/kafka/pin.sh)"
+	fi
 	rm -rf "$KAFKA_LIBS"
 	mv "$tmp" "$KAFKA_LIBS"
 }
