@@ -116,8 +116,19 @@ kafka_pid() {
 	return 1
 }
 
-kafka_ready() {
+# kafka_metadata [TIMEOUT] succeeds when the broker answers metadata.
+kafka_metadata() {
 	"$KAFKAREADY" -q -brokers "$KAFKA_BROKERS" -timeout "${1:-5s}"
+}
+
+# kafka_ready [TIMEOUT] succeeds when the broker answers metadata and a
+# consumer group can be joined and can commit (kafkaready -smoke: topic
+# created, one record produced and consumed in a group, offset committed,
+# topic and group deleted). Metadata alone is not enough: right after a
+# (re)start the group coordinator may not answer yet, and a test's first
+# group join then fails or stalls.
+kafka_ready() {
+	"$KAFKAREADY" -q -smoke -brokers "$KAFKA_BROKERS" -timeout "${1:-60s}"
 }
 
 kafka_start() {
@@ -125,7 +136,7 @@ kafka_start() {
 	local pid
 	if pid=$(kafka_pid); then
 		log "kafka: already running (pid $pid)"
-		kafka_ready 60s || die "kafka: pid $pid runs but $KAFKA_BROKERS does not answer metadata; see ${KAFKA_LOG#"$REPO"/}"
+		_kafka_wait "$pid" "$KAFKA_LOG"
 		return 0
 	fi
 	if port_open "$KAFKA_HOST" "$KAFKA_PORT" || port_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"; then
@@ -149,11 +160,11 @@ kafka_start() {
 	kafka_pid >/dev/null || die "kafka: pid $pid in ${KAFKA_PIDFILE#"$REPO"/} is not the broker"
 }
 
-# _kafka_wait PID LOG waits until the broker answers metadata, failing fast
-# when the process dies.
+# _kafka_wait PID LOG waits until the broker is ready (kafka_ready), failing
+# fast when the process dies.
 _kafka_wait() {
 	local pid=$1 logf=$2 deadline=$((SECONDS + 180))
-	until kafka_ready 3s 2>/dev/null; do
+	until kafka_metadata 3s 2>/dev/null; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			tail -n 30 "$logf" >&2
 			rm -f "$(dirname "$logf")/kafka.pid"
@@ -162,6 +173,7 @@ _kafka_wait() {
 		[ "$SECONDS" -lt "$deadline" ] || die "kafka: $KAFKA_BROKERS does not answer metadata after 180s; see $logf"
 		sleep 0.5
 	done
+	kafka_ready 90s || die "kafka: $KAFKA_BROKERS answers metadata but a consumer group cannot join and commit within 90s; see $logf"
 }
 
 kafka_stop() {
@@ -208,7 +220,7 @@ kafka_restart() {
 
 kafka_status() {
 	local pid
-	if pid=$(kafka_pid) && [ -x "$KAFKAREADY" ] && kafka_ready 5s 2>/dev/null; then
+	if pid=$(kafka_pid) && [ -x "$KAFKAREADY" ] && kafka_metadata 5s 2>/dev/null; then
 		echo "kafka: running (pid $pid), $KAFKA_BROKERS"
 	else
 		echo "kafka: stopped"
