@@ -16,7 +16,7 @@ log "kafka: resolving $(rel "$KAFKA_SRC")/pom.xml into an empty Maven repository
 kafka_mvn_copy "$tmp/libs" -Dmaven.repo.local="$tmp/m2" \
 	|| die "kafka: mvn dependency:copy-dependencies failed; full log in $(rel "$CACHE")/kafka/mvn.log"
 
-cd "$tmp/libs"
+cd "$tmp/libs" || exit 1
 for jar in *.jar; do
 	mapfile -t sha1s < <(find "$tmp/m2" -name "$jar.sha1")
 	[ "${#sha1s[@]}" = 1 ] || die "kafka: want one $jar.sha1 from Maven Central in the throwaway repository, found ${#sha1s[@]}"
@@ -30,4 +30,4 @@ done
 	echo "# Written by scripts/kafka/pin.sh; scripts/kafka.sh refuses jars that differ."
 	sha256sum ./*.jar | sed 's#  \./#  #' | sort -k2
 } >"$KAFKA_SUMS"
-log "kafka: pinned $(ls ./*.jar | wc -l) jars in $(rel "$KAFKA_SUMS")"
+log "kafka: pinned $(grep -vc '^#' "$KAFKA_SUMS") jars in $(rel "$KAFKA_SUMS")"

@@ -20,10 +20,6 @@ KAFKAREADY="$CACHE/bin/kafkaready"
 KAFKA_CLUSTER_ID=c3dpdGNoeWFyZC10ZXN0MQ
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
 
-KAFKA_JAVA=(java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-	-Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties"
-	-cp "$KAFKA_LIBS/*")
-
 # kafka_verify_jars DIR succeeds when DIR holds exactly the jars listed in
 # scripts/kafka/jars.sha256, each with its pinned SHA-256; otherwise it says
 # which jar is wrong, missing or unexpected.
@@ -81,39 +77,25 @@ kafka_fetch() {
 	mv "$tmp" "$KAFKA_LIBS"
 }
 
+# kafka_install installs what is missing and sets KAFKA_JAVA, the java
+# command line (without the main class) that runs the broker and its tools.
 kafka_install() {
 	command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+	KAFKA_JAVA=(java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+		-Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties"
+		-cp "$KAFKA_LIBS/*")
 	kafka_fetch
 	command -v go >/dev/null 2>&1 || die "kafka: go is needed to build scripts/kafkaready"
 	mkdir -p "$CACHE/bin"
 	(cd "$REPO" && go build -o "$KAFKAREADY" ./scripts/kafkaready) || die "kafka: cannot build scripts/kafkaready"
 }
 
-# kafka_pid prints the pid of the broker serving $KAFKA_PORT: the one in our
-# pid file, or else a kafka.Kafka process whose config listens on that port
-# (started from another checkout on this machine, e.g. by CI).
+# kafka_pid prints the pid of our broker: the one in our pid file, when that
+# process runs kafka.Kafka on our config. Nothing else counts as ours.
 kafka_pid() {
-	local pid f cfg
-	if [ -f "$KAFKA_PIDFILE" ]; then
-		pid=$(cat "$KAFKA_PIDFILE")
-		if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
-			tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "kafka.Kafka $KAFKA_CONFIG"; then
-			echo "$pid"
-			return 0
-		fi
-	fi
-	local -a argv
-	for f in /proc/[0-9]*/cmdline; do
-		mapfile -d '' argv <"$f" 2>/dev/null || continue
-		[ "${#argv[@]}" -ge 2 ] && [ "${argv[${#argv[@]}-2]}" = kafka.Kafka ] || continue
-		cfg=${argv[${#argv[@]}-1]}
-		if [ -r "$cfg" ] && grep -q "^listeners=.*//$KAFKA_HOST:$KAFKA_PORT\b" "$cfg"; then
-			pid=${f#/proc/}
-			echo "${pid%/cmdline}"
-			return 0
-		fi
-	done
-	return 1
+	local pid
+	pid=$(pid_from_file "$KAFKA_PIDFILE") && proc_has "$pid" "$KAFKA_CONFIG" || return 1
+	echo "$pid"
 }
 
 # kafka_metadata [TIMEOUT] succeeds when the broker answers metadata.
@@ -136,92 +118,91 @@ kafka_start() {
 	local pid
 	if pid=$(kafka_pid); then
 		log "kafka: already running (pid $pid)"
-		_kafka_wait "$pid" "$KAFKA_LOG"
+		_kafka_wait "$pid"
 		return 0
 	fi
-	if port_open "$KAFKA_HOST" "$KAFKA_PORT" || port_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"; then
-		die "kafka: $KAFKA_HOST:$KAFKA_PORT or :$KAFKA_CONTROLLER_PORT is taken by a process not started by scripts/kafka.sh"
+	if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+		kafka_metadata 10s \
+			|| die "kafka: $KAFKA_BROKERS is taken by a process that does not answer Kafka metadata and was not started by these scripts"
+		kafka_ready 60s || die "kafka: $KAFKA_BROKERS, a broker these scripts did not start, does not let a consumer group join and commit"
+		foreign kafka "$KAFKA_BROKERS"
+		return 0
 	fi
+	port_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT" \
+		&& die "kafka: controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is taken by a process not started by these scripts (set SWITCHYARD_KAFKA_CONTROLLER_PORT)"
 	mkdir -p "$KAFKA_DATA"
-	sed "s#@DATA_DIR@#$KAFKA_DATA#" "$KAFKA_SRC/server.properties" >"$KAFKA_CONFIG"
+	sed -e "s#@DATA_DIR@#$KAFKA_DATA#" -e "s#@HOST@#$KAFKA_HOST#g" \
+		-e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+		"$KAFKA_SRC/server.properties" >"$KAFKA_CONFIG"
 	if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
-		log "kafka: formatting storage in ${KAFKA_DATA#"$REPO"/}"
+		log "kafka: formatting storage in $(rel "$KAFKA_DATA")"
 		"${KAFKA_JAVA[@]}" -Dswitchyard.kafka.loglevel=warn kafka.tools.StorageTool format \
 			-t "$KAFKA_CLUSTER_ID" -c "$KAFKA_CONFIG" >"$KAFKA_STATE/format.log" 2>&1 \
 			|| { cat "$KAFKA_STATE/format.log" >&2; die "kafka: storage format failed"; }
 	fi
 	[ -f "$KAFKA_LOG" ] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
-	log "kafka: starting"
-	# setsid: the broker outlives the shell (and process group) that started it.
-	setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_CONFIG" </dev/null >"$KAFKA_LOG" 2>&1 &
-	pid=$!
+	log "kafka: starting on $KAFKA_BROKERS (controller :$KAFKA_CONTROLLER_PORT) from $(rel "$KAFKA_STATE")"
+	daemon "$KAFKA_LOG" "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_CONFIG"
+	pid=$DAEMON_PID
 	echo "$pid" >"$KAFKA_PIDFILE"
-	_kafka_wait "$pid" "$KAFKA_LOG"
-	kafka_pid >/dev/null || die "kafka: pid $pid in ${KAFKA_PIDFILE#"$REPO"/} is not the broker"
+	_kafka_wait "$pid"
 }
 
-# _kafka_wait PID LOG waits until the broker is ready (kafka_ready), failing
+# _kafka_wait PID waits until our broker is ready (kafka_ready), failing
 # fast when the process dies.
 _kafka_wait() {
-	local pid=$1 logf=$2 deadline=$((SECONDS + 180))
+	local pid=$1 deadline=$((SECONDS + 180))
 	until kafka_metadata 3s 2>/dev/null; do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 30 "$logf" >&2
-			rm -f "$(dirname "$logf")/kafka.pid"
-			die "kafka: broker exited during startup; see $logf"
+			tail -n 30 "$KAFKA_LOG" >&2
+			rm -f "$KAFKA_PIDFILE"
+			die "kafka: broker exited during startup; see $(rel "$KAFKA_LOG")"
 		fi
-		[ "$SECONDS" -lt "$deadline" ] || die "kafka: $KAFKA_BROKERS does not answer metadata after 180s; see $logf"
+		[ "$SECONDS" -lt "$deadline" ] || die "kafka: $KAFKA_BROKERS does not answer metadata after 180s; see $(rel "$KAFKA_LOG")"
 		sleep 0.5
 	done
-	kafka_ready 90s || die "kafka: $KAFKA_BROKERS answers metadata but a consumer group cannot join and commit within 90s; see $logf"
+	kafka_ready 90s || die "kafka: $KAFKA_BROKERS answers metadata but a consumer group cannot join and commit within 90s; see $(rel "$KAFKA_LOG")"
 }
 
 kafka_stop() {
 	local pid
 	if ! pid=$(kafka_pid); then
-		log "kafka: not running"
 		rm -f "$KAFKA_PIDFILE"
+		if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+			log "kafka: $KAFKA_BROKERS is served by a broker these scripts did not start; leaving it running"
+		else
+			log "kafka: not running"
+		fi
 		return 0
 	fi
 	log "kafka: stopping (pid $pid)"
-	[ -f "$KAFKA_PIDFILE" ] && [ "$(cat "$KAFKA_PIDFILE")" = "$pid" ] || log "kafka: pid $pid was started outside this checkout"
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! wait_until 60 "kafka stop" eval "! kill -0 $pid"; then
-		log "kafka: pid $pid ignored SIGTERM for 60s, killing it"
-		kill -KILL "$pid" 2>/dev/null || true
-		wait_until 10 "kafka kill" eval "! kill -0 $pid" || die "kafka: pid $pid survives SIGKILL"
-	fi
+	stop_pid kafka "$pid"
 	rm -f "$KAFKA_PIDFILE"
 }
 
-# kafka_restart stops the running broker and starts it again with the very
-# same command line (same config, data directory and jars), so topics and
-# offsets survive: fault tests bounce the broker mid-stream. When no broker
-# runs, it is kafka_start.
+# kafka_restart stops our broker and starts it again on the same data
+# directory, so topics and offsets survive: fault tests bounce the broker
+# mid-stream. It refuses a broker we did not start; with nothing running it
+# is kafka_start.
 kafka_restart() {
-	local pid cfg dir
-	local -a argv
-	if ! pid=$(kafka_pid); then
-		kafka_start
-		return
+	if ! kafka_pid >/dev/null && port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+		refuse_restart kafka "$KAFKA_BROKERS"
 	fi
-	mapfile -d '' argv <"/proc/$pid/cmdline"
-	cfg=${argv[${#argv[@]}-1]}
-	dir=$(dirname "$cfg")
 	kafka_stop
-	[ -x "$KAFKAREADY" ] || kafka_install
-	log "kafka: starting again with $cfg"
-	[ -f "$dir/server.log" ] && mv -f "$dir/server.log" "$dir/server.log.1"
-	setsid nohup "${argv[@]}" </dev/null >"$dir/server.log" 2>&1 &
-	pid=$!
-	echo "$pid" >"$dir/kafka.pid"
-	_kafka_wait "$pid" "$dir/server.log"
+	kafka_start
 }
 
 kafka_status() {
 	local pid
-	if pid=$(kafka_pid) && [ -x "$KAFKAREADY" ] && kafka_metadata 5s 2>/dev/null; then
-		echo "kafka: running (pid $pid), $KAFKA_BROKERS"
+	if pid=$(kafka_pid); then
+		if [ -x "$KAFKAREADY" ] && kafka_metadata 5s 2>/dev/null; then
+			echo "kafka: running (pid $pid), $KAFKA_BROKERS, state in $(rel "$KAFKA_STATE")"
+		else
+			echo "kafka: pid $pid runs but $KAFKA_BROKERS does not answer metadata; see $(rel "$KAFKA_LOG")"
+			return 1
+		fi
+	elif port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+		echo "kafka: $KAFKA_BROKERS accepts connections, not started by these scripts"
 	else
 		echo "kafka: stopped"
 		return 3
@@ -229,7 +210,9 @@ kafka_status() {
 }
 
 kafka_where() {
-	local v
+	local v who
 	v=$(find "$KAFKA_LIBS" -name 'kafka_2.13-*.jar' -printf '%f\n' 2>/dev/null | sed 's/kafka_2.13-//; s/\.jar$//')
-	echo "kafka     $KAFKA_HOST:$KAFKA_PORT  KRaft broker+controller ${v:-?}, controller :$KAFKA_CONTROLLER_PORT, log ${KAFKA_LOG#"$REPO"/}"
+	who="KRaft broker+controller ${v:-?}, controller :$KAFKA_CONTROLLER_PORT, log $(rel "$KAFKA_LOG")"
+	kafka_pid >/dev/null || who="not started by these scripts"
+	echo "kafka     $KAFKA_HOST:$KAFKA_PORT  $who"
 }
