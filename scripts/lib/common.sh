@@ -59,8 +59,13 @@ fi
 
 # apt_install PKG... installs the packages with apt-get, running
 # `apt-get update` at most once per run of the calling script, and only
-# when something is to be installed.
+# when something is to be installed. A package's maintainer scripts may
+# start its system service (Debian's rabbitmq-server and postgresql do,
+# where no policy-rc.d forbids it): a server nobody here started, which would
+# then hold the port. Unless the machine has a policy-rc.d already, one that
+# forbids starting services is put in place for the install and removed after.
 _APT_UPDATED=${_APT_UPDATED:-}
+APT_POLICY_RC=${APT_POLICY_RC:-/usr/sbin/policy-rc.d}
 apt_install() {
 	[ "$(id -u)" = 0 ] || die "installing $* needs root"
 	if [ -z "$_APT_UPDATED" ]; then
@@ -69,9 +74,16 @@ apt_install() {
 		_APT_UPDATED=1
 		export _APT_UPDATED
 	fi
+	local guard='' rc=0
+	if [ ! -e "$APT_POLICY_RC" ]; then
+		printf '#!/bin/sh\n# Written by switchyard scripts/lib/common.sh for one apt-get install, then removed.\nexit 101\n' >"$APT_POLICY_RC"
+		chmod 755 "$APT_POLICY_RC"
+		guard=1
+	fi
 	log "apt-get install $*"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
-		|| die "apt-get install $* failed"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+	[ -z "$guard" ] || rm -f "$APT_POLICY_RC"
+	[ "$rc" = 0 ] || die "apt-get install $* failed"
 }
 
 # port_open HOST PORT succeeds when something accepts TCP connections there.

@@ -20,6 +20,22 @@ KAFKAREADY="$CACHE/bin/kafkaready"
 KAFKA_CLUSTER_ID=c3dpdGNoeWFyZC10ZXN0MQ
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
 
+# kafka_find_java sets KAFKA_JAVA_BIN to a java of version 17 or newer
+# ($JAVA_HOME's, the one on PATH, or Debian's openjdk 17) and fails when
+# there is none.
+kafka_find_java() {
+	local j v
+	for j in "${JAVA_HOME:+$JAVA_HOME/bin/java}" "$(command -v java 2>/dev/null)" /usr/lib/jvm/java-17-openjdk-*/bin/java; do
+		[ -n "$j" ] && [ -x "$j" ] || continue
+		v=$("$j" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+		if [ "${v%%.*}" -ge 17 ] 2>/dev/null; then
+			KAFKA_JAVA_BIN=$j
+			return 0
+		fi
+	done
+	return 1
+}
+
 # kafka_verify_jars DIR succeeds when DIR holds exactly the jars listed in
 # scripts/kafka/jars.sha256, each with its pinned SHA-256; otherwise it says
 # which jar is wrong, missing or unexpected.
@@ -46,8 +62,10 @@ kafka_mvn_copy() {
 	local dir=$1
 	shift
 	command -v mvn >/dev/null 2>&1 || apt_install maven
+	[ -n "${KAFKA_JAVA_BIN:-}" ] || kafka_find_java || die "kafka: Maven needs java 17 or newer"
 	mkdir -p "$CACHE/kafka"
-	if ! mvn -B -q -C -Dstyle.color=never "$@" -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
+	# Maven runs on the java the broker uses, on PATH or not.
+	if ! JAVA_HOME="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$KAFKA_JAVA_BIN")")")}" mvn -B -q -C -Dstyle.color=never "$@" -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
 		-Dlibs.dir="$dir" >"$CACHE/kafka/mvn.log" 2>&1; then
 		tail -n 30 "$CACHE/kafka/mvn.log" >&2
 		return 1
@@ -80,8 +98,11 @@ kafka_fetch() {
 # kafka_install installs what is missing and sets KAFKA_JAVA, the java
 # command line (without the main class) that runs the broker and its tools.
 kafka_install() {
-	command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
-	KAFKA_JAVA=(java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+	if ! kafka_find_java; then
+		apt_install openjdk-17-jre-headless
+		kafka_find_java || die "kafka: no java 17 or newer even after installing openjdk-17-jre-headless"
+	fi
+	KAFKA_JAVA=("$KAFKA_JAVA_BIN" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
 		-Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties"
 		-cp "$KAFKA_LIBS/*")
 	kafka_fetch

@@ -7,10 +7,16 @@
 # PostgreSQL refuses to run as root: when the scripts run as root, the
 # cluster belongs to the postgres user the package creates.
 
+# pg_paths sets PG_DATA, PG_RUN and PG_LOG from PG_STATE.
+pg_paths() {
+	PG_DATA="$PG_STATE/data"
+	PG_RUN="$PG_STATE/run"
+	PG_LOG="$PG_STATE/server.log"
+}
+# .work/postgres is a link when the postgres user cannot reach .work (see postgres_init).
 PG_STATE="$WORK/postgres"
-PG_DATA="$PG_STATE/data"
-PG_RUN="$PG_STATE/run"
-PG_LOG="$PG_STATE/server.log"
+[ -L "$PG_STATE" ] && PG_STATE=$(readlink -f "$PG_STATE")
+pg_paths
 
 # pg_as CMD... runs CMD as the user that owns our cluster.
 pg_as() {
@@ -48,10 +54,23 @@ postgres_pid() {
 # postgres_init creates our cluster in .work/postgres/data: superuser
 # postgres reachable only over our own socket directory, password logins
 # (scram) over TCP.
+#
+# As root, the cluster belongs to user postgres, who must be able to reach
+# it: when a folder above .work is closed to others (a checkout under /root),
+# the cluster goes to /var/tmp/switchyard-postgres-HASH-OF-.work instead,
+# and .work/postgres links there.
 postgres_init() {
+	if [ "$(id -u)" = 0 ] && [ ! -L "$WORK/postgres" ] && ! pg_as test -x "$WORK"; then
+		PG_STATE="/var/tmp/switchyard-postgres-$(printf %s "$WORK" | sha256sum | cut -c1-12)"
+		log "postgres: user postgres cannot reach $(rel "$WORK"); the cluster goes to $PG_STATE, linked from $(rel "$WORK")/postgres"
+		rm -rf "$WORK/postgres"
+		mkdir -p "$PG_STATE" && chmod 700 "$PG_STATE"
+		ln -sfn "$PG_STATE" "$WORK/postgres"
+		pg_paths
+	fi
 	mkdir -p "$PG_STATE"
 	[ "$(id -u)" = 0 ] && chown postgres: "$PG_STATE"
-	pg_as test -w "$PG_STATE" || die "postgres: user postgres cannot write $(rel "$PG_STATE"); every folder above it must be searchable by that user"
+	pg_as test -w "$PG_STATE" || die "postgres: user postgres cannot write $PG_STATE"
 	log "postgres: creating a cluster in $(rel "$PG_DATA")"
 	pg_as "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -E UTF8 --locale=C \
 		--auth-local=trust --auth-host=scram-sha-256 --no-instructions >"$PG_STATE/initdb.log" 2>&1 \
