@@ -1,7 +1,9 @@
 # Switchyard developer and CI entry points.
 #
-#   make up      start RabbitMQ, Kafka and PostgreSQL (scripts/up.sh), write .work/env
-#   make down    stop them (scripts/down.sh)
+#   make up      install if missing and start RabbitMQ, Kafka and PostgreSQL
+#                (scripts/up.sh), write .work/env; a server these scripts did
+#                not start that already answers on a port is used, never stopped
+#   make down    stop what scripts/up.sh started (scripts/down.sh)
 #   make test    make up, then go vet and the whole test suite against the real brokers
 #   make run     run the example service
 #
@@ -9,6 +11,10 @@
 #   make test GOTEST_EXTRA=-v
 #   make test GOTEST_EXTRA='-v -run TestKafka' PKGS=./adapters/kafka/...
 #   make up SERVICES=kafka           start only Kafka
+#
+# A separate set of servers beside the default one (see scripts/up.sh):
+#   make test SWITCHYARD_WORK=/tmp/sy SWITCHYARD_AMQP_PORT=5682 \
+#     SWITCHYARD_KAFKA_PORT=19092 SWITCHYARD_POSTGRES_PORT=5442
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
@@ -21,6 +27,8 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 GOTEST_EXTRA ?=
 PKGS         ?= ./...
 SERVICES     ?=
+# The environment scripts/up.sh writes: in $SWITCHYARD_WORK when that is set.
+ENV_FILE     := $(or $(SWITCHYARD_WORK),.work)/env
 
 .PHONY: up down test vet run
 
@@ -34,7 +42,7 @@ vet:
 	$(GO) vet ./...
 
 test: up
-	. .work/env && $(GO) vet $(PKGS) && $(GO) test $(GOTEST_FLAGS) $(GOTEST_EXTRA) $(PKGS)
+	. $(ENV_FILE) && $(GO) vet $(PKGS) && $(GO) test $(GOTEST_FLAGS) $(GOTEST_EXTRA) $(PKGS)
 
 run:
 	$(GO) run ./examples/orders
@@ -46,7 +54,7 @@ BENCH_FLAGS ?=
 
 .PHONY: bench
 bench: up
-	. .work/env && $(GO) run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs docs/benchmarks.md $(BENCH_FLAGS)
+	. $(ENV_FILE) && $(GO) run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs docs/benchmarks.md $(BENCH_FLAGS)
 
 # make faults: fault scenarios against the real brokers (kill -9 of a
 # consumer, RabbitMQ and Kafka restarts mid-stream, a consumer leaving its
@@ -57,7 +65,7 @@ FAULTS_FLAGS ?=
 
 .PHONY: faults
 faults: up
-	. .work/env && $(GO) run ./cmd/switchyard-faults $(FAULTS_FLAGS)
+	. $(ENV_FILE) && $(GO) run ./cmd/switchyard-faults $(FAULTS_FLAGS)
 
 # make fuzz: a short native-fuzzing run of the envelope decoder, payload
 # decoding, config parsing and AMQP header conversion (FUZZTIME each). A count

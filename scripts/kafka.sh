@@ -2,6 +2,8 @@
 # scripts/kafka.sh start|stop|restart|status: manage the kafka server the tests use.
 # start installs what is missing, starts it if stopped and waits until it
 # answers; restart is what fault tests use to bounce the broker mid-stream.
-# start, stop and restart rewrite .work/env. See scripts/lib/kafka.sh.
+# stop and restart act only on a server these scripts started (pid file and
+# data under .work/kafka); restart refuses any other. start, stop and restart
+# rewrite .work/env. See scripts/lib/kafka.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 service_main kafka "$@"

@@ -54,7 +54,9 @@
 //     redelivered and counted as a duplicate, never as a loss).
 //   - rabbitmq-restart, kafka-restart: `bash scripts/<broker>.sh restart`
 //     while a publisher and a consumer (in this process, on separate
-//     connections) are streaming; both must recover.
+//     connections) are streaming; both must recover. The script restarts
+//     only a broker that scripts/up.sh started itself; it refuses one it did
+//     not start (one already on the port), and the scenario then fails.
 //   - group-sigterm, group-sigkill (amqp, kafka): two consumer children in one
 //     group; one leaves mid-stream, gracefully (SIGTERM, which must also exit
 //     0) or not (SIGKILL); the other takes over its share.

@@ -10,7 +10,10 @@
 // It exits 0 once ListBrokers returns at least one broker, 1 when the timeout
 // passes first. With -smoke it then creates a throwaway topic, produces one
 // record, reads it back in a consumer group, commits the offset and deletes
-// the topic, proving the broker serves clients end to end.
+// the topic and the group, proving the broker serves clients end to end: in
+// particular that the group coordinator answers, which it may not yet do
+// when metadata already does. scripts/kafka.sh waits for -smoke after every
+// start and restart.
 package main
 
 import (
@@ -92,9 +95,31 @@ func listBrokers(ctx context.Context, addrs []string) (int, error) {
 	return len(bs), nil
 }
 
-// roundTrip creates a topic, produces one record, consumes it and deletes the topic.
+// roundTrip creates a topic, produces one record, consumes it in a group,
+// commits, then deletes the topic and the group.
 func roundTrip(ctx context.Context, addrs []string) error {
 	topic := fmt.Sprintf("kafkaready-%d", time.Now().UnixNano())
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return fmt.Errorf("new client: %w", err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		return fmt.Errorf("create topic %q: %w", topic, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteGroup(dctx, topic)
+		_, _ = adm.DeleteTopic(dctx, topic)
+	}()
+	// The consumer is closed (leaving its group) before the deferred deletes run.
+	return consumeInGroup(ctx, addrs, topic)
+}
+
+func consumeInGroup(ctx context.Context, addrs []string, topic string) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(addrs...),
 		kgo.ConsumeTopics(topic),
@@ -106,16 +131,6 @@ func roundTrip(ctx context.Context, addrs []string) error {
 		return fmt.Errorf("new client: %w", err)
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		return fmt.Errorf("create topic %q: %w", topic, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = adm.DeleteTopic(dctx, topic)
-	}()
 
 	want := "ready"
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(want)}).FirstErr(); err != nil {
@@ -124,7 +139,7 @@ func roundTrip(ctx context.Context, addrs []string) error {
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("consume from %q: %w", topic, err)
+			return fmt.Errorf("consume from %q in group %q: %w", topic, topic, err)
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })

@@ -1,14 +1,52 @@
 # shellcheck shell=bash
-# RabbitMQ from Debian's rabbitmq-server package, run without systemd.
-# Source scripts/lib/common.sh first.
+# RabbitMQ from Debian's rabbitmq-server package, run as a node of our own
+# (not the system node, no systemd) with everything under .work/rabbitmq:
+# mnesia/ (data), log/, rabbitmq.pid, its own config files and Erlang cookie
+# (so rabbitmqctl here can reach only this node). Source scripts/lib/common.sh first.
+
+RABBITMQ_BIN=/usr/lib/rabbitmq/bin
+RABBITMQ_STATE="$WORK/rabbitmq"
+RABBITMQ_PIDFILE="$RABBITMQ_STATE/rabbitmq.pid"
+RABBITMQ_OUT="$RABBITMQ_STATE/server.out"
+# The node name carries the port and a hash of the state directory, so two
+# checkouts never share one.
+RABBITMQ_NODE="switchyard-$AMQP_PORT-$(printf %s "$RABBITMQ_STATE" | sha256sum | cut -c1-8)@localhost"
+
+# RABBITMQ_ENV points RabbitMQ's scripts at our node and our files only
+# (never /etc/rabbitmq or /var/lib/rabbitmq).
+RABBITMQ_ENV=(
+	HOME="$RABBITMQ_STATE"
+	RABBITMQ_NODENAME="$RABBITMQ_NODE"
+	RABBITMQ_NODE_IP_ADDRESS="$AMQP_HOST" RABBITMQ_NODE_PORT="$AMQP_PORT"
+	RABBITMQ_DIST_PORT="$((AMQP_PORT + 20000))"
+	RABBITMQ_CONF_ENV_FILE="$RABBITMQ_STATE/rabbitmq-env.conf"
+	RABBITMQ_CONFIG_FILE="$RABBITMQ_STATE/rabbitmq.conf"
+	RABBITMQ_ADVANCED_CONFIG_FILE="$RABBITMQ_STATE/advanced.config"
+	RABBITMQ_ENABLED_PLUGINS_FILE="$RABBITMQ_STATE/enabled_plugins"
+	RABBITMQ_MNESIA_BASE="$RABBITMQ_STATE/mnesia"
+	RABBITMQ_LOG_BASE="$RABBITMQ_STATE/log"
+	RABBITMQ_PID_FILE="$RABBITMQ_PIDFILE"
+	ERL_CRASH_DUMP="$RABBITMQ_STATE/erl_crash.dump"
+	RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+)
+
+rabbitmq_ctl() { env "${RABBITMQ_ENV[@]}" "$RABBITMQ_BIN/rabbitmqctl" "$@"; }
 
 rabbitmq_install() {
-	command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
+	[ -x "$RABBITMQ_BIN/rabbitmq-server" ] || apt_install rabbitmq-server
 }
 
-# rabbitmq_node_up succeeds when the Erlang node answers (it may still be booting).
+# rabbitmq_pid prints the pid of our node: the one in our pid file, when
+# that process runs with our mnesia directory.
+rabbitmq_pid() {
+	local pid
+	pid=$(pid_from_file "$RABBITMQ_PIDFILE") && proc_has "$pid" "$RABBITMQ_STATE/mnesia" || return 1
+	echo "$pid"
+}
+
+# rabbitmq_node_up succeeds when our Erlang node answers (it may still be booting).
 rabbitmq_node_up() {
-	rabbitmqctl -q ping >/dev/null 2>&1
+	rabbitmq_ctl -q ping >/dev/null 2>&1
 }
 
 # rabbitmq_amqp_answers sends the AMQP 0-9-1 protocol header to the listener
@@ -25,45 +63,98 @@ rabbitmq_amqp_answers() {
 	[ "$reply" = "010000" ]
 }
 
-rabbitmq_start() {
-	rabbitmq_install
-	# Fast path: only a booted broker sends Connection.Start.
-	if rabbitmq_amqp_answers; then
-		log "rabbitmq: already running"
-		return 0
-	fi
-	if rabbitmq_node_up; then
-		log "rabbitmq: node up, waiting for it to finish booting"
-	else
-		log "rabbitmq: starting"
-		# The Debian wrapper switches to the rabbitmq user; the environment passes through.
-		(cd / && RABBITMQ_NODE_IP_ADDRESS="$AMQP_HOST" RABBITMQ_NODE_PORT="$AMQP_PORT" rabbitmq-server -detached)
-		wait_until 60 "rabbitmq node" rabbitmq_node_up || die "rabbitmq: node did not come up; see /var/log/rabbitmq/"
-	fi
-	rabbitmqctl -q await_startup --timeout 120 >/dev/null || die "rabbitmq: await_startup failed; see /var/log/rabbitmq/"
+# rabbitmq_ready waits until our node has booted and answers AMQP.
+rabbitmq_ready() {
+	rabbitmq_ctl -q await_startup --timeout 120 >/dev/null 2>&1 \
+		|| die "rabbitmq: await_startup failed; see $(rel "$RABBITMQ_STATE")/log and $(rel "$RABBITMQ_OUT")"
 	wait_until 30 "rabbitmq amqp listener" rabbitmq_amqp_answers \
 		|| die "rabbitmq: node is up but $AMQP_HOST:$AMQP_PORT does not answer AMQP"
 }
 
-rabbitmq_stop() {
-	if ! command -v rabbitmqctl >/dev/null 2>&1 || ! rabbitmq_node_up; then
-		log "rabbitmq: not running"
+rabbitmq_start() {
+	rabbitmq_install
+	local pid
+	if pid=$(rabbitmq_pid); then
+		log "rabbitmq: already running (pid $pid, node $RABBITMQ_NODE)"
+		rabbitmq_ready
 		return 0
 	fi
-	log "rabbitmq: stopping"
-	# shutdown waits for the Erlang VM to exit; stop only asks it to.
-	rabbitmqctl -q shutdown >/dev/null 2>&1 || rabbitmqctl -q stop >/dev/null 2>&1 || true
-	wait_until 60 "rabbitmq stop" eval '! rabbitmq_node_up && ! port_open "$AMQP_HOST" "$AMQP_PORT"' \
-		|| die "rabbitmq: still running after stop"
+	if port_open "$AMQP_HOST" "$AMQP_PORT"; then
+		rabbitmq_amqp_answers || die "rabbitmq: $AMQP_HOST:$AMQP_PORT is taken by a process that does not speak AMQP and was not started by these scripts"
+		foreign rabbitmq "$AMQP_HOST:$AMQP_PORT"
+		return 0
+	fi
+	port_open 127.0.0.1 "$((AMQP_PORT + 20000))" \
+		&& die "rabbitmq: Erlang distribution port $((AMQP_PORT + 20000)) (AMQP port + 20000) is taken by a process not started by these scripts"
+	mkdir -p "$RABBITMQ_STATE/mnesia" "$RABBITMQ_STATE/log"
+	if [ ! -s "$RABBITMQ_STATE/.erlang.cookie" ]; then
+		(umask 077 && head -c 32 /dev/urandom | sha256sum | cut -c1-32 >"$RABBITMQ_STATE/.erlang.cookie")
+		chmod 400 "$RABBITMQ_STATE/.erlang.cookie"
+	fi
+	: >"$RABBITMQ_STATE/rabbitmq-env.conf"
+	[ -f "$RABBITMQ_STATE/enabled_plugins" ] || echo '[].' >"$RABBITMQ_STATE/enabled_plugins"
+	cat >"$RABBITMQ_STATE/rabbitmq.conf" <<CONF
+# Written by scripts/rabbitmq.sh on every start.
+listeners.tcp.default = $AMQP_HOST:$AMQP_PORT
+# The node logs to $(rel "$RABBITMQ_STATE")/log; $(rel "$RABBITMQ_OUT") keeps what it prints while booting.
+log.console = false
+CONF
+	rm -f "$RABBITMQ_PIDFILE"
+	log "rabbitmq: starting node $RABBITMQ_NODE in $(rel "$RABBITMQ_STATE")"
+	daemon "$RABBITMQ_OUT" env "${RABBITMQ_ENV[@]}" "$RABBITMQ_BIN/rabbitmq-server"
+	local deadline=$((SECONDS + 60))
+	until pid=$(rabbitmq_pid) && rabbitmq_node_up; do
+		[ "$SECONDS" -lt "$deadline" ] || { tail -n 30 "$RABBITMQ_OUT" >&2; die "rabbitmq: node did not come up in 60s; see $(rel "$RABBITMQ_OUT")"; }
+		sleep 0.5
+	done
+	rabbitmq_ready
+}
+
+rabbitmq_stop() {
+	local pid
+	if ! pid=$(rabbitmq_pid); then
+		rm -f "$RABBITMQ_PIDFILE"
+		if port_open "$AMQP_HOST" "$AMQP_PORT"; then
+			log "rabbitmq: $AMQP_HOST:$AMQP_PORT is served by a server these scripts did not start; leaving it running"
+		else
+			log "rabbitmq: not running"
+		fi
+		return 0
+	fi
+	log "rabbitmq: stopping node $RABBITMQ_NODE (pid $pid)"
+	# shutdown waits for the Erlang VM to exit; it reaches only our node (our cookie).
+	rabbitmq_ctl -q shutdown >/dev/null 2>&1 || true
+	stop_pid rabbitmq "$pid"
+	rm -f "$RABBITMQ_PIDFILE"
+}
+
+# rabbitmq_restart stops our node and starts it again on the same data, so
+# durable queues and their messages survive: fault tests bounce the broker
+# mid-stream. It refuses a server we did not start; with nothing running it
+# is rabbitmq_start.
+rabbitmq_restart() {
+	if ! rabbitmq_pid >/dev/null && port_open "$AMQP_HOST" "$AMQP_PORT"; then
+		refuse_restart rabbitmq "$AMQP_HOST:$AMQP_PORT"
+	fi
+	rabbitmq_stop
+	rabbitmq_start
 }
 
 rabbitmq_status() {
-	if rabbitmq_amqp_answers; then
-		echo "rabbitmq: running, AMQP on $AMQP_HOST:$AMQP_PORT (user guest)"
+	local pid
+	if pid=$(rabbitmq_pid) && rabbitmq_amqp_answers; then
+		echo "rabbitmq: running (pid $pid, node $RABBITMQ_NODE), AMQP on $AMQP_HOST:$AMQP_PORT (user guest)"
+	elif rabbitmq_amqp_answers; then
+		echo "rabbitmq: running, AMQP on $AMQP_HOST:$AMQP_PORT, not started by these scripts"
 	else
 		echo "rabbitmq: stopped"
 		return 3
 	fi
 }
 
-rabbitmq_where() { echo "rabbitmq  $AMQP_HOST:$AMQP_PORT  amqp, user guest, vhost /"; }
+rabbitmq_where() {
+	local who
+	who="node $RABBITMQ_NODE, log $(rel "$RABBITMQ_STATE")/log"
+	rabbitmq_pid >/dev/null || who="not started by these scripts"
+	echo "rabbitmq  $AMQP_HOST:$AMQP_PORT  amqp, user guest, vhost /; $who"
+}
