@@ -40,6 +40,7 @@ type consumer struct {
 	workers     []chan *message.Message
 	nextWorker  int
 	onNack      func(name string)
+	inbound     func(topic string, msg *message.Message) error // Service.normalizeInbound
 	handlerCtx  context.Context
 	handlerStop context.CancelFunc
 }
@@ -146,6 +147,7 @@ func (s *Service) plan() ([]*consumer, error) {
 				logger:   s.logger,
 				seed:     maphash.MakeSeed(),
 				onNack:   s.recorder.Nacked,
+				inbound:  s.normalizeInbound,
 			}
 			reject := &handler{
 				info:   middleware.Info{Name: h.info.Group + "/dispatch", Group: h.info.Group, Topic: h.info.Topic},
@@ -325,7 +327,11 @@ func (c *consumer) pick(key string) int {
 
 // process runs one message through its handler's stack and acks or nacks it.
 func (c *consumer) process(msg *message.Message) {
+	inErr := c.inbound(c.key.topic, msg) // foreign producers' messages into the header contract (WithInbound)
 	env, envErr := event.ReadEnvelope(msg)
+	if inErr != nil {
+		envErr = inErr // dead-lettered, with the mapping's reason
+	}
 	if target := msg.Metadata[header.RetryTarget]; target != "" && target != c.key.group {
 		msg.Ack() // a delayed retry or replay addressed to another group
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
@@ -54,6 +55,8 @@ type Service struct {
 	overrides       map[string]Policy
 	shutdownTimeout time.Duration
 	idem            *idempotencySettings // see WithIdempotency
+	// inbound holds WithInbound's mappings by topic, before the namespace.
+	inbound map[string]*inbound.Mapping
 
 	mu        sync.Mutex
 	handlers  []*handler
