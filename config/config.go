@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -34,6 +35,18 @@ type Config struct {
 	Broker   Broker                    `yaml:"broker"`
 	Defaults service.Policy            `yaml:"defaults"`
 	Handlers map[string]service.Policy `yaml:"handlers"`
+	// Topics holds per-topic settings by topic name, as handlers name it
+	// (before service.namespace).
+	Topics map[string]Topic `yaml:"topics"`
+}
+
+// Topic holds the settings of one topic.
+type Topic struct {
+	// Inbound tells the service how to read messages that producers which
+	// do not write Switchyard's header contract (plain JSON with headers of
+	// their own) publish to the topic; see package inbound. Default none:
+	// messages must carry the contract, else they are dead-lettered.
+	Inbound *inbound.Mapping `yaml:"inbound"`
 }
 
 // Service holds process-wide settings.
@@ -125,7 +138,25 @@ func (c Config) Validate() error {
 	for _, name := range names {
 		err = errors.Join(err, c.Handlers[name].Validate("handlers."+name))
 	}
+	for _, name := range topicNames(c.Topics) {
+		t := c.Topics[name]
+		if name == "" {
+			err = errors.Join(err, errors.New("topics: an empty topic name"))
+		}
+		if t.Inbound != nil {
+			err = errors.Join(err, t.Inbound.Validate("topics."+name+".inbound"))
+		}
+	}
 	return err
+}
+
+func topicNames(topics map[string]Topic) []string {
+	names := make([]string, 0, len(topics))
+	for name := range topics {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Load reads the file at path (none when path is ""), applies environment
@@ -180,13 +211,21 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 }
 
 // ServiceOptions returns the service options the configuration sets:
-// source, shutdown timeout, default policy and per-handler overrides.
+// source, shutdown timeout, default policy, per-handler overrides and
+// per-topic inbound mappings. Call it on a validated Config (as [Load] and
+// [Parse] return).
 func (c Config) ServiceOptions() []service.Option {
-	return []service.Option{
+	opts := []service.Option{
 		service.WithSource(c.Service.Name),
 		service.WithShutdownTimeout(c.Service.ShutdownTimeout),
 		service.WithDefaults(c.Defaults),
 		service.WithOverrides(c.Handlers),
 		service.WithNamespace(c.Service.Namespace),
 	}
+	for _, name := range topicNames(c.Topics) {
+		if m := c.Topics[name].Inbound; m != nil {
+			opts = append(opts, service.WithInbound(name, *m))
+		}
+	}
+	return opts
 }
