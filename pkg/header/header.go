@@ -12,6 +12,10 @@
 // attempts, replay count and dead-letter failure metadata. They are not event
 // attributes and are not CloudEvents extensions.
 //
+// A CloudEvent in structured content mode (content type
+// [ContentTypeCloudEvents]) is read too: the runtime turns it into binary
+// mode before handling it.
+//
 // Adapters write these keys unchanged as broker headers (Kafka record headers,
 // AMQP message headers). On read, the AMQP binding's "cloudEvents_" and
 // "cloudEvents:" prefixes are accepted as well; see [Canonical].
@@ -89,6 +93,12 @@ const (
 const (
 	SpecVersionValue = "1.0"
 	ContentTypeJSON  = "application/json"
+	// ContentTypeCloudEvents is the content type of a CloudEvent in
+	// structured content mode: the whole event, as JSON, in the payload.
+	ContentTypeCloudEvents = "application/cloudevents+json"
+	// ContentTypeCloudEventsBatch is the content type of a batch of
+	// CloudEvents (a JSON array) in one message.
+	ContentTypeCloudEventsBatch = "application/cloudevents-batch+json"
 )
 
 // CloudEventsPrefix is the prefix of every CloudEvents attribute header.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 )
@@ -39,10 +40,14 @@ func WithInbound(topic string, m inbound.Mapping) Option {
 }
 
 // normalizeInbound brings msg, consumed from topic (namespaced), into the
-// header contract before its envelope is read: it applies the topic's
-// inbound mapping, if any. A non-nil error is permanent: the message must
-// be dead-lettered with it, not handled.
+// header contract before its envelope is read: a CloudEvent in structured
+// content mode is turned into binary mode (on every topic), and other
+// messages go through the topic's inbound mapping, if any. A non-nil error
+// is permanent: the message must be dead-lettered with it, not handled.
 func (s *Service) normalizeInbound(topic string, msg *message.Message) error {
+	if event.IsStructured(msg.Metadata) {
+		return event.FromStructured(msg)
+	}
 	if len(s.inbound) == 0 {
 		return nil
 	}
