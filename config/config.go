@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -47,6 +48,11 @@ type Topic struct {
 	// their own) publish to the topic; see package inbound. Default none:
 	// messages must carry the contract, else they are dead-lettered.
 	Inbound *inbound.Mapping `yaml:"inbound"`
+	// ContentMode is how events published to the topic carry their
+	// CloudEvents attributes: "binary" (default; headers, the payload is
+	// the data) or "structured" (one application/cloudevents+json document,
+	// for consumers that expect it). Both are read on every topic.
+	ContentMode string `yaml:"content_mode"`
 }
 
 // Service holds process-wide settings.
@@ -146,6 +152,12 @@ func (c Config) Validate() error {
 		if t.Inbound != nil {
 			err = errors.Join(err, t.Inbound.Validate("topics."+name+".inbound"))
 		}
+		switch event.ContentMode(t.ContentMode) {
+		case "", event.ContentModeBinary, event.ContentModeStructured:
+		default:
+			err = errors.Join(err, fmt.Errorf("topics.%s.content_mode: %q, want %s (default) or %s",
+				name, t.ContentMode, event.ContentModeBinary, event.ContentModeStructured))
+		}
 	}
 	return err
 }
@@ -212,7 +224,7 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 
 // ServiceOptions returns the service options the configuration sets:
 // source, shutdown timeout, default policy, per-handler overrides and
-// per-topic inbound mappings. Call it on a validated Config (as [Load] and
+// per-topic inbound mappings and content modes. Call it on a validated Config (as [Load] and
 // [Parse] return).
 func (c Config) ServiceOptions() []service.Option {
 	opts := []service.Option{
@@ -223,8 +235,12 @@ func (c Config) ServiceOptions() []service.Option {
 		service.WithNamespace(c.Service.Namespace),
 	}
 	for _, name := range topicNames(c.Topics) {
-		if m := c.Topics[name].Inbound; m != nil {
-			opts = append(opts, service.WithInbound(name, *m))
+		t := c.Topics[name]
+		if t.Inbound != nil {
+			opts = append(opts, service.WithInbound(name, *t.Inbound))
+		}
+		if t.ContentMode != "" {
+			opts = append(opts, service.WithContentMode(name, event.ContentMode(t.ContentMode)))
 		}
 	}
 	return opts

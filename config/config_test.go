@@ -61,6 +61,8 @@ func TestParseBadInput(t *testing.T) {
 			[]string{"line 5", `unknown key "corelation_id"`, "correlation_id", "data_field"}},
 		{"unknown key in an attribute source", "topics:\n  orders:\n    inbound:\n      type: {headr: eventType}\n",
 			[]string{"line 4", `unknown key "headr"`, "allowed here: header, field, value, format, optional"}},
+		{"content mode validated", "topics:\n  orders:\n    content_mode: json\n",
+			[]string{`topics.orders.content_mode: "json", want binary (default) or structured`}},
 		{"inbound mapping validated", "topics:\n  orders:\n    inbound:\n      id: {value: x}\n      time: {header: ts, format: iso}\n",
 			[]string{"topics.orders.inbound.type: required", "topics.orders.inbound.id.value", `topics.orders.inbound.time.format: "iso"`}},
 	}
@@ -195,11 +197,15 @@ topics:
       correlation_id: {header: correlationId, optional: true}
       time: {header: timestamp, format: unix_ms}
       data_field: data
+    content_mode: structured
 `), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := c.Topics["orders"].Inbound
+	if c.Topics["orders"].ContentMode != "structured" {
+		t.Errorf("content mode %q", c.Topics["orders"].ContentMode)
+	}
 	if m == nil || m.Type.Header != "eventType" || m.Types["OrderPlaced"] != "orders.order_placed" || m.Key.Field != "aggregateId" ||
 		!m.CorrelationID.Optional || m.Time.Format != "unix_ms" || m.DataField != "data" {
 		t.Fatalf("parsed %+v", m)
