@@ -39,7 +39,10 @@ function toMessage(e) {
   });
   const m = settings.mode === "structured" ? CEKafka.structured(ce) : CEKafka.binary(ce);
   const value = typeof m.value === "string" || Buffer.isBuffer(m.value) ? m.value : JSON.stringify(m.value);
-  return { key: m.key, value, headers: m.headers, timestamp: m.timestamp };
+  // The binding lists unset attributes too; kafkajs rejects undefined header values.
+  const headers = {};
+  for (const [k, v] of Object.entries(m.headers)) if (v !== undefined && v !== null) headers[k] = String(v);
+  return { key: m.key, value, headers, timestamp: m.timestamp };
 }
 
 await producer.send({ topic: settings.topic, messages: settings.events.map(toMessage) });
