@@ -53,6 +53,11 @@ type Topic struct {
 	// the data) or "structured" (one application/cloudevents+json document,
 	// for consumers that expect it). Both are read on every topic.
 	ContentMode string `yaml:"content_mode"`
+	// WatermillHeaders adds, to events published to the topic, the headers
+	// Watermill's default unmarshalers and correlation middleware read (the
+	// message UUID and correlation_id), for consumers on plain
+	// watermill-kafka or watermill-amqp. Default false.
+	WatermillHeaders bool `yaml:"watermill_headers"`
 }
 
 // Service holds process-wide settings.
@@ -224,7 +229,7 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 
 // ServiceOptions returns the service options the configuration sets:
 // source, shutdown timeout, default policy, per-handler overrides and
-// per-topic inbound mappings and content modes. Call it on a validated Config (as [Load] and
+// per-topic inbound mappings, content modes and Watermill headers. Call it on a validated Config (as [Load] and
 // [Parse] return).
 func (c Config) ServiceOptions() []service.Option {
 	opts := []service.Option{
@@ -241,6 +246,9 @@ func (c Config) ServiceOptions() []service.Option {
 		}
 		if t.ContentMode != "" {
 			opts = append(opts, service.WithContentMode(name, event.ContentMode(t.ContentMode)))
+		}
+		if t.WatermillHeaders {
+			opts = append(opts, service.WithWatermillHeaders(name))
 		}
 	}
 	return opts

@@ -198,11 +198,17 @@ topics:
       time: {header: timestamp, format: unix_ms}
       data_field: data
     content_mode: structured
+  legacy:
+    inbound: {preset: watermill}
+    watermill_headers: true
 `), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := c.Topics["orders"].Inbound
+	if l := c.Topics["legacy"]; l.Inbound == nil || l.Inbound.Preset != "watermill" || !l.WatermillHeaders {
+		t.Errorf("legacy topic %+v", l)
+	}
 	if c.Topics["orders"].ContentMode != "structured" {
 		t.Errorf("content mode %q", c.Topics["orders"].ContentMode)
 	}

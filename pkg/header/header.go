@@ -101,6 +101,22 @@ const (
 	ContentTypeCloudEventsBatch = "application/cloudevents-batch+json"
 )
 
+// Headers of Watermill's default marshalers and components, written for
+// and read from services on plain watermill-kafka and watermill-amqp (see
+// inbound.PresetWatermill and service.WithWatermillHeaders).
+const (
+	// WatermillUUID carries the Watermill message UUID
+	// (watermill-kafka's UUIDHeaderKey, watermill-amqp's
+	// DefaultMessageUUIDHeaderKey).
+	WatermillUUID = "_watermill_message_uuid"
+	// WatermillCorrelationID is the correlation id of Watermill's
+	// correlation middleware (middleware.CorrelationIDMetadataKey).
+	WatermillCorrelationID = "correlation_id"
+	// WatermillName is the event or command name Watermill's CQRS
+	// marshalers write.
+	WatermillName = "name"
+)
+
 // CloudEventsPrefix is the prefix of every CloudEvents attribute header.
 const CloudEventsPrefix = "ce_"
 

@@ -21,6 +21,14 @@ import (
 // file. Only Type is required; every other attribute has the default
 // documented on it.
 type Mapping struct {
+	// Preset fills in what a kind of producer always writes; the fields
+	// set here win over it. "watermill": services on watermill-kafka or
+	// watermill-amqp with their default marshalers: the id from the
+	// Watermill message UUID header (_watermill_message_uuid), the type
+	// from the "name" header of Watermill's CQRS marshalers, the
+	// correlation id, when present, from the "correlation_id" header of
+	// Watermill's correlation middleware. Default none.
+	Preset string `yaml:"preset"`
 	// Type is where the event type is read: a header such as "eventType",
 	// a JSON field such as "type", or one fixed value for the whole topic.
 	// Required.
@@ -84,6 +92,29 @@ type From struct {
 	Optional bool `yaml:"optional"`
 }
 
+// Presets of [Mapping.Preset].
+const (
+	PresetWatermill = "watermill"
+)
+
+// Resolved returns m with its preset's defaults filled in where m leaves
+// a field unset, and no preset.
+func (m Mapping) Resolved() Mapping {
+	if m.Preset == PresetWatermill {
+		if m.ID.IsZero() {
+			m.ID = From{Header: header.WatermillUUID}
+		}
+		if m.Type.IsZero() {
+			m.Type = From{Header: header.WatermillName}
+		}
+		if m.CorrelationID.IsZero() {
+			m.CorrelationID = From{Header: header.WatermillCorrelationID, Optional: true}
+		}
+	}
+	m.Preset = ""
+	return m
+}
+
 // Time formats of [From.Format].
 const (
 	TimeRFC3339 = "rfc3339"
@@ -116,6 +147,12 @@ func (m Mapping) Validate(prefix string) error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, field, fmt.Sprintf(format, args...)))
 	}
+	switch m.Preset {
+	case "", PresetWatermill:
+	default:
+		bad("preset", "%q, want %q or none", m.Preset, PresetWatermill)
+	}
+	m = m.Resolved()
 	check := func(field string, f From, allowValue bool) {
 		n := 0
 		for _, s := range []string{f.Header, f.Field, f.Value} {
@@ -196,6 +233,10 @@ func (m *Mapping) Apply(msg *message.Message) error {
 	md := msg.Metadata
 	if md[header.SpecVersion] != "" {
 		return nil
+	}
+	if m.Preset != "" {
+		r := m.Resolved()
+		m = &r
 	}
 	r := reader{msg: msg}
 	typ, _ := r.read("type", m.Type)

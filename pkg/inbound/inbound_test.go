@@ -244,3 +244,40 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// The Watermill preset reads what watermill-kafka and watermill-amqp's
+// default marshalers, the CQRS marshalers and the correlation middleware
+// write; fields set in the mapping win.
+func TestWatermillPreset(t *testing.T) {
+	m := inbound.Mapping{Preset: inbound.PresetWatermill, Types: map[string]string{"interop.OrderPlaced": "orders.order_placed"}}
+	if err := m.Validate("m"); err != nil {
+		t.Fatal(err)
+	}
+	in := msg("", `{"orderId":"o-1"}`, map[string]string{
+		header.WatermillUUID: "wm-1", header.WatermillName: "interop.OrderPlaced", header.WatermillCorrelationID: "c-1",
+	})
+	if err := m.Apply(in); err != nil {
+		t.Fatal(err)
+	}
+	env, err := event.ReadEnvelope(in)
+	if err != nil || env.ID != "wm-1" || env.Type != "orders.order_placed" || env.CorrelationID != "c-1" {
+		t.Fatalf("envelope %+v, %v", env, err)
+	}
+	// No correlation id: a chain of its own. A fixed type wins over "name".
+	m.Type = inbound.From{Value: "orders.order_paid"}
+	in = msg("", `{}`, map[string]string{header.WatermillUUID: "wm-2"})
+	if err := m.Apply(in); err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := event.ReadEnvelope(in); env.ID != "wm-2" || env.Type != "orders.order_paid" || env.CorrelationID != "wm-2" {
+		t.Fatalf("envelope %+v", env)
+	}
+	// Without the UUID header it is not a Watermill message.
+	err = m.Apply(msg("x", `{}`, nil))
+	if err == nil || !strings.Contains(err.Error(), `id from header "_watermill_message_uuid": missing`) {
+		t.Fatalf("Apply without the UUID header: %v", err)
+	}
+	if err := (inbound.Mapping{Preset: "sarama"}).Validate("m"); err == nil || !strings.Contains(err.Error(), `m.preset: "sarama", want "watermill"`) {
+		t.Errorf("unknown preset: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ func WithInbound(topic string, m inbound.Mapping) Option {
 	if err := m.Validate("inbound[" + topic + "]"); err != nil {
 		panic(fmt.Sprintf("service.WithInbound(%q): %v", topic, err))
 	}
+	m = m.Resolved()
 	m.Types = maps.Clone(m.Types)
 	return func(s *Service) {
 		if s.inbound == nil {

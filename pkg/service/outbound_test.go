@@ -92,3 +92,28 @@ func TestStructuredInvalidIsDeadLettered(t *testing.T) {
 		t.Errorf("dead letter error %q does not say what the structured event lacks", e)
 	}
 }
+
+// A topic with Watermill headers carries the Watermill UUID and
+// correlation headers next to ours; other topics do not.
+func TestWatermillHeaders(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b, service.WithNamespace("ns."), service.WithWatermillHeaders("orders"))
+	raw := probe(t, b, "probe", "ns.orders")
+	other := probe(t, b, "probe", "ns.inventory.stock_reserved")
+	ctx := middleware.WithCorrelationID(context.Background(), "c-1")
+	if err := svc.Publish(ctx, orderPlaced{OrderID: "o-1"}, service.WithID("e-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Publish(ctx, stockReserved{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	m := recv(t, raw, "the order")
+	if m.Metadata[header.WatermillUUID] != "e-1" || m.Metadata[header.WatermillCorrelationID] != "c-1" ||
+		m.Metadata[header.ID] != "e-1" || m.Metadata[header.Type] != "orders.order_placed" {
+		t.Errorf("headers %v, want Watermill's UUID and correlation headers next to ours", m.Metadata)
+	}
+	o := recv(t, other, "the other event")
+	if _, ok := o.Metadata[header.WatermillUUID]; ok {
+		t.Errorf("Watermill headers on a topic without them: %v", o.Metadata)
+	}
+}
