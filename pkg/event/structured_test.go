@@ -94,6 +94,9 @@ func TestFromStructured(t *testing.T) {
 			if _, err := event.ReadEnvelope(m); err != nil {
 				t.Errorf("ReadEnvelope: %v", err)
 			}
+			if event.IsStructured(m.Metadata) {
+				t.Errorf("still structured after FromStructured: %v", m.Metadata)
+			}
 		})
 	}
 }

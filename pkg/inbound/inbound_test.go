@@ -116,6 +116,11 @@ func TestApply(t *testing.T) {
 			if string(tt.msg.Payload) != payload {
 				t.Errorf("payload %s, want %s", tt.msg.Payload, payload)
 			}
+			// A second Apply (the runtime may call it twice) changes nothing.
+			again := maps.Clone(tt.msg.Metadata)
+			if err := tt.mapping.Apply(tt.msg); err != nil || !maps.Equal(tt.msg.Metadata, again) || string(tt.msg.Payload) != payload {
+				t.Errorf("second Apply: %v, metadata %v, payload %s", err, tt.msg.Metadata, tt.msg.Payload)
+			}
 			// What Apply wrote is an envelope the runtime reads.
 			env, err := event.ReadEnvelope(tt.msg)
 			if err != nil {

@@ -45,6 +45,12 @@ func WithInbound(topic string, m inbound.Mapping) Option {
 // content mode is turned into binary mode (on every topic), and other
 // messages go through the topic's inbound mapping, if any. A non-nil error
 // is permanent: the message must be dead-lettered with it, not handled.
+//
+// The dispatcher calls it before it chooses a message's worker by key, so
+// that a key the mapping (or a structured event) gives orders handling.
+// It is idempotent: a message it rewrote carries the contract and is left
+// alone by a second call, and one it refused is unchanged and refused
+// again, so the worker may call it again to get the error.
 func (s *Service) normalizeInbound(topic string, msg *message.Message) error {
 	if event.IsStructured(msg.Metadata) {
 		return event.FromStructured(msg)

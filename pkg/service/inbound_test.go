@@ -3,9 +3,11 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -134,4 +136,39 @@ func TestWithInboundPanicsOnInvalidMapping(t *testing.T) {
 		}
 	}()
 	service.WithInbound("orders", inbound.Mapping{})
+}
+
+// Messages whose key comes from the mapping are never handled at the same
+// time: the dispatcher must apply the mapping before it picks a worker by
+// key, not only the worker before it reads the envelope.
+func TestInboundMappedKeyOrdersHandling(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b, service.WithInbound("orders", plainOrders))
+	var inFlight, overlaps atomic.Int32
+	done := make(chan struct{}, 100)
+	if err := service.Handle(svc, "h", func(context.Context, orderPlaced) error {
+		if inFlight.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		time.Sleep(time.Millisecond)
+		inFlight.Add(-1)
+		done <- struct{}{}
+		return nil
+	}, service.Concurrency(4)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, svc)
+	const n = 40
+	for i := range n {
+		m := plainMessage(fmt.Sprintf("m-%d", i), "OrderPlaced", "c", `{"order_id":"same"}`)
+		if err := b.Publisher().Publish("orders", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		recv(t, done, "a handled message")
+	}
+	if o := overlaps.Load(); o > 0 {
+		t.Errorf("%d messages of one mapped key were handled while another was in flight", o)
+	}
 }

@@ -289,6 +289,7 @@ dispatch:
 		if !ok {
 			break dispatch
 		}
+		_ = c.inbound(c.key.topic, msg) // before pick, so a mapped key chooses the worker; process reports errors
 		ch := c.workers[c.pick(msg.Metadata[header.Key])]
 		select {
 		case ch <- msg:
@@ -327,7 +328,7 @@ func (c *consumer) pick(key string) int {
 
 // process runs one message through its handler's stack and acks or nacks it.
 func (c *consumer) process(msg *message.Message) {
-	inErr := c.inbound(c.key.topic, msg) // foreign producers' messages into the header contract (WithInbound)
+	inErr := c.inbound(c.key.topic, msg) // a no-op after dispatch's call, unless that one failed (WithInbound)
 	env, envErr := event.ReadEnvelope(msg)
 	if inErr != nil {
 		envErr = inErr // dead-lettered, with the mapping's reason
