@@ -68,7 +68,8 @@ faults: up
 	. $(ENV_FILE) && $(GO) run ./cmd/switchyard-faults $(FAULTS_FLAGS)
 
 # make fuzz: a short native-fuzzing run of the envelope decoder, payload
-# decoding, config parsing and AMQP header conversion (FUZZTIME each). A count
+# decoding, structured-mode CloudEvents, inbound mappings, config parsing
+# and AMQP header conversion (FUZZTIME each). A count
 # ("50000x") rather than a duration: a duration that ends while a worker is
 # busy on a loaded machine makes go test report "context deadline exceeded"
 # as a failure with no failing input.
@@ -78,5 +79,7 @@ FUZZTIME ?= 50000x
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadEnvelope$$' -fuzztime $(FUZZTIME) ./pkg/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/event
+	$(GO) test -run '^$$' -fuzz '^FuzzFromStructured$$' -fuzztime $(FUZZTIME) ./pkg/event
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./pkg/inbound
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaderString$$' -fuzztime $(FUZZTIME) ./adapters/amqp

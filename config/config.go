@@ -14,6 +14,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -34,6 +36,28 @@ type Config struct {
 	Broker   Broker                    `yaml:"broker"`
 	Defaults service.Policy            `yaml:"defaults"`
 	Handlers map[string]service.Policy `yaml:"handlers"`
+	// Topics holds per-topic settings by topic name, as handlers name it
+	// (before service.namespace).
+	Topics map[string]Topic `yaml:"topics"`
+}
+
+// Topic holds the settings of one topic.
+type Topic struct {
+	// Inbound tells the service how to read messages that producers which
+	// do not write Switchyard's header contract (plain JSON with headers of
+	// their own) publish to the topic; see package inbound. Default none:
+	// messages must carry the contract, else they are dead-lettered.
+	Inbound *inbound.Mapping `yaml:"inbound"`
+	// ContentMode is how events published to the topic carry their
+	// CloudEvents attributes: "binary" (default; headers, the payload is
+	// the data) or "structured" (one application/cloudevents+json document,
+	// for consumers that expect it). Both are read on every topic.
+	ContentMode string `yaml:"content_mode"`
+	// WatermillHeaders adds, to events published to the topic, the headers
+	// Watermill's default unmarshalers and correlation middleware read (the
+	// message UUID and correlation_id), for consumers on plain
+	// watermill-kafka or watermill-amqp. Default false.
+	WatermillHeaders bool `yaml:"watermill_headers"`
 }
 
 // Service holds process-wide settings.
@@ -131,7 +155,31 @@ func (c Config) Validate() error {
 	for _, name := range names {
 		err = errors.Join(err, c.Handlers[name].Validate("handlers."+name))
 	}
+	for _, name := range topicNames(c.Topics) {
+		t := c.Topics[name]
+		if name == "" {
+			err = errors.Join(err, errors.New("topics: an empty topic name"))
+		}
+		if t.Inbound != nil {
+			err = errors.Join(err, t.Inbound.Validate("topics."+name+".inbound"))
+		}
+		switch event.ContentMode(t.ContentMode) {
+		case "", event.ContentModeBinary, event.ContentModeStructured:
+		default:
+			err = errors.Join(err, fmt.Errorf("topics.%s.content_mode: %q, want %s (default) or %s",
+				name, t.ContentMode, event.ContentModeBinary, event.ContentModeStructured))
+		}
+	}
 	return err
+}
+
+func topicNames(topics map[string]Topic) []string {
+	names := make([]string, 0, len(topics))
+	for name := range topics {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Load reads the file at path (none when path is ""), applies environment
@@ -187,9 +235,11 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 
 // ServiceOptions returns the service options the configuration sets:
 // source, shutdown and failure-path timeouts, default policy, per-handler
-// overrides and namespace.
+// overrides, namespace, and per-topic inbound mappings, content modes and
+// Watermill headers. Call it on a validated Config (as [Load] and [Parse]
+// return).
 func (c Config) ServiceOptions() []service.Option {
-	return []service.Option{
+	opts := []service.Option{
 		service.WithSource(c.Service.Name),
 		service.WithShutdownTimeout(c.Service.ShutdownTimeout),
 		service.WithFailurePathTimeout(c.Service.FailurePathTimeout),
@@ -197,4 +247,17 @@ func (c Config) ServiceOptions() []service.Option {
 		service.WithOverrides(c.Handlers),
 		service.WithNamespace(c.Service.Namespace),
 	}
+	for _, name := range topicNames(c.Topics) {
+		t := c.Topics[name]
+		if t.Inbound != nil {
+			opts = append(opts, service.WithInbound(name, *t.Inbound))
+		}
+		if t.ContentMode != "" {
+			opts = append(opts, service.WithContentMode(name, event.ContentMode(t.ContentMode)))
+		}
+		if t.WatermillHeaders {
+			opts = append(opts, service.WithWatermillHeaders(name))
+		}
+	}
+	return opts
 }

@@ -1,9 +1,16 @@
 package config
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -48,6 +55,16 @@ func TestParseBadInput(t *testing.T) {
 			[]string{"log.level", "defaults.concurrency: -1", "defaults.retry.max_attempts", `broker.type: "nats"`}},
 		{"memory section validated", "broker:\n  memory:\n    buffer_size: -5\n",
 			[]string{"broker.memory.buffer_size: -5"}},
+		{"unknown key in a topic", "topics:\n  orders:\n    inbund: {}\n",
+			[]string{"line 3", `unknown key "inbund"`, "allowed here: inbound"}},
+		{"unknown key in an inbound mapping", "topics:\n  orders:\n    inbound:\n      type: {header: eventType}\n      corelation_id: {header: x}\n",
+			[]string{"line 5", `unknown key "corelation_id"`, "correlation_id", "data_field"}},
+		{"unknown key in an attribute source", "topics:\n  orders:\n    inbound:\n      type: {headr: eventType}\n",
+			[]string{"line 4", `unknown key "headr"`, "allowed here: header, field, value, format, optional"}},
+		{"content mode validated", "topics:\n  orders:\n    content_mode: json\n",
+			[]string{`topics.orders.content_mode: "json", want binary (default) or structured`}},
+		{"inbound mapping validated", "topics:\n  orders:\n    inbound:\n      id: {value: x}\n      time: {header: ts, format: iso}\n",
+			[]string{"topics.orders.inbound.type: required", "topics.orders.inbound.id.value", `topics.orders.inbound.time.format: "iso"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,3 +211,82 @@ func TestOrderedFalseOverrides(t *testing.T) {
 		}
 	}
 }
+
+func TestParseInboundMapping(t *testing.T) {
+	c, err := Parse([]byte(`
+topics:
+  orders:
+    inbound:
+      type: {header: eventType}
+      types: {OrderPlaced: orders.order_placed}
+      key: {field: aggregateId}
+      correlation_id: {header: correlationId, optional: true}
+      time: {header: timestamp, format: unix_ms}
+      data_field: data
+    content_mode: structured
+  legacy:
+    inbound: {preset: watermill}
+    watermill_headers: true
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Topics["orders"].Inbound
+	if l := c.Topics["legacy"]; l.Inbound == nil || l.Inbound.Preset != "watermill" || !l.WatermillHeaders {
+		t.Errorf("legacy topic %+v", l)
+	}
+	if c.Topics["orders"].ContentMode != "structured" {
+		t.Errorf("content mode %q", c.Topics["orders"].ContentMode)
+	}
+	if m == nil || m.Type.Header != "eventType" || m.Types["OrderPlaced"] != "orders.order_placed" || m.Key.Field != "aggregateId" ||
+		!m.CorrelationID.Optional || m.Time.Format != "unix_ms" || m.DataField != "data" {
+		t.Fatalf("parsed %+v", m)
+	}
+
+	// The options the file gives make a service read the plain style.
+	b, err := memory.New(c.Broker.Memory, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	svc := service.New(b, c.ServiceOptions()...)
+	got := make(chan string, 1)
+	if err := service.Handle(svc, "h", func(ctx context.Context, e placed) error {
+		got <- e.ID + " " + middleware.CorrelationID(ctx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	<-svc.Ready()
+	msg := message.NewMessage("m-1", []byte(`{"aggregateId":"o-1","data":{"id":"o-1"}}`))
+	msg.Metadata.Set("eventType", "OrderPlaced")
+	msg.Metadata.Set("correlationId", "c-1")
+	msg.Metadata.Set("timestamp", "1767322800123")
+	if err := b.Publisher().Publish("orders", msg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "o-1 c-1" {
+			t.Errorf("handled %q, want order o-1 in chain c-1", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the plain message was not handled")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type placed struct {
+	ID string `json:"id"`
+}
+
+func (placed) EventType() string  { return "orders.order_placed" }
+func (placed) EventVersion() int  { return 1 }
+func (placed) EventTopic() string { return "orders" }

@@ -18,6 +18,11 @@
 //	handlers:                     # per-handler overrides, by handler name
 //	  inventory.reserve:
 //	    timeout: 2s
+//	topics:                       # per-topic settings, by topic name
+//	  orders:
+//	    inbound:                  # how to read producers that don't write our headers
+//	      type: {header: eventType}
+//	      correlation_id: {header: correlationId}
 //
 // An unknown key is an error, not silence. Every problem is reported at once,
 // each naming the field, the value and what is allowed. With no file at all
@@ -25,7 +30,7 @@
 //
 // # Environment
 //
-// Any scalar setting outside "handlers" can be overridden by an environment
+// Any scalar setting outside "handlers" and "topics" can be overridden by an environment
 // variable named SWITCHYARD_ plus its path in upper case with "_" between
 // keys: SWITCHYARD_BROKER_TYPE=kafka, SWITCHYARD_BROKER_AMQP_URL=...,
 // SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS=3. Lists are comma-separated

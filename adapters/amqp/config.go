@@ -94,7 +94,23 @@ type Config struct {
 	// group yet (the message is dropped by RabbitMQ). Default false: such a
 	// publish fails with [ErrUnroutable], because the message would be lost.
 	AllowUnroutable bool `yaml:"allow_unroutable"`
+	// CloudEventsPrefix is the prefix of the CloudEvents attribute headers
+	// the adapter writes: "ce_" (default; the names of the header contract,
+	// as on Kafka) or "cloudEvents_", the CloudEvents AMQP binding's prefix
+	// for AMQP 0-9-1 and JMS, which readers that follow the binding expect
+	// ("cloudEvents:" is the binding's AMQP 1.0 spelling, also accepted).
+	// Only names starting with "ce_" are rewritten: "ce_type" is written as
+	// "cloudEvents_type"; content-type stays the ContentType property and a
+	// header. On read every spelling is accepted, whatever this says.
+	CloudEventsPrefix string `yaml:"cloudevents_prefix"`
 }
+
+// Allowed values of [Config.CloudEventsPrefix].
+const (
+	PrefixCE               = "ce_"
+	PrefixCloudEvents      = "cloudEvents_"
+	PrefixCloudEventsAMQP1 = "cloudEvents:"
+)
 
 // TLSConfig configures TLS for amqps:// URLs; see the shared fields in
 // internal/tlsconf.
@@ -136,6 +152,9 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.DelayTiers) == 0 {
 		c.DelayTiers = slices.Clone(DefaultDelayTiers)
+	}
+	if c.CloudEventsPrefix == "" {
+		c.CloudEventsPrefix = PrefixCE
 	}
 }
 
@@ -198,6 +217,11 @@ func (c Config) Validate() error {
 		case i > 0 && d <= c.DelayTiers[i-1]:
 			bad(fmt.Sprintf("delay_tiers[%d]", i), "%s, want tiers in increasing order (previous is %s)", d, c.DelayTiers[i-1])
 		}
+	}
+	switch c.CloudEventsPrefix {
+	case "", PrefixCE, PrefixCloudEvents, PrefixCloudEventsAMQP1:
+	default:
+		bad("cloudevents_prefix", "%q, want %q (default), %q or %q", c.CloudEventsPrefix, PrefixCE, PrefixCloudEvents, PrefixCloudEventsAMQP1)
 	}
 	for field, p := range map[string]string{"exchange_prefix": c.ExchangePrefix, "queue_prefix": c.QueuePrefix} {
 		if len(p) > 100 {

@@ -18,6 +18,7 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 		NackDelay:           -1,
 		DelayTiers:          []time.Duration{5 * time.Second, time.Second},
 		TLS:                 TLSConfig{CertFile: "c.pem"},
+		CloudEventsPrefix:   "ce-",
 	}
 	err := cfg.Validate()
 	if err == nil {
@@ -26,7 +27,7 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	for _, field := range []string{
 		"broker.amqp.url", "broker.amqp.queue_type", "broker.amqp.prefetch", "broker.amqp.publish_channels",
 		"broker.amqp.confirm_timeout", "broker.amqp.max_reconnect_backoff", "broker.amqp.nack_delay",
-		"broker.amqp.delay_tiers[1]", "broker.amqp.tls",
+		"broker.amqp.delay_tiers[1]", "broker.amqp.tls", `broker.amqp.cloudevents_prefix: "ce-", want "ce_" (default), "cloudEvents_" or "cloudEvents:"`,
 	} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error does not name %s:\n%v", field, err)
@@ -47,7 +48,8 @@ func TestZeroConfigIsValidAndDefaults(t *testing.T) {
 	}
 	cfg.setDefaults()
 	if cfg.URL != DefaultURL || cfg.Prefetch != 100 || cfg.PublishChannels != 4 || cfg.QueueType != "classic" ||
-		cfg.NackDelay != 100*time.Millisecond || cfg.MaxNackDelay != 5*time.Second || len(cfg.DelayTiers) != 5 {
+		cfg.NackDelay != 100*time.Millisecond || cfg.MaxNackDelay != 5*time.Second || len(cfg.DelayTiers) != 5 ||
+		cfg.CloudEventsPrefix != PrefixCE {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {

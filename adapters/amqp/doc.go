@@ -38,7 +38,9 @@
 //
 // Metadata travels as AMQP headers (strings); the message UUID is also the
 // MessageId property, and the content-type metadata the ContentType
-// property. On delivery, headers become metadata again: names go through
+// property. CloudEvents attributes are written as "ce_*" headers, or with
+// the AMQP binding's "cloudEvents_" prefix when [Config.CloudEventsPrefix]
+// says so. On delivery, headers become metadata again: names go through
 // [header.Canonical] ("cloudEvents_type" becomes "ce_type") and values that
 // are not strings, such as the x-death table RabbitMQ adds when it
 // dead-letters, are rendered as stable strings (numbers in decimal, times in

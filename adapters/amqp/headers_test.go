@@ -79,3 +79,37 @@ func FuzzHeaderString(f *testing.F) {
 		_ = toMessage(&amqp091.Delivery{Headers: v})
 	})
 }
+
+// With Config.CloudEventsPrefix "cloudEvents_" the attribute headers are
+// written with the AMQP binding's prefix, other headers unchanged, and read
+// back under the header contract's names.
+func TestCloudEventsPrefixOnWrite(t *testing.T) {
+	msg := message.NewMessage("id-1", []byte("p"))
+	msg.Metadata.Set(header.ID, "id-1")
+	msg.Metadata.Set(header.Type, "orders.order_placed")
+	msg.Metadata.Set(header.ContentType, "application/json")
+	msg.Metadata.Set(header.Attempt, "2")
+	for _, prefix := range []string{PrefixCloudEvents, PrefixCloudEventsAMQP1} {
+		pc := &pubChan{cePrefix: prefix}
+		for round := range 2 { // the second round reads the cached names
+			p := pc.publishing(msg)
+			want := amqp091.Table{
+				prefix + "id":      "id-1",
+				prefix + "type":    "orders.order_placed",
+				header.ContentType: "application/json",
+				header.Attempt:     "2",
+			}
+			if !maps.Equal(p.Headers, want) {
+				t.Errorf("prefix %q round %d: headers %v, want %v", prefix, round, p.Headers, want)
+			}
+			got := toMessage(&amqp091.Delivery{Headers: p.Headers, MessageId: p.MessageId, ContentType: p.ContentType, Body: p.Body})
+			if !maps.Equal(got.Metadata, msg.Metadata) {
+				t.Errorf("prefix %q: read back %v, want %v", prefix, got.Metadata, msg.Metadata)
+			}
+		}
+	}
+	pc := &pubChan{}
+	if p := pc.publishing(msg); p.Headers[header.Type] != "orders.order_placed" {
+		t.Errorf("default prefix: headers %v, want %s", p.Headers, header.Type)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
 // Publisher publishes with publisher confirms over a pool of confirm-mode
@@ -228,6 +230,9 @@ func (p *Publisher) open(conn *amqp091.Connection) (*pubChan, error) {
 		return nil, fmt.Errorf("enable confirms: %w", err)
 	}
 	pc := &pubChan{ch: ch, pending: map[uint64]pending{}, allowUnroutable: p.b.cfg.AllowUnroutable}
+	if prefix := p.b.cfg.CloudEventsPrefix; prefix != "" && prefix != header.CloudEventsPrefix {
+		pc.cePrefix = prefix
+	}
 	// Returns must be unbuffered: RabbitMQ sends basic.return before the
 	// basic.ack of the same message, and the library hands the return over
 	// before it reads the ack, so the dispatcher has recorded the return
@@ -267,6 +272,9 @@ func (p *Publisher) Close() error {
 type pubChan struct {
 	ch              *amqp091.Channel
 	allowUnroutable bool
+	// cePrefix, when set, replaces "ce_" in the names of the headers
+	// written (Config.CloudEventsPrefix).
+	cePrefix string
 
 	// headers is reused for every publishing by whoever holds the channel
 	// (amqp091-go encodes it before Publish returns).
@@ -426,8 +434,9 @@ func isChannelLevel(code int) bool {
 }
 
 type boxedValue struct {
-	s string
-	v any
+	name string // the header name written (see pubChan.cePrefix)
+	s    string
+	v    any
 }
 
 // maxBoxed bounds pubChan.boxed.
@@ -451,12 +460,25 @@ func (pc *pubChan) publishing(m *message.Message) amqp091.Publishing {
 		}
 		b, ok := pc.boxed[k]
 		if !ok || b.s != v {
-			b = boxedValue{s: v, v: v}
+			name := b.name
+			if !ok {
+				name = pc.headerName(k)
+			}
+			b = boxedValue{name: name, s: v, v: v}
 			if ok || len(pc.boxed) < maxBoxed {
 				pc.boxed[k] = b
 			}
 		}
-		pc.headers[k] = b.v
+		pc.headers[b.name] = b.v
 	}
 	return publishingOf(m, pc.headers)
+}
+
+// headerName is the header written for metadata key k: k, or with "ce_"
+// replaced by the configured CloudEvents prefix.
+func (pc *pubChan) headerName(k string) string {
+	if pc.cePrefix != "" && strings.HasPrefix(k, header.CloudEventsPrefix) {
+		return pc.cePrefix + k[len(header.CloudEventsPrefix):]
+	}
+	return k
 }

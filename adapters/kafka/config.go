@@ -40,6 +40,17 @@ type Config struct {
 	// PublishTimeout bounds how long a record may wait to be acknowledged
 	// before Publish fails. Default 30s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// Compression is the codec of the record batches the adapter produces:
+	// "none" (default), "gzip", "snappy", "lz4" or "zstd". Consumers must
+	// be able to decompress what is produced: every Kafka client (the Java
+	// client, librdkafka and what is built on it, kafkajs, franz-go, Sarama)
+	// reads "none" and "gzip" with no plugin, while kafkajs needs a codec
+	// plugin for snappy, lz4 and zstd and its consumer fails on such batches
+	// ("Snappy compression not implemented"). franz-go's own default,
+	// snappy, is therefore not used. Choose "gzip" to save bandwidth and
+	// disk at some CPU cost, the others only when every consumer of the
+	// topics reads them.
+	Compression string `yaml:"compression"`
 
 	// Prefetch is how many records a subscription hands out before the first
 	// of them is acked, across all its partitions. Default 256.
@@ -108,6 +119,7 @@ const (
 	DefaultMaxNackBackoff    = 5 * time.Second
 	DefaultCommitInterval    = time.Second
 	DefaultPublishTimeout    = 30 * time.Second
+	DefaultCompression       = CompressionNone
 	DefaultSessionTimeout    = 10 * time.Second
 	DefaultRebalanceTimeout  = 10 * time.Second
 	DefaultHeartbeatInterval = time.Second
@@ -122,6 +134,12 @@ const (
 	OffsetLatest   = "latest"
 	AcksAll        = "all"
 	AcksLeader     = "leader"
+
+	CompressionNone   = "none"
+	CompressionGzip   = "gzip"
+	CompressionSnappy = "snappy"
+	CompressionLZ4    = "lz4"
+	CompressionZstd   = "zstd"
 
 	SASLPlain       = "plain"
 	SASLScramSHA256 = "scram-sha-256"
@@ -149,6 +167,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.Compression == "" {
+		c.Compression = DefaultCompression
 	}
 	if c.Prefetch == 0 {
 		c.Prefetch = DefaultPrefetch
@@ -209,6 +230,10 @@ func (c Config) Validate() error {
 	}
 	if c.PublishTimeout <= 0 {
 		add("publish_timeout", "%s, want > 0", c.PublishTimeout)
+	}
+	if _, ok := compressionCodecs[c.Compression]; !ok {
+		add("compression", "%q, want one of %s (none and gzip are read by every Kafka client without plugins)",
+			c.Compression, strings.Join(Compressions, ", "))
 	}
 	if c.Prefetch < 1 {
 		add("prefetch", "%d, want >= 1", c.Prefetch)
@@ -287,6 +312,8 @@ func (c Config) producerOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.ProducerLinger(c.Linger),
 		kgo.RecordDeliveryTimeout(c.PublishTimeout),
+		// Always set: without it franz-go compresses with snappy.
+		kgo.ProducerBatchCompression(compressionCodecs[c.Compression]),
 	}
 	if c.Acks == AcksAll {
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -294,6 +321,17 @@ func (c Config) producerOpts() []kgo.Opt {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
 	}
 	return opts
+}
+
+// Compressions lists the allowed values of [Config.Compression].
+var Compressions = []string{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd}
+
+var compressionCodecs = map[string]kgo.CompressionCodec{
+	CompressionNone:   kgo.NoCompression(),
+	CompressionGzip:   kgo.GzipCompression(),
+	CompressionSnappy: kgo.SnappyCompression(),
+	CompressionLZ4:    kgo.Lz4Compression(),
+	CompressionZstd:   kgo.ZstdCompression(),
 }
 
 // resetOffset is where a group with no committed offset starts.

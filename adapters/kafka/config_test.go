@@ -16,7 +16,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Partitions != 3 || c.ReplicationFactor != 1 || c.Acks != AcksAll || c.InitialOffset != OffsetEarliest ||
 		c.Prefetch != 256 || c.NackBackoff != 100*time.Millisecond || c.MaxNackBackoff != 5*time.Second ||
-		len(c.Brokers) != 1 || c.Brokers[0] != "127.0.0.1:9092" || len(c.DelayTiers) != 5 {
+		len(c.Brokers) != 1 || c.Brokers[0] != "127.0.0.1:9092" || len(c.DelayTiers) != 5 || c.Compression != CompressionNone {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
@@ -28,6 +28,7 @@ func TestConfigValidateNamesEveryField(t *testing.T) {
 		ReplicationFactor: -2,
 		InitialOffset:     "middle",
 		Acks:              "some",
+		Compression:       "brotli",
 		Prefetch:          -5,
 		NackBackoff:       time.Second,
 		MaxNackBackoff:    time.Millisecond,
@@ -47,6 +48,7 @@ func TestConfigValidateNamesEveryField(t *testing.T) {
 		"broker.kafka.replication_factor: -2",
 		`broker.kafka.initial_offset: "middle"`,
 		`broker.kafka.acks: "some"`,
+		`broker.kafka.compression: "brotli", want one of none, gzip, snappy, lz4, zstd`,
 		"broker.kafka.prefetch: -5",
 		"broker.kafka.max_nack_backoff: 1ms",
 		"broker.kafka.delay_tiers[1]: 1s",
@@ -60,6 +62,23 @@ func TestConfigValidateNamesEveryField(t *testing.T) {
 	}
 	if strings.Contains(msg, "hunter2") {
 		t.Errorf("Validate error prints the password:\n%s", msg)
+	}
+}
+
+func TestConfigCompressionValues(t *testing.T) {
+	for _, v := range Compressions {
+		c := Config{Compression: v}
+		c.setDefaults()
+		if err := c.Validate(); err != nil {
+			t.Errorf("compression %q rejected: %v", v, err)
+		}
+	}
+	for _, v := range []string{"None", "GZIP", "snapy", "lz4 "} {
+		c := Config{Compression: v}
+		c.setDefaults()
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "broker.kafka.compression") {
+			t.Errorf("compression %q: got %v, want a broker.kafka.compression error", v, err)
+		}
 	}
 }
 

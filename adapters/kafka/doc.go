@@ -15,6 +15,10 @@
 // the idempotent producer on, so retries never duplicate or reorder records.
 // Concurrent Publish calls share produce requests.
 //
+// Batches are produced uncompressed unless Config.Compression says
+// otherwise: franz-go's own default, snappy, cannot be read by kafkajs
+// without a plugin, and "none" and "gzip" are read by every Kafka client.
+//
 // The record key is the message's [header.Key] metadata (the aggregate id),
 // so messages with one key land on one partition and keep their order. All
 // metadata becomes record headers, unchanged ([header] is the contract);

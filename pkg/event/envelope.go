@@ -30,8 +30,8 @@ type Envelope struct {
 }
 
 // Write stores the envelope in md using the header contract. Empty fields
-// are left out, and so are a correlation id equal to the id and a hop count
-// of 0: [ReadEnvelope] restores them.
+// are left out, and so are version 1 and hop count 0: [ReadEnvelope]
+// restores them.
 func (e *Envelope) Write(md message.Metadata) {
 	md[header.SpecVersion] = header.SpecVersionValue
 	if e.ID != "" {
@@ -40,7 +40,10 @@ func (e *Envelope) Write(md message.Metadata) {
 	if e.Type != "" {
 		md[header.Type] = e.Type
 	}
-	if e.Version > 0 {
+	// Version 1 and hop count 0 are left out, as readers default to them:
+	// it keeps a chain's first event within eight headers, which Go maps
+	// hold without growing.
+	if e.Version > 1 {
 		md[header.Version] = strconv.Itoa(e.Version)
 	}
 	if e.Source != "" {
@@ -56,10 +59,7 @@ func (e *Envelope) Write(md message.Metadata) {
 	if e.Key != "" {
 		md[header.Key] = e.Key
 	}
-	// A chain's first event (correlation id = its own id, hop count 0)
-	// leaves both out, as readers default to them: it keeps the headers of
-	// most events within eight, which Go maps hold without growing.
-	if e.CorrelationID != "" && e.CorrelationID != e.ID {
+	if e.CorrelationID != "" {
 		md[header.CorrelationID] = e.CorrelationID
 	}
 	if e.CausationID != "" {

@@ -106,23 +106,25 @@ func TestEnvelopeWriteOmitsEmpty(t *testing.T) {
 	if _, ok := md[header.HopCount]; ok {
 		t.Errorf("hop count 0 written as %q: absent means 0", md[header.HopCount])
 	}
-	// A chain's first event leaves out its correlation id (its own id) and
-	// hop count; reading it back restores them.
+	// Version 1 and hop count 0 are left out; reading restores them.
 	md = message.Metadata{}
-	(&event.Envelope{ID: "e-1", Type: "t", CorrelationID: "e-1"}).Write(md)
-	if _, ok := md[header.CorrelationID]; ok {
-		t.Errorf("correlation id equal to the id written: %v", md)
+	(&event.Envelope{ID: "e-1", Type: "t", Version: 1, CorrelationID: "e-1"}).Write(md)
+	if _, ok := md[header.Version]; ok {
+		t.Errorf("version 1 written: %v", md)
+	}
+	if md[header.CorrelationID] != "e-1" {
+		t.Errorf("correlation id missing: %v", md)
 	}
 	msg := message.NewMessage("e-1", nil)
 	msg.Metadata = md
 	env, err := event.ReadEnvelope(msg)
-	if err != nil || env.CorrelationID != "e-1" || env.HopCount != 0 {
-		t.Errorf("read back: %+v, %v; want correlation e-1, hop 0", env, err)
+	if err != nil || env.Version != 1 || env.HopCount != 0 {
+		t.Errorf("read back: %+v, %v; want version 1, hop 0", env, err)
 	}
 	md = message.Metadata{}
-	(&event.Envelope{ID: "e-2", Type: "t", CorrelationID: "e-1", HopCount: 3}).Write(md)
-	if md[header.CorrelationID] != "e-1" || md[header.HopCount] != "3" {
-		t.Errorf("a continued chain lost its correlation or hop count: %v", md)
+	(&event.Envelope{ID: "e-2", Type: "t", Version: 2, CorrelationID: "e-1", HopCount: 3}).Write(md)
+	if md[header.Version] != "2" || md[header.HopCount] != "3" {
+		t.Errorf("version 2 or hop count 3 lost: %v", md)
 	}
 }
 

@@ -30,6 +30,10 @@ const (
 	ReasonDecode Reason = "decode"
 	// ReasonInvalidEnvelope: required headers are missing or malformed.
 	ReasonInvalidEnvelope Reason = "invalid_envelope"
+	// ReasonInboundMapping: the topic's inbound mapping (see package
+	// inbound) could not be applied: an attribute it names is missing or
+	// malformed.
+	ReasonInboundMapping Reason = "inbound_mapping"
 	// ReasonUnknownType: no event type of that name is known to this service.
 	ReasonUnknownType Reason = "unknown_type"
 	// ReasonUnsupportedVersion: the event version is newer than the code knows,

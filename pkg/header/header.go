@@ -12,6 +12,10 @@
 // attempts, replay count and dead-letter failure metadata. They are not event
 // attributes and are not CloudEvents extensions.
 //
+// A CloudEvent in structured content mode (content type
+// [ContentTypeCloudEvents]) is read too: the runtime turns it into binary
+// mode before handling it.
+//
 // Adapters write these keys unchanged as broker headers (Kafka record headers,
 // AMQP message headers). On read, the AMQP binding's "cloudEvents_" and
 // "cloudEvents:" prefixes are accepted as well; see [Canonical].
@@ -90,6 +94,28 @@ const (
 const (
 	SpecVersionValue = "1.0"
 	ContentTypeJSON  = "application/json"
+	// ContentTypeCloudEvents is the content type of a CloudEvent in
+	// structured content mode: the whole event, as JSON, in the payload.
+	ContentTypeCloudEvents = "application/cloudevents+json"
+	// ContentTypeCloudEventsBatch is the content type of a batch of
+	// CloudEvents (a JSON array) in one message.
+	ContentTypeCloudEventsBatch = "application/cloudevents-batch+json"
+)
+
+// Headers of Watermill's default marshalers and components, written for
+// and read from services on plain watermill-kafka and watermill-amqp (see
+// inbound.PresetWatermill and service.WithWatermillHeaders).
+const (
+	// WatermillUUID carries the Watermill message UUID
+	// (watermill-kafka's UUIDHeaderKey, watermill-amqp's
+	// DefaultMessageUUIDHeaderKey).
+	WatermillUUID = "_watermill_message_uuid"
+	// WatermillCorrelationID is the correlation id of Watermill's
+	// correlation middleware (middleware.CorrelationIDMetadataKey).
+	WatermillCorrelationID = "correlation_id"
+	// WatermillName is the event or command name Watermill's CQRS
+	// marshalers write.
+	WatermillName = "name"
 )
 
 // CloudEventsPrefix is the prefix of every CloudEvents attribute header.

@@ -42,6 +42,9 @@ type consumer struct {
 	// handler; see recovered.
 	lastResort func(ctx context.Context, d *middleware.Delivery, err error) error
 	onNack     func(name string)
+	// inbound is Service.normalizeInbound: a foreign message into the
+	// header contract, before its key is read.
+	inbound    func(topic string, msg *message.Message) error
 	handlerCtx context.Context
 	// parking is the group's parked keys when a handler of c keeps dead
 	// letters in key order; parkedChain dead-letters behind a parked key.
@@ -79,6 +82,7 @@ func (s *Service) plan() ([]*consumer, error) {
 				registry:    s.registry,
 				logger:      s.logger,
 				onNack:      s.recorder.Nacked,
+				inbound:     s.normalizeInbound,
 				health:      newPathHealth(),
 				concurrency: h.policy.Concurrency,
 				opts:        broker.SubscriberOptions{Prefetch: h.policy.Prefetch, Ordered: h.policy.IsOrdered()},
@@ -203,6 +207,9 @@ func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) er
 			}
 			return fmt.Errorf("service: group %q on topic %q: %w: the broker adapter closed its channel", c.key.group, c.key.topic, errSubscriptionEnded)
 		}
+		// Before the key is read, so that a key a mapping gives orders
+		// handling; process reports the mapping's errors.
+		_ = c.inbound(c.key.topic, msg)
 		if room := c.disp.add(msg, msg.Metadata[header.Key]); room != nil {
 			select {
 			case <-room:
@@ -237,7 +244,11 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 			acked = c.recovered(w, msg, d, failure.NewPanicError(r))
 		}
 	}()
+	inErr := c.inbound(c.key.topic, msg) // a no-op after read's call, unless that one failed
 	env, envErr := event.ReadEnvelope(msg)
+	if inErr != nil {
+		envErr = inErr // dead-lettered, with the mapping's reason
+	}
 	if target := msg.Metadata[header.RetryTarget]; target != "" && target != c.key.group {
 		msg.Ack() // a delayed retry or replay addressed to another group
 		return true

@@ -35,7 +35,6 @@ func TestNewMessageWritesEnvelope(t *testing.T) {
 		header.SpecVersion:   "1.0",
 		header.ID:            id,
 		header.Type:          "orders.order_placed",
-		header.Version:       "1",
 		header.Source:        "orders-svc",
 		header.Time:          "2026-01-02T02:04:05.12345678Z",
 		header.ContentType:   "application/json",
@@ -62,7 +61,7 @@ func TestNewMessageWritesEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg.UUID != "fixed-id" || msg.Metadata[header.ID] != "fixed-id" || msg.Metadata[header.CorrelationID] != "" ||
+	if msg.UUID != "fixed-id" || msg.Metadata[header.ID] != "fixed-id" || msg.Metadata[header.CorrelationID] != "fixed-id" ||
 		msg.Metadata[header.Key] != "k" || msg.Metadata[header.Time] != "2026-01-02T02:04:05.12345678Z" {
 		t.Errorf("with options: metadata = %v", msg.Metadata)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/park"
@@ -65,6 +66,8 @@ type Service struct {
 	parkStore          park.Store
 	parkMu             sync.Mutex
 	parkings           map[string]*parking // by consumer group
+	// inbound holds WithInbound's mappings by topic, before the namespace.
+	inbound map[string]*inbound.Mapping
 
 	mu        sync.Mutex
 	handlers  []*handler
@@ -83,6 +86,9 @@ func New(b broker.Broker, opts ...Option) *Service {
 		source: "switchyard",
 		clock:  middleware.SystemClock{},
 		ready:  make(chan struct{}),
+	}
+	if b != nil {
+		s.publisher = b.Publisher() // before the options, which may wrap it
 	}
 	for _, o := range opts {
 		o(s)
@@ -108,8 +114,10 @@ func New(b broker.Broker, opts ...Option) *Service {
 	}
 	s.optErr = s.validate()
 	if b != nil {
-		s.publisher = b.Publisher()
-		s.reuseMessages = b.Capabilities().PublishCopies
+		// Only the broker's own publisher is known to copy; a wrapper
+		// (content mode, Watermill headers) might keep what it is given.
+		_, wrapped := s.publisher.(*outboundPublisher)
+		s.reuseMessages = b.Capabilities().PublishCopies && !wrapped
 	}
 	return s
 }
@@ -498,13 +506,13 @@ func (s *Service) newMessage(ctx context.Context, e event.Event, reuse *message.
 
 // headerCount is how many headers env.Write writes, plus ce_time.
 func headerCount(env *event.Envelope) int {
-	n := 6 // spec version, id, type, version, source, content type
-	for _, v := range []string{env.Key, env.CausationID, env.TraceParent, env.TraceState} {
+	n := 5 // spec version, id, type, source, content type
+	for _, v := range []string{env.Key, env.CorrelationID, env.CausationID, env.TraceParent, env.TraceState} {
 		if v != "" {
 			n++
 		}
 	}
-	if env.CorrelationID != env.ID {
+	if env.Version > 1 {
 		n++
 	}
 	if env.HopCount != 0 {
