@@ -60,10 +60,11 @@ func (p Policy) WithDefaults() Policy {
 	if p.Multiplier == 0 {
 		p.Multiplier = DefaultMultiplier
 	}
+	// NoJitter stays NoJitter (Backoff ignores jitter <= 0): turning it into
+	// 0 would read as "the default" to the next WithDefaults, and the
+	// runtime applies them twice (the effective policy, then Retry).
 	if p.Jitter == 0 {
 		p.Jitter = DefaultJitter
-	} else if p.Jitter < 0 {
-		p.Jitter = 0
 	}
 	return p
 }

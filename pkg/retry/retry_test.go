@@ -58,8 +58,17 @@ func TestWithDefaults(t *testing.T) {
 	if got != want {
 		t.Errorf("zero policy with defaults = %+v, want %+v", got, want)
 	}
-	if j := (retry.Policy{Jitter: -1}).WithDefaults().Jitter; j != 0 {
-		t.Errorf("negative jitter = %g after defaults, want 0 (none)", j)
+	noJitter := retry.Policy{Jitter: retry.NoJitter}.WithDefaults()
+	if noJitter.Jitter != retry.NoJitter {
+		t.Errorf("NoJitter = %g after defaults, want it kept", noJitter.Jitter)
+	}
+	// The runtime applies the defaults more than once: they must not change
+	// what they already set, or NoJitter would become the default jitter.
+	if again := noJitter.WithDefaults(); again != noJitter {
+		t.Errorf("defaults applied twice = %+v, want %+v", again, noJitter)
+	}
+	if d := noJitter.WithDefaults().Backoff(1, func() float64 { return 0.99 }); d != retry.DefaultInitialInterval {
+		t.Errorf("Backoff(1) with NoJitter after defaults twice = %s, want exactly %s", d, retry.DefaultInitialInterval)
 	}
 	custom := retry.Policy{MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Minute, Multiplier: 3, Jitter: 0.5, MaxElapsed: time.Hour}
 	if got := custom.WithDefaults(); got != custom {

@@ -195,3 +195,23 @@ func (s fakeSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *me
 func (fakeSubscriber) Close() error { return nil }
 
 var errFake = errors.New("fake broker: refused")
+
+// topicClosed reports whether topic's channel was closed.
+func (b *fakeBroker) topicClosed(topic string) bool {
+	t := b.topic(topic)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return t.closed
+}
+
+// unread is how many messages of topic wait in its channel, not yet taken
+// by the consumer.
+func (b *fakeBroker) unread(topic string) int { return len(b.topic(topic).out) }
+
+// settledIDs returns the ids of the messages acked and nacked so far, in
+// the order they were settled.
+func (b *fakeBroker) settledIDs() (acks, nacks []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.acks), slices.Clone(b.nacks)
+}
