@@ -184,7 +184,7 @@ var errSubscriptionEnded = errors.New("subscription ended")
 func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) error {
 	for intake.Err() == nil {
 		if wait := c.health.backoff(); wait > 0 {
-			if !sleepCtx(intake, wait) {
+			if (middleware.SystemClock{}).Sleep(intake, wait) != nil {
 				break
 			}
 		}
@@ -219,17 +219,6 @@ func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) er
 		}
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // process runs one message through its handler's stack and acks or nacks

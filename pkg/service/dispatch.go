@@ -276,14 +276,7 @@ func (w *worker) loop() {
 // fenceLocked nacks the queued messages of kq behind the nacked msg, in
 // order, and fences the key until msg comes back.
 func (d *dispatcher) fenceLocked(kq *keyQueue, msg *message.Message) {
-	for {
-		m, ok := kq.pending.pop()
-		if !ok {
-			break
-		}
-		d.held--
-		m.Nack()
-	}
+	d.nackPendingLocked(kq)
 	if d.closed {
 		return // shutdown: everything goes back anyway
 	}
@@ -293,6 +286,18 @@ func (d *dispatcher) fenceLocked(kq *keyQueue, msg *message.Message) {
 	kq.fence, kq.fenceUntil = msg.UUID, d.now().Add(fenceTimeout)
 	if d.fenced > 1024 {
 		d.sweepFencesLocked()
+	}
+}
+
+// nackPendingLocked nacks the queued messages of kq, in order.
+func (d *dispatcher) nackPendingLocked(kq *keyQueue) {
+	for {
+		m, ok := kq.pending.pop()
+		if !ok {
+			return
+		}
+		d.held--
+		m.Nack()
 	}
 }
 
@@ -367,14 +372,7 @@ func (d *dispatcher) close() {
 		t.kq.inReady = false
 	}
 	for _, kq := range d.keys {
-		for {
-			m, ok := kq.pending.pop()
-			if !ok {
-				break
-			}
-			d.held--
-			m.Nack()
-		}
+		d.nackPendingLocked(kq)
 	}
 	d.work.Broadcast()
 	d.mu.Unlock()

@@ -221,18 +221,7 @@ type signalClock struct{ slept atomic.Int64 }
 func (c *signalClock) Now() time.Time { return time.Now() }
 func (c *signalClock) Sleep(ctx context.Context, d time.Duration) error {
 	c.slept.Add(1)
-	return sleepFor(ctx, min(d, time.Millisecond))
-}
-
-func sleepFor(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return middleware.SystemClock{}.Sleep(ctx, min(d, time.Millisecond))
 }
 
 // TestIdempotencyBusyKeyFollowsOrderOnRetry: a message whose idempotency
