@@ -168,7 +168,8 @@ func (e *env) depth(queue string) int {
 // leaving other users of the shared broker alone.
 func killConnections(t testing.TB, connectionName string) {
 	t.Helper()
-	out, err := exec.Command("rabbitmqctl", "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
+	ctl := brokertest.Rabbitmqctl()
+	out, err := exec.Command(ctl, "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
 	if err != nil {
 		t.Fatalf("rabbitmqctl list_connections: %v: %s", err, out)
 	}
@@ -178,7 +179,7 @@ func killConnections(t testing.TB, connectionName string) {
 			continue
 		}
 		pid, _, _ := strings.Cut(line, "\t")
-		if out, err := exec.Command("rabbitmqctl", "close_connection", pid, "test").CombinedOutput(); err != nil {
+		if out, err := exec.Command(ctl, "close_connection", pid, "test").CombinedOutput(); err != nil {
 			t.Fatalf("rabbitmqctl close_connection: %v: %s", err, out)
 		}
 		n++
@@ -191,13 +192,14 @@ func killConnections(t testing.TB, connectionName string) {
 // killConnectionsCommand is killConnections as a shell command, for
 // Watermill's RestartServiceCommand.
 func killConnectionsCommand(connectionName string) []string {
-	return []string{"sh", "-c", `rabbitmqctl list_connections -q --no-table-headers pid client_properties | grep -F '{"connection_name","` +
-		connectionName + ` (' | cut -f1 | xargs -r -I{} rabbitmqctl close_connection {} test`}
+	ctl := "'" + brokertest.Rabbitmqctl() + "'"
+	return []string{"sh", "-c", ctl + ` list_connections -q --no-table-headers pid client_properties | grep -F '{"connection_name","` +
+		connectionName + ` (' | cut -f1 | xargs -r -I{} ` + ctl + ` close_connection {} test`}
 }
 
 func haveRabbitmqctl(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+	if _, err := exec.LookPath(brokertest.Rabbitmqctl()); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("rabbitmqctl is required under CI to test reconnection")
 		}

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 )
 
-// rabbitctl runs `rabbitmqctl -q LIST ITEM` on this machine and returns one
-// value per line; nil if rabbitmqctl is not available.
+// rabbitctl runs `rabbitmqctl -q LIST ITEM` for the test node (the
+// command SWITCHYARD_TEST_RABBITMQCTL names, else plain rabbitmqctl) and
+// returns one value per line; nil if rabbitmqctl is not available.
 func rabbitctl(ctx context.Context, list, item string) []string {
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", "-q", "--no-table-headers", list, item).Output()
+	ctl := os.Getenv("SWITCHYARD_TEST_RABBITMQCTL")
+	if ctl == "" {
+		ctl = "rabbitmqctl"
+	}
+	out, err := exec.CommandContext(ctx, ctl, "-q", "--no-table-headers", list, item).Output()
 	if err != nil {
 		return nil
 	}

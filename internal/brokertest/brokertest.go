@@ -16,7 +16,20 @@ const (
 	EnvAMQPURL      = "SWITCHYARD_TEST_AMQP_URL"      // amqp://guest:guest@127.0.0.1:5672/
 	EnvKafkaBrokers = "SWITCHYARD_TEST_KAFKA_BROKERS" // 127.0.0.1:9092 (comma-separated)
 	EnvPostgresURL  = "SWITCHYARD_TEST_POSTGRES_URL"  // postgres://switchyard:switchyard@127.0.0.1:5432/switchyard?sslmode=disable
+	// EnvRabbitmqctl names a rabbitmqctl that reaches the test node
+	// (scripts/rabbitmqctl.sh: the node scripts/up.sh started has its own
+	// name and cookie).
+	EnvRabbitmqctl = "SWITCHYARD_TEST_RABBITMQCTL"
 )
+
+// Rabbitmqctl returns the rabbitmqctl command for the test node: the one
+// .work/env names, else plain rabbitmqctl.
+func Rabbitmqctl() string {
+	if v := os.Getenv(EnvRabbitmqctl); v != "" {
+		return v
+	}
+	return "rabbitmqctl"
+}
 
 // AMQPURL returns the RabbitMQ URL for tests, or skips (fails under CI).
 func AMQPURL(tb testing.TB) string { return require(tb, EnvAMQPURL, "RabbitMQ") }

@@ -174,11 +174,17 @@ write_env() {
 	local tmp="$WORK/env.tmp.$$"
 	{
 		echo "# Written by scripts/up.sh: addresses of the test brokers. Source it: . $(rel "$WORK")/env"
-		port_open "$AMQP_HOST" "$AMQP_PORT" && echo "export SWITCHYARD_TEST_AMQP_URL='$AMQP_URL'"
+		port_open "$AMQP_HOST" "$AMQP_PORT" && echo "export SWITCHYARD_TEST_AMQP_URL='$AMQP_URL'" &&
+			echo "export SWITCHYARD_TEST_RABBITMQCTL='$WORK/rabbitmqctl'"
 		port_open "$KAFKA_HOST" "$KAFKA_PORT" && echo "export SWITCHYARD_TEST_KAFKA_BROKERS='$KAFKA_BROKERS'"
 		port_open "$PG_HOST" "$PG_PORT" && echo "export SWITCHYARD_TEST_POSTGRES_URL='$PG_URL'"
 		true
 	} >"$tmp"
+	# rabbitmqctl for this node, whatever the caller's environment: the
+	# port and state folder select the node (scripts/rabbitmqctl.sh).
+	printf '#!/bin/sh\n# Written by scripts/up.sh: rabbitmqctl for the test node.\nexec env SWITCHYARD_AMQP_PORT=%s SWITCHYARD_WORK=%s %s "$@"\n' \
+		"$AMQP_PORT" "'$WORK'" "'$REPO/scripts/rabbitmqctl.sh'" >"$WORK/rabbitmqctl"
+	chmod +x "$WORK/rabbitmqctl"
 	mv "$tmp" "$WORK/env"
 }
 
