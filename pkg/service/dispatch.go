@@ -41,7 +41,7 @@ type dispatcher struct {
 	keys    map[string]*keyQueue
 	ready   ring[task] // runnable: keyless messages and ready keys, in arrival order
 	spare   []*keyQueue
-	fenced  int // keys in keys that are fenced and empty
+	fenced  int // fenced keys in keys
 	held    int // messages queued or in flight
 	room    chan struct{}
 	waiting bool // the reader waits on room
@@ -59,6 +59,8 @@ type dispatcher struct {
 
 // fenceTimeout bounds how long a nacked message's key stays fenced when the
 // broker redelivers that message elsewhere (another member of the group).
+// It is well above the adapters' default longest nack backoff (5s): a
+// backoff configured longer than it lets later messages of the key go first.
 const fenceTimeout = time.Minute
 
 // keyQueue is the queue of one key.
