@@ -146,8 +146,11 @@ func (k *rawkafka) start(ctx context.Context, mode consumeMode, h func(*Event)) 
 		return err
 	}
 	var err error
+	// Uncompressed, as Switchyard's adapter (and Sarama, under
+	// watermill-kafka) produces by default: franz-go's own default is
+	// snappy, which would compare different wire formats.
 	k.prod, err = kgo.NewClient(kgo.SeedBrokers(k.s.KafkaBrokers...), kgo.ClientID(k.s.Prefix+"raw"),
-		kgo.RequiredAcks(kgo.AllISRAcks()))
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return err
 	}
