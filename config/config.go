@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
+	"github.com/switchyard-go/switchyard/pkg/ops"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -34,11 +36,16 @@ type Config struct {
 	Service  Service                   `yaml:"service"`
 	Log      Log                       `yaml:"log"`
 	Broker   Broker                    `yaml:"broker"`
+	HTTP     ops.Config                `yaml:"http"`
 	Defaults service.Policy            `yaml:"defaults"`
 	Handlers map[string]service.Policy `yaml:"handlers"`
 	// Topics holds per-topic settings by topic name, as handlers name it
 	// (before service.namespace).
 	Topics map[string]Topic `yaml:"topics"`
+	// App is the service's own settings, undecoded: [LoadApp] and
+	// [ParseEnviron] decode it into the caller's struct, as strictly as the
+	// rest. Zero (App.IsZero()) when the file has no app section.
+	App yaml.Node `yaml:"app,omitempty"`
 }
 
 // Topic holds the settings of one topic.
@@ -86,9 +93,9 @@ type Log struct {
 type Broker struct {
 	// Type is memory, amqp or kafka. Default memory.
 	Type   string        `yaml:"type"`
-	Memory memory.Config `yaml:"memory"`
-	AMQP   AMQPConfig    `yaml:"amqp"`
-	Kafka  KafkaConfig   `yaml:"kafka"`
+	Memory memory.Config `yaml:"memory,omitempty"`
+	AMQP   AMQPConfig    `yaml:"amqp,omitempty"`
+	Kafka  KafkaConfig   `yaml:"kafka,omitempty"`
 }
 
 // Defaults returns the configuration used when there is no file.
@@ -146,6 +153,7 @@ func (c Config) Validate() error {
 	default:
 		err = errors.Join(err, fmt.Errorf("broker.type: %q, want one of %s", c.Broker.Type, strings.Join(BrokerTypes, ", ")))
 	}
+	err = errors.Join(err, c.HTTP.Validate("http"))
 	err = errors.Join(err, c.Defaults.Validate("defaults"))
 	names := make([]string, 0, len(c.Handlers))
 	for name := range c.Handlers {
@@ -182,9 +190,21 @@ func topicNames(topics map[string]Topic) []string {
 	return names
 }
 
-// Load reads the file at path (none when path is ""), applies environment
-// overrides and defaults, and validates. Errors name the file.
-func Load(path string) (Config, error) {
+// Load reads the file at path (none when path is ""), applies the
+// process environment and defaults, and validates; see [ParseEnviron].
+// An app section is kept undecoded in [Config.App] and its variables are
+// not checked: use [LoadApp] to have them decoded and checked too.
+// Errors name the file.
+func Load(path string) (Config, error) { return LoadApp(path, nil) }
+
+// LoadApp is [Load] that also decodes the file's app section, and the
+// SWITCHYARD_APP_* variables, into app, a pointer to the service's own
+// settings struct (yaml tags, as for Config). Fill app with its defaults
+// before the call: what the file and the environment do not set is kept.
+// An unknown key under app, a value of the wrong type and an unknown
+// SWITCHYARD_APP_ variable are errors, reported with every other problem;
+// if app has a method Validate() error, its problems are reported too.
+func LoadApp(path string, app any) (Config, error) {
 	var data []byte
 	if path != "" {
 		var err error
@@ -192,34 +212,88 @@ func Load(path string) (Config, error) {
 			return Config{}, fmt.Errorf("config: %w", err)
 		}
 	}
-	c, err := Parse(data, os.LookupEnv)
+	c, err := ParseEnviron(data, os.Environ(), app)
 	if err != nil && path != "" {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, err
 }
 
-// Parse reads YAML data (may be empty), applies overrides from lookup
-// (os.LookupEnv in production; nil for none) and defaults, and validates.
+// Parse reads YAML data (may be empty), applies the overrides lookup finds
+// (nil for none) and defaults, and validates. It looks variables up by
+// name, so it can neither apply SWITCHYARD_HANDLERS_* variables nor report
+// unknown ones: [ParseEnviron] does both, and [Load] uses it.
 func Parse(data []byte, lookup func(string) (string, bool)) (Config, error) {
+	return parse(data, lookup, nil, nil)
+}
+
+// ParseEnviron reads YAML data (may be empty), applies the environment
+// (os.Environ's "KEY=value" form) and defaults, and validates, like [Load]
+// without the file; app is as for [LoadApp] (nil for none).
+//
+// Every problem of every phase is reported at once: keys and values of the
+// file, variables of the environment, and validation, each naming the
+// field path (or the variable), the value and what is allowed. Only a
+// file that is not YAML at all stops before the other phases.
+func ParseEnviron(data []byte, environ []string, app any) (Config, error) {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	return parse(data, lookup, env, app)
+}
+
+// parse is Parse and ParseEnviron; env is nil when the variables cannot be
+// listed.
+func parse(data []byte, lookup func(string) (string, bool), env map[string]string, app any) (Config, error) {
 	var c Config
+	appV, err := appValue(app)
+	if err != nil {
+		return c, err
+	}
+	roots := []reflect.Type{reflect.TypeFor[Config]()}
+	if appV.IsValid() {
+		roots = append(roots, appV.Type())
+	}
+	var errs error
 	if len(bytes.TrimSpace(data)) > 0 {
+		idx := indexYAML(data)
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return c, explainYAML(err)
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return c, explainYAML(err, idx, roots...) // not YAML: nothing more can be read
+			}
+			errs = errors.Join(errs, explainYAML(err, idx, roots...))
+		}
+		if appV.IsValid() {
+			errs = errors.Join(errs, decodeApp(data, appV, idx, roots))
 		}
 	}
 	if lookup != nil {
-		if err := applyEnv(&c, lookup); err != nil {
-			return c, err
+		errs = errors.Join(errs, applyEnv(&c, lookup))
+		if appV.IsValid() {
+			errs = errors.Join(errs, setFromEnv(appV, []string{"app"}, lookup))
 		}
 	}
-	c.setDefaults()
-	if err := c.Validate(); err != nil {
-		return c, err
+	if env != nil {
+		var appEnv map[string][]string
+		if appV.IsValid() {
+			appEnv = map[string][]string{}
+			envFields(appV.Type(), []string{"app"}, appEnv)
+		}
+		errs = errors.Join(errs, applyHandlerEnv(&c, env), checkEnvNames(env, appEnv))
 	}
-	return c, nil
+	c.setDefaults()
+	errs = errors.Join(errs, c.Validate())
+	if v, ok := app.(interface{ Validate() error }); ok {
+		errs = errors.Join(errs, v.Validate())
+	}
+	return c, errs
 }
 
 // Logger builds the process logger the configuration describes, writing to w.
@@ -233,13 +307,20 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// ServiceOptions returns the service options the configuration sets:
-// source, shutdown and failure-path timeouts, default policy, per-handler
-// overrides, namespace, and per-topic inbound mappings, content modes and
-// Watermill headers. Call it on a validated Config (as [Load] and [Parse]
-// return).
-func (c Config) ServiceOptions() []service.Option {
+// ServiceOptions returns the service options the configuration sets: the
+// logger (on standard error, see [Config.Logger]), source, shutdown and
+// failure-path timeouts, default policy, per-handler overrides, namespace,
+// per-topic inbound mappings, content modes and Watermill headers, and the
+// operations HTTP server when http.addr is set (see package ops). Options
+// given after these win, e.g. a service.WithLogger of the caller's own.
+// Call it on a validated Config (as [Load] and [Parse] return).
+func (c Config) ServiceOptions() []service.Option { return c.serviceOptions(os.Stderr) }
+
+// serviceOptions is ServiceOptions with the log written to w.
+func (c Config) serviceOptions(w io.Writer) []service.Option {
+	logger := c.Logger(w)
 	opts := []service.Option{
+		service.WithLogger(logger),
 		service.WithSource(c.Service.Name),
 		service.WithShutdownTimeout(c.Service.ShutdownTimeout),
 		service.WithFailurePathTimeout(c.Service.FailurePathTimeout),
@@ -258,6 +339,9 @@ func (c Config) ServiceOptions() []service.Option {
 		if t.WatermillHeaders {
 			opts = append(opts, service.WithWatermillHeaders(name))
 		}
+	}
+	if c.HTTP.Addr != "" {
+		opts = append(opts, ops.With(c.HTTP, ops.WithLogger(logger)))
 	}
 	return opts
 }

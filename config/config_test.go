@@ -103,20 +103,19 @@ handlers:
 	if c.Handlers["inventory.reserve"].Concurrency != 8 {
 		t.Errorf("handlers: %+v", c.Handlers)
 	}
-	if got := len(c.ServiceOptions()); got != 6 {
+	if got := len(c.ServiceOptions()); got != 7 {
 		t.Errorf("ServiceOptions: %d options", got)
 	}
 }
 
 func TestEnvOverridesFile(t *testing.T) {
 	c, err := Parse([]byte("broker: {type: memory}\ndefaults: {retry: {max_attempts: 3}}\n"), env(map[string]string{
-		"SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS":   "7",
-		"SWITCHYARD_DEFAULTS_TIMEOUT":              "1500ms",
-		"SWITCHYARD_SERVICE_NAME":                  "from-env",
-		"SWITCHYARD_BROKER_MEMORY_BUFFER_SIZE":     "16",
-		"SWITCHYARD_DEFAULTS_ORDERED":              "true",
-		"SWITCHYARD_DEFAULTS_RETRY_MULTIPLIER":     "1.5",
-		"SWITCHYARD_UNRELATED_VARIABLE_IS_IGNORED": "x",
+		"SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS": "7",
+		"SWITCHYARD_DEFAULTS_TIMEOUT":            "1500ms",
+		"SWITCHYARD_SERVICE_NAME":                "from-env",
+		"SWITCHYARD_BROKER_MEMORY_BUFFER_SIZE":   "16",
+		"SWITCHYARD_DEFAULTS_ORDERED":            "true",
+		"SWITCHYARD_DEFAULTS_RETRY_MULTIPLIER":   "1.5",
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -30,10 +30,14 @@
 //
 // # Environment
 //
-// Any scalar setting outside "handlers" and "topics" can be overridden by an environment
-// variable named SWITCHYARD_ plus its path in upper case with "_" between
-// keys: SWITCHYARD_BROKER_TYPE=kafka, SWITCHYARD_BROKER_AMQP_URL=...,
-// SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS=3. Lists are comma-separated
-// (SWITCHYARD_BROKER_KAFKA_BROKERS=a:9092,b:9092). Environment wins over the
-// file.
+// Any scalar setting outside "handlers", "topics" and "app" can be
+// overridden by an environment variable named SWITCHYARD_ plus its path in
+// upper case with "_" between keys: SWITCHYARD_BROKER_TYPE=kafka,
+// SWITCHYARD_BROKER_AMQP_URL=..., SWITCHYARD_DEFAULTS_RETRY_MAX_ATTEMPTS=3.
+// Lists are comma-separated (SWITCHYARD_BROKER_KAFKA_BROKERS=a:9092,b:9092).
+// Handler settings are SWITCHYARD_HANDLERS_<NAME>_<KEY> (see
+// [HandlerEnvName]); the app section's are SWITCHYARD_APP_<PATH> (see
+// [LoadApp]). Environment wins over the file. A SWITCHYARD_ variable that
+// names no setting, and is not one of [ToolingEnv], is an error naming the
+// nearest valid one.
 package config

@@ -147,7 +147,7 @@ func (e *env) badInput(ctx context.Context, kind string) *result {
 		amqpCh = ch
 	}
 
-	pubSvc := service.New(pubB, cfg.ServiceOptions()...)
+	pubSvc := service.New(pubB, append(cfg.ServiceOptions(), service.WithLogger(nil))...)
 	published := map[string]int{}
 	want := map[string]string{}   // id → expected outcome
 	kindOf := map[string]string{} // id → corpus entry

@@ -64,7 +64,7 @@ func (e *env) newFixture(ctx context.Context, scenario, kind string) (*fixture, 
 		f.pool.Close()
 		return nil, err
 	}
-	f.svc = service.New(f.b, cfg.ServiceOptions()...)
+	f.svc = service.New(f.b, append(cfg.ServiceOptions(), service.WithLogger(nil))...)
 	if err = declare(ctx, f.b, f.names.topic, f.names.group); err == nil {
 		err = declare(ctx, f.b, f.names.dlTopic, broker.DeadLetterGroup)
 	}
@@ -322,7 +322,7 @@ func (e *env) brokerRestart(ctx context.Context, kind string) *result {
 		return r.setupFailed(fmt.Errorf("consumer stopped before it was ready: %v", err))
 	}
 
-	pubSvc := service.New(pubB, cfg.ServiceOptions()...)
+	pubSvc := service.New(pubB, append(cfg.ServiceOptions(), service.WithLogger(nil))...)
 	p := newProducer(pubSvc, pubB.Publisher(), ns, n, 300, logger)
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- p.run(ctx) }()

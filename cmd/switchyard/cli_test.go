@@ -452,21 +452,48 @@ broker:
     url: amqp://orders:s3cret-url@127.0.0.1:5672/prod
     username: orders
     password: hunter2
+app:
+  read_model: {dsn: "postgres://rm:pg-s3cret@db/payments", api_token: tok-s3cret, region: eu}
 `)
 	r := cli(t, "", "config", "show", "--config", file)
 	mustOK(t, r)
-	if strings.Contains(r.stdout, "s3cret-url") || strings.Contains(r.stdout, "hunter2") {
-		t.Fatalf("secret printed:\n%s", r.stdout)
+	for _, secret := range []string{"s3cret-url", "hunter2", "pg-s3cret", "tok-s3cret"} {
+		if strings.Contains(r.stdout, secret) {
+			t.Fatalf("secret %s printed:\n%s", secret, r.stdout)
+		}
 	}
-	for _, want := range []string{"amqp://orders:REDACTED@127.0.0.1:5672/prod", "password: REDACTED", "name: orders", "username: orders"} {
+	for _, want := range []string{"amqp://orders:REDACTED@127.0.0.1:5672/prod", "password: REDACTED", "name: orders", "username: orders",
+		"confirm_timeout: 30s", "concurrency: 4", "failure_path_timeout: 10s", "region: eu", "postgres://rm:REDACTED@db/payments"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("show output misses %q:\n%s", want, r.stdout)
 		}
 	}
+	for _, other := range []string{"kafka:", "memory:", "buffer_size"} {
+		if strings.Contains(r.stdout, other) {
+			t.Errorf("show prints %q of a broker not selected:\n%s", other, r.stdout)
+		}
+	}
 	r = cli(t, "", "--json", "config", "show", "--config", file)
 	mustOK(t, r)
-	if !json.Valid([]byte(r.stdout)) || strings.Contains(r.stdout, "hunter2") {
-		t.Fatalf("--json show:\n%s", r.stdout)
+	var got struct {
+		Broker struct {
+			Type string
+			AMQP struct {
+				URL            string `json:"url"`
+				ConfirmTimeout string `json:"confirm_timeout"`
+			} `json:"amqp"`
+			Kafka any `json:"kafka"`
+		} `json:"broker"`
+		Defaults struct {
+			Timeout string `json:"timeout"`
+		} `json:"defaults"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || strings.Contains(r.stdout, "hunter2") {
+		t.Fatalf("--json show: %v\n%s", err, r.stdout)
+	}
+	if got.Broker.AMQP.URL != "amqp://orders:REDACTED@127.0.0.1:5672/prod" || got.Broker.AMQP.ConfirmTimeout != "30s" ||
+		got.Broker.Kafka != nil || got.Defaults.Timeout != "30s" {
+		t.Errorf("--json show: %+v\n%s", got, r.stdout)
 	}
 }
 

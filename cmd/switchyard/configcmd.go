@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -31,7 +30,13 @@ func (a *app) configCheckCmd() *cobra.Command {
 		Long: `Load and validate the configuration. On success it prints one line naming the
 broker; otherwise it lists every problem, each naming the field, the value and
 what is allowed, and exits with status 2. With --connect it also opens the
-broker, to check addresses and credentials.`,
+broker, to check addresses and credentials.
+
+Unknown keys and unknown SWITCHYARD_* variables are errors. Two things only
+the service itself can check: whether every name under handlers (and every
+SWITCHYARD_HANDLERS_* variable) names a registered handler — service.Run
+refuses one that does not —, and the app section, which only the service's
+own struct (config.LoadApp) describes.`,
 		Example: `  switchyard config check --config prod.yaml
   SWITCHYARD_CONFIG=prod.yaml switchyard config check --connect`,
 		Args: cobra.NoArgs,
@@ -93,21 +98,36 @@ func (a *app) configShowCmd() *cobra.Command {
 		Use:   "show",
 		Short: "Print the effective configuration as YAML, secrets redacted",
 		Long: `Print the configuration the services would run with (file, then environment
-overrides, then defaults) as YAML. Passwords, secrets and tokens are replaced
-by "REDACTED", and so is the password part of every URL.`,
-		Example: `  switchyard config show --config prod.yaml`,
-		Args:    cobra.NoArgs,
+overrides, then defaults) as YAML, or JSON with --json: every default filled in,
+and only the selected broker's section. Handler entries show what the file and
+the environment give, inherited from defaults; what a handler's code sets is
+not known here. Passwords, secrets and tokens are replaced by "REDACTED", and
+so is the password part of every URL, in the app section too.`,
+		Example: `  switchyard config show --config prod.yaml
+  switchyard --json config show --config prod.yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
 			}
-			red := redact(reflect.ValueOf(cfg), "").Interface()
-			if a.json {
-				return a.printJSON(red)
-			}
-			out, err := yaml.Marshal(red)
+			out, err := yaml.Marshal(cfg.Effective())
 			if err != nil {
+				return fmt.Errorf("config show: %w", err)
+			}
+			var doc yaml.Node
+			if err := yaml.Unmarshal(out, &doc); err != nil {
+				return fmt.Errorf("config show: %w", err)
+			}
+			redactNode(&doc, "", "")
+			if a.json {
+				var tree any
+				if err := doc.Decode(&tree); err != nil {
+					return fmt.Errorf("config show: %w", err)
+				}
+				return a.printJSON(tree)
+			}
+			if out, err = yaml.Marshal(&doc); err != nil {
 				return fmt.Errorf("config show: %w", err)
 			}
 			_, err = a.stdout.Write(out)
@@ -119,16 +139,16 @@ by "REDACTED", and so is the password part of every URL.`,
 // redacted replaces a secret.
 const redacted = "REDACTED"
 
-// secretField reports whether a string field of this name holds a secret.
+// secretField reports whether a key of this name holds a secret.
 func secretField(name string) bool {
 	n := strings.ToLower(name)
 	return strings.Contains(n, "password") || strings.Contains(n, "secret") || strings.Contains(n, "token")
 }
 
-// urlField reports whether a field of this name holds URLs.
+// urlField reports whether a key of this name holds URLs or DSNs.
 func urlField(name string) bool {
 	n := strings.ToLower(name)
-	return strings.HasSuffix(n, "url") || strings.HasSuffix(n, "urls")
+	return strings.HasSuffix(n, "url") || strings.HasSuffix(n, "urls") || strings.HasSuffix(n, "dsn")
 }
 
 // redactURL replaces the password of u's userinfo.
@@ -154,55 +174,44 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// redact returns a deep copy of v with secrets replaced. field is the name
-// of the struct field v was read from.
-func redact(v reflect.Value, field string) reflect.Value {
-	switch v.Kind() {
-	case reflect.String:
-		out := reflect.New(v.Type()).Elem()
-		s := v.String()
-		switch {
-		case s != "" && secretField(field):
-			s = redacted
-		case urlField(field):
-			s = redactURL(s)
+// showNotes explain the values config show prints empty because they are
+// decided per handler or mean "off".
+var showNotes = map[string]string{
+	"defaults.group":             "default: the handler's name",
+	"defaults.dead_letter_topic": "default: <group>.dead_letter",
+	"defaults.order_on_retry":    "default: keep for ordered handlers, release otherwise",
+	"defaults.prefetch":          "0: the broker's prefetch",
+	"http.addr":                  "empty: no operations HTTP server",
+	"defaults.retry.max_elapsed": "0s: no limit",
+}
+
+// redactNode replaces the secrets of a YAML tree in place, by key name,
+// and adds showNotes; key is the mapping key n was read from, path its
+// dotted path.
+func redactNode(n *yaml.Node, key, path string) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			redactNode(c, key, path)
 		}
-		out.SetString(s)
-		return out
-	case reflect.Struct:
-		out := reflect.New(v.Type()).Elem()
-		out.Set(v)
-		for i := 0; i < v.NumField(); i++ {
-			if f := v.Type().Field(i); f.IsExported() {
-				out.Field(i).Set(redact(v.Field(i), f.Name))
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			p := k
+			if path != "" {
+				p = path + "." + k
 			}
+			redactNode(n.Content[i+1], k, p)
 		}
-		return out
-	case reflect.Pointer:
-		if v.IsNil() {
-			return v
+	case yaml.ScalarNode:
+		switch {
+		case n.Value != "" && n.Tag != "!!null" && secretField(key):
+			n.SetString(redacted)
+		case n.Tag == "!!str" && urlField(key):
+			n.Value = redactURL(n.Value)
 		}
-		out := reflect.New(v.Type().Elem())
-		out.Elem().Set(redact(v.Elem(), field))
-		return out
-	case reflect.Slice:
-		if v.IsNil() {
-			return v
+		if note, ok := showNotes[path]; ok && (n.Value == "" || n.Value == "0") {
+			n.LineComment = note
 		}
-		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-		for i := 0; i < v.Len(); i++ {
-			out.Index(i).Set(redact(v.Index(i), field))
-		}
-		return out
-	case reflect.Map:
-		if v.IsNil() {
-			return v
-		}
-		out := reflect.MakeMapWithSize(v.Type(), v.Len())
-		for it := v.MapRange(); it.Next(); {
-			out.SetMapIndex(it.Key(), redact(it.Value(), field))
-		}
-		return out
 	}
-	return v
 }

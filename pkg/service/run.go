@@ -64,7 +64,12 @@ func (s *Service) Run(ctx context.Context) error {
 			s.ready = make(chan struct{})
 		}
 		s.mu.Unlock()
+		s.stopping.Store(nil)
 	}()
+	if err := s.startCompanions(ctx); err != nil {
+		return err
+	}
+	defer s.stopCompanions(ctx, s.companions)
 
 	if err := s.honour(consumers); err != nil {
 		return err
@@ -108,6 +113,7 @@ func (s *Service) Run(ctx context.Context) error {
 	case runErr = <-ended:
 		s.logger.Error("a subscription died; shutting the service down", slog.Any("error", runErr))
 	}
+	s.setShuttingDown(ctx, runErr)
 	s.logger.Info("shutting down: intake stopped, waiting for in-flight handlers", slog.Duration("timeout", s.shutdownTimeout))
 	stopIntake()
 	readers.Wait()

@@ -75,6 +75,9 @@ type Service struct {
 	running   bool
 	ready     chan struct{}
 	consumers []*consumer // of the current Run, for Health
+
+	companions []Companion               // see WithCompanion
+	stopping   atomic.Pointer[stopCause] // set while Run shuts down; see ShuttingDown
 }
 
 // New returns a service on broker b. Invalid options (every problem at

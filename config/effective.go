@@ -1,0 +1,76 @@
+package config
+
+import (
+	"github.com/switchyard-go/switchyard/pkg/service"
+)
+
+// Effective returns c as the service will run with it: every default
+// filled in (the framework's policy defaults in defaults and each handler
+// entry, the selected broker's defaults, the HTTP server's when it is on),
+// and only the selected broker's section. Handler entries inherit from
+// defaults as they do at registration; what the code of a handler sets is
+// not known here. Names are as the file gives them, before
+// service.namespace. It is what `switchyard config show` prints.
+func (c Config) Effective() Config {
+	c.setDefaults()
+	if c.Service.FailurePathTimeout == 0 {
+		c.Service.FailurePathTimeout = service.DefaultFailurePathTimeout
+	}
+	b := Broker{Type: c.Broker.Type}
+	switch c.Broker.Type {
+	case BrokerMemory:
+		b.Memory = c.Broker.Memory.WithDefaults()
+	case BrokerAMQP:
+		b.AMQP = c.Broker.AMQP.WithDefaults()
+	case BrokerKafka:
+		b.Kafka = c.Broker.Kafka.WithDefaults()
+	}
+	c.Broker = b
+	if c.HTTP.Addr != "" {
+		c.HTTP = c.HTTP.WithDefaults()
+	}
+	c.Defaults = frameworkDefaults(c.Defaults)
+	if len(c.Handlers) > 0 {
+		hs := make(map[string]service.Policy, len(c.Handlers))
+		for name, p := range c.Handlers {
+			p = p.Inherit(c.Defaults)
+			if p.Group == "" {
+				p.Group = name
+			}
+			if p.DeadLetterTopic == "" {
+				p.DeadLetterTopic = service.DeadLetterTopicFor(p.Group)
+			}
+			hs[name] = orderDefault(p)
+		}
+		c.Handlers = hs
+	}
+	return c
+}
+
+// frameworkDefaults fills p's zero fields with the framework's defaults,
+// but for those that depend on the handler (group, dead-letter topic) or
+// on ordering (order_on_retry, filled per handler).
+func frameworkDefaults(p service.Policy) service.Policy {
+	p = p.Inherit(service.Policy{
+		Concurrency:      service.DefaultConcurrency,
+		Timeout:          service.DefaultTimeout,
+		HopLimit:         service.DefaultHopLimit,
+		MaxInProcessWait: service.DefaultMaxInProcessWait,
+		Ordered:          service.Off,
+		DeadLetterOrder:  service.DeadLetterOrderNone,
+	})
+	p.Retry = p.Retry.WithDefaults()
+	return p
+}
+
+// orderDefault fills order_on_retry as the service does: keep for ordered
+// handlers, release otherwise.
+func orderDefault(p service.Policy) service.Policy {
+	if p.OrderOnRetry == "" {
+		p.OrderOnRetry = service.OrderRelease
+		if p.IsOrdered() {
+			p.OrderOnRetry = service.OrderKeep
+		}
+	}
+	return p
+}

@@ -1,0 +1,53 @@
+package ops
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// DefaultShutdownTimeout bounds the wait for open requests when the server
+// stops.
+const DefaultShutdownTimeout = 5 * time.Second
+
+// Config is the http section of a configuration file. The zero value means
+// no server.
+type Config struct {
+	// Addr is the host:port the server listens on, e.g. ":9090" or
+	// "127.0.0.1:9090" (port 0 picks a free one). Default "": no server.
+	Addr string `yaml:"addr"`
+	// Pprof serves net/http/pprof under /debug/pprof/. Default false: it
+	// exposes stacks and profiles, keep it on a private address.
+	Pprof bool `yaml:"pprof"`
+	// ShutdownTimeout bounds the wait for open requests when the server
+	// stops. Default 5s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	return c
+}
+
+// WithDefaults returns c with every zero field but Addr set to its default.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
+
+// Validate reports every invalid field at once; prefix names the section,
+// e.g. "http".
+func (c Config) Validate(prefix string) error {
+	var err error
+	if c.Addr != "" {
+		if _, port, perr := net.SplitHostPort(c.Addr); perr != nil || port == "" {
+			err = errors.Join(err, fmt.Errorf("%s.addr: %q, want host:port such as :9090 or 127.0.0.1:9090", prefix, c.Addr))
+		}
+	} else if c.Pprof {
+		err = errors.Join(err, fmt.Errorf("%s.pprof: true, but %s.addr is empty: pprof needs the server", prefix, prefix))
+	}
+	if c.ShutdownTimeout < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.shutdown_timeout: %s, want > 0 (0 means %s)", prefix, c.ShutdownTimeout, DefaultShutdownTimeout))
+	}
+	return err
+}

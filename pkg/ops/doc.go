@@ -1,0 +1,31 @@
+// Package ops is a service's operations HTTP server: liveness, readiness,
+// Prometheus metrics and, optionally, pprof. It runs as a
+// [service.Companion], so it starts when [service.Service.Run] starts and
+// stops when Run returns.
+//
+//	svc := service.New(b, ops.With(ops.Config{Addr: ":9090"}))
+//
+// In a configuration file the http section does the same (see package
+// config): http: {addr: ":9090"}. It is off by default.
+//
+// # Endpoints
+//
+//   - GET /healthz: 200 while the process serves HTTP at all (liveness). It
+//     says nothing of the broker: restarting a process because its broker
+//     is down does not bring the broker back.
+//   - GET /readyz: 200 when the service is ready to take work, 503 when not,
+//     with a JSON body whose "reason" says why (readiness). Ready means Run
+//     subscribed every handler and has not begun shutting down, and every
+//     subscription is healthy per [service.Service.Health] (its failure path
+//     is not failing). The body lists every subscription's health.
+//   - GET /metrics: Switchyard's metrics (see package metrics) and the Go
+//     runtime's, in the Prometheus text format.
+//   - /debug/pprof/: net/http/pprof, only with Config.Pprof.
+//
+// # Shutdown
+//
+// When Run shuts down, /readyz turns 503 at once ("shutting down"), so a load
+// balancer stops sending work while in-flight handlers finish; the server
+// itself stops after Run's shutdown, waiting at most Config.ShutdownTimeout
+// for open requests.
+package ops

@@ -1,0 +1,89 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/service"
+)
+
+// recordingCompanion records what Run tells it and what the service says
+// of itself at each point.
+type recordingCompanion struct {
+	startErr     error
+	events       []string
+	readyAtStart bool
+	downAtStop   bool
+	causeAtStop  error
+	svc          *service.Service
+}
+
+func (c *recordingCompanion) Start(_ context.Context, s *service.Service) error {
+	c.svc = s
+	select {
+	case <-s.Ready():
+		c.readyAtStart = true
+	default:
+	}
+	c.events = append(c.events, "start")
+	return c.startErr
+}
+
+func (c *recordingCompanion) Stop(context.Context) error {
+	c.downAtStop, c.causeAtStop = c.svc.ShuttingDown()
+	c.events = append(c.events, "stop")
+	return nil
+}
+
+func TestCompanionStartsBeforeSubscribingAndStopsAfterShutdown(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := &recordingCompanion{}
+	svc := service.New(b, service.WithCompanion(c))
+	if err := service.Handle(svc, "h", func(context.Context, orderPlaced) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if down, _ := svc.ShuttingDown(); down {
+		t.Fatal("shutting down before Run")
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	<-svc.Ready()
+	if down, _ := svc.ShuttingDown(); down {
+		t.Fatal("shutting down while running")
+	}
+	stopping := errors.New("deploy")
+	cancel(stopping)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if c.readyAtStart || len(c.events) != 2 || !c.downAtStop || !errors.Is(c.causeAtStop, stopping) {
+		t.Errorf("companion saw ready at start %t, events %v, shutting down at stop %t (%v)", c.readyAtStart, c.events, c.downAtStop, c.causeAtStop)
+	}
+	if down, _ := svc.ShuttingDown(); down {
+		t.Error("still shutting down after Run returned")
+	}
+
+	// A companion that cannot start fails Run before anything is subscribed.
+	failing := &recordingCompanion{startErr: errors.New("port taken")}
+	svc = service.New(b, service.WithCompanion(failing))
+	_ = service.Handle(svc, "h", func(context.Context, orderPlaced) error { return nil })
+	if err := svc.Run(context.Background()); err == nil || err.Error() != "service: start companion: port taken" {
+		t.Fatalf("Run = %v", err)
+	}
+	if len(failing.events) != 1 {
+		t.Errorf("a companion that failed to start was stopped: %v", failing.events)
+	}
+}
