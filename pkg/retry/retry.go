@@ -46,7 +46,8 @@ const (
 // NoJitter as [Policy.Jitter] turns jitter off (0 means the default).
 const NoJitter = -1.0
 
-// WithDefaults returns p with every zero field set to its default.
+// WithDefaults returns p with every zero field set to its default. It is
+// idempotent.
 func (p Policy) WithDefaults() Policy {
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts
@@ -62,9 +63,10 @@ func (p Policy) WithDefaults() Policy {
 	}
 	if p.Jitter == 0 {
 		p.Jitter = DefaultJitter
-	} else if p.Jitter < 0 {
-		p.Jitter = 0
 	}
+	// NoJitter stays NoJitter (Backoff reads it as none): callers apply
+	// the defaults more than once (the runtime, then the Retry
+	// middleware), and a 0 here would become the default on the next call.
 	return p
 }
 

@@ -58,8 +58,18 @@ func TestWithDefaults(t *testing.T) {
 	if got != want {
 		t.Errorf("zero policy with defaults = %+v, want %+v", got, want)
 	}
-	if j := (retry.Policy{Jitter: -1}).WithDefaults().Jitter; j != 0 {
-		t.Errorf("negative jitter = %g after defaults, want 0 (none)", j)
+	// Defaults applied twice, as the runtime and the Retry middleware do,
+	// must not turn "no jitter" into the default jitter.
+	none := retry.Policy{InitialInterval: time.Second, MaxInterval: time.Second, Jitter: retry.NoJitter}.WithDefaults().WithDefaults()
+	for range 20 {
+		if got := none.Backoff(1, nil); got != time.Second {
+			t.Fatalf("no jitter after defaults twice: Backoff(1) = %s, want exactly 1s", got)
+		}
+	}
+	for _, p := range []retry.Policy{{}, {Jitter: retry.NoJitter}, {Jitter: 0.5, MaxAttempts: 2}} {
+		if once, twice := p.WithDefaults(), p.WithDefaults().WithDefaults(); once != twice {
+			t.Errorf("%+v: defaults once %+v, twice %+v: not idempotent", p, once, twice)
+		}
 	}
 	custom := retry.Policy{MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Minute, Multiplier: 3, Jitter: 0.5, MaxElapsed: time.Hour}
 	if got := custom.WithDefaults(); got != custom {

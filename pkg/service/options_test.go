@@ -25,7 +25,7 @@ func TestPolicyPrecedence(t *testing.T) {
 	p, _ := svc.PolicyOf("a")
 	// Override (file) > code > service defaults > framework defaults.
 	if p.Concurrency != 9 || p.Timeout != time.Minute || p.HopLimit != 8 || p.Group != "a" ||
-		p.Retry.MaxAttempts != 4 || p.Retry.InitialInterval != time.Second || p.Retry.Jitter != 0 ||
+		p.Retry.MaxAttempts != 4 || p.Retry.InitialInterval != time.Second || p.Retry.Jitter != retry.NoJitter ||
 		p.Retry.MaxInterval != retry.DefaultMaxInterval || p.MaxInProcessWait != service.DefaultMaxInProcessWait ||
 		p.DeadLetterTopic != "a.dead_letter" {
 		t.Errorf("effective policy = %+v", p)
