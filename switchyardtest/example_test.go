@@ -57,6 +57,7 @@ func Example() {
 	got := switchyardtest.WaitFor(h, func(m switchyardtest.Message[PaymentCaptured]) bool {
 		return m.Event.PaymentID == "p-1"
 	})
+	h.WaitIdle() // the handler returns after its follow-up is published
 	fmt.Println("captured:", got.Event.PaymentID, got.Event.AmountCents)
 	fmt.Println("correlation:", got.Envelope.CorrelationID, "hop:", got.Envelope.HopCount)
 	fmt.Println("handled:", h.Counts("payments.capture").Handled)
@@ -85,6 +86,7 @@ func Example_retry() {
 	start := h.Clock().Now()
 	h.Send(PaymentRequested{PaymentID: "p-1", AmountCents: 500})
 	switchyardtest.WaitFor[PaymentCaptured](h, nil)
+	h.WaitIdle()
 	for _, a := range h.Attempts("payments.capture") {
 		fmt.Printf("attempt %d: err=%v\n", a.Number, a.Err)
 	}

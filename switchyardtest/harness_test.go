@@ -69,6 +69,7 @@ func TestPublishedCarriesTheChainOfAnotherService(t *testing.T) {
 	if env.Key != "c-1" {
 		t.Errorf("follow-up key = %q, want its own EventKey c-1", env.Key)
 	}
+	h.WaitIdle() // the handler that published the follow-up returns after it
 	handled := switchyardtest.Handled[chargeRequested](h, "charge")
 	if len(handled) != 1 || handled[0].Envelope.Key != "customer-3" || handled[0].Envelope.Source != "checkout" {
 		t.Fatalf("handled = %+v, want the one request with the sender's key and source", handled)

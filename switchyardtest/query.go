@@ -56,7 +56,10 @@ func decode[T event.Event](h *Harness, topic string, env event.Envelope, md map[
 
 // Handled returns the events of type T that handler ("" for any handler)
 // handled successfully, in the order the attempts started. An event
-// handled twice (a redelivery) is there twice.
+// handled twice (a redelivery) is there twice. It does not wait: an
+// attempt still running is not there, and a handler's follow-up is
+// published before the handler returns, so after [WaitFor] call
+// [Harness.WaitIdle] first.
 func Handled[T event.Event](h *Harness, handler string) []Message[T] {
 	h.tb.Helper()
 	var zero T
