@@ -3,9 +3,11 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -359,6 +361,9 @@ func permanentDeadLetter(t *testing.T, e *Env) {
 		if reason == "" {
 			reason = failure.ReasonPermanent
 		}
+		if n := len(e.attemptsAt(p.Handler, s.ID)); n != 1 {
+			t.Errorf("poison %s: %s attempted it %d times, want once: permanent errors skip retries", p.Name, p.Handler, n)
+		}
 		checkDeadLetter(t, "poison "+p.Name, m, map[string]string{
 			header.DeadLetterReason:   string(reason),
 			header.DeadLetterHandler:  p.Handler,
@@ -389,16 +394,18 @@ func checkDeadLetter(t *testing.T, what string, m *message.Message, want map[str
 }
 
 // idempotentRedelivery: a message delivered again (same id, as a broker
-// redelivers after a lost ack) has no further effects: the service
-// publishes nothing more in consequence. WithIdempotency skips it; a
-// handler idempotent by itself may run again but publish nothing new.
+// redelivers after a lost ack) has no further effects: in the end it has
+// caused no more events than a twin input delivered once. WithIdempotency
+// skips the redelivery; a handler idempotent by itself may run again but
+// publishes nothing new.
 func idempotentRedelivery(t *testing.T, e *Env) {
 	in := e.Start(nil)
 	cs := e.consumers(in)
 	x := e.Publish(in, "redelivered", 0, "")
-	e.waitHandled(cs, []Sent{x})
+	twin := e.Publish(in, "once", 0, "")
+	e.waitHandled(cs, []Sent{x, twin})
+	e.waitChains(x.ID, twin.ID)
 	e.Quiet()
-	before := e.descendants(x.ID)
 	dups := map[string]int{}
 	runs := map[string]int{}
 	for _, c := range cs {
@@ -415,11 +422,11 @@ func idempotentRedelivery(t *testing.T, e *Env) {
 		return true
 	}, func() string { return "every group to receive the redelivered message (skipped or handled)" })
 	e.Quiet()
-	after := e.descendants(x.ID)
-	for _, typ := range slices.Sorted(maps.Keys(after)) {
-		if extra := len(after[typ]) - len(before[typ]); extra > 0 {
-			t.Errorf("the redelivered input caused %d more %s (%d before): its effects happened twice; use service.WithIdempotency or make the handler idempotent",
-				extra, typ, len(before[typ]))
+	got, want := e.descendants(x.ID), e.descendants(twin.ID)
+	for _, typ := range slices.Sorted(maps.Keys(got)) {
+		if len(got[typ]) > len(want[typ]) {
+			t.Errorf("the input delivered twice caused %d %s, its twin delivered once %d: its effects happened again; use service.WithIdempotency or make the handler idempotent",
+				len(got[typ]), typ, len(want[typ]))
 		}
 	}
 	for _, c := range cs {
@@ -428,6 +435,19 @@ func idempotentRedelivery(t *testing.T, e *Env) {
 			t.Logf("%s: skipped the redelivery as a duplicate", c.Handler)
 		default:
 			t.Logf("%s: handled the redelivery again", c.Handler)
+		}
+	}
+}
+
+// waitChains waits, when the suite sets MinChainDepth, until the chains
+// started by the given inputs (correlated by their ids) reach it.
+func (e *Env) waitChains(ids ...string) {
+	e.T.Helper()
+	want := e.Suite.MinChainDepth
+	for _, id := range ids {
+		if want > 0 {
+			e.until(func() bool { return e.chainDepth(id) >= want },
+				func() string { return fmt.Sprintf("chain %q to reach hop %d (Suite.MinChainDepth)", id, want) })
 		}
 	}
 }
@@ -549,6 +569,14 @@ func cloudEventsInterop(t *testing.T, e *Env) {
 	if len(m.Payload) == 0 {
 		t.Error("our message has no payload: binary mode carries the event data as the payload")
 	}
+	if m.Metadata.Get(header.ContentType) == header.ContentTypeJSON {
+		var got, want any
+		data, _ := json.Marshal(ours.Event)
+		_ = json.Unmarshal(data, &want)
+		if err := json.Unmarshal(m.Payload, &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("our message's payload %s (%v) is not the event's data %s", m.Payload, err, data)
+		}
+	}
 
 	// Theirs: a producer that sets only CloudEvents attributes.
 	id := "foreign-" + uuid.Must(uuid.NewV7()).String()
@@ -583,6 +611,9 @@ func correlationCausation(t *testing.T, e *Env) {
 	x := e.Publish(in, "chain", 0, corr)
 	y := e.Publish(in, "chain-own", 1, "")
 	e.waitHandled(cs, []Sent{x, y})
+	// Follow-ups may take a while on a broker whose groups are still being
+	// assigned: wait for the depth asked for, then settle.
+	e.waitChains(corr, y.ID)
 	e.Quiet()
 	attempts := e.Probe.Attempts("")
 	for _, root := range []struct {
@@ -642,4 +673,16 @@ func correlationCausation(t *testing.T, e *Env) {
 			t.Errorf("chain %q reached hop %d within the service, want at least %d (Suite.MinChainDepth)", root.corr, depth, e.Suite.MinChainDepth)
 		}
 	}
+}
+
+// chainDepth is the highest hop count of the events of chain corr (a
+// correlation id) handled so far.
+func (e *Env) chainDepth(corr string) int {
+	depth := 0
+	for _, a := range e.Probe.Attempts("") {
+		if a.Done && a.Err == nil && a.Envelope.CorrelationID == corr {
+			depth = max(depth, a.Envelope.HopCount)
+		}
+	}
+	return depth
 }
