@@ -180,8 +180,9 @@ func Run(t *testing.T, s Suite) {
 	for _, b := range s.Brokers {
 		t.Run(b.Name, func(t *testing.T) {
 			for _, sc := range scenarios {
-				outcome := "differed"
+				outcome := "" // stays empty when -run filters the scenario out
 				t.Run(sc.Name, func(t *testing.T) {
+					outcome = "differed"
 					e := newEnv(t, &s, b)
 					defer func() {
 						switch {
@@ -193,6 +194,9 @@ func Run(t *testing.T, s Suite) {
 					}()
 					sc.Run(t, e)
 				})
+				if outcome == "" {
+					continue
+				}
 				mu.Lock()
 				if report[b.Name] == nil {
 					report[b.Name] = map[string][]string{}
@@ -203,8 +207,13 @@ func Run(t *testing.T, s Suite) {
 		})
 	}
 	var lines []string
+	mu.Lock()
+	defer mu.Unlock()
 	for _, b := range s.Brokers {
 		r := report[b.Name]
+		if r == nil {
+			continue // filtered out by -run
+		}
 		line := fmt.Sprintf("%s: %d held", b.Name, len(r["held"]))
 		for _, o := range []string{"differed", "skipped"} {
 			if len(r[o]) > 0 {
