@@ -46,6 +46,7 @@ type Env struct {
 
 	mu        sync.Mutex
 	shared    broker.Broker // the in-memory broker, opened once
+	spare     broker.Broker // opened by newEnv, handed out by the next Open
 	opened    []broker.Broker
 	instances int
 }
@@ -80,7 +81,7 @@ func newEnv(t *testing.T, s *Suite, b Broker) *Env {
 		}
 		out.close()
 	})
-	e.Open() // skips now when the broker is not configured
+	e.spare = e.Open() // skips now when the broker is not configured
 	return e
 }
 
@@ -92,6 +93,11 @@ func (e *Env) Open() broker.Broker {
 	if e.shared != nil {
 		defer e.mu.Unlock()
 		return e.shared
+	}
+	if b := e.spare; b != nil {
+		e.spare = nil
+		e.mu.Unlock()
+		return b
 	}
 	e.mu.Unlock()
 	b := e.spec.Open(e.T)
@@ -111,11 +117,13 @@ func (e *Env) Topic(name string) string { return e.Namespace + name }
 type Instance struct {
 	Name string
 	Svc  *service.Service
-	env  *Env
-	stop context.CancelFunc
-	done chan error
-	once sync.Once
-	err  error
+	// Broker is the instance's connection.
+	Broker broker.Broker
+	env    *Env
+	stop   context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
 }
 
 // Start opens a connection, creates a service on it with the suite's
@@ -140,7 +148,8 @@ func (e *Env) Start(define switchyardtest.Define, opts ...service.Option) *Insta
 	all = append(all, e.options...)
 	all = append(all, opts...)
 	all = append(all, service.WithNamespace(e.Namespace))
-	svc := service.New(e.Open(), all...)
+	conn := e.Open()
+	svc := service.New(conn, all...)
 	if err := svc.Err(); err != nil {
 		e.T.Fatalf("conformance: %v", err)
 	}
@@ -148,7 +157,7 @@ func (e *Env) Start(define switchyardtest.Define, opts ...service.Option) *Insta
 		e.T.Fatalf("conformance: define %s: %v", name, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &Instance{Name: name, Svc: svc, env: e, stop: cancel, done: make(chan error, 1)}
+	in := &Instance{Name: name, Svc: svc, Broker: conn, env: e, stop: cancel, done: make(chan error, 1)}
 	go func() { in.done <- svc.Run(ctx) }()
 	timer := time.NewTimer(e.Suite.Timeout)
 	defer timer.Stop()
@@ -299,7 +308,7 @@ func (e *Env) Quiet() {
 // subscription.
 func (e *Env) SettleGroups(in *Instance, instances int) {
 	e.T.Helper()
-	gw, ok := e.Open().(GroupWaiter)
+	gw, ok := in.Broker.(GroupWaiter)
 	if !ok {
 		return
 	}

@@ -588,7 +588,7 @@ func cloudEventsInterop(t *testing.T, e *Env) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.Suite.Timeout)
 	defer cancel()
 	foreign.SetContext(ctx)
-	if err := e.Open().Publisher().Publish(e.Topic(topic), foreign); err != nil {
+	if err := in.Broker.Publisher().Publish(e.Topic(topic), foreign); err != nil {
 		t.Fatal(err)
 	}
 	e.waitHandled(cs, []Sent{{ID: id, Key: "(none)"}})
