@@ -2,62 +2,39 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"time"
 
-	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/handlers"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/service"
+	"github.com/switchyard-go/switchyard/switchyardtest"
 )
 
-// Typed handlers on the in-memory broker: the inventory reserves stock and
-// publishes the outcome, the status view follows each order.
+// Typed handlers on the runtime, tested with switchyardtest: the inventory
+// reserves stock and publishes the outcome, the status view follows each
+// order.
 func Example() {
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		panic(err)
-	}
-	defer b.Close()
-	svc := service.New(b)
-	pub := handlers.PublisherFunc(func(ctx context.Context, e event.Event) error { return svc.Publish(ctx, e) })
-
+	t := switchyardtest.Standalone() // in a test, pass t
+	defer t.Close()
 	inventory := handlers.NewInventory(map[string]int{"widget": 5})
 	view := handlers.NewOrderStatus()
-	for _, err := range []error{
-		service.Handle(svc, "inventory.reserve", inventory.Handler(pub),
-			service.Group("inventory"),
-			service.Publishes(handlers.InventoryReserved{}, handlers.InventoryRejected{})),
-		service.Handle(svc, "status.placed", view.Placed, service.Group("status")),
-		service.Handle(svc, "status.reserved", view.Reserved, service.Group("status")),
-		service.Handle(svc, "status.rejected", view.Rejected, service.Group("status")),
-	} {
-		if err != nil {
-			panic(err)
-		}
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	<-svc.Ready()
+	h := switchyardtest.Start(t, func(svc *service.Service) error {
+		pub := handlers.PublisherFunc(func(ctx context.Context, e event.Event) error { return svc.Publish(ctx, e) })
+		return errors.Join(
+			service.Handle(svc, "inventory.reserve", inventory.Handler(pub),
+				service.Group("inventory"),
+				service.Publishes(handlers.InventoryReserved{}, handlers.InventoryRejected{})),
+			service.Handle(svc, "status.placed", view.Placed, service.Group("status")),
+			service.Handle(svc, "status.reserved", view.Reserved, service.Group("status")),
+			service.Handle(svc, "status.rejected", view.Rejected, service.Group("status")),
+		)
+	})
 
 	widgets := func(n int) []handlers.Item { return []handlers.Item{{SKU: "widget", Qty: n, PriceCents: 250}} }
-	for _, o := range []handlers.OrderPlaced{
-		{OrderID: "o-1", Items: widgets(3), TotalCents: 750, Email: "ada@example.com"},
-		{OrderID: "o-2", Items: widgets(9), TotalCents: 2250, Email: "bob@example.com"}, // more than in stock
-	} {
-		if err := svc.Publish(ctx, o); err != nil {
-			panic(err)
-		}
-	}
-	if err := b.WaitIdle(ctx, 50*time.Millisecond); err != nil {
-		panic(err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		panic(err)
-	}
+	h.Publish(handlers.OrderPlaced{OrderID: "o-1", Items: widgets(3), TotalCents: 750, Email: "ada@example.com"})
+	h.Publish(handlers.OrderPlaced{OrderID: "o-2", Items: widgets(9), TotalCents: 2250, Email: "bob@example.com"}) // more than in stock
+	h.WaitIdle()
 
 	fmt.Println("o-1:", view.Status("o-1"))
 	fmt.Println("o-2:", view.Status("o-2"))

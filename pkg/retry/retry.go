@@ -46,7 +46,8 @@ const (
 // NoJitter as [Policy.Jitter] turns jitter off (0 means the default).
 const NoJitter = -1.0
 
-// WithDefaults returns p with every zero field set to its default.
+// WithDefaults returns p with every zero field set to its default. It is
+// idempotent.
 func (p Policy) WithDefaults() Policy {
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts

@@ -58,17 +58,18 @@ func TestWithDefaults(t *testing.T) {
 	if got != want {
 		t.Errorf("zero policy with defaults = %+v, want %+v", got, want)
 	}
-	noJitter := retry.Policy{Jitter: retry.NoJitter}.WithDefaults()
-	if noJitter.Jitter != retry.NoJitter {
-		t.Errorf("NoJitter = %g after defaults, want it kept", noJitter.Jitter)
+	// Defaults applied twice, as the runtime and the Retry middleware do,
+	// must not turn "no jitter" into the default jitter.
+	none := retry.Policy{InitialInterval: time.Second, MaxInterval: time.Second, Jitter: retry.NoJitter}.WithDefaults().WithDefaults()
+	for range 20 {
+		if got := none.Backoff(1, nil); got != time.Second {
+			t.Fatalf("no jitter after defaults twice: Backoff(1) = %s, want exactly 1s", got)
+		}
 	}
-	// The runtime applies the defaults more than once: they must not change
-	// what they already set, or NoJitter would become the default jitter.
-	if again := noJitter.WithDefaults(); again != noJitter {
-		t.Errorf("defaults applied twice = %+v, want %+v", again, noJitter)
-	}
-	if d := noJitter.WithDefaults().Backoff(1, func() float64 { return 0.99 }); d != retry.DefaultInitialInterval {
-		t.Errorf("Backoff(1) with NoJitter after defaults twice = %s, want exactly %s", d, retry.DefaultInitialInterval)
+	for _, p := range []retry.Policy{{}, {Jitter: retry.NoJitter}, {Jitter: 0.5, MaxAttempts: 2}} {
+		if once, twice := p.WithDefaults(), p.WithDefaults().WithDefaults(); once != twice {
+			t.Errorf("%+v: defaults once %+v, twice %+v: not idempotent", p, once, twice)
+		}
 	}
 	custom := retry.Policy{MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Minute, Multiplier: 3, Jitter: 0.5, MaxElapsed: time.Hour}
 	if got := custom.WithDefaults(); got != custom {
