@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/idempotency"
+	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
@@ -323,4 +325,30 @@ func TestProbeInjectFailsAttemptsWithoutRunningTheHandler(t *testing.T) {
 	if len(a) != 3 || !a[0].Injected || !a[1].Injected || a[2].Injected || a[2].Err != nil || ran.Load() != 1 {
 		t.Fatalf("attempts %v, handler ran %d times; want two injected failures, then the handler once", a, ran.Load())
 	}
+}
+
+// A producer that does not write Switchyard's headers (the article's
+// Node.js services: an eventType header, a correlationId header, plain
+// JSON) reaches the typed handler through the topic's inbound mapping, with
+// its correlation id kept.
+func TestForeignProducerThroughInboundMapping(t *testing.T) {
+	topic := event.TopicOf(chargeRequested{})
+	h := switchyardtest.Start(t, charger(nil), switchyardtest.ServiceOptions(service.WithInbound(topic, inbound.Mapping{
+		Type:          inbound.From{Header: "eventType"},
+		Types:         map[string]string{"ChargeRequested": chargeRequested{}.EventType()},
+		ID:            inbound.From{Header: "messageId"},
+		Key:           inbound.From{Field: "id"},
+		CorrelationID: inbound.From{Header: "correlationId"},
+	})))
+	h.SendRaw(topic, []byte(`{"id":"c-9","amount":700}`), map[string]string{
+		"eventType": "ChargeRequested", "messageId": "node-1", "correlationId": "checkout-42",
+	})
+	got := switchyardtest.WaitFor(h, func(m switchyardtest.Message[charged]) bool { return m.Event.ID == "c-9" })
+	if got.Event.Amount != 700 || got.Envelope.CorrelationID != "checkout-42" || got.Envelope.CausationID != "node-1" {
+		t.Errorf("charged = %+v with envelope %+v, want amount 700, correlation checkout-42, causation node-1", got.Event, got.Envelope)
+	}
+	// Without the header the mapping needs, the message is dead-lettered
+	// with the mapping's reason, not guessed at.
+	h.SendRaw(topic, []byte(`{"id":"c-10","amount":1}`), map[string]string{"messageId": "node-2"})
+	h.WaitDeadLetter(func(dl switchyardtest.DeadLetter) bool { return dl.Reason == failure.ReasonInboundMapping })
 }
