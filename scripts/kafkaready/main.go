@@ -46,7 +46,7 @@ func main() {
 		os.Exit(1)
 	}
 	if *smoke {
-		if err := roundTrip(ctx, addrs); err != nil {
+		if err := retryRoundTrip(ctx, addrs); err != nil {
 			fmt.Fprintf(os.Stderr, "kafkaready: smoke test on %s: %v\n", *brokers, err)
 			os.Exit(1)
 		}
@@ -93,6 +93,24 @@ func listBrokers(ctx context.Context, addrs []string) (int, error) {
 		return 0, fmt.Errorf("list brokers: %w", err)
 	}
 	return len(bs), nil
+}
+
+// retryRoundTrip runs roundTrip until it succeeds or ctx ends. Right after
+// a (re)start a broker answers metadata before it leads its partitions:
+// producing then fails with a retriable error such as
+// UNKNOWN_TOPIC_OR_PARTITION, which says "not yet", not "broken".
+func retryRoundTrip(ctx context.Context, addrs []string) error {
+	for {
+		err := roundTrip(ctx, addrs)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w (last error: %w)", ctx.Err(), err)
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // roundTrip creates a topic, produces one record, consumes it in a group,
