@@ -55,9 +55,9 @@ func TestTraceContinuesAcrossPublish(t *testing.T) {
 	var reserve, notify sdktrace.ReadOnlySpan
 	for _, s := range spans {
 		switch s.Name() {
-		case "orders process":
+		case "process orders":
 			reserve = s
-		case "inventory.stock_reserved process":
+		case "process inventory.stock_reserved":
 			notify = s
 		}
 	}
