@@ -1,0 +1,122 @@
+package tracing
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Exporters: the allowed values of Config.Exporter.
+const (
+	ExporterNone   = "none"
+	ExporterStdout = "stdout"
+	ExporterOTLP   = "otlp"
+)
+
+// Exporters lists the allowed values of Config.Exporter.
+var Exporters = []string{ExporterNone, ExporterStdout, ExporterOTLP}
+
+// ProtocolHTTP is the OTLP protocol supported: protobuf over HTTP.
+const ProtocolHTTP = "http/protobuf"
+
+// Defaults.
+const (
+	DefaultSampleRatio     = 1.0
+	DefaultShutdownTimeout = 5 * time.Second
+	DefaultOTLPEndpoint    = "localhost:4318"
+	DefaultOTLPURLPath     = "/v1/traces"
+)
+
+// Config is the tracing section of a configuration file. The zero value
+// means no tracing.
+type Config struct {
+	// Exporter is where spans go: "none" (no tracing), "stdout" (one JSON
+	// document per span on standard output, for development) or "otlp"
+	// (an OpenTelemetry collector, see OTLP). Default "": none.
+	Exporter string `yaml:"exporter"`
+	// SampleRatio is the fraction of traces started here that are
+	// recorded, in (0, 1]; a delivery or publish whose trace was started
+	// upstream follows the upstream decision. Default 1: every trace.
+	SampleRatio float64 `yaml:"sample_ratio"`
+	// ShutdownTimeout bounds the export of the spans still buffered when
+	// the service stops. Default 5s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// OTLP configures the otlp exporter.
+	OTLP OTLP `yaml:"otlp"`
+}
+
+// OTLP configures the OTLP exporter.
+type OTLP struct {
+	// Protocol is "http/protobuf", the only one supported. Default
+	// "http/protobuf".
+	Protocol string `yaml:"protocol"`
+	// Endpoint is the collector's host:port. Default "localhost:4318".
+	Endpoint string `yaml:"endpoint"`
+	// URLPath is the path spans are posted to. Default "/v1/traces".
+	URLPath string `yaml:"url_path"`
+	// Insecure sends over plain HTTP instead of HTTPS. Default false.
+	Insecure bool `yaml:"insecure"`
+	// Headers are added to every export request (e.g. an API key).
+	// Default none.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Enabled reports whether c asks for tracing.
+func (c Config) Enabled() bool { return c.Exporter != "" && c.Exporter != ExporterNone }
+
+// WithDefaults returns c with every zero field set to its default; the
+// OTLP section only when the exporter is otlp.
+func (c Config) WithDefaults() Config {
+	if c.SampleRatio == 0 {
+		c.SampleRatio = DefaultSampleRatio
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Exporter == ExporterOTLP {
+		if c.OTLP.Protocol == "" {
+			c.OTLP.Protocol = ProtocolHTTP
+		}
+		if c.OTLP.Endpoint == "" {
+			c.OTLP.Endpoint = DefaultOTLPEndpoint
+		}
+		if c.OTLP.URLPath == "" {
+			c.OTLP.URLPath = DefaultOTLPURLPath
+		}
+	}
+	return c
+}
+
+// Validate reports every invalid field at once; prefix names the section,
+// e.g. "tracing".
+func (c Config) Validate(prefix string) error {
+	var err error
+	if c.Exporter != "" && !slices.Contains(Exporters, c.Exporter) {
+		err = errors.Join(err, fmt.Errorf("%s.exporter: %q, want one of %s", prefix, c.Exporter, strings.Join(Exporters, ", ")))
+	}
+	if c.SampleRatio < 0 || c.SampleRatio > 1 {
+		err = errors.Join(err, fmt.Errorf("%s.sample_ratio: %v, want a number in (0, 1] (0 means %v)", prefix, c.SampleRatio, DefaultSampleRatio))
+	}
+	if c.ShutdownTimeout < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.shutdown_timeout: %s, want > 0 (0 means %s)", prefix, c.ShutdownTimeout, DefaultShutdownTimeout))
+	}
+	o := c.OTLP
+	if o.Protocol != "" && o.Protocol != ProtocolHTTP {
+		err = errors.Join(err, fmt.Errorf("%s.otlp.protocol: %q, want %s", prefix, o.Protocol, ProtocolHTTP))
+	}
+	if o.Endpoint != "" {
+		if _, port, perr := net.SplitHostPort(o.Endpoint); perr != nil || port == "" {
+			err = errors.Join(err, fmt.Errorf("%s.otlp.endpoint: %q, want host:port such as collector:4318", prefix, o.Endpoint))
+		}
+	}
+	if o.URLPath != "" && !strings.HasPrefix(o.URLPath, "/") {
+		err = errors.Join(err, fmt.Errorf("%s.otlp.url_path: %q, want a path starting with /", prefix, o.URLPath))
+	}
+	if c.Exporter != ExporterOTLP && (o.Protocol != "" || o.Endpoint != "" || o.URLPath != "" || o.Insecure || len(o.Headers) > 0) {
+		err = errors.Join(err, fmt.Errorf("%s.otlp: set, but %s.exporter is %q, not %s", prefix, prefix, c.Exporter, ExporterOTLP))
+	}
+	return err
+}
