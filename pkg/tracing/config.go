@@ -59,9 +59,9 @@ type OTLP struct {
 	URLPath string `yaml:"url_path"`
 	// Insecure sends over plain HTTP instead of HTTPS. Default false.
 	Insecure bool `yaml:"insecure"`
-	// Headers are added to every export request (e.g. an API key).
-	// Default none.
-	Headers map[string]string `yaml:"headers"`
+	// Request headers (an API key) are not set here, where they would be
+	// printed by config show: the exporter reads them from the standard
+	// OTEL_EXPORTER_OTLP_HEADERS variable.
 }
 
 // Enabled reports whether c asks for tracing.
@@ -115,7 +115,7 @@ func (c Config) Validate(prefix string) error {
 	if o.URLPath != "" && !strings.HasPrefix(o.URLPath, "/") {
 		err = errors.Join(err, fmt.Errorf("%s.otlp.url_path: %q, want a path starting with /", prefix, o.URLPath))
 	}
-	if c.Exporter != ExporterOTLP && (o.Protocol != "" || o.Endpoint != "" || o.URLPath != "" || o.Insecure || len(o.Headers) > 0) {
+	if c.Exporter != ExporterOTLP && (o.Protocol != "" || o.Endpoint != "" || o.URLPath != "" || o.Insecure) {
 		err = errors.Join(err, fmt.Errorf("%s.otlp: set, but %s.exporter is %q, not %s", prefix, prefix, c.Exporter, ExporterOTLP))
 	}
 	return err

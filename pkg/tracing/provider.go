@@ -66,9 +66,6 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 		if cfg.OTLP.Insecure {
 			hopts = append(hopts, otlptracehttp.WithInsecure())
 		}
-		if len(cfg.OTLP.Headers) > 0 {
-			hopts = append(hopts, otlptracehttp.WithHeaders(cfg.OTLP.Headers))
-		}
 		exp, err = otlptracehttp.New(context.Background(), hopts...)
 	}
 	if err != nil {
