@@ -19,15 +19,22 @@ const (
 // Exporters lists the allowed values of Config.Exporter.
 var Exporters = []string{ExporterNone, ExporterStdout, ExporterOTLP}
 
-// ProtocolHTTP is the OTLP protocol supported: protobuf over HTTP.
-const ProtocolHTTP = "http/protobuf"
+// OTLP protocols: the allowed values of OTLP.Protocol.
+const (
+	ProtocolHTTP = "http/protobuf"
+	ProtocolGRPC = "grpc"
+)
+
+// Protocols lists the allowed values of OTLP.Protocol.
+var Protocols = []string{ProtocolHTTP, ProtocolGRPC}
 
 // Defaults.
 const (
-	DefaultSampleRatio     = 1.0
-	DefaultShutdownTimeout = 5 * time.Second
-	DefaultOTLPEndpoint    = "localhost:4318"
-	DefaultOTLPURLPath     = "/v1/traces"
+	DefaultSampleRatio      = 1.0
+	DefaultShutdownTimeout  = 5 * time.Second
+	DefaultOTLPEndpoint     = "localhost:4318" // http/protobuf's
+	DefaultOTLPGRPCEndpoint = "localhost:4317"
+	DefaultOTLPURLPath      = "/v1/traces"
 )
 
 // Config is the tracing section of a configuration file. The zero value
@@ -50,14 +57,16 @@ type Config struct {
 
 // OTLP configures the OTLP exporter.
 type OTLP struct {
-	// Protocol is "http/protobuf", the only one supported. Default
-	// "http/protobuf".
+	// Protocol is "http/protobuf" or "grpc". Default "http/protobuf".
 	Protocol string `yaml:"protocol"`
-	// Endpoint is the collector's host:port. Default "localhost:4318".
+	// Endpoint is the collector's host:port. Default "localhost:4318"
+	// for http/protobuf, "localhost:4317" for grpc.
 	Endpoint string `yaml:"endpoint"`
-	// URLPath is the path spans are posted to. Default "/v1/traces".
+	// URLPath is the path spans are posted to, for http/protobuf only.
+	// Default "/v1/traces".
 	URLPath string `yaml:"url_path"`
-	// Insecure sends over plain HTTP instead of HTTPS. Default false.
+	// Insecure sends without TLS (plain HTTP, or gRPC without transport
+	// security). Default false.
 	Insecure bool `yaml:"insecure"`
 	// Request headers (an API key) are not set here, where they would be
 	// printed by config show: the exporter reads them from the standard
@@ -80,11 +89,18 @@ func (c Config) WithDefaults() Config {
 		if c.OTLP.Protocol == "" {
 			c.OTLP.Protocol = ProtocolHTTP
 		}
-		if c.OTLP.Endpoint == "" {
-			c.OTLP.Endpoint = DefaultOTLPEndpoint
-		}
-		if c.OTLP.URLPath == "" {
-			c.OTLP.URLPath = DefaultOTLPURLPath
+		switch c.OTLP.Protocol {
+		case ProtocolHTTP:
+			if c.OTLP.Endpoint == "" {
+				c.OTLP.Endpoint = DefaultOTLPEndpoint
+			}
+			if c.OTLP.URLPath == "" {
+				c.OTLP.URLPath = DefaultOTLPURLPath
+			}
+		case ProtocolGRPC:
+			if c.OTLP.Endpoint == "" {
+				c.OTLP.Endpoint = DefaultOTLPGRPCEndpoint
+			}
 		}
 	}
 	return c
@@ -104,8 +120,11 @@ func (c Config) Validate(prefix string) error {
 		err = errors.Join(err, fmt.Errorf("%s.shutdown_timeout: %s, want > 0 (0 means %s)", prefix, c.ShutdownTimeout, DefaultShutdownTimeout))
 	}
 	o := c.OTLP
-	if o.Protocol != "" && o.Protocol != ProtocolHTTP {
-		err = errors.Join(err, fmt.Errorf("%s.otlp.protocol: %q, want %s", prefix, o.Protocol, ProtocolHTTP))
+	if o.Protocol != "" && !slices.Contains(Protocols, o.Protocol) {
+		err = errors.Join(err, fmt.Errorf("%s.otlp.protocol: %q, want %s (default) or %s", prefix, o.Protocol, ProtocolHTTP, ProtocolGRPC))
+	}
+	if o.Protocol == ProtocolGRPC && o.URLPath != "" {
+		err = errors.Join(err, fmt.Errorf("%s.otlp.url_path: %q, but %s.otlp.protocol is grpc, which has no path", prefix, o.URLPath, prefix))
 	}
 	if o.Endpoint != "" {
 		if _, port, perr := net.SplitHostPort(o.Endpoint); perr != nil || port == "" {

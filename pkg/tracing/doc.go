@@ -1,6 +1,6 @@
 // Package tracing builds the OpenTelemetry tracer provider a configuration
-// file asks for and runs it beside a service: the exporter (stdout or OTLP
-// over HTTP), the sampling ratio, and a shutdown that flushes what is
+// file asks for and runs it beside a service: the exporter (stdout, or OTLP
+// over HTTP or gRPC), the sampling ratio, and a shutdown that flushes what is
 // buffered when [service.Service.Run] returns.
 //
 //	svc := service.New(b, tracing.With(tracing.Config{Exporter: "stdout"},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -59,14 +60,7 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 	case ExporterStdout:
 		exp, err = stdouttrace.New(stdouttrace.WithWriter(o.stdout))
 	case ExporterOTLP:
-		hopts := []otlptracehttp.Option{
-			otlptracehttp.WithEndpoint(cfg.OTLP.Endpoint),
-			otlptracehttp.WithURLPath(cfg.OTLP.URLPath),
-		}
-		if cfg.OTLP.Insecure {
-			hopts = append(hopts, otlptracehttp.WithInsecure())
-		}
-		exp, err = otlptracehttp.New(context.Background(), hopts...)
+		exp, err = otlpExporter(cfg.OTLP)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %s exporter: %w", cfg.Exporter, err)
@@ -83,6 +77,26 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
 	)
 	return &Provider{tp: tp, cfg: cfg}, nil
+}
+
+// otlpExporter is the OTLP exporter o describes. Neither protocol
+// connects here: the gRPC client dials in the background.
+func otlpExporter(o OTLP) (sdktrace.SpanExporter, error) {
+	if o.Protocol == ProtocolGRPC {
+		gopts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(o.Endpoint)}
+		if o.Insecure {
+			gopts = append(gopts, otlptracegrpc.WithInsecure())
+		}
+		return otlptracegrpc.New(context.Background(), gopts...)
+	}
+	hopts := []otlptracehttp.Option{
+		otlptracehttp.WithEndpoint(o.Endpoint),
+		otlptracehttp.WithURLPath(o.URLPath),
+	}
+	if o.Insecure {
+		hopts = append(hopts, otlptracehttp.WithInsecure())
+	}
+	return otlptracehttp.New(context.Background(), hopts...)
 }
 
 // TracerProvider is the provider, for spans of the caller's own.

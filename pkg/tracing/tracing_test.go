@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
@@ -167,6 +169,62 @@ func TestOTLPHTTPExporterPostsSpans(t *testing.T) {
 	}
 }
 
+// traceReceiver is an OTLP gRPC trace service that records span names.
+type traceReceiver struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans map[string]map[string]string
+}
+
+func (r *traceReceiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				r.spans[s.Name] = stringAttrs(s.Attributes)
+			}
+		}
+	}
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// TestOTLPGRPCExporterSendsSpans: protocol grpc sends the spans to a gRPC
+// trace service on the loopback.
+func TestOTLPGRPCExporterSendsSpans(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := &traceReceiver{spans: map[string]map[string]string{}}
+	srv := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(srv, rcv)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() { srv.Stop(); <-served }()
+	runOnce(t, tracing.With(tracing.Config{
+		Exporter: tracing.ExporterOTLP,
+		OTLP:     tracing.OTLP{Protocol: tracing.ProtocolGRPC, Endpoint: ln.Addr().String(), Insecure: true},
+	}))
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for name, want := range map[string]map[string]string{
+		"send orders":    {"messaging.operation.type": "send", "messaging.message.id": "evt-1"},
+		"process orders": {"messaging.consumer.group.name": "billing", "messaging.message.id": "evt-1"},
+	} {
+		got, ok := rcv.spans[name]
+		if !ok {
+			t.Errorf("no span %q received; got %v", name, rcv.spans)
+			continue
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got[k], v)
+			}
+		}
+	}
+}
+
 func stringAttrs(kvs []*commonpb.KeyValue) map[string]string {
 	m := map[string]string{}
 	for _, kv := range kvs {
@@ -192,7 +250,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		Exporter:        "jaeger",
 		SampleRatio:     1.5,
 		ShutdownTimeout: -time.Second,
-		OTLP:            tracing.OTLP{Protocol: "grpc", Endpoint: "collector", URLPath: "v1/traces"},
+		OTLP:            tracing.OTLP{Protocol: "thrift", Endpoint: "collector", URLPath: "v1/traces"},
 	}.Validate("tracing")
 	if err == nil {
 		t.Fatal("no error")
@@ -201,7 +259,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`tracing.exporter: "jaeger"`,
 		"tracing.sample_ratio: 1.5",
 		"tracing.shutdown_timeout: -1s",
-		`tracing.otlp.protocol: "grpc"`,
+		`tracing.otlp.protocol: "thrift"`,
 		`tracing.otlp.endpoint: "collector"`,
 		`tracing.otlp.url_path: "v1/traces"`,
 		`tracing.otlp: set, but tracing.exporter is "jaeger"`,
@@ -209,6 +267,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+	if err := (tracing.Config{Exporter: tracing.ExporterOTLP, OTLP: tracing.OTLP{Protocol: tracing.ProtocolGRPC, URLPath: "/v1/traces"}}).Validate("tracing"); err == nil || !strings.Contains(err.Error(), "tracing.otlp.url_path") {
+		t.Errorf("grpc with a url_path: %v, want an error naming tracing.otlp.url_path", err)
 	}
 	if err := (tracing.Config{Exporter: tracing.ExporterOTLP, SampleRatio: 0.25, OTLP: tracing.OTLP{Endpoint: "collector:4318"}}).Validate("tracing"); err != nil {
 		t.Errorf("valid config: %v", err)
