@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/ops"
 	"github.com/switchyard-go/switchyard/pkg/service"
+	"github.com/switchyard-go/switchyard/pkg/tracing"
 )
 
 // Broker types.
@@ -37,6 +38,7 @@ type Config struct {
 	Log      Log                       `yaml:"log"`
 	Broker   Broker                    `yaml:"broker"`
 	HTTP     ops.Config                `yaml:"http"`
+	Tracing  tracing.Config            `yaml:"tracing"`
 	Defaults service.Policy            `yaml:"defaults"`
 	Handlers map[string]service.Policy `yaml:"handlers"`
 	// Topics holds per-topic settings by topic name, as handlers name it
@@ -154,6 +156,7 @@ func (c Config) Validate() error {
 		err = errors.Join(err, fmt.Errorf("broker.type: %q, want one of %s", c.Broker.Type, strings.Join(BrokerTypes, ", ")))
 	}
 	err = errors.Join(err, c.HTTP.Validate("http"))
+	err = errors.Join(err, c.Tracing.Validate("tracing"))
 	err = errors.Join(err, c.Defaults.Validate("defaults"))
 	names := make([]string, 0, len(c.Handlers))
 	for name := range c.Handlers {
@@ -310,8 +313,10 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 // ServiceOptions returns the service options the configuration sets: the
 // logger (on standard error, see [Config.Logger]), source, shutdown and
 // failure-path timeouts, default policy, per-handler overrides, namespace,
-// per-topic inbound mappings, content modes and Watermill headers, and the
-// operations HTTP server when http.addr is set (see package ops). Options
+// per-topic inbound mappings, content modes and Watermill headers, the
+// operations HTTP server when http.addr is set (see package ops), and
+// tracing when tracing.exporter is set (see package tracing; the provider
+// is shut down when Run returns, and its service.name is service.name). Options
 // given after these win, e.g. a service.WithLogger of the caller's own.
 // Call it on a validated Config (as [Load] and [Parse] return).
 func (c Config) ServiceOptions() []service.Option { return c.serviceOptions(os.Stderr) }
@@ -342,6 +347,9 @@ func (c Config) serviceOptions(w io.Writer) []service.Option {
 	}
 	if c.HTTP.Addr != "" {
 		opts = append(opts, ops.With(c.HTTP, ops.WithLogger(logger)))
+	}
+	if c.Tracing.Enabled() {
+		opts = append(opts, tracing.With(c.Tracing, tracing.WithServiceName(c.Service.Name)))
 	}
 	return opts
 }

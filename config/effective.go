@@ -29,6 +29,9 @@ func (c Config) Effective() Config {
 	if c.HTTP.Addr != "" {
 		c.HTTP = c.HTTP.WithDefaults()
 	}
+	if c.Tracing.Enabled() {
+		c.Tracing = c.Tracing.WithDefaults()
+	}
 	c.Defaults = frameworkDefaults(c.Defaults)
 	if len(c.Handlers) > 0 {
 		hs := make(map[string]service.Policy, len(c.Handlers))

@@ -18,9 +18,9 @@ import (
 // not written back as record headers when such a message is published again.
 const (
 	// MetadataPartition is the partition the record was read from, decimal.
-	MetadataPartition = "sy_kafka_partition"
+	MetadataPartition = header.KafkaPartition
 	// MetadataOffset is the record's offset in its partition, decimal.
-	MetadataOffset = "sy_kafka_offset"
+	MetadataOffset = header.KafkaOffset
 	// metadataPrefix marks adapter-local metadata.
 	metadataPrefix = "sy_kafka_"
 )

@@ -90,6 +90,14 @@ const (
 	DeadLetterParkedBehind = "sy_dlq_parked_behind" // key_parked: id of the key's first dead letter
 )
 
+// Metadata the Kafka adapter adds to every message it hands out (never
+// written as record headers). Defined here so that code outside the adapter
+// (tracing) can read them without importing it.
+const (
+	KafkaPartition = "sy_kafka_partition" // partition the record was read from, decimal
+	KafkaOffset    = "sy_kafka_offset"    // the record's offset in its partition, decimal
+)
+
 // Values.
 const (
 	SpecVersionValue = "1.0"

@@ -386,14 +386,14 @@ func TestTracing(t *testing.T) {
 		t.Fatalf("spans = %d", len(spans))
 	}
 	s := spans[0]
-	if s.Name() != "orders process" || s.SpanKind() != trace.SpanKindConsumer {
+	if s.Name() != "process orders" || s.SpanKind() != trace.SpanKindConsumer {
 		t.Errorf("span %q kind %v", s.Name(), s.SpanKind())
 	}
 	if s.Parent().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || inner.TraceID() != s.Parent().TraceID() {
 		t.Errorf("span not continued from the message's trace: parent %v", s.Parent())
 	}
-	if s.Status().Code.String() != "Error" {
-		t.Errorf("status = %v", s.Status())
+	if s.Status().Code.String() != "Error" || s.Status().Description != "nacked: failed" {
+		t.Errorf("status = %v, want Error, \"nacked: failed\"", s.Status())
 	}
 }
 

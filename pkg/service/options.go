@@ -247,7 +247,11 @@ func WithRecorder(r metrics.Recorder) Option {
 	return func(s *Service) { s.recorders = append(s.recorders, r) }
 }
 
-// WithTracerProvider enables OpenTelemetry tracing of handling and publishing.
+// WithTracerProvider enables OpenTelemetry tracing: a producer span
+// ("send <topic>") per [Service.Publish], whose context the message carries
+// in ce_traceparent, and a consumer span ("process <topic>") per delivery,
+// its child. See docs/observability.md for the attributes. Without it
+// (nil), tracing costs nothing.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(s *Service) { s.tracer = tp } }
 
 // WithMiddleware adds middleware that runs on every attempt of every

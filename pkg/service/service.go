@@ -293,7 +293,7 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 		}
 	}
 	stack := []middleware.Middleware{
-		middleware.Tracing(s.tracer),
+		middleware.Tracing(s.tracer, middleware.WithMessagingSystem(middleware.MessagingSystem(s.broker.Name()))),
 		middleware.Correlation(s.logger),
 		middleware.DeadLetter(middleware.DeadLetterConfig{
 			Publisher: s.publisher,
@@ -377,10 +377,22 @@ func WithID(id string) PublishOption { return PublishOption{publishID, id} }
 // starts a chain, taking the correlation id from
 // [middleware.WithCorrelationID] if set.
 func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOption) error {
+	if s.tracer != nil {
+		return s.publishTraced(ctx, e, opts)
+	}
+	return s.send(ctx, e, opts, nil)
+}
+
+// send builds and publishes e; span, if not nil, is the producer span
+// whose context ctx carries, and gets the message's attributes.
+func (s *Service) send(ctx context.Context, e event.Event, opts []PublishOption, span trace.Span) error {
 	if !s.reuseMessages {
 		msg, topic, err := s.newMessage(ctx, e, nil, opts)
 		if err != nil {
 			return err
+		}
+		if span != nil {
+			s.setProducerAttributes(span, msg)
 		}
 		return s.publish(topic, e, msg)
 	}
@@ -391,6 +403,9 @@ func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOpt
 	msg, topic, err := s.newMessage(ctx, e, r.msg, opts)
 	if err != nil {
 		return err
+	}
+	if span != nil {
+		s.setProducerAttributes(span, msg)
 	}
 	r.msgs[0] = msg
 	if err := s.publish(topic, e, r.msgs[:]...); err != nil {
@@ -500,11 +515,16 @@ func (s *Service) newMessage(ctx context.Context, e event.Event, reuse *message.
 	msg.SetContext(ctx)
 	env.Write(msg.Metadata) // env.Time is zero: the header was formatted above
 	msg.Metadata[header.Time] = timeText
+	return msg, s.topicOf(e, &spec), nil
+}
+
+// topicOf is the topic a publish of e with spec goes to.
+func (s *Service) topicOf(e event.Event, spec *publishSpec) string {
 	topic := spec.topic
 	if topic == "" {
 		topic = event.TopicOf(e)
 	}
-	return msg, s.namespace + topic, nil
+	return s.namespace + topic
 }
 
 // headerCount is how many headers env.Write writes, plus ce_time.

@@ -3,10 +3,15 @@ package service
 import (
 	"context"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
 
@@ -22,4 +27,52 @@ func injectTrace(ctx context.Context, env *event.Envelope) {
 	fields := new(event.Envelope)
 	propagation.TraceContext{}.Inject(ctx, middleware.TraceCarrier{Env: fields})
 	env.TraceParent, env.TraceState = fields.TraceParent, fields.TraceState
+}
+
+// publishTraced is Publish with a producer span, named "send <topic>" after
+// OpenTelemetry's messaging conventions: the message carries the span's
+// context in ce_traceparent, so the consumer's span is its child, on any
+// broker. A failed publish ends the span with an error status.
+func (s *Service) publishTraced(ctx context.Context, e event.Event, opts []PublishOption) error {
+	var spec publishSpec
+	for _, o := range opts {
+		o.apply(&spec)
+	}
+	topic := s.topicOf(e, &spec)
+	system := ""
+	if s.broker != nil {
+		system = middleware.MessagingSystem(s.broker.Name())
+	}
+	ctx, span := s.tracer.Tracer(middleware.TracerName).Start(ctx, "send "+topic,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String(system),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("send"),
+			semconv.MessagingDestinationName(topic),
+			attribute.String(middleware.AttrEventType, e.EventType()),
+		))
+	defer span.End()
+	err := s.send(ctx, e, opts, span)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// setProducerAttributes adds what is known once the message is built.
+func (s *Service) setProducerAttributes(span trace.Span, msg *message.Message) {
+	attrs := []attribute.KeyValue{
+		semconv.MessagingMessageID(msg.UUID),
+		semconv.MessagingMessageConversationID(msg.Metadata.Get(header.CorrelationID)),
+	}
+	if key := msg.Metadata.Get(header.Key); key != "" {
+		if s.broker != nil && s.broker.Name() == "kafka" {
+			attrs = append(attrs, semconv.MessagingKafkaMessageKey(key))
+		} else {
+			attrs = append(attrs, attribute.String(middleware.AttrPartitionKey, key))
+		}
+	}
+	span.SetAttributes(attrs...)
 }

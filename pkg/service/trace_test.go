@@ -3,8 +3,10 @@ package service_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
@@ -13,20 +15,27 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
-func TestTraceContinuesAcrossPublish(t *testing.T) {
+// TestTraceChainAcrossPublishAndHandle: publish → handle → publish →
+// handle on the memory broker is one trace of four spans, each the child of
+// the one before: a producer span per publish (the traceparent the message
+// carries is its context) and a consumer span per delivery, with the
+// messaging attributes' values.
+func TestTraceChainAcrossPublishAndHandle(t *testing.T) {
 	b := newBroker(t)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
 	svc := service.New(b, service.WithTracerProvider(tp))
 	if err := service.Handle(svc, "reserve", func(ctx context.Context, e orderPlaced) error {
-		return svc.Publish(ctx, stockReserved{OrderID: e.OrderID})
+		return svc.Publish(ctx, stockReserved{OrderID: e.OrderID}, service.WithID("evt-2"), service.WithKey("o-1"))
 	}, service.Group("inventory"), service.Publishes(stockReserved{})); err != nil {
 		t.Fatal(err)
 	}
@@ -38,38 +47,214 @@ func TestTraceContinuesAcrossPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := start(t, svc)
-	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
+	ctx := middleware.WithCorrelationID(context.Background(), "corr-1")
+	if err := svc.Publish(ctx, orderPlaced{OrderID: "o-1"}, service.WithID("evt-1")); err != nil {
 		t.Fatal(err)
 	}
 	md := recv(t, got, "the follow-up")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if md.Get(header.TraceParent) == "" {
-		t.Fatal("the follow-up event carries no trace context")
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		if _, dup := byName[s.Name()]; dup {
+			t.Fatalf("two spans named %q", s.Name())
+		}
+		byName[s.Name()] = s
+	}
+	chain := []struct {
+		name string
+		kind trace.SpanKind
+		want map[attribute.Key]any
+	}{
+		{"send orders", trace.SpanKindProducer, map[attribute.Key]any{
+			"messaging.system":                  "memory",
+			"messaging.operation.type":          "send",
+			"messaging.operation.name":          "send",
+			"messaging.destination.name":        "orders",
+			"messaging.message.id":              "evt-1",
+			"messaging.message.conversation_id": "corr-1",
+			middleware.AttrPartitionKey:         "o-1",
+			middleware.AttrEventType:            "orders.order_placed",
+		}},
+		{"process orders", trace.SpanKindConsumer, map[attribute.Key]any{
+			"messaging.system":                  "memory",
+			"messaging.operation.type":          "process",
+			"messaging.operation.name":          "process",
+			"messaging.destination.name":        "orders",
+			"messaging.consumer.group.name":     "inventory",
+			"messaging.message.id":              "evt-1",
+			"messaging.message.conversation_id": "corr-1",
+			middleware.AttrHandler:              "reserve",
+			middleware.AttrEventType:            "orders.order_placed",
+			middleware.AttrAttempts:             int64(1),
+		}},
+		{"send inventory.stock_reserved", trace.SpanKindProducer, map[attribute.Key]any{
+			"messaging.system":                  "memory",
+			"messaging.operation.type":          "send",
+			"messaging.destination.name":        "inventory.stock_reserved",
+			"messaging.message.id":              "evt-2",
+			"messaging.message.conversation_id": "corr-1",
+			middleware.AttrPartitionKey:         "o-1",
+		}},
+		{"process inventory.stock_reserved", trace.SpanKindConsumer, map[attribute.Key]any{
+			"messaging.destination.name":        "inventory.stock_reserved",
+			"messaging.consumer.group.name":     "notifications",
+			"messaging.message.id":              "evt-2",
+			"messaging.message.conversation_id": "corr-1",
+		}},
+	}
+	var parent sdktrace.ReadOnlySpan
+	for _, c := range chain {
+		s, ok := byName[c.name]
+		if !ok {
+			t.Fatalf("no span %q; spans: %v", c.name, keys(byName))
+		}
+		if s.SpanKind() != c.kind {
+			t.Errorf("%s: kind = %v, want %v", c.name, s.SpanKind(), c.kind)
+		}
+		if parent == nil {
+			if s.Parent().IsValid() {
+				t.Errorf("%s: has a parent, want a root span", c.name)
+			}
+		} else if s.Parent().SpanID() != parent.SpanContext().SpanID() || s.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+			t.Errorf("%s: parent = %s, want %q (%s)", c.name, s.Parent().SpanID(), parent.Name(), parent.SpanContext().SpanID())
+		}
+		if s.Status().Code == codes.Error {
+			t.Errorf("%s: status = %v", c.name, s.Status())
+		}
+		attrs := spanAttrs(s)
+		for k, want := range c.want {
+			if got := attrs[k].AsInterface(); got != want {
+				t.Errorf("%s: %s = %v (%T), want %v", c.name, k, got, got, want)
+			}
+		}
+		parent = s
+	}
+	// The follow-up carries the context of the span that sent it.
+	send := byName["send inventory.stock_reserved"].SpanContext()
+	want := "00-" + send.TraceID().String() + "-" + send.SpanID().String() + "-01"
+	if tp := md.Get(header.TraceParent); tp != want {
+		t.Errorf("the follow-up's %s = %q, want the producer span's %q", header.TraceParent, tp, want)
+	}
+}
+
+// TestPublishSpanErrors: a publish the broker refuses ends its producer
+// span with an error status; a Kafka broker's key is
+// messaging.kafka.message.key.
+func TestPublishSpanErrors(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	svc := service.New(refusingBroker{newBroker(t)}, service.WithTracerProvider(tp))
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-9"}, service.WithID("evt-9")); !errors.Is(err, errFake) {
+		t.Fatalf("Publish = %v, want the broker's refusal", err)
 	}
 	spans := rec.Ended()
-	if len(spans) != 2 {
-		t.Fatalf("spans = %d, want one per handled message", len(spans))
+	if len(spans) != 1 {
+		t.Fatalf("spans = %d, want the producer span", len(spans))
 	}
-	var reserve, notify sdktrace.ReadOnlySpan
-	for _, s := range spans {
-		switch s.Name() {
-		case "orders process":
-			reserve = s
-		case "inventory.stock_reserved process":
-			notify = s
+	s := spans[0]
+	if s.Name() != "send orders" || s.SpanKind() != trace.SpanKindProducer {
+		t.Errorf("span = %q, %v", s.Name(), s.SpanKind())
+	}
+	if s.Status().Code != codes.Error || !strings.Contains(s.Status().Description, errFake.Error()) {
+		t.Errorf("status = %+v, want Error with the broker's refusal", s.Status())
+	}
+	attrs := spanAttrs(s)
+	for k, want := range map[attribute.Key]string{
+		"messaging.system":            "kafka",
+		"messaging.kafka.message.key": "o-9",
+		"messaging.message.id":        "evt-9",
+	} {
+		if got := attrs[k].AsString(); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	if reserve == nil || notify == nil {
-		t.Fatalf("span names: %q, %q", spans[0].Name(), spans[1].Name())
+	if _, ok := attrs[middleware.AttrPartitionKey]; ok {
+		t.Errorf("a Kafka span has %s too", middleware.AttrPartitionKey)
 	}
-	if notify.Parent().SpanID() != reserve.SpanContext().SpanID() || notify.SpanContext().TraceID() != reserve.SpanContext().TraceID() {
-		t.Errorf("the second handler's span is not a child of the first's")
+}
+
+// refusingBroker is the memory broker named kafka, whose publisher refuses
+// every message.
+type refusingBroker struct{ *memory.Broker }
+
+func (refusingBroker) Name() string                 { return "kafka" }
+func (refusingBroker) Publisher() message.Publisher { return refusingPublisher{} }
+
+type refusingPublisher struct{}
+
+func (refusingPublisher) Publish(string, ...*message.Message) error { return errFake }
+func (refusingPublisher) Close() error                              { return nil }
+
+// TestNackedDeliverySpanIsAnError: a delivery whose stack returns an error
+// (here: the broker refused the delayed retry, so it is nacked) ends its
+// span with an error status that says it was nacked and why.
+func TestNackedDeliverySpanIsAnError(t *testing.T) {
+	db := &delayBroker{Broker: newBroker(t), fail: func(n int) error {
+		if n == 1 {
+			return errFake
+		}
+		return nil
+	}}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	svc := service.New(db, service.WithTracerProvider(tp))
+	var calls atomic.Int64
+	done := make(chan struct{})
+	if err := service.Handle(svc, "charge", func(ctx context.Context, _ orderPlaced) error {
+		if calls.Add(1) < 3 {
+			return errors.New("payment provider unavailable")
+		}
+		close(done)
+		return nil
+	}, service.Group("billing"), service.WithPolicy(service.Policy{
+		MaxInProcessWait: time.Nanosecond,
+		Retry:            retry.Policy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond},
+	})); err != nil {
+		t.Fatal(err)
 	}
-	if notify.SpanKind() != trace.SpanKindConsumer {
-		t.Errorf("kind = %v", notify.SpanKind())
+	stop := start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
 	}
+	recv(t, done, "the final attempt")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var process []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindConsumer {
+			process = append(process, s)
+		}
+	}
+	// The nacked delivery, its redelivery (handed back) and the delayed retry.
+	if len(process) != 3 {
+		t.Fatalf("consumer spans = %d, want 3", len(process))
+	}
+	var nacked int
+	for _, s := range process {
+		if s.Status().Code != codes.Error {
+			continue
+		}
+		nacked++
+		if d := s.Status().Description; !strings.HasPrefix(d, "nacked: ") || !strings.Contains(d, errFake.Error()) {
+			t.Errorf("nacked span's status description = %q, want \"nacked: \" and the broker's refusal", d)
+		}
+	}
+	if nacked != 1 {
+		t.Errorf("error spans = %d, want the one nacked delivery", nacked)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
 }
 
 func spanAttrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
@@ -118,7 +303,9 @@ func TestSpansTellFailureFromSuccess(t *testing.T) {
 	}
 	spans := map[string]sdktrace.ReadOnlySpan{}
 	for _, s := range rec.Ended() {
-		spans[spanAttrs(s)["messaging.message.id"].AsString()] = s
+		if s.SpanKind() == trace.SpanKindConsumer { // not the producer spans of the publishes above
+			spans[spanAttrs(s)["messaging.message.id"].AsString()] = s
+		}
 	}
 	bad, ok := spans["evt-bad"]
 	if !ok {
