@@ -20,7 +20,7 @@ type syamqp struct {
 	syService
 }
 
-func (a *syamqp) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (a *syamqp) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	b, err := amqp.New(ctx, amqp.Config{
 		URL:            a.s.AMQPURL,
 		ConnectionName: a.s.Prefix + "switchyard",
@@ -42,7 +42,7 @@ type wmamqp struct {
 	wmRouter
 }
 
-func (a *wmamqp) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (a *wmamqp) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	cfg := wamqp.NewDurablePubSubConfig(a.s.AMQPURL, wamqp.GenerateQueueNameTopicNameWithSuffix("watermill"))
 	cfg.Publish.ConfirmDelivery = true
 	cfg.Publish.ChannelPoolSize = 4 // as many confirm channels as Switchyard's publisher
@@ -88,7 +88,7 @@ type rawamqp struct {
 	pubCh *amqp091.Channel
 }
 
-func (a *rawamqp) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (a *rawamqp) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	var err error
 	if a.conn, err = amqp091.DialConfig(a.s.AMQPURL, amqp091.Config{Properties: amqp091.Table{"connection_name": a.s.Prefix + "raw"}}); err != nil {
 		return err
@@ -131,7 +131,7 @@ func (a *rawamqp) start(ctx context.Context, mode consumeMode, h func(*Event)) e
 					_ = d.Nack(false, false)
 					continue
 				}
-				h(&e)
+				h(e)
 				_ = d.Ack(false)
 			}
 		}()

@@ -42,7 +42,7 @@ type sykafka struct {
 	syService
 }
 
-func (k *sykafka) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (k *sykafka) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	b, err := kafka.New(ctx, kafka.Config{
 		Brokers:    k.s.KafkaBrokers,
 		ClientID:   k.s.Prefix + "switchyard",
@@ -68,7 +68,7 @@ type wmkafka struct {
 	wmRouter
 }
 
-func (k *wmkafka) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (k *wmkafka) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	if err := createTopic(ctx, k.s, k.s.topic()); err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ type rawkafka struct {
 	wg   sync.WaitGroup
 }
 
-func (k *rawkafka) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (k *rawkafka) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	topic := k.s.topic()
 	if err := createTopic(ctx, k.s, topic); err != nil {
 		return err
@@ -184,7 +184,7 @@ func (k *rawkafka) start(ctx context.Context, mode consumeMode, h func(*Event)) 
 			fs.EachRecord(func(r *kgo.Record) {
 				var e Event
 				if err := json.Unmarshal(r.Value, &e); err == nil {
-					h(&e)
+					h(e)
 				}
 			})
 			k.cons.MarkCommitRecords(fs.Records()...)

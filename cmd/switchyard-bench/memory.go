@@ -32,7 +32,7 @@ type syService struct {
 	done   chan error
 }
 
-func (y *syService) start(ctx context.Context, b broker.Broker, s spec, mode consumeMode, h func(*Event)) error {
+func (y *syService) start(ctx context.Context, b broker.Broker, s spec, mode consumeMode, h func(Event)) error {
 	y.b, y.topic = b, s.topic()
 	y.svc = service.New(b, service.WithLogger(discard), service.WithSource("switchyard-bench"))
 	switch mode {
@@ -65,7 +65,7 @@ func (y *syService) start(ctx context.Context, b broker.Broker, s spec, mode con
 		return nil
 	}
 	err := service.Handle(y.svc, "bench", func(_ context.Context, e Event) error {
-		h(&e)
+		h(e)
 		return nil
 	}, service.Group(s.group()), service.Topic(y.topic))
 	if err != nil {
@@ -106,7 +106,7 @@ type symemory struct {
 	syService
 }
 
-func (m *symemory) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (m *symemory) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	b, err := memory.New(memory.Config{}, discard)
 	if err != nil {
 		return err
@@ -124,7 +124,7 @@ type wmRouter struct {
 	done   chan error
 }
 
-func (w *wmRouter) start(ctx context.Context, topic string, sub message.Subscriber, pub message.Publisher, mw bool, h func(*Event)) error {
+func (w *wmRouter) start(ctx context.Context, topic string, sub message.Subscriber, pub message.Publisher, mw bool, h func(Event)) error {
 	logger := watermill.NopLogger{}
 	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, logger)
 	if err != nil {
@@ -147,7 +147,7 @@ func (w *wmRouter) start(ctx context.Context, topic string, sub message.Subscrib
 		if err := json.Unmarshal(msg.Payload, &e); err != nil {
 			return err
 		}
-		h(&e)
+		h(e)
 		return nil
 	})
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -191,7 +191,7 @@ type wmmemory struct {
 	wmRouter
 }
 
-func (m *wmmemory) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (m *wmmemory) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	m.ps = gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 	switch mode {
 	case consumeNone:
@@ -236,7 +236,7 @@ type rawmemory struct {
 	ch chan []byte
 }
 
-func (m *rawmemory) start(ctx context.Context, mode consumeMode, h func(*Event)) error {
+func (m *rawmemory) start(ctx context.Context, mode consumeMode, h func(Event)) error {
 	m.ch = make(chan []byte, memory.DefaultBufferSize)
 	if mode == consumeNone {
 		return nil
@@ -249,7 +249,7 @@ func (m *rawmemory) start(ctx context.Context, mode consumeMode, h func(*Event))
 				}
 				var e Event
 				if err := json.Unmarshal(p, &e); err == nil {
-					h(&e)
+					h(e)
 				}
 			}
 		}()
