@@ -29,11 +29,7 @@ func Timeout(d time.Duration) Middleware {
 		return func(ctx context.Context, del *Delivery) error {
 			if t := del.Timer; t != nil {
 				if actx, end, ok := t.start(ctx, d); ok {
-					err := next(actx, del)
-					if timedOut := end(); err != nil && timedOut && ctx.Err() == nil {
-						return fmt.Errorf("%w after %s: %w", ErrTimeout, d, err)
-					}
-					return err
+					return timedAttempt(ctx, actx, del, next, end, d)
 				}
 			}
 			actx, cancel := context.WithTimeoutCause(ctx, d, ErrTimeout)
@@ -45,6 +41,18 @@ func Timeout(d time.Duration) Middleware {
 			return err
 		}
 	}
+}
+
+// timedAttempt runs next under an AttemptTimer's context and ends the
+// attempt even if next panics or exits its goroutine, so that the timer is
+// free for the next attempt.
+func timedAttempt(ctx, actx context.Context, del *Delivery, next Handler, end func() bool, d time.Duration) (err error) {
+	defer func() {
+		if end() && err != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w after %s: %w", ErrTimeout, d, err)
+		}
+	}()
+	return next(actx, del)
 }
 
 // AttemptTimer bounds one attempt at a time with a timer that is reused

@@ -209,7 +209,7 @@ func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) er
 		}
 		// Before the key is read, so that a key a mapping gives orders
 		// handling; process reports the mapping's errors.
-		_ = c.inbound(c.key.topic, msg)
+		c.normalize(msg)
 		if room := c.disp.add(msg, msg.Metadata[header.Key]); room != nil {
 			select {
 			case <-room:
@@ -293,10 +293,7 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 	}
 	if head && !d.DeadLettered {
 		// The key's first dead letter was handled: its order is restored.
-		if rerr := c.parking.release(c.handlerCtx, env.Key); rerr != nil {
-			c.logger.Error("could not release a parked key after its first dead letter was handled; release it by hand",
-				slog.String("group", c.key.group), slog.String("key", env.Key), slog.Any("error", rerr))
-		}
+		c.releaseParked(env.Key)
 	}
 	msg.Ack()
 	return true
@@ -306,30 +303,62 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 // the panic is dead-lettered like a handler's, so a panic that recurs on
 // every delivery cannot loop; if that fails too, the message is nacked.
 func (c *consumer) recovered(w *worker, msg *message.Message, d *middleware.Delivery, perr *failure.PanicError) (acked bool) {
-	c.logger.Error("panic outside the handler; dead-lettering the message",
-		slog.String("group", c.key.group), slog.String("topic", c.key.topic),
-		slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("panic", perr.Value))
-	if d == nil {
-		env, _ := event.ReadEnvelope(msg)
-		d = &w.delivery
-		*d = middleware.Delivery{Msg: msg, Envelope: env, Handler: &c.reject.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w}
-	}
+	// Everything here may panic again (the envelope reader, a logger's
+	// handler, the publisher): then the message is nacked, never lost.
 	err := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				err = fmt.Errorf("dead-lettering the panic panicked too: %v", r)
 			}
 		}()
+		c.logger.Error("panic outside the handler; dead-lettering the message",
+			slog.String("group", c.key.group), slog.String("topic", c.key.topic),
+			slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("panic", perr.Value))
+		if d == nil {
+			env, _ := event.ReadEnvelope(msg)
+			d = &w.delivery
+			*d = middleware.Delivery{Msg: msg, Envelope: env, Handler: &c.reject.info, Attempt: attemptOf(msg), Received: time.Now(), Slot: w}
+		}
 		return c.lastResort(c.handlerCtx, d, failure.WithReason(failure.ReasonPanic, perr))
 	}()
 	if err != nil {
 		c.health.failed(err)
-		c.logger.Error("could not dead-letter after a panic; nacking", slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("error", err))
+		func() {
+			defer func() { _ = recover() }()
+			c.logger.Error("could not dead-letter after a panic; nacking", slog.String(middleware.LogKeyMessageID, msg.UUID), slog.Any("error", err))
+		}()
 		msg.Nack()
 		return false
 	}
 	msg.Ack()
 	return true
+}
+
+// releaseParked releases a parked key after its first dead letter was
+// handled. The message is handled already: a failure (or a panic in the
+// store) is logged, never turned into a dead letter of a handled message.
+func (c *consumer) releaseParked(key string) {
+	var rerr error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				rerr = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		rerr = c.parking.release(c.handlerCtx, key)
+	}()
+	if rerr != nil {
+		c.logger.Error("could not release a parked key after its first dead letter was handled; release it by hand",
+			slog.String("group", c.key.group), slog.String("key", key), slog.Any("error", rerr))
+	}
+}
+
+// normalize is c.inbound for the reader: a panic in a mapping (a malformed
+// foreign message) must not take the reader down; process, which recovers,
+// meets the same message again and dead-letters it.
+func (c *consumer) normalize(msg *message.Message) {
+	defer func() { _ = recover() }()
+	_ = c.inbound(c.key.topic, msg)
 }
 
 // attemptOf is the number of the attempt about to start: one more than the

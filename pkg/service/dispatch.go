@@ -327,9 +327,10 @@ func (w *worker) Release() {
 	}
 	if d.resuming > 0 {
 		d.slot.Signal()
-	} else {
-		d.wakeLocked()
 	}
+	// Also when a resumer was signalled: it may have been signalled
+	// already and not run yet, and wakeLocked counts resumers.
+	d.wakeLocked()
 	d.mu.Unlock()
 }
 

@@ -41,7 +41,15 @@ type parking struct {
 	logger *slog.Logger
 
 	mu   sync.RWMutex
-	keys map[string]string // key -> id of its first dead letter
+	keys map[string]parked // the cache
+	gen  uint64            // counts changes this process made to keys
+}
+
+// parked is one cached parked key: the id of its first dead letter, and
+// the change that cached it (see parking.gen).
+type parked struct {
+	first string
+	gen   uint64
 }
 
 // parkingFor returns the parking of group, made on first use.
@@ -53,23 +61,32 @@ func (s *Service) parkingFor(group string) *parking {
 	}
 	p := s.parkings[group]
 	if p == nil {
-		p = &parking{store: s.parkStore, group: group, logger: s.logger, keys: map[string]string{}}
+		p = &parking{store: s.parkStore, group: group, logger: s.logger, keys: map[string]parked{}}
 		s.parkings[group] = p
 	}
 	return p
 }
 
-// load replaces the cache with what the store holds.
+// load replaces the cache with what the store holds, keeping what this
+// process parked while the store was being read: the list may predate it.
 func (p *parking) load(ctx context.Context) error {
+	p.mu.RLock()
+	since := p.gen
+	p.mu.RUnlock()
 	list, err := p.store.List(ctx, p.group)
 	if err != nil {
 		return fmt.Errorf("service: load parked keys of group %q: %w", p.group, err)
 	}
-	keys := make(map[string]string, len(list))
+	keys := make(map[string]parked, len(list))
 	for _, k := range list {
-		keys[k.Key] = k.MessageID
+		keys[k.Key] = parked{first: k.MessageID}
 	}
 	p.mu.Lock()
+	for k, e := range p.keys {
+		if e.gen > since {
+			keys[k] = e
+		}
+	}
 	p.keys = keys
 	p.mu.Unlock()
 	return nil
@@ -79,13 +96,13 @@ func (p *parking) load(ctx context.Context) error {
 // dead letter (parked), and whether it is that first one coming back (head).
 func (p *parking) check(ctx context.Context, key, id string) (first string, parked, head bool, err error) {
 	p.mu.RLock()
-	first, ok := p.keys[key]
+	e, ok := p.keys[key]
 	p.mu.RUnlock()
 	switch {
 	case !ok:
 		return "", false, false, nil
-	case id == first:
-		return first, false, true, nil
+	case id == e.first:
+		return e.first, false, true, nil
 	}
 	// Confirm with the store: an operator may have released the key.
 	first, ok, err = p.store.Lookup(ctx, p.group, key)
@@ -93,7 +110,7 @@ func (p *parking) check(ctx context.Context, key, id string) (first string, park
 		return "", false, false, fmt.Errorf("parked keys: lookup %q: %w", key, err)
 	}
 	if !ok {
-		p.forget(key)
+		p.forgetIf(key, e.gen)
 		return "", false, false, nil
 	}
 	return first, id != first, id == first, nil
@@ -106,7 +123,8 @@ func (p *parking) park(ctx context.Context, key, id string) error {
 		return fmt.Errorf("parked keys: park %q: %w", key, err)
 	}
 	p.mu.Lock()
-	p.keys[key] = first
+	p.gen++
+	p.keys[key] = parked{first: first, gen: p.gen}
 	p.mu.Unlock()
 	return nil
 }
@@ -122,7 +140,18 @@ func (p *parking) release(ctx context.Context, key string) error {
 
 func (p *parking) forget(key string) {
 	p.mu.Lock()
+	p.gen++
 	delete(p.keys, key)
+	p.mu.Unlock()
+}
+
+// forgetIf forgets key unless it was parked again after change gen (by
+// another subscription of the group, while the store was being asked).
+func (p *parking) forgetIf(key string, gen uint64) {
+	p.mu.Lock()
+	if e, ok := p.keys[key]; ok && e.gen <= gen {
+		delete(p.keys, key)
+	}
 	p.mu.Unlock()
 }
 

@@ -127,16 +127,21 @@ func (s *Service) open(intake, handlerCtx context.Context, c *consumer, readers 
 	if err != nil {
 		return fmt.Errorf("service: subscriber for group %q: %w", c.key.group, err)
 	}
-	c.sub = sub
-	msgs, err := sub.Subscribe(intake, c.key.topic)
-	if err != nil {
-		return fmt.Errorf("service: subscribe group %q to %q: %w", c.key.group, c.key.topic, err)
-	}
-	c.handlerCtx = handlerCtx
+	// Parked keys first: nothing is subscribed yet if they cannot be read.
 	if c.parking != nil {
 		if err := c.parking.load(intake); err != nil {
+			_ = sub.Close()
 			return err
 		}
+	}
+	msgs, err := sub.Subscribe(intake, c.key.topic)
+	if err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("service: subscribe group %q to %q: %w", c.key.group, c.key.topic, err)
+	}
+	c.sub = sub
+	c.handlerCtx = handlerCtx
+	if c.parking != nil {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
