@@ -172,7 +172,9 @@ func (s *brokenSubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 func TestBrokenBrokerSuite(t *testing.T) {
 	breaks := os.Getenv("CONFORMANCE_BREAKS")
 	if breaks == "" {
-		t.Skip("run by TestKitFailsOnBrokenBrokers")
+		// The helper process of TestKitFailsOnBrokenBrokers, which runs
+		// it and asserts on its failures: on its own it has nothing to do.
+		return
 	}
 	s := suite(conformance.Broker{Name: breaks, Shared: true, Open: func(tb testing.TB) broker.Broker {
 		b, err := memory.New(memory.Config{}, nil)

@@ -68,6 +68,10 @@ type Poison struct {
 type Scenario struct {
 	Name string
 	Run  func(t *testing.T, e *Env)
+	// Brokers, if set, names the brokers ([Broker.Name]) the scenario
+	// applies to; on the others it is not run and the summary says "not
+	// applicable", so that it never passes by skipping.
+	Brokers []string
 }
 
 // Broker is a broker the suite runs on.
@@ -180,6 +184,15 @@ func Run(t *testing.T, s Suite) {
 	for _, b := range s.Brokers {
 		t.Run(b.Name, func(t *testing.T) {
 			for _, sc := range scenarios {
+				if len(sc.Brokers) > 0 && !slices.Contains(sc.Brokers, b.Name) {
+					mu.Lock()
+					if report[b.Name] == nil {
+						report[b.Name] = map[string][]string{}
+					}
+					report[b.Name]["not applicable"] = append(report[b.Name]["not applicable"], sc.Name)
+					mu.Unlock()
+					continue
+				}
 				outcome := "" // stays empty when -run filters the scenario out
 				t.Run(sc.Name, func(t *testing.T) {
 					outcome = "differed"
@@ -215,7 +228,7 @@ func Run(t *testing.T, s Suite) {
 			continue // filtered out by -run
 		}
 		line := fmt.Sprintf("%s: %d held", b.Name, len(r["held"]))
-		for _, o := range []string{"differed", "skipped"} {
+		for _, o := range []string{"differed", "skipped", "not applicable"} {
 			if len(r[o]) > 0 {
 				line += fmt.Sprintf(", %s: %s", o, strings.Join(r[o], " "))
 			}
