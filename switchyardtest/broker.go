@@ -205,15 +205,21 @@ func (l *publishLog) journal(max int) string {
 	recs := slices.Clone(l.recs)
 	l.mu.Unlock()
 	var b strings.Builder
-	if max > 0 && len(recs) > max {
-		fmt.Fprintf(&b, "  … %d earlier messages\n", len(recs)-max)
-		recs = recs[len(recs)-max:]
-	}
-	for _, r := range recs {
-		b.WriteString("  " + r.String() + "\n")
-	}
-	if len(recs) == 0 {
-		b.WriteString("  nothing was published\n")
-	}
+	writeLast(&b, recs, max, "messages", "nothing was published")
 	return b.String()
+}
+
+// writeLast writes the last max items (all for max <= 0), one an indented
+// line, after a line counting those left out; none when there are no items.
+func writeLast[T fmt.Stringer](b *strings.Builder, items []T, max int, what, none string) {
+	if max > 0 && len(items) > max {
+		fmt.Fprintf(b, "  … %d earlier %s\n", len(items)-max, what)
+		items = items[len(items)-max:]
+	}
+	for _, it := range items {
+		b.WriteString("  " + it.String() + "\n")
+	}
+	if len(items) == 0 {
+		b.WriteString("  " + none + "\n")
+	}
 }

@@ -247,16 +247,7 @@ func (p *Probe) Counts(handler string) Counts {
 func (p *Probe) Journal(max int) string {
 	attempts := p.Attempts("")
 	var b strings.Builder
-	if max > 0 && len(attempts) > max {
-		fmt.Fprintf(&b, "  … %d earlier attempts\n", len(attempts)-max)
-		attempts = attempts[len(attempts)-max:]
-	}
-	for _, a := range attempts {
-		b.WriteString("  " + a.String() + "\n")
-	}
-	if len(attempts) == 0 {
-		b.WriteString("  no handler attempted anything\n")
-	}
+	writeLast(&b, attempts, max, "attempts", "no handler attempted anything")
 	p.mu.Lock()
 	names := slices.Sorted(maps.Keys(p.counts))
 	for _, name := range names {

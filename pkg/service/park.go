@@ -39,6 +39,9 @@ type parking struct {
 	store  park.Store
 	group  string
 	logger *slog.Logger
+	// timeout bounds each store call on a message's way (the failure
+	// path's timeout): a store that does not answer nacks the message.
+	timeout time.Duration
 
 	mu   sync.RWMutex
 	keys map[string]parked // the cache
@@ -61,7 +64,7 @@ func (s *Service) parkingFor(group string) *parking {
 	}
 	p := s.parkings[group]
 	if p == nil {
-		p = &parking{store: s.parkStore, group: group, logger: s.logger, keys: map[string]parked{}}
+		p = &parking{store: s.parkStore, group: group, logger: s.logger, timeout: s.failurePathTimeout, keys: map[string]parked{}}
 		s.parkings[group] = p
 	}
 	return p
@@ -73,6 +76,8 @@ func (p *parking) load(ctx context.Context) error {
 	p.mu.RLock()
 	since := p.gen
 	p.mu.RUnlock()
+	ctx, cancel := p.bounded(ctx)
+	defer cancel()
 	list, err := p.store.List(ctx, p.group)
 	if err != nil {
 		return fmt.Errorf("service: load parked keys of group %q: %w", p.group, err)
@@ -105,6 +110,8 @@ func (p *parking) check(ctx context.Context, key, id string) (first string, park
 		return e.first, false, true, nil
 	}
 	// Confirm with the store: an operator may have released the key.
+	ctx, cancel := p.bounded(ctx)
+	defer cancel()
 	first, ok, err = p.store.Lookup(ctx, p.group, key)
 	if err != nil {
 		return "", false, false, fmt.Errorf("parked keys: lookup %q: %w", key, err)
@@ -118,6 +125,8 @@ func (p *parking) check(ctx context.Context, key, id string) (first string, park
 
 // park parks key behind id, before its dead letter is published.
 func (p *parking) park(ctx context.Context, key, id string) error {
+	ctx, cancel := p.bounded(ctx)
+	defer cancel()
 	first, err := p.store.Park(ctx, p.group, key, id)
 	if err != nil {
 		return fmt.Errorf("parked keys: park %q: %w", key, err)
@@ -131,11 +140,21 @@ func (p *parking) park(ctx context.Context, key, id string) error {
 
 // release unparks key.
 func (p *parking) release(ctx context.Context, key string) error {
+	ctx, cancel := p.bounded(ctx)
+	defer cancel()
 	if err := p.store.Release(ctx, p.group, key); err != nil {
 		return fmt.Errorf("parked keys: release %q: %w", key, err)
 	}
 	p.forget(key)
 	return nil
+}
+
+// bounded gives a store call its deadline.
+func (p *parking) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, p.timeout)
 }
 
 func (p *parking) forget(key string) {

@@ -265,18 +265,7 @@ func (e *Env) succeeded(handler, id string) []switchyardtest.Attempt {
 // probe's journal after the suite's timeout.
 func (e *Env) Eventually(what string, cond func() bool) {
 	e.T.Helper()
-	deadline := time.NewTimer(e.Suite.Timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-e.Probe.Changed():
-		case <-tick.C:
-		case <-deadline.C:
-			e.T.Fatalf("conformance: %s: timed out after %s waiting for %s\n%s", e.BrokerName, e.Suite.Timeout, what, e.Probe.Journal(40))
-		}
-	}
+	e.until(cond, func() string { return what })
 }
 
 // Quiet waits until no attempt runs and none started or ended for the
