@@ -131,3 +131,40 @@ type Browser interface {
 // operators: dead-letter topics are provisioned for it, `switchyard dlq list`
 // browses it and `dlq replay` and `dlq purge` consume from it.
 const DeadLetterGroup = "switchyard-dlq"
+
+// Failer is implemented by subscribers that can end a subscription on an
+// error they cannot recover from (an authorization failure, a topic that no
+// longer exists): they close the subscription's channel and Failure then
+// says why, so the runtime reports the cause rather than a bare "channel
+// closed". Failure is nil while the subscriber runs and after a normal
+// shutdown.
+type Failer interface {
+	Failure() error
+}
+
+// HealthChecker is implemented by brokers that can tell whether they reach
+// the broker now. The operations server's /readyz reports it.
+type HealthChecker interface {
+	// Check returns nil when the broker connection is up, else what is
+	// wrong ("connection to 127.0.0.1:5672 lost: ..."). It must return
+	// promptly, honouring ctx, and never block on a reconnect.
+	Check(ctx context.Context) error
+}
+
+// BacklogReader is implemented by brokers that can say how much a consumer
+// group has left to consume: queue depth on RabbitMQ and memory, consumer
+// lag on Kafka.
+type BacklogReader interface {
+	// Backlog returns the messages of topic that group has not consumed
+	// yet. Brokers with partitions fill Backlog.Partitions too.
+	Backlog(ctx context.Context, topic, group string) (Backlog, error)
+}
+
+// Backlog is what a consumer group has not consumed yet of one topic.
+type Backlog struct {
+	// Messages is the total: ready messages in the group's queue, or the
+	// sum of the group's lag over the topic's partitions.
+	Messages int64
+	// Partitions is the lag per partition (Kafka), nil elsewhere.
+	Partitions map[int32]int64
+}

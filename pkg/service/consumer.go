@@ -205,6 +205,9 @@ func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) er
 			if intake.Err() != nil {
 				return nil
 			}
+			if f, ok := c.sub.(broker.Failer); ok && f.Failure() != nil {
+				return fmt.Errorf("service: group %q on topic %q: %w: %w", c.key.group, c.key.topic, errSubscriptionEnded, f.Failure())
+			}
 			return fmt.Errorf("service: group %q on topic %q: %w: the broker adapter closed its channel", c.key.group, c.key.topic, errSubscriptionEnded)
 		}
 		// Before the key is read, so that a key a mapping gives orders

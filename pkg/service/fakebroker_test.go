@@ -36,6 +36,7 @@ type fakeBroker struct {
 	redelivering bool
 	seqs         map[*message.Message]int // publish order
 	done         chan struct{}            // closed when the test ends
+	failure      error                    // what Failure reports, see fail
 }
 
 type fakeTopic struct {
@@ -193,6 +194,22 @@ func (s fakeSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *me
 }
 
 func (fakeSubscriber) Close() error { return nil }
+
+// Failure implements broker.Failer.
+func (s fakeSubscriber) Failure() error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	return s.b.failure
+}
+
+// fail ends topic's subscription on err, as an adapter does on an error it
+// cannot recover from.
+func (b *fakeBroker) fail(topic string, err error) {
+	b.mu.Lock()
+	b.failure = err
+	b.mu.Unlock()
+	b.end(topic)
+}
 
 var errFake = errors.New("fake broker: refused")
 

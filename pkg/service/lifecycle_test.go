@@ -31,6 +31,29 @@ func runAsync(t *testing.T, svc *service.Service) <-chan error {
 	return errc
 }
 
+// TestFailedSubscriptionNamesTheCause: an adapter that ends a subscription
+// on an error it cannot recover from (broker.Failer) has that error in
+// Run's, so the operator reads "not authorized", not "channel closed".
+func TestFailedSubscriptionNamesTheCause(t *testing.T) {
+	b := newFakeBroker(t)
+	svc := service.New(b)
+	if err := service.Handle(svc, "alpha", func(context.Context, seqEvent) error { return nil },
+		service.Group("alpha")); err != nil {
+		t.Fatal(err)
+	}
+	errc := runAsync(t, svc)
+	recv(t, svc.Ready(), "the service to be ready")
+	cause := errors.New("TOPIC_AUTHORIZATION_FAILED: not authorized to read seq")
+	b.fail("seq", cause)
+	err := recv(t, errc, "Run to return after the subscription failed")
+	if !errors.Is(err, cause) {
+		t.Fatalf("Run = %v, want it to wrap the adapter's failure %q", err, cause)
+	}
+	if !strings.Contains(err.Error(), `"alpha"`) {
+		t.Errorf("Run = %q, want it to name the group", err)
+	}
+}
+
 // TestDeadSubscriptionEndsRun: when the broker adapter closes one
 // subscription's channel while the service runs, Run does not go on
 // silently: it shuts the other subscriptions down gracefully (their
