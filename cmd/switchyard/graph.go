@@ -3,19 +3,24 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchyard-go/switchyard/adapters/amqp"
+	"github.com/switchyard-go/switchyard/adapters/kafka"
+	"github.com/switchyard-go/switchyard/config"
+	"github.com/switchyard-go/switchyard/pkg/asyncapi"
 	"github.com/switchyard-go/switchyard/pkg/graph"
 )
 
 func (a *app) graphCmd() *cobra.Command {
-	var from, format string
+	var from, format, apiVersion string
 	cmd := &cobra.Command{
 		Use:   "graph",
-		Short: "Draw a service's event flow (Mermaid or Graphviz DOT)",
+		Short: "Draw a service's event flow (Mermaid or Graphviz DOT) or write its AsyncAPI document",
 		Long: `Draw the event-flow graph of a service: event types, the handlers that consume
 them and the event types each handler may publish. The CLI cannot see a
 service's handlers, so the service writes its topology as JSON
@@ -23,14 +28,30 @@ service's handlers, so the service writes its topology as JSON
 or stdin.
 
 Cycles (an event that can cause itself again, stopped only by the hop limit)
-are drawn in red and listed on stderr.`,
+are drawn in red and listed on stderr.
+
+--format asyncapi writes the service's AsyncAPI 3.0 document instead (JSON):
+channels for its topics, its handlers' receive and declared send operations,
+messages with the payload schemas of its event types and the header
+contract. The servers and the Kafka or AMQP bindings come from the
+configuration (--config), as the services lay out their topics, exchanges
+and queues; the in-memory broker has none.`,
 		Example: `  switchyard graph --from topology.json
   switchyard graph --from topology.json --format dot | dot -Tsvg > flow.svg
-  orders --write-topology - | switchyard graph`,
+  orders --write-topology - | switchyard graph
+  orders --write-topology - | switchyard graph --format asyncapi --config kafka.yaml > asyncapi.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "mermaid" && format != "dot" {
-				return usageErr("--format: %q, want mermaid or dot", format)
+			if format != "mermaid" && format != "dot" && format != "asyncapi" {
+				return usageErr("--format: %q, want mermaid, dot or asyncapi", format)
+			}
+			var apiCfg asyncapi.Config
+			if format == "asyncapi" {
+				cfg, err := a.loadConfig()
+				if err != nil {
+					return err
+				}
+				apiCfg = asyncapiConfig(cfg, apiVersion)
 			}
 			var in io.Reader
 			switch {
@@ -50,9 +71,18 @@ are drawn in red and listed on stderr.`,
 			if err != nil {
 				return err
 			}
-			out := g.Mermaid()
-			if format == "dot" {
+			var out string
+			switch format {
+			case "mermaid":
+				out = g.Mermaid()
+			case "dot":
 				out = g.DOT()
+			case "asyncapi":
+				doc, err := asyncapi.Generate(g, apiCfg)
+				if err != nil {
+					return err
+				}
+				out = string(doc)
 			}
 			cycles := g.Cycles()
 			if a.json {
@@ -69,6 +99,55 @@ are drawn in red and listed on stderr.`,
 		},
 	}
 	cmd.Flags().StringVarP(&from, "from", "f", "", "topology `file` written by the service (graph.WriteJSON); - or none for stdin")
-	cmd.Flags().StringVar(&format, "format", "mermaid", "output `format`: mermaid or dot")
+	cmd.Flags().StringVar(&format, "format", "mermaid", "output `format`: mermaid, dot or asyncapi")
+	cmd.Flags().StringVar(&apiVersion, "api-version", "", "with --format asyncapi: the document's info.version, the service's release (default 0.0.0)")
 	return cmd
+}
+
+// asyncapiConfig describes the configured broker for the AsyncAPI document:
+// its servers, without credentials, and how its adapter names topics,
+// exchanges and queues. Fields the file leaves out take the adapters'
+// defaults, as the services do.
+func asyncapiConfig(cfg config.Config, version string) asyncapi.Config {
+	c := asyncapi.Config{Title: cfg.Service.Name, Version: version}
+	switch cfg.Broker.Type {
+	case config.BrokerKafka:
+		k := cfg.Broker.Kafka
+		protocol := "kafka"
+		if k.TLS.Enabled {
+			protocol = "kafka-secure"
+		}
+		brokers := k.Brokers
+		if len(brokers) == 0 {
+			brokers = []string{kafka.DefaultBroker}
+		}
+		for _, b := range brokers {
+			c.Servers = append(c.Servers, asyncapi.Server{Host: b, Protocol: protocol})
+		}
+		c.Kafka = &asyncapi.Kafka{Partitions: int(k.Partitions), Replicas: int(k.ReplicationFactor)}
+		if c.Kafka.Partitions == 0 {
+			c.Kafka.Partitions = kafka.DefaultPartitions
+		}
+		if c.Kafka.Replicas == 0 {
+			c.Kafka.Replicas = kafka.DefaultReplicationFactor
+		}
+	case config.BrokerAMQP:
+		a := cfg.Broker.AMQP
+		raw := a.URL
+		if raw == "" {
+			raw = amqp.DefaultURL
+		}
+		c.AMQP = &asyncapi.AMQP{ExchangePrefix: a.ExchangePrefix, QueuePrefix: a.QueuePrefix, VHost: "/"}
+		// Validated by config.Load; only the host, scheme and virtual host
+		// go into the document, never the user information.
+		if u, err := url.Parse(raw); err == nil {
+			s := asyncapi.Server{Host: u.Host, Protocol: u.Scheme}
+			if vhost := strings.TrimPrefix(u.Path, "/"); vhost != "" {
+				c.AMQP.VHost = vhost
+				s.Pathname = "/" + url.PathEscape(vhost)
+			}
+			c.Servers = append(c.Servers, s)
+		}
+	}
+	return c
 }
