@@ -3,15 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/switchyard-go/switchyard/adapters/amqp"
-	"github.com/switchyard-go/switchyard/adapters/kafka"
-	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/pkg/asyncapi"
 	"github.com/switchyard-go/switchyard/pkg/graph"
 )
@@ -51,7 +47,7 @@ and queues; the in-memory broker has none.`,
 				if err != nil {
 					return err
 				}
-				apiCfg = asyncapiConfig(cfg, apiVersion)
+				apiCfg = cfg.AsyncAPI(apiVersion)
 			}
 			var in io.Reader
 			switch {
@@ -102,52 +98,4 @@ and queues; the in-memory broker has none.`,
 	cmd.Flags().StringVar(&format, "format", "mermaid", "output `format`: mermaid, dot or asyncapi")
 	cmd.Flags().StringVar(&apiVersion, "api-version", "", "with --format asyncapi: the document's info.version, the service's release (default 0.0.0)")
 	return cmd
-}
-
-// asyncapiConfig describes the configured broker for the AsyncAPI document:
-// its servers, without credentials, and how its adapter names topics,
-// exchanges and queues. Fields the file leaves out take the adapters'
-// defaults, as the services do.
-func asyncapiConfig(cfg config.Config, version string) asyncapi.Config {
-	c := asyncapi.Config{Title: cfg.Service.Name, Version: version}
-	switch cfg.Broker.Type {
-	case config.BrokerKafka:
-		k := cfg.Broker.Kafka
-		protocol := "kafka"
-		if k.TLS.Enabled {
-			protocol = "kafka-secure"
-		}
-		brokers := k.Brokers
-		if len(brokers) == 0 {
-			brokers = []string{kafka.DefaultBroker}
-		}
-		for _, b := range brokers {
-			c.Servers = append(c.Servers, asyncapi.Server{Host: b, Protocol: protocol})
-		}
-		c.Kafka = &asyncapi.Kafka{Partitions: int(k.Partitions), Replicas: int(k.ReplicationFactor)}
-		if c.Kafka.Partitions == 0 {
-			c.Kafka.Partitions = kafka.DefaultPartitions
-		}
-		if c.Kafka.Replicas == 0 {
-			c.Kafka.Replicas = kafka.DefaultReplicationFactor
-		}
-	case config.BrokerAMQP:
-		a := cfg.Broker.AMQP
-		raw := a.URL
-		if raw == "" {
-			raw = amqp.DefaultURL
-		}
-		c.AMQP = &asyncapi.AMQP{ExchangePrefix: a.ExchangePrefix, QueuePrefix: a.QueuePrefix, VHost: "/"}
-		// Validated by config.Load; only the host, scheme and virtual host
-		// go into the document, never the user information.
-		if u, err := url.Parse(raw); err == nil {
-			s := asyncapi.Server{Host: u.Host, Protocol: u.Scheme}
-			if vhost := strings.TrimPrefix(u.Path, "/"); vhost != "" {
-				c.AMQP.VHost = vhost
-				s.Pathname = "/" + url.PathEscape(vhost)
-			}
-			c.Servers = append(c.Servers, s)
-		}
-	}
-	return c
 }
