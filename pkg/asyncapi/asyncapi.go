@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/pkg/graph"
 	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
 
 // Version is the AsyncAPI version of the documents [Generate] writes.
@@ -24,8 +25,11 @@ const (
 // Generate returns the AsyncAPI 3.0 document of g as indented JSON ending
 // in a newline. Event types g does not describe ([graph.Graph.WithEvents])
 // get a message without a payload schema, published to the topic named
-// after them.
+// after them. A c that does not [Config.Validate] is an error.
 func Generate(g *graph.Graph, c Config) ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	c.setDefaults()
 	b := &builder{cfg: c, g: g, ids: newIDs(), schemas: newSchemas(), channels: map[string]map[string]any{}}
 	if err := b.build(); err != nil {
@@ -99,7 +103,9 @@ func (b *builder) build() error {
 	// Channels in a stable order: every event's own topic, then the
 	// handlers' topics (ToTopic or inbound mappings may differ), then the
 	// queues, all by name.
-	handlers := b.g.Handlers()
+	handlers := slices.DeleteFunc(b.g.Handlers(), func(h middleware.Info) bool {
+		return h.EventType == "" // consumes nothing a document can name
+	})
 	for i, h := range handlers {
 		if h.Topic == "" { // a topology file may leave it out: the runtime's default
 			handlers[i].Topic = b.events[h.EventType].Topic

@@ -233,3 +233,12 @@ func TestGenerateBadSchema(t *testing.T) {
 		t.Fatalf("err = %v, want one naming event E", err)
 	}
 }
+
+func TestGenerateRejectsBadConfig(t *testing.T) {
+	_, err := asyncapi.Generate(flow(t), asyncapi.Config{Servers: []asyncapi.Server{{}}, Kafka: &asyncapi.Kafka{Partitions: -1}})
+	for _, w := range []string{"servers[0].host: required", "servers[0].protocol: required", "partitions -1"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("err = %v, want it to say %s", err, w)
+		}
+	}
+}

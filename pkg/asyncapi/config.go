@@ -1,5 +1,10 @@
 package asyncapi
 
+import (
+	"errors"
+	"fmt"
+)
+
 // Config is what the graph does not know: the document's title and
 // version, and the broker the application runs on.
 type Config struct {
@@ -48,6 +53,24 @@ type AMQP struct {
 	ExchangePrefix, QueuePrefix string
 	// VHost is the virtual host, "/" by default.
 	VHost string
+}
+
+// Validate reports every problem of c at once: a server needs a host and
+// a protocol, or the document is not valid AsyncAPI.
+func (c Config) Validate() error {
+	var err error
+	for i, s := range c.Servers {
+		if s.Host == "" {
+			err = errors.Join(err, fmt.Errorf("asyncapi: servers[%d].host: required", i))
+		}
+		if s.Protocol == "" {
+			err = errors.Join(err, fmt.Errorf("asyncapi: servers[%d].protocol: required", i))
+		}
+	}
+	if c.Kafka != nil && (c.Kafka.Partitions < 0 || c.Kafka.Replicas < 0) {
+		err = errors.Join(err, fmt.Errorf("asyncapi: kafka: partitions %d, replicas %d, want >= 0", c.Kafka.Partitions, c.Kafka.Replicas))
+	}
+	return err
 }
 
 func (c *Config) setDefaults() {

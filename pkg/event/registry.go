@@ -25,7 +25,7 @@ type Registry struct {
 type typeInfo struct {
 	version   int
 	topic     string
-	sample    Event // the value registered, for describing the Go type (see Events)
+	sample    Event            // the value registered, for describing the Go type (see Events)
 	upcasters map[int]Upcaster // from version -> next version
 }
 
