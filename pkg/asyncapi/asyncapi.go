@@ -150,7 +150,12 @@ func (b *builder) build() error {
 		b.operations[b.ids.get("operation", h.Name)] = op
 	}
 	for _, h := range handlers {
-		for _, p := range h.Publishes {
+		declared := slices.Clone(h.Publishes)
+		slices.Sort(declared)
+		for _, p := range slices.Compact(declared) {
+			if p == "" {
+				continue // declares nothing
+			}
 			e := b.events[p]
 			ch := b.channelIDs[e.Topic]
 			op := map[string]any{

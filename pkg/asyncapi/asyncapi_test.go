@@ -242,3 +242,11 @@ func TestGenerateRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateDeclaredTwice(t *testing.T) {
+	g := graph.Build([]middleware.Info{{Name: "h", Group: "g", Topic: "A", EventType: "A", Publishes: []string{"B", "", "B"}}})
+	doc := generate(t, g, asyncapi.Config{})
+	if got := keys(at(t, doc, "operations").(map[string]any)); !reflect.DeepEqual(got, []string{"h", "h.send.B"}) {
+		t.Errorf("operations = %q, want one send for B", got)
+	}
+}
