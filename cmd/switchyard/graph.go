@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -85,7 +86,11 @@ and queues; the in-memory broker has none.`,
 				if cycles == nil {
 					cycles = [][]string{}
 				}
-				return a.printJSON(map[string]any{"format": format, "graph": out, "cycles": cycles})
+				res := map[string]any{"format": format, "graph": out, "cycles": cycles}
+				if format == "asyncapi" { // a document, not text: embed it as JSON
+					res["graph"] = json.RawMessage(out)
+				}
+				return a.printJSON(res)
 			}
 			for _, c := range cycles {
 				fmt.Fprintf(a.stderr, "warning: event-flow cycle: %s -> %s\n", strings.Join(c, " -> "), c[0])

@@ -61,6 +61,15 @@ func TestGraphAsyncAPI(t *testing.T) {
 	if !strings.Contains(r.stdout, `"version": "2.1.0"`) {
 		t.Errorf("--api-version not in info:\n%s", r.stdout)
 	}
+	r = cli(t, "", "--json", "graph", "--from", topology, "--format", "asyncapi")
+	mustOK(t, r)
+	var res struct {
+		Format string
+		Graph  struct{ AsyncAPI string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Format != "asyncapi" || res.Graph.AsyncAPI != "3.0.0" {
+		t.Errorf("--json: %v %+v\n%s", err, res, r.stdout)
+	}
 	if r := cli(t, "", "graph", "--from", topology, "--format", "asyncapi", "--config", writeFile(t, "bad.yaml", "broker: {type: nats}\n")); r.code != exitUsage {
 		t.Errorf("invalid config: exit %d, want %d", r.code, exitUsage)
 	}
