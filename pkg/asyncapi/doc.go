@@ -4,12 +4,13 @@
 // and who may publish what, the payload schemas of the Go event types and
 // the header contract every message carries.
 //
-//	doc, err := asyncapi.Generate(svc.Graph(), asyncapi.Config{Title: "orders", Version: "1.4.0"})
+//	doc, err := asyncapi.Generate(svc.Graph(), cfg.AsyncAPI("1.4.0")) // cfg: config.Config
 //	mux.Handle("GET /asyncapi.json", asyncapi.Handler(doc))
 //
+// config.Config.AsyncAPI fills [Config] with the configured broker's
+// servers and layout; without it the document has no servers or bindings.
 // `switchyard graph --format asyncapi` writes the same document from a
-// topology file ([graph.WriteJSON]), with the servers and bindings of the
-// configured broker.
+// topology file ([graph.WriteJSON]) and the configuration.
 //
 // # What is in the document
 //
