@@ -467,3 +467,17 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRegistryEvents(t *testing.T) {
+	r := event.NewRegistry()
+	if err := r.RegisterAll(plain{}, orderPlaced{OrderID: "first"}, orderPlaced{OrderID: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	got := r.Events()
+	if len(got) != 2 || got[0].EventType() != "orders.order_placed" || got[1].EventType() != "test.plain" {
+		t.Fatalf("Events() = %#v, want orders.order_placed then test.plain", got)
+	}
+	if o, ok := got[0].(orderPlaced); !ok || o.OrderID != "first" {
+		t.Fatalf("Events()[0] = %#v, want the first value registered", got[0])
+	}
+}

@@ -1,8 +1,10 @@
 package event
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/switchyard-go/switchyard/pkg/failure"
@@ -23,6 +25,7 @@ type Registry struct {
 type typeInfo struct {
 	version   int
 	topic     string
+	sample    Event            // the value registered, for describing the Go type (see Events)
 	upcasters map[int]Upcaster // from version -> next version
 }
 
@@ -65,7 +68,7 @@ func (r *Registry) RegisterAll(events ...Event) error {
 	}
 	for _, e := range events {
 		if _, ok := r.types[e.EventType()]; !ok {
-			r.types[e.EventType()] = &typeInfo{version: e.EventVersion(), topic: TopicOf(e), upcasters: map[int]Upcaster{}}
+			r.types[e.EventType()] = &typeInfo{version: e.EventVersion(), topic: TopicOf(e), sample: e, upcasters: map[int]Upcaster{}}
 		}
 	}
 	return nil
@@ -103,6 +106,20 @@ func (r *Registry) Types() []string {
 	for name := range r.types {
 		out = append(out, name)
 	}
+	return out
+}
+
+// Events returns the value each type was first registered with, sorted by
+// type name, so that tools (JSON Schema, AsyncAPI) can describe the Go types
+// behind the names.
+func (r *Registry) Events() []Event {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Event, 0, len(r.types))
+	for _, t := range r.types {
+		out = append(out, t.sample)
+	}
+	slices.SortFunc(out, func(a, b Event) int { return cmp.Compare(a.EventType(), b.EventType()) })
 	return out
 }
 

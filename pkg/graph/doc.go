@@ -30,4 +30,13 @@
 // The operator CLI cannot see an application's handlers, so an application
 // writes its topology with [WriteJSON] and `switchyard graph --from FILE`
 // reads it back with [ReadJSON].
+//
+// # Event descriptions
+//
+// [Graph.WithEvents] adds what the edges do not need but a contract for
+// other services does: each event type's version, topic, whether it is
+// keyed and the JSON Schema of its payload. [service.Service.Graph] adds
+// them from its event registry; topology files carry them (version 2), so
+// that `switchyard graph --format asyncapi` can write an AsyncAPI document
+// without the application's Go types.
 package graph

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -41,9 +42,10 @@ type Edge struct {
 // it with [Build] or [ReadJSON].
 type Graph struct {
 	handlers []middleware.Info
-	nodes    []Node         // events sorted by name, then handlers sorted by name
-	index    map[string]int // node key -> position in nodes
-	adj      [][]int        // successors, sorted
+	events   map[string]Event // descriptions of event nodes, see WithEvents
+	nodes    []Node           // events sorted by name, then handlers sorted by name
+	index    map[string]int   // node key -> position in nodes
+	adj      [][]int          // successors, sorted
 }
 
 func key(k Kind, name string) string { return string(k) + "\x00" + name }
@@ -112,6 +114,65 @@ func Build(handlers []middleware.Info) *Graph {
 func (g *Graph) add(n Node) {
 	g.index[key(n.Kind, n.Name)] = len(g.nodes)
 	g.nodes = append(g.nodes, n)
+}
+
+// Event describes an event type beyond its name, for documents generated
+// from the graph (AsyncAPI): the graph's edges need only names, but a
+// contract for other services needs the payload's shape and the topic.
+type Event struct {
+	// Name is the event type.
+	Name string
+	// Version is the current schema version; 0 means unknown.
+	Version int
+	// Topic is the topic the event is published to, namespace included;
+	// empty means unknown (then the event type name, as the runtime does).
+	Topic string
+	// Keyed reports whether the event carries a key (the Kafka partition
+	// key, ce_partitionkey).
+	Keyed bool
+	// Schema is the JSON Schema of the payload (see package eventschema);
+	// nil means unknown.
+	Schema json.RawMessage
+}
+
+// WithEvents returns a copy of g that describes its event types with
+// events. Descriptions of types that are not nodes of g are dropped; a type
+// described twice keeps the first.
+func (g *Graph) WithEvents(events ...Event) *Graph {
+	c := *g
+	c.events = map[string]Event{}
+	for name, e := range g.events {
+		c.events[name] = e
+	}
+	for _, e := range events {
+		if _, ok := g.index[key(KindEvent, e.Name)]; !ok {
+			continue
+		}
+		if _, ok := c.events[e.Name]; ok {
+			continue
+		}
+		e.Schema = slices.Clone(e.Schema)
+		c.events[e.Name] = e
+	}
+	return &c
+}
+
+// Events returns a description of every event type of the graph, sorted by
+// name; a type [Graph.WithEvents] did not describe has only its Name.
+func (g *Graph) Events() []Event {
+	var out []Event
+	for _, n := range g.nodes {
+		if n.Kind != KindEvent {
+			continue
+		}
+		e, ok := g.events[n.Name]
+		if !ok {
+			e = Event{Name: n.Name}
+		}
+		e.Schema = slices.Clone(e.Schema)
+		out = append(out, e)
+	}
+	return out
 }
 
 // Handlers returns the handlers the graph was built from, sorted by name.
@@ -289,9 +350,10 @@ func (g *Graph) DOT() string {
 	return b.String()
 }
 
-// FormatVersion is the version of the topology file format [WriteJSON]
-// writes.
-const FormatVersion = 1
+// FormatVersion is the newest version of the topology file format:
+// version 2 adds "events". [WriteJSON] writes version 1 when the graph
+// describes no events, so that older readers still read such files.
+const FormatVersion = 2
 
 // ErrFormat is wrapped by [ReadJSON] errors about the file's content.
 var ErrFormat = errors.New("graph: invalid topology file")
@@ -304,9 +366,18 @@ type fileHandler struct {
 	Publishes []string `json:"publishes,omitempty"`
 }
 
+type fileEvent struct {
+	Name    string          `json:"name"`
+	Version int             `json:"version,omitempty"`
+	Topic   string          `json:"topic,omitempty"`
+	Keyed   bool            `json:"keyed,omitempty"`
+	Schema  json.RawMessage `json:"schema,omitempty"`
+}
+
 type file struct {
 	Version  int           `json:"version"`
 	Handlers []fileHandler `json:"handlers"`
+	Events   []fileEvent   `json:"events,omitempty"`
 }
 
 // WriteJSON writes the handlers of g as a topology file, the input of
@@ -315,10 +386,21 @@ type file struct {
 //	{"version": 1, "handlers": [{"name": "inventory.reserve", "group": "inventory",
 //	  "topic": "orders.order_placed", "consumes": "orders.order_placed",
 //	  "publishes": ["orders.inventory_reserved"]}]}
+//
+// A graph with [Graph.WithEvents] descriptions adds them (version 2):
+//
+//	"events": [{"name": "orders.order_placed", "version": 1, "topic": "orders.order_placed",
+//	  "keyed": true, "schema": {"type": "object", ...}}]
 func WriteJSON(w io.Writer, g *Graph) error {
-	f := file{Version: FormatVersion, Handlers: []fileHandler{}}
+	f := file{Version: 1, Handlers: []fileHandler{}}
 	for _, h := range g.handlers {
 		f.Handlers = append(f.Handlers, fileHandler{Name: h.Name, Group: h.Group, Topic: h.Topic, Consumes: h.EventType, Publishes: h.Publishes})
+	}
+	for _, e := range g.Events() {
+		if _, ok := g.events[e.Name]; ok {
+			f.Version = 2
+			f.Events = append(f.Events, fileEvent{Name: e.Name, Version: e.Version, Topic: e.Topic, Keyed: e.Keyed, Schema: e.Schema})
+		}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -352,8 +434,31 @@ func ReadJSON(r io.Reader) (*Graph, error) {
 		}
 		infos = append(infos, middleware.Info{Name: h.Name, Group: h.Group, Topic: h.Topic, EventType: h.Consumes, Publishes: h.Publishes})
 	}
+	events := make([]Event, 0, len(f.Events))
+	described := map[string]bool{}
+	for i, e := range f.Events {
+		switch {
+		case e.Name == "":
+			errs = errors.Join(errs, fmt.Errorf("events[%d].name: required", i))
+		case described[e.Name]:
+			errs = errors.Join(errs, fmt.Errorf("events[%d].name: %q described twice", i, e.Name))
+		}
+		if e.Version < 0 {
+			errs = errors.Join(errs, fmt.Errorf("events[%d].version: %d, want >= 1", i, e.Version))
+		}
+		described[e.Name] = true
+		var schema bytes.Buffer // WriteJSON indented it: give back what was described
+		if len(e.Schema) > 0 {
+			_ = json.Compact(&schema, e.Schema) // valid: the decoder checked it
+		}
+		events = append(events, Event{Name: e.Name, Version: e.Version, Topic: e.Topic, Keyed: e.Keyed, Schema: schema.Bytes()})
+	}
 	if errs != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFormat, errs)
 	}
-	return Build(infos), nil
+	g := Build(infos)
+	if len(events) > 0 {
+		g = g.WithEvents(events...)
+	}
+	return g, nil
 }

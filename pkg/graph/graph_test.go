@@ -160,7 +160,7 @@ func TestReadJSONErrors(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"not json", "nope", "invalid"},
 		{"unknown field", `{"version":1,"handlers":[],"extra":1}`, "extra"},
-		{"every problem", `{"version":2,"handlers":[{"name":"","consumes":""}]}`, "version: 2"},
+		{"every problem", `{"version":3,"handlers":[{"name":"","consumes":""}]}`, "version: 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,10 +170,67 @@ func TestReadJSONErrors(t *testing.T) {
 			}
 		})
 	}
-	_, err := graph.ReadJSON(strings.NewReader(`{"version":2,"handlers":[{"name":"","consumes":""}]}`))
+	_, err := graph.ReadJSON(strings.NewReader(`{"version":3,"handlers":[{"name":"","consumes":""}]}`))
 	for _, w := range []string{"handlers[0].name", "handlers[0].consumes"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("err %v does not name %s", err, w)
+		}
+	}
+}
+
+func TestWithEvents(t *testing.T) {
+	g := graph.Build([]middleware.Info{{Name: "h1", Topic: "A", EventType: "A", Publishes: []string{"B"}}})
+	d := g.WithEvents(
+		graph.Event{Name: "B", Version: 2, Topic: "ns.B", Keyed: true, Schema: []byte(`{"type":"object"}`)},
+		graph.Event{Name: "B", Version: 9}, // the first description wins
+		graph.Event{Name: "Z", Version: 1}, // not in the graph
+	)
+	want := []graph.Event{{Name: "A"}, {Name: "B", Version: 2, Topic: "ns.B", Keyed: true, Schema: []byte(`{"type":"object"}`)}}
+	if got := d.Events(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Events() = %+v, want %+v", got, want)
+	}
+	if got := g.Events(); !reflect.DeepEqual(got, []graph.Event{{Name: "A"}, {Name: "B"}}) {
+		t.Fatalf("WithEvents changed its receiver: %+v", got)
+	}
+}
+
+func TestJSONRoundTripWithEvents(t *testing.T) {
+	g := graph.Build(ordersFlow()).WithEvents(
+		graph.Event{Name: "orders.order_placed", Version: 1, Topic: "orders.order_placed", Keyed: true, Schema: []byte(`{"type":"object"}`)},
+	)
+	var buf bytes.Buffer
+	if err := graph.WriteJSON(&buf, g); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"version": 2`) {
+		t.Fatalf("a file with events must be version 2:\n%s", buf.String())
+	}
+	back, err := graph.ReadJSON(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Events(), g.Events()) {
+		t.Fatalf("round trip changed events:\n%+v\n%+v", back.Events(), g.Events())
+	}
+
+	buf.Reset()
+	if err := graph.WriteJSON(&buf, graph.Build(ordersFlow())); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"version": 1`) || strings.Contains(buf.String(), `"events"`) {
+		t.Fatalf("a file without events must stay version 1 for older readers:\n%s", buf.String())
+	}
+}
+
+func TestReadJSONEventErrors(t *testing.T) {
+	in := `{"version":2,"handlers":[{"name":"h","consumes":"A"}],"events":[{"name":""},{"name":"A"},{"name":"A","version":-1}]}`
+	_, err := graph.ReadJSON(strings.NewReader(in))
+	if !errors.Is(err, graph.ErrFormat) {
+		t.Fatalf("err = %v, want ErrFormat", err)
+	}
+	for _, w := range []string{"events[0].name: required", `events[2].name: "A" described twice`, "events[2].version: -1"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("err %v does not say %s", err, w)
 		}
 	}
 }
