@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -361,8 +362,10 @@ func TestOrderedQueueIsSingleActiveConsumer(t *testing.T) {
 	if err := b.Publisher().Publish(topic, sent...); err != nil {
 		t.Fatal(err)
 	}
-	// Only the first consumer is active: it gets all, in order.
-	for i, m := range receive(t, ch1, len(sent), 10*time.Second) {
+	// Only the first consumer is active: it gets all, in order (one at a
+	// time: ordered subscriptions have prefetch 1).
+	for i := range sent {
+		m := receive(t, ch1, 1, 10*time.Second)[0]
 		if m.UUID != sent[i].UUID {
 			t.Fatalf("message %d out of order", i)
 		}
@@ -377,11 +380,45 @@ func TestOrderedQueueIsSingleActiveConsumer(t *testing.T) {
 	if err := b.Publisher().Publish(topic, more...); err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range receive(t, ch2, len(more), 10*time.Second) {
+	for i := range more {
+		m := receive(t, ch2, 1, 10*time.Second)[0]
 		if m.UUID != more[i].UUID {
 			t.Fatalf("message %d out of order after failover", i)
 		}
 		m.Ack()
+	}
+}
+
+// An ordered subscription holds one message at a time, so a nacked message
+// comes back before any later one (with the old prefetch of 100 the later
+// ones were already handed out).
+func TestOrderedNackIsRetriedBeforeLaterMessages(t *testing.T) {
+	for _, qt := range []string{QueueTypeClassic, QueueTypeQuorum} {
+		t.Run(qt, func(t *testing.T) {
+			e := newEnv(t)
+			topic := e.topic("ordered")
+			e.trackDeadLetter("ordered")
+			b := e.broker(func(c *Config) { c.QueueType = qt; c.NackDelay = 10 * time.Millisecond })
+			_, msgs := subscribe(t, b, "ordered", topic, broker.SubscriberOptions{Ordered: true})
+			sent := newMessages(3, "x")
+			if err := b.Publisher().Publish(topic, sent...); err != nil {
+				t.Fatal(err)
+			}
+			first := receive(t, msgs, 1, 10*time.Second)[0]
+			// Nothing else is handed out while the first is unsettled.
+			none(t, msgs, 200*time.Millisecond)
+			first.Nack()
+			var order []string
+			for range sent {
+				m := receive(t, msgs, 1, 10*time.Second)[0]
+				order = append(order, m.UUID)
+				m.Ack()
+			}
+			want := []string{sent[0].UUID, sent[1].UUID, sent[2].UUID}
+			if !slices.Equal(order, want) {
+				t.Fatalf("after a nack of the first, got %v, want %v", order, want)
+			}
+		})
 	}
 }
 
@@ -449,8 +486,7 @@ func TestDelayReturnsOnlyToTargetGroupAfterTier(t *testing.T) {
 	topic := e.topic("retrying", "bystander")
 	tiers := []time.Duration{time.Second, 3 * time.Second}
 	b := e.broker(func(c *Config) { c.DelayTiers = tiers })
-	e.track([]string{e.prefix + "switchyard.delay.1s", e.prefix + "switchyard.delay.3s"},
-		[]string{e.prefix + "switchyard.delay.1s", e.prefix + "switchyard.delay.3s"})
+	e.trackTiers(tiers...)
 	_, target := subscribe(t, b, "retrying", topic, broker.SubscriberOptions{})
 	_, other := subscribe(t, b, "bystander", topic, broker.SubscriberOptions{})
 
@@ -495,6 +531,47 @@ func TestDelayReturnsOnlyToTargetGroupAfterTier(t *testing.T) {
 	}
 }
 
+// A delay longer than the largest tier waits in it as often as needed: it
+// is never cut short. Break it: make Delay forget DelayUntilHeader and the
+// message is back after one tier.
+func TestDelayBeyondLargestTierIsChained(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	tiers := []time.Duration{300 * time.Millisecond, time.Second}
+	e.trackTiers(tiers...)
+	b := e.broker(func(c *Config) { c.DelayTiers = tiers })
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	msg := newMessages(1, "late")[0]
+	start := time.Now()
+	if err := b.Delay(context.Background(), topic, "g", msg, 2500*time.Millisecond); err != nil {
+		t.Fatalf("Delay: %v", err)
+	}
+	if msg.Metadata.Get(DelayUntilHeader) != "" {
+		t.Error("Delay changed the caller's message")
+	}
+	got := receive(t, msgs, 1, 15*time.Second)[0]
+	waited := time.Since(start)
+	got.Ack()
+	if waited < 2500*time.Millisecond {
+		t.Fatalf("delayed 2.5s with a largest tier of 1s: back after %s, want >= 2.5s", waited)
+	}
+	if got.UUID != msg.UUID || got.Metadata.Get(DelayUntilHeader) != "" || string(got.Payload) != "late" {
+		t.Errorf("got %s (%q, due header %q), want %s without the due header", got.UUID, got.Payload,
+			got.Metadata.Get(DelayUntilHeader), msg.UUID)
+	}
+	// A malformed due header is not a reason to hold a message: handed out.
+	bad := newMessages(1, "bad")[0]
+	bad.Metadata.Set(DelayUntilHeader, "soon")
+	if err := b.Publisher().Publish(topic, bad); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, msgs, 1, 10*time.Second)[0]; m.UUID != bad.UUID {
+		t.Errorf("got %s, want the message with a malformed due header", m.UUID)
+	} else {
+		m.Ack()
+	}
+}
+
 func TestPublishAfterCloseFails(t *testing.T) {
 	e := newEnv(t)
 	b := e.broker(nil)
@@ -527,8 +604,9 @@ func TestNewFailsClearlyWithoutHidingNothing(t *testing.T) {
 func TestQuorumQueues(t *testing.T) {
 	e := newEnv(t)
 	topic := e.topic("q")
+	e.trackDeadLetter("q")
 	b := e.broker(func(c *Config) { c.QueueType = QueueTypeQuorum; c.NackDelay = 50 * time.Millisecond })
-	_, msgs := subscribe(t, b, "q", topic, broker.SubscriberOptions{Ordered: true})
+	_, msgs := subscribe(t, b, "q", topic, broker.SubscriberOptions{Ordered: true, Prefetch: 10})
 	// It is a quorum queue: redeclaring it as classic is refused.
 	if _, err := e.raw().QueueDeclare(e.prefix+topic+".q", true, false, false, false,
 		amqp091.Table{amqp091.QueueTypeArg: QueueTypeClassic, amqp091.SingleActiveConsumerArg: true}); err == nil {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
 func TestMain(m *testing.M) {
@@ -96,6 +97,36 @@ func (e *env) topic(groups ...string) string {
 	}
 	e.mu.Unlock()
 	return topic
+}
+
+// trackDeadLetter records for deletion the dead-letter topic a quorum queue
+// of group declares (Config.DeadLetterTopic's default).
+func (e *env) trackDeadLetter(group string) {
+	dl := e.prefix + group + DeadLetterTopicSuffix
+	e.track([]string{dl + "." + broker.DeadLetterGroup}, []string{dl})
+}
+
+// trackTiers records the delay tiers' exchanges and queues for deletion
+// (quorum tiers, the default).
+func (e *env) trackTiers(tiers ...time.Duration) {
+	for _, tier := range tiers {
+		x, q := e.config().WithDefaults().delayTierNames(tier)
+		e.track([]string{q}, []string{x})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		<-tick.C
+	}
 }
 
 func (e *env) track(queues, exchanges []string) {

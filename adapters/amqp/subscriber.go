@@ -51,6 +51,9 @@ var (
 
 func newSubscriber(b *Broker, group string, opts broker.SubscriberOptions) *Subscriber {
 	prefetch := b.cfg.Prefetch
+	if opts.Ordered {
+		prefetch = b.cfg.OrderedPrefetch
+	}
 	if opts.Prefetch > 0 {
 		prefetch = opts.Prefetch
 	}
@@ -247,6 +250,14 @@ func (sub *subscription) pump(sess *session) (stopped bool) {
 			}
 			next = sub.newEntry(sess, &dl)
 			sess.begin()
+			if due := dueAt(next.msg); !due.IsZero() {
+				if due.After(time.Now()) {
+					sub.redelay(next, due)
+					next = nil
+					continue
+				}
+				delete(next.msg.Metadata, DelayUntilHeader)
+			}
 		case outCh <- nextMsg:
 			d.pending = append(d.pending, next)
 			next = nil
@@ -496,6 +507,30 @@ func (sub *subscription) resubscribe() *session {
 		}
 		backoff = min(backoff*2, s.b.cfg.MaxReconnectBackoff)
 	}
+}
+
+// redelay sends e, a chained delay that is not due yet, to its next delay
+// tier and acks it once RabbitMQ confirmed that; if that fails, e is nacked
+// (redelivered after the nack delay, and tried again). Its delivery tag is
+// held meanwhile, so no multiple ack covers it.
+func (sub *subscription) redelay(e *entry, due time.Time) {
+	s := sub.s
+	e.sess.holdNack(e.tag)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(sub.base, s.b.cfg.ConfirmTimeout)
+		err := s.b.delayUntil(ctx, sub.topic, s.group, e.msg, due)
+		cancel()
+		if err != nil {
+			s.b.log.Warn("chained delay: next hop failed; redelivering", "group", s.group, "queue", sub.queue,
+				"message_uuid", e.msg.UUID, "error", err)
+			s.nack(e) // holds the tag again, and releases it once nacked
+			return
+		}
+		s.ack(e, false)
+		e.sess.releaseNack(e.tag)
+	}()
 }
 
 // ack acks one settled entry on its channel (an error means the channel is
