@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-go/switchyard/internal/brokertest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
 )
@@ -625,6 +627,84 @@ func TestQuorumQueues(t *testing.T) {
 		t.Errorf("redelivered %s with x-delivery-count %q, want %s with 1", again.UUID, again.Metadata.Get("x-delivery-count"), sent[0].UUID)
 	}
 	again.Ack()
+}
+
+// A quorum group queue dead-letters a message handed back more than
+// DeliveryLimit times to the group's dead-letter topic, whose queue has no
+// limit: browsing it (which requeues) never loses what it holds. Break it:
+// give the dead-letter queue the limit too and the browses burn the letter.
+func TestQuorumDeliveryLimitDeadLettersAndBrowseBurnsNothing(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	e.trackDeadLetter("g")
+	b := e.broker(func(c *Config) {
+		c.QueueType = QueueTypeQuorum
+		c.DeliveryLimit = 2
+		c.NackDelay = 10 * time.Millisecond
+	})
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	poison := newMessages(1, "poison")[0]
+	if err := b.Publisher().Publish(topic, poison); err != nil {
+		t.Fatal(err)
+	}
+	dlq := e.prefix + "g" + DeadLetterTopicSuffix + "." + broker.DeadLetterGroup
+	deliveries := 0
+	waitFor(t, 20*time.Second, "the poison message in "+dlq, func() bool {
+		select {
+		case m := <-msgs:
+			deliveries++
+			m.Nack()
+		default:
+		}
+		return e.depth(dlq) == 1
+	})
+	if deliveries != 3 {
+		t.Errorf("delivered %d times before dead-lettering with delivery_limit 2, want 3", deliveries)
+	}
+	dlTopic := "g" + DeadLetterTopicSuffix
+	for i := range 30 {
+		var got []*message.Message
+		if err := b.Browse(context.Background(), dlTopic, broker.DeadLetterGroup, func(m *message.Message) bool {
+			got = append(got, m)
+			return true
+		}); err != nil {
+			t.Fatalf("Browse %d: %v", i, err)
+		}
+		if len(got) != 1 || got[0].UUID != poison.UUID {
+			t.Fatalf("browse %d of the dead-letter queue: %d messages, want the poison message", i, len(got))
+		}
+		if i == 0 && !strings.Contains(got[0].Metadata.Get("x-death"), "delivery_limit") {
+			t.Errorf("x-death %q, want reason delivery_limit", got[0].Metadata.Get("x-death"))
+		}
+	}
+}
+
+// An abandoned group's queue expires (queue_expires): it no longer
+// collects messages nobody reads. Break it: drop x-expires and the queue
+// stays.
+func TestAbandonedGroupQueueExpires(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("gone")
+	haveRabbitmqctl(t)
+	b := e.broker(func(c *Config) { c.QueueExpires = time.Second })
+	s, ch := subscribe(t, b, "gone", topic, broker.SubscriberOptions{})
+	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, ch, 1, 10*time.Second)[0].Ack()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	queue := e.prefix + topic + ".gone"
+	// Watched with rabbitmqctl: a passive declaration would renew the
+	// queue's lease.
+	waitFor(t, 15*time.Second, "queue "+queue+" to expire", func() bool {
+		out, err := exec.Command(brokertest.Rabbitmqctl(), "list_queues", "-q", "--no-table-headers", "name").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rabbitmqctl list_queues: %v: %s", err, out)
+		}
+		return !slices.Contains(strings.Fields(string(out)), queue)
+	})
 }
 
 func TestPublishNackedFails(t *testing.T) {
