@@ -150,17 +150,18 @@ func TestCompetingConsumersReceiveEachMessageOnce(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "every message received", func() bool {
 		mu.Lock()
-		n := len(counts)
-		mu.Unlock()
-		if n == len(sent) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // let duplicates, if any, arrive
+		defer mu.Unlock()
+		return len(counts) == len(sent)
+	})
+	// A duplicate would be a redelivery of a message still in the queue:
+	// wait until the queue holds nothing, ready or unacknowledged.
+	ctl := e.raw()
+	waitFor(t, 10*time.Second, "the queue to be empty", func() bool {
+		q, err := ctl.QueueDeclarePassive(e.prefix+topic+".workers", true, false, false, false, nil)
+		return err == nil && q.Messages == 0 && unacked(t, e.prefix+topic+".workers") == 0
+	})
 	close(done)
 	wg.Wait()
 	for _, m := range sent {
@@ -444,6 +445,8 @@ func TestReconnect(t *testing.T) {
 
 	killConnections(t, e.name)
 	// Down for ReconnectBackoff: Publish fails fast, naming the cause.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	deadline := time.Now().Add(5 * time.Second)
 	var err error
 	for time.Now().Before(deadline) {
@@ -455,7 +458,7 @@ func TestReconnect(t *testing.T) {
 			}
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 	}
 	if !errors.Is(err, broker.ErrDisconnected) || !strings.Contains(err.Error(), topic) {
 		t.Fatalf("Publish while disconnected: err = %v, want broker.ErrDisconnected naming the topic", err)
@@ -472,7 +475,7 @@ func TestReconnect(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Publish after reconnect: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		<-tick.C
 	}
 	var gotHeld, gotAfter bool
 	for !gotHeld || !gotAfter {
@@ -780,20 +783,30 @@ func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 	}
 }
 
-func TestPublishFailsFastWhileBlocked(t *testing.T) {
+// TestPublishFailsFastWhileBlocked is TestPrivateNode's "publish fails
+// fast while blocked": a real memory alarm needs a node of its own.
+
+// When the channel dies with confirms pending, Publish returns an error for
+// the whole call, never a silent success: the first message goes to an
+// exchange that does not exist, RabbitMQ closes the channel (404), and the
+// messages sent behind it are never confirmed. Break it: make failAll
+// resolve with nil and Publish returns nil.
+func TestPublishFailsWhenChannelDiesWithConfirmsPending(t *testing.T) {
 	e := newEnv(t)
 	topic := e.topic("g")
 	b := e.broker(nil)
 	subscribe(t, b, "g", topic, broker.SubscriberOptions{})
-	reason := "low on memory"
-	b.blocked.Store(&reason) // as on connection.blocked: alarms cannot be raised on a shared broker
-	err := b.Publisher().Publish(topic, newMessages(1, "x")...)
-	if !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), reason) {
-		t.Fatalf("Publish while blocked: %v, want ErrBlocked with the reason", err)
+	// Few enough to be all sent before the channel.close arrives: the
+	// error comes from the confirms that never came.
+	msgs := newMessages(3, "x")
+	err := b.pub.publish(context.Background(), nil, topic, e.prefix+"no-such-exchange-"+randomSuffix(), "", false, msgs)
+	var aerr *amqp091.Error
+	if err == nil || !strings.Contains(err.Error(), topic) || !errors.As(err, &aerr) || aerr.Code != amqp091.NotFound {
+		t.Fatalf("publish on a channel that dies with confirms pending: %v, want an error naming the topic with the 404", err)
 	}
-	b.blocked.Store(nil)
-	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); err != nil {
-		t.Fatalf("Publish after unblock: %v", err)
+	// The pool replaces the dead channel: the next Publish works.
+	if err := b.Publisher().Publish(topic, newMessages(1, "y")...); err != nil {
+		t.Fatalf("Publish after the channel died: %v", err)
 	}
 }
 
@@ -808,6 +821,8 @@ func TestSubscriberRedeclaresDeletedQueue(t *testing.T) {
 	// RabbitMQ cancels the consumer; the subscription declares the queue
 	// again and resumes. Until then a publish has no route.
 	sent := newMessages(1, "x")
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := b.Publisher().Publish(topic, sent...)
@@ -817,7 +832,7 @@ func TestSubscriberRedeclaresDeletedQueue(t *testing.T) {
 		if !errors.Is(err, ErrUnroutable) || time.Now().After(deadline) {
 			t.Fatalf("Publish after the queue was deleted: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 	}
 	if m := receive(t, msgs, 1, 10*time.Second)[0]; m.UUID != sent[0].UUID {
 		t.Fatalf("got %s, want %s", m.UUID, sent[0].UUID)

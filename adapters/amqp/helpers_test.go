@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -275,4 +276,23 @@ func newMessages(n int, payload string) []*message.Message {
 		msgs[i] = message.NewMessage(randomSuffix()+randomSuffix(), []byte(payload))
 	}
 	return msgs
+}
+
+// unacked returns the number of messages of queue delivered and not
+// acknowledged, from rabbitmqctl (0 when rabbitmqctl is unavailable: the
+// ready count is then all a test can check).
+func unacked(t testing.TB, queue string) int {
+	t.Helper()
+	out, err := exec.Command(brokertest.Rabbitmqctl(), "list_queues", "-q", "--no-table-headers", "name", "messages_unacknowledged").CombinedOutput()
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, n, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok && name == queue {
+			var v int
+			fmt.Sscan(n, &v)
+			return v
+		}
+	}
+	return 0
 }
