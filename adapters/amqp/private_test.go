@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -92,10 +94,42 @@ ssl_cert_login_from = common_name
 			tc := verified
 			tc.CertFile, tc.KeyFile = pki.clientCert, pki.clientKey
 			// No password anywhere: the certificate's CN is the user.
+			name := "external-" + randomSuffix()
 			roundTrip(t, open(t, func(c *Config) {
 				c.URL = fmt.Sprintf("amqps://127.0.0.1:%d/", tlsPort)
-				c.TLS, c.AuthMechanism = tc, AuthExternal
+				c.TLS, c.AuthMechanism, c.ConnectionName = tc, AuthExternal, name
 			}))
+			out, err := exec.Command(s.Rabbitmqctl(), "list_connections", "-q", "--no-table-headers", "user", "auth_mechanism", "client_properties").CombinedOutput()
+			if err != nil {
+				t.Fatalf("rabbitmqctl list_connections: %v: %s", err, out)
+			}
+			found := false
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.Contains(line, name) {
+					found = true
+					if !strings.HasPrefix(line, clientCN+"\tEXTERNAL\t") {
+						t.Errorf("connection %s: %q, want user %s authenticated by EXTERNAL", name, line, clientCN)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no connection named %s in:\n%s", name, out)
+			}
+		})
+		t.Run("skipped verification is logged", func(t *testing.T) {
+			var logs strings.Builder
+			var mu sync.Mutex
+			logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+			b, err := New(context.Background(), Config{URL: amqps, TLS: TLSConfig{Enabled: true, InsecureSkipVerify: true}}, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "insecure_skip_verify") {
+				t.Errorf("log %q: want a warning about insecure_skip_verify", logs.String())
+			}
 		})
 		t.Run("unknown CA refused", func(t *testing.T) {
 			other := newTestPKI(t, t.TempDir())
@@ -260,6 +294,17 @@ ssl_cert_login_from = common_name
 		mu.Unlock()
 		t.Logf("restart: %d confirmed, 0 lost, %d duplicates", total, dups)
 	})
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // roundTrip publishes one message and consumes it.
