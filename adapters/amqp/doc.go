@@ -81,6 +81,10 @@
 // longer be settled: their Ack and Nack do nothing, and RabbitMQ redelivers
 // them, so handlers must be idempotent (the idempotency middleware exists for
 // this).
+// A subscription that RabbitMQ refuses to let back in (ACCESS_REFUSED,
+// PRECONDITION_FAILED, NOT_ALLOWED on declaring or consuming its queue)
+// gives up: its channel closes and [Subscriber.Failure] ([broker.Failer])
+// says why, so the runtime ends Run with that error.
 //
 // # Ordering
 //

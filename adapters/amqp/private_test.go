@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,6 +224,51 @@ ssl_cert_login_from = common_name
 		waitFor(t, 15*time.Second, "publishing to resume", func() bool {
 			return b.Publisher().Publish(topic, newMessages(1, "x")...) == nil
 		})
+	})
+
+	// A subscription that RabbitMQ refuses to let back in (permissions
+	// revoked while its consumer was lost) ends: its channel closes and
+	// Failure says why, instead of retrying silently for ever. Break it:
+	// make fatal return false and the channel stays open.
+	t.Run("refused resubscribe ends the subscription", func(t *testing.T) {
+		const user = "limited"
+		pass := randomSuffix()
+		ctl("add_user", user, pass)
+		ctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+		u, err := url.Parse(s.AMQPURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword(user, pass)
+		name := "refused-" + randomSuffix()
+		b := open(t, func(c *Config) { c.URL = u.String(); c.ConnectionName = name })
+		topic := "refused-" + randomSuffix()
+		sub, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+		if sub.Failure() != nil {
+			t.Fatalf("Failure before anything went wrong: %v", sub.Failure())
+		}
+		ctl("set_permissions", "-p", "/", user, "^$", ".*", ".*") // no configure: no queue.declare
+		out, err := exec.Command(s.Rabbitmqctl(), "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rabbitmqctl list_connections: %v: %s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, name+" (consume)") {
+				pid, _, _ := strings.Cut(line, "\t")
+				ctl("close_connection", pid, "test: consumer lost")
+			}
+		}
+		select {
+		case m, ok := <-msgs:
+			if ok {
+				t.Fatalf("unexpected message %s", m.UUID)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("subscription still open 30s after RabbitMQ refused to let it resubscribe")
+		}
+		if err := sub.Failure(); err == nil || !strings.Contains(err.Error(), "ACCESS_REFUSED") || !strings.Contains(err.Error(), topic) {
+			t.Fatalf("Failure = %v, want ACCESS_REFUSED naming the topic", err)
+		}
 	})
 
 	// Restarting the node under a publisher and a consumer loses nothing

@@ -2,9 +2,11 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -42,12 +44,41 @@ type Subscriber struct {
 	wg       sync.WaitGroup // run and await goroutines
 
 	nacks nackCounts
+
+	failure atomic.Pointer[error] // why a subscription was ended, see Failure
 }
 
 var (
 	_ message.Subscriber           = (*Subscriber)(nil)
 	_ message.SubscribeInitializer = (*Subscriber)(nil)
+	_ broker.Failer                = (*Subscriber)(nil)
 )
+
+// Failure implements [broker.Failer]: the error that made a subscription
+// give up and close its channel, or nil. A subscription gives up when
+// RabbitMQ refuses to let it declare or consume its queue again after a
+// lost consumer (ACCESS_REFUSED: permissions changed; PRECONDITION_FAILED:
+// the queue was recreated with other arguments; NOT_ALLOWED): retrying
+// would only repeat the refusal, silently, while nothing is consumed.
+func (s *Subscriber) Failure() error {
+	if err := s.failure.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// fatal reports whether err is a refusal that retrying will not cure.
+func fatal(err error) bool {
+	var aerr *amqp091.Error
+	if !errors.As(err, &aerr) || !aerr.Server {
+		return false
+	}
+	switch aerr.Code {
+	case amqp091.AccessRefused, amqp091.PreconditionFailed, amqp091.NotAllowed:
+		return true
+	}
+	return false
+}
 
 func newSubscriber(b *Broker, group string, opts broker.SubscriberOptions) *Subscriber {
 	prefetch := b.cfg.Prefetch
@@ -496,6 +527,12 @@ func (sub *subscription) resubscribe() *session {
 			if sess, err = s.consume(sub.queue); err == nil {
 				return sess
 			}
+		}
+		if fatal(err) {
+			err = fmt.Errorf("amqp: subscription of %q to %q ended: %w", s.group, sub.topic, err)
+			s.failure.CompareAndSwap(nil, &err)
+			s.b.log.Error("resubscribe refused; ending the subscription", "group", s.group, "queue", sub.queue, "error", err)
+			return nil
 		}
 		s.b.log.Warn("resubscribe failed", "group", s.group, "queue", sub.queue, "error", err, "retry_in", backoff)
 		select {
