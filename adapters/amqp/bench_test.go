@@ -201,13 +201,13 @@ func BenchmarkConsume(b *testing.B) {
 			}
 		}
 	}
-	setup := func(b *testing.B) (*Broker, *Subscriber, string, string, func()) {
+	setupWith := func(b *testing.B, opts broker.SubscriberOptions) (*Broker, *Subscriber, string, string, func()) {
 		prefix := "sybench-" + randomSuffix() + "."
 		br, err := New(context.Background(), Config{URL: url, ExchangePrefix: prefix, QueuePrefix: prefix, ConnectionName: prefix, Prefetch: 100}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := br.NewSubscriber("sink", broker.SubscriberOptions{})
+		s, err := br.NewSubscriber("sink", opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -225,6 +225,9 @@ func BenchmarkConsume(b *testing.B) {
 			_, _ = ch.QueueDelete(prefix+"bench.sink", false, false, false)
 			_ = ch.ExchangeDelete(prefix+"bench", false, false)
 		}
+	}
+	setup := func(b *testing.B) (*Broker, *Subscriber, string, string, func()) {
+		return setupWith(b, broker.SubscriberOptions{})
 	}
 
 	b.Run("raw", func(b *testing.B) {
@@ -277,4 +280,29 @@ func BenchmarkConsume(b *testing.B) {
 		b.StopTimer()
 		cpu.report(b)
 	})
+
+	// Ordered subscriptions (single active consumer) hold ordered_prefetch
+	// messages (default 1) so that a handed-back message is redelivered
+	// before later ones; this is what that costs against a window of 100.
+	for _, prefetch := range []int{0, 100} {
+		name := "switchyard-ordered-prefetch-default"
+		if prefetch > 0 {
+			name = "switchyard-ordered-prefetch-100"
+		}
+		b.Run(name, func(b *testing.B) {
+			br, s, topic, _, cleanup := setupWith(b, broker.SubscriberOptions{Ordered: true, Prefetch: prefetch})
+			defer cleanup()
+			fill(b, br, topic)
+			b.SetBytes(int64(len(payload)))
+			b.ResetTimer()
+			msgs, err := s.Subscribe(context.Background(), topic)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < b.N; i++ {
+				(<-msgs).Ack()
+			}
+			b.StopTimer()
+		})
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +55,9 @@ type Broker struct {
 	topo    topology
 	pub     *Publisher
 	blocked atomic.Pointer[string] // reason while RabbitMQ blocks publishing
+	// serverMajor is the major version of the RabbitMQ the publishing
+	// connection reaches (0: unknown), for arguments whose meaning changed.
+	serverMajor atomic.Int32
 }
 
 var (
@@ -98,7 +103,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 		go l.watch(conn)
 	}
 	b.pub = newPublisher(b)
-	b.log.Info("connected", "url", cfg.RedactedURL())
+	b.log.Info("connected", "url", cfg.RedactedURL(), "server_version", serverVersion(pubConn))
+	for _, w := range cfg.securityWarnings() {
+		b.log.Warn(w, "url", cfg.RedactedURL())
+	}
 	return b, nil
 }
 
@@ -167,6 +175,7 @@ func (l *link) set(conn *amqp091.Connection) {
 	if conn == nil {
 		return
 	}
+	b.serverMajor.Store(majorVersion(serverVersion(conn)))
 	blocks := conn.NotifyBlocked(make(chan amqp091.Blocking, 1))
 	b.wg.Add(1)
 	go func() { // ends when the connection closes its notification channels
@@ -365,6 +374,22 @@ func (b *Broker) Close() error {
 	}
 	b.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// serverVersion is the version RabbitMQ announces ("3.10.8"), or "".
+func serverVersion(conn *amqp091.Connection) string {
+	v, _ := conn.Properties["version"].(string)
+	return v
+}
+
+// majorVersion is the major number of a version such as "4.0.5", or 0.
+func majorVersion(v string) int32 {
+	major, _, _ := strings.Cut(v, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil || n < 0 || n > 1000 {
+		return 0
+	}
+	return int32(n)
 }
 
 // disconnectedErr wraps err with broker.ErrDisconnected when the failure came

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-go/switchyard/internal/brokertest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
 )
@@ -147,17 +150,18 @@ func TestCompetingConsumersReceiveEachMessageOnce(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "every message received", func() bool {
 		mu.Lock()
-		n := len(counts)
-		mu.Unlock()
-		if n == len(sent) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // let duplicates, if any, arrive
+		defer mu.Unlock()
+		return len(counts) == len(sent)
+	})
+	// A duplicate would be a redelivery of a message still in the queue:
+	// wait until the queue holds nothing, ready or unacknowledged.
+	ctl := e.raw()
+	waitFor(t, 10*time.Second, "the queue to be empty", func() bool {
+		q, err := ctl.QueueDeclarePassive(e.prefix+topic+".workers", true, false, false, false, nil)
+		return err == nil && q.Messages == 0 && unacked(t, e.prefix+topic+".workers") == 0
+	})
 	close(done)
 	wg.Wait()
 	for _, m := range sent {
@@ -361,8 +365,10 @@ func TestOrderedQueueIsSingleActiveConsumer(t *testing.T) {
 	if err := b.Publisher().Publish(topic, sent...); err != nil {
 		t.Fatal(err)
 	}
-	// Only the first consumer is active: it gets all, in order.
-	for i, m := range receive(t, ch1, len(sent), 10*time.Second) {
+	// Only the first consumer is active: it gets all, in order (one at a
+	// time: ordered subscriptions have prefetch 1).
+	for i := range sent {
+		m := receive(t, ch1, 1, 10*time.Second)[0]
 		if m.UUID != sent[i].UUID {
 			t.Fatalf("message %d out of order", i)
 		}
@@ -377,11 +383,45 @@ func TestOrderedQueueIsSingleActiveConsumer(t *testing.T) {
 	if err := b.Publisher().Publish(topic, more...); err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range receive(t, ch2, len(more), 10*time.Second) {
+	for i := range more {
+		m := receive(t, ch2, 1, 10*time.Second)[0]
 		if m.UUID != more[i].UUID {
 			t.Fatalf("message %d out of order after failover", i)
 		}
 		m.Ack()
+	}
+}
+
+// An ordered subscription holds one message at a time, so a nacked message
+// comes back before any later one (with the old prefetch of 100 the later
+// ones were already handed out).
+func TestOrderedNackIsRetriedBeforeLaterMessages(t *testing.T) {
+	for _, qt := range []string{QueueTypeClassic, QueueTypeQuorum} {
+		t.Run(qt, func(t *testing.T) {
+			e := newEnv(t)
+			topic := e.topic("ordered")
+			e.trackDeadLetter("ordered")
+			b := e.broker(func(c *Config) { c.QueueType = qt; c.NackDelay = 10 * time.Millisecond })
+			_, msgs := subscribe(t, b, "ordered", topic, broker.SubscriberOptions{Ordered: true})
+			sent := newMessages(3, "x")
+			if err := b.Publisher().Publish(topic, sent...); err != nil {
+				t.Fatal(err)
+			}
+			first := receive(t, msgs, 1, 10*time.Second)[0]
+			// Nothing else is handed out while the first is unsettled.
+			none(t, msgs, 200*time.Millisecond)
+			first.Nack()
+			var order []string
+			for range sent {
+				m := receive(t, msgs, 1, 10*time.Second)[0]
+				order = append(order, m.UUID)
+				m.Ack()
+			}
+			want := []string{sent[0].UUID, sent[1].UUID, sent[2].UUID}
+			if !slices.Equal(order, want) {
+				t.Fatalf("after a nack of the first, got %v, want %v", order, want)
+			}
+		})
 	}
 }
 
@@ -405,6 +445,8 @@ func TestReconnect(t *testing.T) {
 
 	killConnections(t, e.name)
 	// Down for ReconnectBackoff: Publish fails fast, naming the cause.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	deadline := time.Now().Add(5 * time.Second)
 	var err error
 	for time.Now().Before(deadline) {
@@ -416,7 +458,7 @@ func TestReconnect(t *testing.T) {
 			}
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 	}
 	if !errors.Is(err, broker.ErrDisconnected) || !strings.Contains(err.Error(), topic) {
 		t.Fatalf("Publish while disconnected: err = %v, want broker.ErrDisconnected naming the topic", err)
@@ -433,7 +475,7 @@ func TestReconnect(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Publish after reconnect: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		<-tick.C
 	}
 	var gotHeld, gotAfter bool
 	for !gotHeld || !gotAfter {
@@ -449,8 +491,7 @@ func TestDelayReturnsOnlyToTargetGroupAfterTier(t *testing.T) {
 	topic := e.topic("retrying", "bystander")
 	tiers := []time.Duration{time.Second, 3 * time.Second}
 	b := e.broker(func(c *Config) { c.DelayTiers = tiers })
-	e.track([]string{e.prefix + "switchyard.delay.1s", e.prefix + "switchyard.delay.3s"},
-		[]string{e.prefix + "switchyard.delay.1s", e.prefix + "switchyard.delay.3s"})
+	e.trackTiers(tiers...)
 	_, target := subscribe(t, b, "retrying", topic, broker.SubscriberOptions{})
 	_, other := subscribe(t, b, "bystander", topic, broker.SubscriberOptions{})
 
@@ -495,6 +536,47 @@ func TestDelayReturnsOnlyToTargetGroupAfterTier(t *testing.T) {
 	}
 }
 
+// A delay longer than the largest tier waits in it as often as needed: it
+// is never cut short. Break it: make Delay forget DelayUntilHeader and the
+// message is back after one tier.
+func TestDelayBeyondLargestTierIsChained(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	tiers := []time.Duration{300 * time.Millisecond, time.Second}
+	e.trackTiers(tiers...)
+	b := e.broker(func(c *Config) { c.DelayTiers = tiers })
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	msg := newMessages(1, "late")[0]
+	start := time.Now()
+	if err := b.Delay(context.Background(), topic, "g", msg, 2500*time.Millisecond); err != nil {
+		t.Fatalf("Delay: %v", err)
+	}
+	if msg.Metadata.Get(DelayUntilHeader) != "" {
+		t.Error("Delay changed the caller's message")
+	}
+	got := receive(t, msgs, 1, 15*time.Second)[0]
+	waited := time.Since(start)
+	got.Ack()
+	if waited < 2500*time.Millisecond {
+		t.Fatalf("delayed 2.5s with a largest tier of 1s: back after %s, want >= 2.5s", waited)
+	}
+	if got.UUID != msg.UUID || got.Metadata.Get(DelayUntilHeader) != "" || string(got.Payload) != "late" {
+		t.Errorf("got %s (%q, due header %q), want %s without the due header", got.UUID, got.Payload,
+			got.Metadata.Get(DelayUntilHeader), msg.UUID)
+	}
+	// A malformed due header is not a reason to hold a message: handed out.
+	bad := newMessages(1, "bad")[0]
+	bad.Metadata.Set(DelayUntilHeader, "soon")
+	if err := b.Publisher().Publish(topic, bad); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, msgs, 1, 10*time.Second)[0]; m.UUID != bad.UUID {
+		t.Errorf("got %s, want the message with a malformed due header", m.UUID)
+	} else {
+		m.Ack()
+	}
+}
+
 func TestPublishAfterCloseFails(t *testing.T) {
 	e := newEnv(t)
 	b := e.broker(nil)
@@ -527,8 +609,9 @@ func TestNewFailsClearlyWithoutHidingNothing(t *testing.T) {
 func TestQuorumQueues(t *testing.T) {
 	e := newEnv(t)
 	topic := e.topic("q")
+	e.trackDeadLetter("q")
 	b := e.broker(func(c *Config) { c.QueueType = QueueTypeQuorum; c.NackDelay = 50 * time.Millisecond })
-	_, msgs := subscribe(t, b, "q", topic, broker.SubscriberOptions{Ordered: true})
+	_, msgs := subscribe(t, b, "q", topic, broker.SubscriberOptions{Ordered: true, Prefetch: 10})
 	// It is a quorum queue: redeclaring it as classic is refused.
 	if _, err := e.raw().QueueDeclare(e.prefix+topic+".q", true, false, false, false,
 		amqp091.Table{amqp091.QueueTypeArg: QueueTypeClassic, amqp091.SingleActiveConsumerArg: true}); err == nil {
@@ -547,6 +630,84 @@ func TestQuorumQueues(t *testing.T) {
 		t.Errorf("redelivered %s with x-delivery-count %q, want %s with 1", again.UUID, again.Metadata.Get("x-delivery-count"), sent[0].UUID)
 	}
 	again.Ack()
+}
+
+// A quorum group queue dead-letters a message handed back more than
+// DeliveryLimit times to the group's dead-letter topic, whose queue has no
+// limit: browsing it (which requeues) never loses what it holds. Break it:
+// give the dead-letter queue the limit too and the browses burn the letter.
+func TestQuorumDeliveryLimitDeadLettersAndBrowseBurnsNothing(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("g")
+	e.trackDeadLetter("g")
+	b := e.broker(func(c *Config) {
+		c.QueueType = QueueTypeQuorum
+		c.DeliveryLimit = 2
+		c.NackDelay = 10 * time.Millisecond
+	})
+	_, msgs := subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+	poison := newMessages(1, "poison")[0]
+	if err := b.Publisher().Publish(topic, poison); err != nil {
+		t.Fatal(err)
+	}
+	dlq := e.prefix + "g" + DeadLetterTopicSuffix + "." + broker.DeadLetterGroup
+	deliveries := 0
+	waitFor(t, 20*time.Second, "the poison message in "+dlq, func() bool {
+		select {
+		case m := <-msgs:
+			deliveries++
+			m.Nack()
+		default:
+		}
+		return e.depth(dlq) == 1
+	})
+	if deliveries != 3 {
+		t.Errorf("delivered %d times before dead-lettering with delivery_limit 2, want 3", deliveries)
+	}
+	dlTopic := "g" + DeadLetterTopicSuffix
+	for i := range 30 {
+		var got []*message.Message
+		if err := b.Browse(context.Background(), dlTopic, broker.DeadLetterGroup, func(m *message.Message) bool {
+			got = append(got, m)
+			return true
+		}); err != nil {
+			t.Fatalf("Browse %d: %v", i, err)
+		}
+		if len(got) != 1 || got[0].UUID != poison.UUID {
+			t.Fatalf("browse %d of the dead-letter queue: %d messages, want the poison message", i, len(got))
+		}
+		if i == 0 && !strings.Contains(got[0].Metadata.Get("x-death"), "delivery_limit") {
+			t.Errorf("x-death %q, want reason delivery_limit", got[0].Metadata.Get("x-death"))
+		}
+	}
+}
+
+// An abandoned group's queue expires (queue_expires): it no longer
+// collects messages nobody reads. Break it: drop x-expires and the queue
+// stays.
+func TestAbandonedGroupQueueExpires(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("gone")
+	haveRabbitmqctl(t)
+	b := e.broker(func(c *Config) { c.QueueExpires = time.Second })
+	s, ch := subscribe(t, b, "gone", topic, broker.SubscriberOptions{})
+	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, ch, 1, 10*time.Second)[0].Ack()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	queue := e.prefix + topic + ".gone"
+	// Watched with rabbitmqctl: a passive declaration would renew the
+	// queue's lease.
+	waitFor(t, 15*time.Second, "queue "+queue+" to expire", func() bool {
+		out, err := exec.Command(brokertest.Rabbitmqctl(), "list_queues", "-q", "--no-table-headers", "name").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rabbitmqctl list_queues: %v: %s", err, out)
+		}
+		return !slices.Contains(strings.Fields(string(out)), queue)
+	})
 }
 
 func TestPublishNackedFails(t *testing.T) {
@@ -622,20 +783,30 @@ func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 	}
 }
 
-func TestPublishFailsFastWhileBlocked(t *testing.T) {
+// TestPublishFailsFastWhileBlocked is TestPrivateNode's "publish fails
+// fast while blocked": a real memory alarm needs a node of its own.
+
+// When the channel dies with confirms pending, Publish returns an error for
+// the whole call, never a silent success: the first message goes to an
+// exchange that does not exist, RabbitMQ closes the channel (404), and the
+// messages sent behind it are never confirmed. Break it: make failAll
+// resolve with nil and Publish returns nil.
+func TestPublishFailsWhenChannelDiesWithConfirmsPending(t *testing.T) {
 	e := newEnv(t)
 	topic := e.topic("g")
 	b := e.broker(nil)
 	subscribe(t, b, "g", topic, broker.SubscriberOptions{})
-	reason := "low on memory"
-	b.blocked.Store(&reason) // as on connection.blocked: alarms cannot be raised on a shared broker
-	err := b.Publisher().Publish(topic, newMessages(1, "x")...)
-	if !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), reason) {
-		t.Fatalf("Publish while blocked: %v, want ErrBlocked with the reason", err)
+	// Few enough to be all sent before the channel.close arrives: the
+	// error comes from the confirms that never came.
+	msgs := newMessages(3, "x")
+	err := b.pub.publish(context.Background(), nil, topic, e.prefix+"no-such-exchange-"+randomSuffix(), "", false, msgs)
+	var aerr *amqp091.Error
+	if err == nil || !strings.Contains(err.Error(), topic) || !errors.As(err, &aerr) || aerr.Code != amqp091.NotFound {
+		t.Fatalf("publish on a channel that dies with confirms pending: %v, want an error naming the topic with the 404", err)
 	}
-	b.blocked.Store(nil)
-	if err := b.Publisher().Publish(topic, newMessages(1, "x")...); err != nil {
-		t.Fatalf("Publish after unblock: %v", err)
+	// The pool replaces the dead channel: the next Publish works.
+	if err := b.Publisher().Publish(topic, newMessages(1, "y")...); err != nil {
+		t.Fatalf("Publish after the channel died: %v", err)
 	}
 }
 
@@ -650,6 +821,8 @@ func TestSubscriberRedeclaresDeletedQueue(t *testing.T) {
 	// RabbitMQ cancels the consumer; the subscription declares the queue
 	// again and resumes. Until then a publish has no route.
 	sent := newMessages(1, "x")
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := b.Publisher().Publish(topic, sent...)
@@ -659,7 +832,7 @@ func TestSubscriberRedeclaresDeletedQueue(t *testing.T) {
 		if !errors.Is(err, ErrUnroutable) || time.Now().After(deadline) {
 			t.Fatalf("Publish after the queue was deleted: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		<-tick.C
 	}
 	if m := receive(t, msgs, 1, 10*time.Second)[0]; m.UUID != sent[0].UUID {
 		t.Fatalf("got %s, want %s", m.UUID, sent[0].UUID)

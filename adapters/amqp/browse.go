@@ -14,7 +14,10 @@ import (
 // returns false or the queue is exhausted. The messages are fetched with
 // basic.get on a channel of their own and handed back when Browse returns
 // (the channel is closed, RabbitMQ requeues them in place); they are marked
-// redelivered, and a quorum queue counts the browse as a delivery attempt.
+// redelivered, and a quorum queue counts the browse as a delivery attempt:
+// the dead-letter group's queues ([broker.DeadLetterGroup]) are declared
+// without a delivery limit for this reason, so browsing them loses nothing,
+// while browsing another quorum queue uses up its [Config.DeliveryLimit].
 // While Browse runs, the fetched messages are invisible to the group's
 // consumers, so browse a queue nobody consumes (a dead-letter group) or
 // expect a short hold-up.

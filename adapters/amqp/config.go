@@ -23,6 +23,7 @@ const (
 	DefaultURL                 = "amqp://guest:guest@127.0.0.1:5672/"
 	DefaultQueueType           = QueueTypeClassic
 	DefaultPrefetch            = 100
+	DefaultOrderedPrefetch     = 1
 	DefaultPublishChannels     = 4
 	DefaultConfirmTimeout      = 30 * time.Second
 	DefaultReconnectBackoff    = 100 * time.Millisecond
@@ -31,7 +32,20 @@ const (
 	DefaultMaxNackDelay        = 5 * time.Second
 	DefaultConnectionName      = "switchyard"
 	DefaultHeartbeat           = 10 * time.Second
+	DefaultDelayQueueType      = QueueTypeQuorum
+	DefaultDeliveryLimit       = 100
+	DefaultAuthMechanism       = AuthPlain
 )
+
+// SASL mechanisms accepted by [Config.AuthMechanism].
+const (
+	AuthPlain    = "plain"
+	AuthExternal = "external"
+)
+
+// NoDeliveryLimit as [Config.DeliveryLimit] turns the quorum queues'
+// delivery limit off.
+const NoDeliveryLimit = -1
 
 // DefaultDelayTiers are the delayed-redelivery tiers used when
 // [Config.DelayTiers] is empty.
@@ -50,6 +64,13 @@ type Config struct {
 	Password string `yaml:"password"`
 	// TLS configures TLS for amqps:// URLs.
 	TLS TLSConfig `yaml:"tls"`
+	// AuthMechanism is the SASL mechanism: "plain" (default: the user name
+	// and password of URL, Username and Password) or "external" (the
+	// client certificate of tls.cert_file authenticates; RabbitMQ needs
+	// the rabbitmq_auth_mechanism_ssl plugin, and the user is named after
+	// the certificate's subject). "external" needs tls.enabled and a
+	// client certificate, and no password.
+	AuthMechanism string `yaml:"auth_mechanism"`
 	// ConnectionName is advertised to the broker (shown by rabbitmqctl and the
 	// management UI), followed by " (publish)" or " (consume)": the adapter
 	// opens one connection for each. Default "switchyard".
@@ -63,9 +84,43 @@ type Config struct {
 	// setting needs the queues deleted (RabbitMQ refuses a redeclaration with
 	// other arguments).
 	QueueType string `yaml:"queue_type"`
+	// DeliveryLimit is the x-delivery-limit of quorum group queues: after
+	// that many failed deliveries (a nack with requeue, a channel or
+	// connection closed with the message unacked) RabbitMQ dead-letters
+	// the message to the group's dead-letter topic (DeadLetterTopic)
+	// instead of redelivering it; the consumer-group runtime dead-letters
+	// far sooner on its own, so this catches messages that crash the
+	// process. Default 100; -1 ([NoDeliveryLimit]) means none (RabbitMQ 3.x
+	// then redelivers for ever; on 4.x the adapter sends -1, which turns
+	// 4.x's default limit of 20 off). The dead-letter group's own queues
+	// never get a limit, so browsing them burns nothing. Classic queues
+	// have no delivery limit.
+	DeliveryLimit int `yaml:"delivery_limit"`
+	// DeadLetterTopic is the topic whose dead-letter group
+	// ("switchyard-dlq") queue receives what quorum group queues
+	// dead-letter at DeliveryLimit. Default "<group>.dead_letter", the
+	// runtime's default dead-letter topic of the group, so `switchyard dlq
+	// list` shows them (with an x-death header whose reason is
+	// delivery_limit). The adapter declares that topic's exchange and queue.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// QueueExpires deletes a group's queue after it has had no consumer
+	// (and no declaration) for this long (x-expires), with the messages in
+	// it, so that an abandoned group cannot fill the disk. Default 0: never.
+	// Whole milliseconds, at least 1s. The dead-letter group's queues never
+	// expire. Setting it on an existing queue needs the queue deleted first
+	// (or a RabbitMQ policy).
+	QueueExpires time.Duration `yaml:"queue_expires"`
 	// Prefetch is how many unacknowledged messages a subscription may hold
 	// (basic.qos); SubscriberOptions.Prefetch overrides it. Default 100.
 	Prefetch int `yaml:"prefetch"`
+	// OrderedPrefetch is the prefetch of Ordered subscriptions (single
+	// active consumer) that set no Prefetch option. Default 1: with one
+	// unacknowledged message at a time, a message handed back (a nack, the
+	// runtime fencing a key behind a failed message, a shutdown) is
+	// redelivered before any later message of its queue, which is what
+	// "retried before later messages" needs. A larger window is faster and
+	// keeps per-key order only while nothing is handed back.
+	OrderedPrefetch int `yaml:"ordered_prefetch"`
 	// PublishChannels is the size of the publisher's pool of confirm-mode
 	// channels. Default 4.
 	PublishChannels int `yaml:"publish_channels"`
@@ -86,6 +141,13 @@ type Config struct {
 	// rounded up to the next tier (capped at the largest). Default
 	// [1s 5s 30s 2m 10m]. Each tier is one queue in RabbitMQ.
 	DelayTiers []time.Duration `yaml:"delay_tiers"`
+	// DelayQueueType is the type of the delay tier queues: "quorum"
+	// (default: replicated, and dead-lettered at least once, so a delayed
+	// message is never dropped on its way back) or "classic" (the old
+	// at-most-once tiers). Quorum tiers are named
+	// "switchyard.delay.quorum.<tier>", classic ones
+	// "switchyard.delay.<tier>".
+	DelayQueueType string `yaml:"delay_queue_type"`
 	// ExchangePrefix and QueuePrefix are prepended to every exchange and queue
 	// name the adapter declares. Default empty.
 	ExchangePrefix string `yaml:"exchange_prefix"`
@@ -132,6 +194,9 @@ func (c *Config) setDefaults() {
 	if c.Prefetch == 0 {
 		c.Prefetch = DefaultPrefetch
 	}
+	if c.OrderedPrefetch == 0 {
+		c.OrderedPrefetch = DefaultOrderedPrefetch
+	}
 	if c.PublishChannels == 0 {
 		c.PublishChannels = DefaultPublishChannels
 	}
@@ -155,6 +220,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.CloudEventsPrefix == "" {
 		c.CloudEventsPrefix = PrefixCE
+	}
+	if c.DelayQueueType == "" {
+		c.DelayQueueType = DefaultDelayQueueType
+	}
+	if c.DeliveryLimit == 0 {
+		c.DeliveryLimit = DefaultDeliveryLimit
+	}
+	if c.AuthMechanism == "" {
+		c.AuthMechanism = DefaultAuthMechanism
 	}
 }
 
@@ -185,8 +259,34 @@ func (c Config) Validate() error {
 	default:
 		bad("queue_type", "%q, want %q or %q", c.QueueType, QueueTypeClassic, QueueTypeQuorum)
 	}
+	switch c.DelayQueueType {
+	case "", QueueTypeClassic, QueueTypeQuorum:
+	default:
+		bad("delay_queue_type", "%q, want %q (default) or %q", c.DelayQueueType, QueueTypeQuorum, QueueTypeClassic)
+	}
+	if c.DeliveryLimit < NoDeliveryLimit {
+		bad("delivery_limit", "%d, want 0 (default %d), a positive limit or -1 (none)", c.DeliveryLimit, DefaultDeliveryLimit)
+	}
+	if c.QueueExpires != 0 && (c.QueueExpires < time.Second || c.QueueExpires%time.Millisecond != 0) {
+		bad("queue_expires", "%s, want 0 (never) or a whole number of milliseconds >= 1s", c.QueueExpires)
+	}
+	switch c.AuthMechanism {
+	case "", AuthPlain:
+	case AuthExternal:
+		if !c.TLS.Enabled || c.TLS.CertFile == "" {
+			bad("auth_mechanism", "%q needs tls.enabled and tls.cert_file/key_file (the client certificate authenticates)", c.AuthMechanism)
+		}
+		if c.Password != "" {
+			bad("password", "set with auth_mechanism %q, which sends no password; remove it", AuthExternal)
+		}
+	default:
+		bad("auth_mechanism", "%q, want %q (default) or %q", c.AuthMechanism, AuthPlain, AuthExternal)
+	}
 	if c.Prefetch < 0 || c.Prefetch > 65535 {
 		bad("prefetch", "%d, want 0 (default %d) to 65535", c.Prefetch, DefaultPrefetch)
+	}
+	if c.OrderedPrefetch < 0 || c.OrderedPrefetch > 65535 {
+		bad("ordered_prefetch", "%d, want 0 (default %d) to 65535", c.OrderedPrefetch, DefaultOrderedPrefetch)
 	}
 	if c.PublishChannels < 0 || c.PublishChannels > 1024 {
 		bad("publish_channels", "%d, want 0 (default %d) to 1024", c.PublishChannels, DefaultPublishChannels)
@@ -260,7 +360,10 @@ func (c Config) dialConfig(role string) (amqp091.Config, error) {
 		Dial:       dialCoalescing,
 	}
 	dc.Properties.SetClientConnectionName(c.ConnectionName + " (" + role + ")")
-	if c.Username != "" || c.Password != "" {
+	if c.AuthMechanism == AuthExternal {
+		// The URL's user information, if any, is not sent.
+		dc.SASL = []amqp091.Authentication{&amqp091.ExternalAuth{}}
+	} else if c.Username != "" || c.Password != "" {
 		uri, err := amqp091.ParseURI(c.URL)
 		if err != nil {
 			return dc, fmt.Errorf("parse url %q: invalid", redact(c.URL))
@@ -284,6 +387,19 @@ func (c Config) dialConfig(role string) (amqp091.Config, error) {
 
 // queueName is the work queue of group on topic.
 func (c Config) queueName(topic, group string) string { return c.QueuePrefix + topic + "." + group }
+
+// DeadLetterTopicSuffix makes the default [Config.DeadLetterTopic] of a
+// group: "<group>.dead_letter", as the runtime names it.
+const DeadLetterTopicSuffix = ".dead_letter"
+
+// deadLetterTopic is where group's quorum queues dead-letter at the
+// delivery limit.
+func (c Config) deadLetterTopic(group string) string {
+	if c.DeadLetterTopic != "" {
+		return c.DeadLetterTopic
+	}
+	return group + DeadLetterTopicSuffix
+}
 
 // exchangeName is the fanout exchange of topic.
 func (c Config) exchangeName(topic string) string { return c.ExchangePrefix + topic }

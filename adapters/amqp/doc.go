@@ -16,8 +16,13 @@
 // subscribers of one group compete for the messages of its queue (work
 // queue). Queues are classic or quorum ([Config.QueueType]). A subscription
 // with [broker.SubscriberOptions] Ordered declares its queue with
-// x-single-active-consumer. [Config.ExchangePrefix] and [Config.QueuePrefix]
-// prefix every name. Declarations are cached per connection.
+// x-single-active-consumer. Quorum group queues carry x-delivery-limit
+// ([Config.DeliveryLimit]) and dead-letter at least once to the group's
+// dead-letter topic ([Config.DeadLetterTopic]); the dead-letter group's
+// queues ([broker.DeadLetterGroup]) get no limit. [Config.QueueExpires]
+// sets x-expires so abandoned groups' queues go away.
+// [Config.ExchangePrefix] and [Config.QueuePrefix] prefix every name.
+// Declarations are cached per connection.
 //
 // A group receives the messages published after it first subscribed
 // ([Subscriber.SubscribeInitialize] or [Subscriber.Subscribe] declared its
@@ -76,6 +81,10 @@
 // longer be settled: their Ack and Nack do nothing, and RabbitMQ redelivers
 // them, so handlers must be idempotent (the idempotency middleware exists for
 // this).
+// A subscription that RabbitMQ refuses to let back in (ACCESS_REFUSED,
+// PRECONDITION_FAILED, NOT_ALLOWED on declaring or consuming its queue)
+// gives up: its channel closes and [Subscriber.Failure] ([broker.Failer])
+// says why, so the runtime ends Run with that error.
 //
 // # Ordering
 //
@@ -84,27 +93,42 @@
 // prefetch window larger than one and Nack requeues, handlers see messages
 // out of order. Ordered subscriptions use single-active-consumer queues:
 // one subscriber of the group receives the queue, in order, and another
-// takes over if it goes away; the runtime then keeps per-key order within
-// the prefetch window. A Nack requeues the message at its original position,
-// so it is retried before later messages. [Broker.Capabilities] reports
-// [broker.OrderPerQueue].
+// takes over if it goes away. They hold one message at a time
+// ([Config.OrderedPrefetch], default 1), so a Nack (which requeues the
+// message at the head) is retried before later messages; with a larger
+// window the runtime keeps per-key order only while nothing is handed
+// back. [Broker.Capabilities] reports [broker.OrderPerQueue].
 //
 // # Delayed retry
 //
 // RabbitMQ from Debian has no delayed-message plugin, so [Broker.Delay]
 // uses TTL queues in tiers ([Config.DelayTiers], default 1s, 5s, 30s, 2m,
-// 10m). A delay is rounded up to a tier (capped at the largest). Each tier
-// is a durable topic exchange and a classic queue of the same name,
-// "switchyard.delay.<tier>", bound with "#", with x-message-ttl set to the
-// tier and x-dead-letter-exchange set to the default exchange. The message
-// is published there with the target group's queue name as routing key; on
-// expiry RabbitMQ dead-letters it through the default exchange straight into
-// that one queue, so other groups do not see it again. One queue per tier,
-// because a classic queue expires messages only from its head.
+// 10m). A delay is rounded up to a tier. Each tier is a durable topic
+// exchange and a quorum queue of the same name,
+// "switchyard.delay.quorum.<tier>" ([Config.DelayQueueType]; classic tiers
+// are "switchyard.delay.<tier>"), bound with "#", with x-message-ttl set to
+// the tier, x-dead-letter-exchange set to the default exchange and
+// at-least-once dead-lettering. The message is published there with the
+// target group's queue name as routing key; on expiry RabbitMQ dead-letters
+// it through the default exchange straight into that one queue, so other
+// groups do not see it again, and keeps it until that queue confirmed it
+// (a deleted queue does not drop it). One queue per tier, because a queue
+// expires messages only from its head. A delay longer than the largest tier
+// carries its due time ([DelayUntilHeader]); the subscription receiving it
+// early sends it through the largest tier again, so it is never cut short.
 //
 // # Browsing
 //
 // [Broker.Browse] reads messages from the head of a group's queue without
 // removing them (basic.get, then the channel is closed and RabbitMQ puts
-// them back in place), for the operator CLI to list dead letters.
+// them back in place), for the operator CLI to list dead letters. A quorum
+// queue counts that as a delivery; the dead-letter group's queues have no
+// delivery limit, so browsing them loses nothing.
+//
+// # Security
+//
+// [New] logs a warning when a password goes over amqp:// to a host that is
+// not loopback, and when TLS verification is skipped.
+// [Config.AuthMechanism] "external" authenticates with the client
+// certificate.
 package amqp

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
 func TestMain(m *testing.M) {
@@ -96,6 +98,36 @@ func (e *env) topic(groups ...string) string {
 	}
 	e.mu.Unlock()
 	return topic
+}
+
+// trackDeadLetter records for deletion the dead-letter topic a quorum queue
+// of group declares (Config.DeadLetterTopic's default).
+func (e *env) trackDeadLetter(group string) {
+	dl := e.prefix + group + DeadLetterTopicSuffix
+	e.track([]string{dl + "." + broker.DeadLetterGroup}, []string{dl})
+}
+
+// trackTiers records the delay tiers' exchanges and queues for deletion
+// (quorum tiers, the default).
+func (e *env) trackTiers(tiers ...time.Duration) {
+	for _, tier := range tiers {
+		x, q := e.config().WithDefaults().delayTierNames(tier)
+		e.track([]string{q}, []string{x})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		<-tick.C
+	}
 }
 
 func (e *env) track(queues, exchanges []string) {
@@ -244,4 +276,23 @@ func newMessages(n int, payload string) []*message.Message {
 		msgs[i] = message.NewMessage(randomSuffix()+randomSuffix(), []byte(payload))
 	}
 	return msgs
+}
+
+// unacked returns the number of messages of queue delivered and not
+// acknowledged, from rabbitmqctl (0 when rabbitmqctl is unavailable: the
+// ready count is then all a test can check).
+func unacked(t testing.TB, queue string) int {
+	t.Helper()
+	out, err := exec.Command(brokertest.Rabbitmqctl(), "list_queues", "-q", "--no-table-headers", "name", "messages_unacknowledged").CombinedOutput()
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, n, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok && name == queue {
+			var v int
+			fmt.Sscan(n, &v)
+			return v
+		}
+	}
+	return 0
 }

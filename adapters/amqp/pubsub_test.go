@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-go/switchyard/internal/brokertest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
@@ -113,7 +114,7 @@ func (e *env) deleteByPrefix() {
 	}
 	defer conn.Close()
 	for _, kind := range []string{"list_queues", "list_exchanges"} {
-		out, err := exec.Command("rabbitmqctl", kind, "-q", "--no-table-headers", "name").Output()
+		out, err := exec.Command(brokertest.Rabbitmqctl(), kind, "-q", "--no-table-headers", "name").Output()
 		if err != nil {
 			e.t.Logf("cleanup: rabbitmqctl %s: %v", kind, err)
 			continue

@@ -2,9 +2,11 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -42,15 +44,47 @@ type Subscriber struct {
 	wg       sync.WaitGroup // run and await goroutines
 
 	nacks nackCounts
+
+	failure atomic.Pointer[error] // why a subscription was ended, see Failure
 }
 
 var (
 	_ message.Subscriber           = (*Subscriber)(nil)
 	_ message.SubscribeInitializer = (*Subscriber)(nil)
+	_ broker.Failer                = (*Subscriber)(nil)
 )
+
+// Failure implements [broker.Failer]: the error that made a subscription
+// give up and close its channel, or nil. A subscription gives up when
+// RabbitMQ refuses to let it declare or consume its queue again after a
+// lost consumer (ACCESS_REFUSED: permissions changed; PRECONDITION_FAILED:
+// the queue was recreated with other arguments; NOT_ALLOWED): retrying
+// would only repeat the refusal, silently, while nothing is consumed.
+func (s *Subscriber) Failure() error {
+	if err := s.failure.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// fatal reports whether err is a refusal that retrying will not cure.
+func fatal(err error) bool {
+	var aerr *amqp091.Error
+	if !errors.As(err, &aerr) || !aerr.Server {
+		return false
+	}
+	switch aerr.Code {
+	case amqp091.AccessRefused, amqp091.PreconditionFailed, amqp091.NotAllowed:
+		return true
+	}
+	return false
+}
 
 func newSubscriber(b *Broker, group string, opts broker.SubscriberOptions) *Subscriber {
 	prefetch := b.cfg.Prefetch
+	if opts.Ordered {
+		prefetch = b.cfg.OrderedPrefetch
+	}
 	if opts.Prefetch > 0 {
 		prefetch = opts.Prefetch
 	}
@@ -247,6 +281,14 @@ func (sub *subscription) pump(sess *session) (stopped bool) {
 			}
 			next = sub.newEntry(sess, &dl)
 			sess.begin()
+			if due := dueAt(next.msg); !due.IsZero() {
+				if due.After(time.Now()) {
+					sub.redelay(next, due)
+					next = nil
+					continue
+				}
+				delete(next.msg.Metadata, DelayUntilHeader)
+			}
 		case outCh <- nextMsg:
 			d.pending = append(d.pending, next)
 			next = nil
@@ -486,6 +528,12 @@ func (sub *subscription) resubscribe() *session {
 				return sess
 			}
 		}
+		if fatal(err) {
+			err = fmt.Errorf("amqp: subscription of %q to %q ended: %w", s.group, sub.topic, err)
+			s.failure.CompareAndSwap(nil, &err)
+			s.b.log.Error("resubscribe refused; ending the subscription", "group", s.group, "queue", sub.queue, "error", err)
+			return nil
+		}
 		s.b.log.Warn("resubscribe failed", "group", s.group, "queue", sub.queue, "error", err, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):
@@ -496,6 +544,30 @@ func (sub *subscription) resubscribe() *session {
 		}
 		backoff = min(backoff*2, s.b.cfg.MaxReconnectBackoff)
 	}
+}
+
+// redelay sends e, a chained delay that is not due yet, to its next delay
+// tier and acks it once RabbitMQ confirmed that; if that fails, e is nacked
+// (redelivered after the nack delay, and tried again). Its delivery tag is
+// held meanwhile, so no multiple ack covers it.
+func (sub *subscription) redelay(e *entry, due time.Time) {
+	s := sub.s
+	e.sess.holdNack(e.tag)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(sub.base, s.b.cfg.ConfirmTimeout)
+		err := s.b.delayUntil(ctx, sub.topic, s.group, e.msg, due)
+		cancel()
+		if err != nil {
+			s.b.log.Warn("chained delay: next hop failed; redelivering", "group", s.group, "queue", sub.queue,
+				"message_uuid", e.msg.UUID, "error", err)
+			s.nack(e) // holds the tag again, and releases it once nacked
+			return
+		}
+		s.ack(e, false)
+		e.sess.releaseNack(e.tag)
+	}()
 }
 
 // ack acks one settled entry on its channel (an error means the channel is

@@ -3,6 +3,14 @@
 # (not the system node, no systemd) with everything under .work/rabbitmq:
 # mnesia/ (data), log/, rabbitmq.pid, its own config files and Erlang cookie
 # (so rabbitmqctl here can reach only this node). Source scripts/lib/common.sh first.
+#
+# Optional settings for private test nodes (internal/brokertest passes them
+# with WithScriptEnv); the shared node never sets them:
+#   SWITCHYARD_RABBITMQ_CONF_EXTRA      a file appended to the node's rabbitmq.conf
+#                                       on every start (a TLS listener, say)
+#   SWITCHYARD_RABBITMQ_ADVANCED_CONFIG a file copied to the node's advanced.config
+#   SWITCHYARD_RABBITMQ_PLUGINS         plugins to enable, comma-separated
+#                                       (rabbitmq_auth_mechanism_ssl, say)
 
 RABBITMQ_BIN=/usr/lib/rabbitmq/bin
 RABBITMQ_STATE="$WORK/rabbitmq"
@@ -92,13 +100,24 @@ rabbitmq_start() {
 		chmod 400 "$RABBITMQ_STATE/.erlang.cookie"
 	fi
 	: >"$RABBITMQ_STATE/rabbitmq-env.conf"
+	if [ -n "${SWITCHYARD_RABBITMQ_PLUGINS:-}" ]; then
+		echo "[${SWITCHYARD_RABBITMQ_PLUGINS}]." >"$RABBITMQ_STATE/enabled_plugins"
+	fi
 	[ -f "$RABBITMQ_STATE/enabled_plugins" ] || echo '[].' >"$RABBITMQ_STATE/enabled_plugins"
+	if [ -n "${SWITCHYARD_RABBITMQ_ADVANCED_CONFIG:-}" ]; then
+		cp "$SWITCHYARD_RABBITMQ_ADVANCED_CONFIG" "$RABBITMQ_STATE/advanced.config" \
+			|| die "rabbitmq: cannot copy SWITCHYARD_RABBITMQ_ADVANCED_CONFIG $SWITCHYARD_RABBITMQ_ADVANCED_CONFIG"
+	fi
 	cat >"$RABBITMQ_STATE/rabbitmq.conf" <<CONF
 # Written by scripts/rabbitmq.sh on every start.
 listeners.tcp.default = $AMQP_HOST:$AMQP_PORT
 # The node logs to $(rel "$RABBITMQ_STATE")/log; $(rel "$RABBITMQ_OUT") keeps what it prints while booting.
 log.console = false
 CONF
+	if [ -n "${SWITCHYARD_RABBITMQ_CONF_EXTRA:-}" ]; then
+		{ echo "# From SWITCHYARD_RABBITMQ_CONF_EXTRA=$SWITCHYARD_RABBITMQ_CONF_EXTRA"; cat "$SWITCHYARD_RABBITMQ_CONF_EXTRA"; } \
+			>>"$RABBITMQ_STATE/rabbitmq.conf" || die "rabbitmq: cannot read SWITCHYARD_RABBITMQ_CONF_EXTRA $SWITCHYARD_RABBITMQ_CONF_EXTRA"
+	fi
 	rm -f "$RABBITMQ_PIDFILE"
 	log "rabbitmq: starting node $RABBITMQ_NODE in $(rel "$RABBITMQ_STATE")"
 	daemon "$RABBITMQ_OUT" env "${RABBITMQ_ENV[@]}" "$RABBITMQ_BIN/rabbitmq-server"
