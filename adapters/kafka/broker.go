@@ -10,7 +10,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
@@ -38,6 +37,22 @@ type Broker struct {
 	mu     sync.Mutex
 	subs   []*Subscriber
 	closed bool
+	// instances counts subscriptions per group and topic, to derive
+	// their static-membership instance ids (Config.InstanceID).
+	instances map[string]int
+}
+
+// instanceSeq numbers the subscriptions of group on topic, from 0.
+func (b *Broker) instanceSeq(group, topic string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.instances == nil {
+		b.instances = map[string]int{}
+	}
+	k := group + "\x00" + topic
+	n := b.instances[k]
+	b.instances[k] = n + 1
+	return n
 }
 
 var (
@@ -144,38 +159,6 @@ func (b *Broker) Close() error {
 	}
 	errs = append(errs, b.pub.Close())
 	b.admCl.Close()
-	return errors.Join(errs...)
-}
-
-// ensureTopics creates the topics that are not known to exist, with the
-// configured partitions and replication factor. Topics that already exist are
-// left alone. Known topics are cached.
-func (b *Broker) ensureTopics(ctx context.Context, topics ...string) error {
-	var missing []string
-	b.topicsMu.Lock()
-	for _, t := range topics {
-		if _, ok := b.topics[t]; !ok {
-			missing = append(missing, t)
-		}
-	}
-	b.topicsMu.Unlock()
-	if len(missing) == 0 {
-		return nil
-	}
-	resp, err := b.adm.CreateTopics(ctx, b.cfg.Partitions, b.cfg.ReplicationFactor, nil, missing...)
-	if err != nil {
-		return fmt.Errorf("kafka: create topics %q: %w", missing, err)
-	}
-	var errs []error
-	b.topicsMu.Lock()
-	for _, r := range resp.Sorted() {
-		if r.Err == nil || errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			b.topics[r.Topic] = struct{}{}
-			continue
-		}
-		errs = append(errs, fmt.Errorf("kafka: create topic %q: %w", r.Topic, r.Err))
-	}
-	b.topicsMu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -25,7 +25,9 @@ import (
 const MetadataTopic = "sy_kafka_topic"
 
 // retryTopicDiscovery bounds how long a subscription takes to notice a retry
-// topic created after it joined (its client's metadata refresh interval).
+// topic of its group created after it joined (a new tier in a rolling
+// deploy). Nothing is skipped meanwhile: retry topics are read from the
+// earliest offset.
 const retryTopicDiscovery = 5 * time.Second
 
 // fetchBuffer is how many fetched records a subscription keeps beyond its
@@ -45,9 +47,29 @@ type Subscriber struct {
 	group    string
 	prefetch int
 
-	mu     sync.Mutex
-	subs   map[*subscription]struct{}
-	closed bool
+	mu      sync.Mutex
+	subs    map[*subscription]struct{}
+	closed  bool
+	failure error
+}
+
+var _ broker.Failer = (*Subscriber)(nil)
+
+// Failure implements [broker.Failer]: the error that ended a subscription
+// (an authorization failure, a fenced static member), nil while every
+// subscription runs and after a normal shutdown.
+func (s *Subscriber) Failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure
+}
+
+func (s *Subscriber) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failure == nil {
+		s.failure = err
+	}
 }
 
 // Subscribe joins the consumer group on topic (creating the topic and its
@@ -75,74 +97,134 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if topic == "" {
 		return nil, errors.New("kafka: subscribe: topic required")
 	}
-	// Only the topic itself is created here; its retry topics are created
-	// by the first Delay to them and picked up by the group when the
-	// metadata shows them (within retryTopicDiscovery).
-	topics := append([]string{topic}, s.b.retryTopics(topic)...)
-	if err := s.b.ensureTopics(ctx, topic); err != nil {
+	// The topic and its group's retry topics are provisioned here, not on
+	// the first Delay: a retry consumer must exist before the first retry
+	// record does, or a rebalance could start it past that record.
+	if err := s.b.ensureTopics(ctx, append([]string{topic}, s.b.retryTopics(topic, s.group)...)...); err != nil {
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 	}
 
 	cfg := s.b.cfg
 	sub := &subscription{
-		b:          s.b,
-		log:        s.b.logger.With("topic", topic, "group", s.group),
-		topic:      topic,
-		group:      s.group,
-		retry:      map[string]bool{},
-		prefetch:   s.prefetch,
-		out:        make(chan *message.Message, min(s.prefetch, maxOutBuffer)),
-		events:     make(chan any),
-		want:       make(chan struct{}, 1),
-		commits:    make(chan map[string]map[int32]kgo.EpochOffset, 1),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
-		pollDone:   make(chan struct{}),
-		commitDone: make(chan struct{}),
-		parts:      map[tp]*partState{},
-	}
-	for _, t := range topics[1:] {
-		sub.retry[t] = true
+		b:        s.b,
+		owner:    s,
+		log:      s.b.logger.With("topic", topic, "group", s.group),
+		topic:    topic,
+		group:    s.group,
+		prefetch: s.prefetch,
+		out:      make(chan *message.Message, min(s.prefetch, maxOutBuffer)),
+		events:   make(chan any),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		parts:    map[tp]*partState{},
 	}
 	sub.intakeCtx, sub.stopIntake = context.WithCancel(ctx)
 	sub.msgCtx, sub.cancelMsgs = context.WithCancel(context.WithoutCancel(ctx))
 
-	opts := append(append([]kgo.Opt(nil), s.b.opts...),
+	instance := ""
+	if cfg.InstanceID != "" {
+		instance = fmt.Sprintf("%s.%s.%s.%d", cfg.InstanceID, s.group, topic, s.b.instanceSeq(s.group, topic))
+	}
+	// The main topic is read as the group, from InitialOffset; the retry
+	// topics by a client of their own (see retryGroup), from the earliest
+	// offset, with a fetch budget of its own: records waiting to be due
+	// never stop the main topic's fetching.
+	main, err := sub.newSource(false, instance,
 		kgo.ConsumerGroup(s.group),
-		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(cfg.resetOffset()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.SessionTimeout(cfg.SessionTimeout),
-		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
-		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
-		kgo.FetchMaxWait(time.Second),
-		kgo.MetadataMaxAge(retryTopicDiscovery),
-		kgo.OnPartitionsAssigned(sub.onAssigned),
-		kgo.OnPartitionsRevoked(sub.onRevoked),
-		kgo.OnPartitionsLost(sub.onLost),
 	)
-	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		sub.stopIntake()
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 	}
-	sub.cl = cl
+	if instance != "" {
+		instance += ".retry"
+	}
+	retry, err := sub.newSource(true, instance,
+		kgo.ConsumerGroup(retryGroup(s.group)),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics(retryTopicPattern(topic, s.group)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.MetadataMaxAge(retryTopicDiscovery),
+	)
+	if err != nil {
+		sub.stopIntake()
+		main.cl.Close()
+		return nil, fmt.Errorf("kafka: subscribe to %q: retry topics: %w", topic, err)
+	}
+	sub.main, sub.retry = main, retry
 
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		sub.stopIntake()
-		cl.Close()
+		main.cl.Close()
+		retry.cl.Close()
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, broker.ErrClosed)
 	}
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
 
 	go sub.run()
-	go sub.poll()
-	go sub.commitLoop()
+	go sub.poll(main)
+	go sub.poll(retry)
 	return sub.out, nil
+}
+
+// newSource opens one consuming client of a subscription. Offsets are
+// committed by marking (MarkCommitOffsets) and franz-go's autocommit of
+// marks: franz-go drops the marks of revoked partitions, so the old member
+// never commits a partition it no longer owns, and a failed commit is
+// retried on the next interval because the mark stays ahead of the commit.
+func (s *subscription) newSource(retry bool, instance string, extra ...kgo.Opt) (*source, error) {
+	cfg := s.b.cfg
+	src := &source{retry: retry, want: make(chan struct{}, 1), done: make(chan struct{}), budget: s.prefetch + fetchBuffer}
+	if retry {
+		src.budget = fetchBuffer
+	}
+	opts := append(append([]kgo.Opt(nil), s.b.opts...), extra...)
+	opts = append(opts,
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(cfg.CommitInterval),
+		kgo.AutoCommitCallback(s.logCommit),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+		kgo.FetchMaxWait(time.Second),
+		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+			s.onAssigned(src, parts)
+		}),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+			s.revoke(ctx, src, parts, false)
+		}),
+		kgo.OnPartitionsLost(func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+			s.revoke(ctx, src, parts, true)
+		}),
+	)
+	if instance != "" {
+		opts = append(opts, kgo.InstanceID(instance))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	src.cl = cl
+	return src, nil
+}
+
+// source is one consuming client of a subscription (the main topic, or the
+// retry topics) with its poller and its own fetch budget.
+type source struct {
+	cl     *kgo.Client
+	retry  bool
+	want   chan struct{} // poller may poll once
+	done   chan struct{} // poller exited
+	budget int           // records queued (fetched, not handed out) at most
+	// Dispatcher state.
+	queued  int
+	polling bool
 }
 
 // Close stops every subscription of this subscriber: intake stops, offsets of
@@ -181,7 +263,20 @@ type tp struct {
 // owned by the dispatcher goroutine.
 type partState struct {
 	tp
+	src     *source
 	isRetry bool
+	// ctx is the parent of the contexts of this partition's messages:
+	// cancelled when the partition is revoked and its in-flight work did
+	// not finish within the drain time, or on shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// busy counts this partition's records being handled (handed out, not
+	// yet acked or nacked) or forwarded to a retry tier: a revoke waits
+	// for it to reach zero.
+	busy int
+	// revoking is set while a revoke drains the partition: nothing more is
+	// handed out.
+	revoking bool
 	// queue holds fetched records not handed out yet, in offset order,
 	// with their messages built by the poller.
 	queue []*entry
@@ -197,7 +292,7 @@ type partState struct {
 	// with every earlier one.
 	commit    kgo.EpochOffset
 	hasCommit bool
-	sent      int64 // highest offset given to the periodic committer
+	sent      int64 // highest offset marked for commit
 	// heldUntil is set while the head of a retry partition is not due yet;
 	// the partition's fetching is paused meanwhile.
 	heldUntil time.Time
@@ -224,49 +319,63 @@ type entry struct {
 
 // Dispatcher events.
 type (
-	batchEv  struct{ recs []*entry }
+	batchEv struct {
+		src  *source
+		recs []*entry
+	}
 	assignEv struct {
+		src   *source
 		parts map[string][]int32
 		reply chan struct{}
 	}
 	revokeEv struct {
+		src   *source
 		parts map[string][]int32
 		lost  bool
-		reply chan map[string]map[int32]kgo.EpochOffset
+		reply chan struct{} // closed once drained and marked
 	}
 	finalEv struct {
-		reply chan map[string]map[int32]kgo.EpochOffset
+		reply chan struct{} // closed once every commit point is marked
 	}
+	// forwardedEv reports that a chained retry record was produced to its
+	// next tier (err nil), so it is done on this one.
+	forwardedEv struct {
+		e  *entry
+		ok bool
+	}
+	// failEv ends the subscription on a fatal client error.
+	failEv struct{ err error }
 )
 
-// subscription is one Subscribe call: a group client, a poller goroutine
-// that fetches records, a dispatcher goroutine (run) that owns all state and
-// hands records out, and a committer goroutine.
+// subscription is one Subscribe call: two group clients (the main topic,
+// the retry topics), a poller goroutine per client that fetches records and
+// a dispatcher goroutine (run) that owns all state, hands records out and
+// marks commit points (franz-go commits marks every CommitInterval).
 type subscription struct {
 	b        *Broker
+	owner    *Subscriber
 	log      *slog.Logger
 	topic    string
 	group    string
-	retry    map[string]bool
 	prefetch int
-	cl       *kgo.Client
+	main     *source
+	retry    *source
 	// msgCtx is the parent of every handed-out message's context: it
 	// carries the Subscribe context's values but not its cancellation, and
 	// is cancelled when the subscription shuts down.
 	msgCtx     context.Context
 	cancelMsgs context.CancelFunc
 
-	out     chan *message.Message
-	events  chan any
-	want    chan struct{}                             // poller may poll once
-	commits chan map[string]map[int32]kgo.EpochOffset // to committer
+	out    chan *message.Message
+	events chan any
 
 	intakeCtx  context.Context
 	stopIntake context.CancelFunc
-	stop       chan struct{} // closed by shutdown: dispatcher and committer exit
+	stop       chan struct{} // closed by shutdown: the dispatcher exits
 	done       chan struct{} // dispatcher exited
-	pollDone   chan struct{}
-	commitDone chan struct{}
+	// closing is set by shutdown before the clients leave their groups:
+	// revokes then cancel in-flight work at once instead of draining it.
+	closing atomic.Bool
 
 	shutOnce sync.Once
 	shutErr  error
@@ -282,7 +391,8 @@ type subscription struct {
 	order    []*partState
 	rr       int
 	inflight int
-	queued   int
+	// revokes are the revokes draining in-flight work.
+	revokes []*revoking
 }
 
 // send delivers an event to the dispatcher unless it has exited.
@@ -295,39 +405,39 @@ func (s *subscription) send(ev any) bool {
 	}
 }
 
-func (s *subscription) onAssigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
-	s.log.Debug("kafka: partitions assigned", "partitions", parts)
-	ev := assignEv{parts: parts, reply: make(chan struct{})}
+func (s *subscription) onAssigned(src *source, parts map[string][]int32) {
+	s.log.Debug("kafka: partitions assigned", "partitions", parts, "retry", src.retry)
+	ev := assignEv{src: src, parts: parts, reply: make(chan struct{})}
 	if s.send(ev) {
 		<-ev.reply
 	}
 }
 
-func (s *subscription) onRevoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
-	s.revoke(ctx, cl, parts, false)
-}
-
-func (s *subscription) onLost(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
-	s.revoke(ctx, cl, parts, true)
-}
-
-// revoke drops the state of revoked partitions and commits what was acked on
-// them (unless they were lost: the commit could not succeed). Acks that
-// arrive later for these partitions are ignored; the new owner redelivers.
-func (s *subscription) revoke(ctx context.Context, cl *kgo.Client, parts map[string][]int32, lost bool) {
-	s.log.Debug("kafka: partitions revoked", "partitions", parts, "lost", lost)
+// revoke stops handing out records of the revoked partitions and drops
+// what is fetched of them, waits (within revokeDrain) for the records of
+// them being handled, cancels the contexts of those still running, marks
+// what was acked and commits it, and only then returns, letting the
+// rebalance go on: the new owner starts after the last acked record and no
+// key is handled on two members at once (unless a handler outlives its
+// cancelled context). Lost partitions are not drained nor committed: they
+// may be someone else's already. Acks that arrive later for these
+// partitions are ignored; the new owner redelivers those records.
+func (s *subscription) revoke(ctx context.Context, src *source, parts map[string][]int32, lost bool) {
+	s.log.Debug("kafka: partitions revoked", "partitions", parts, "lost", lost, "retry", src.retry)
 	if len(parts) == 0 {
 		return
 	}
-	ev := revokeEv{parts: parts, lost: lost, reply: make(chan map[string]map[int32]kgo.EpochOffset, 1)}
+	ev := revokeEv{src: src, parts: parts, lost: lost, reply: make(chan struct{})}
 	if !s.send(ev) {
 		return
 	}
-	offsets := <-ev.reply
-	if len(offsets) > 0 {
+	<-ev.reply
+	if !lost {
 		ctx, cancel := context.WithTimeout(ctx, closeTimeout)
 		defer cancel()
-		cl.CommitOffsetsSync(ctx, offsets, s.logCommit)
+		if err := src.cl.CommitMarkedOffsets(ctx); err != nil {
+			s.log.Warn("kafka: commit on revoke failed; acked records may be redelivered", "error", err)
+		}
 	}
 }
 
@@ -346,23 +456,27 @@ func (s *subscription) logCommit(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, res
 	}
 }
 
-// poll fetches records whenever the dispatcher asks for more.
-func (s *subscription) poll() {
-	defer close(s.pollDone)
+// poll fetches records of one source whenever the dispatcher asks for
+// more. A fatal client error (see fatal) ends the subscription.
+func (s *subscription) poll(src *source) {
+	defer close(src.done)
 	ctx := s.intakeCtx
 	for {
 		select {
-		case <-s.want:
+		case <-src.want:
 		case <-ctx.Done():
 			return
 		}
-		fs := s.cl.PollRecords(ctx, s.prefetch+fetchBuffer)
-		var pollErr error
+		fs := src.cl.PollRecords(ctx, src.budget)
+		var pollErr, fatalErr error
 		fs.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
 				return
 			}
 			pollErr = err
+			if fatal(err) && fatalErr == nil {
+				fatalErr = fmt.Errorf("kafka: subscriber %q on %q: %w", s.group, s.topic, err)
+			}
 			s.log.Warn("kafka: fetch failed", "fetch_topic", t, "partition", p, "error", err)
 		})
 		// Messages are built here, off the dispatcher's path.
@@ -373,8 +487,14 @@ func (s *subscription) poll() {
 			e.msg.SetContext(&e.ctx) // one allocation for both
 			recs = append(recs, e)
 		})
-		ok := s.send(batchEv{recs: recs})
-		s.cl.AllowRebalance()
+		ok := s.send(batchEv{src: src, recs: recs})
+		src.cl.AllowRebalance()
+		if fatalErr != nil {
+			s.log.Error("kafka: subscription ends on a fatal error", "error", fatalErr)
+			s.owner.fail(fatalErr)
+			s.send(failEv{err: fatalErr})
+			return
+		}
 		if !ok || ctx.Err() != nil || fs.IsClientClosed() {
 			return
 		}
@@ -388,46 +508,39 @@ func (s *subscription) poll() {
 	}
 }
 
-// commitLoop commits offsets the dispatcher hands it, one commit at a time.
-func (s *subscription) commitLoop() {
-	defer close(s.commitDone)
-	for {
-		select {
-		case offsets := <-s.commits:
-			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-			s.cl.CommitOffsetsSync(ctx, offsets, s.logCommit)
-			cancel()
-		case <-s.stop:
-			return
-		}
-	}
-}
-
-// shutdown stops intake, commits acked offsets, leaves the group and stops
+// shutdown stops intake, commits acked offsets, leaves the groups and stops
 // every goroutine of the subscription. It runs once; later calls wait for it.
 func (s *subscription) shutdown() error {
 	s.shutOnce.Do(func() {
 		s.stopIntake()
-		<-s.pollDone
-		ev := finalEv{reply: make(chan map[string]map[int32]kgo.EpochOffset, 1)}
+		<-s.main.done
+		<-s.retry.done
+		s.closing.Store(true)
+		ev := finalEv{reply: make(chan struct{})}
 		if s.send(ev) {
-			if offsets := <-ev.reply; len(offsets) > 0 {
-				ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-				s.cl.CommitOffsetsSync(ctx, offsets, func(cl *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-					s.logCommit(cl, req, resp, err)
-					if err != nil {
-						s.shutErr = fmt.Errorf("kafka: subscriber %q on %q: commit on close: %w", s.group, s.topic, err)
-					}
-				})
-				cancel()
+			<-ev.reply
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			for _, src := range []*source{s.main, s.retry} {
+				if err := src.cl.CommitMarkedOffsets(ctx); err != nil {
+					s.log.Warn("kafka: commit on close failed; acked records may be redelivered", "error", err)
+					s.shutErr = errors.Join(s.shutErr, fmt.Errorf("kafka: subscriber %q on %q: commit on close: %w", s.group, s.topic, err))
+				}
 			}
+			cancel()
 		}
-		// Leaving the group revokes every partition; onRevoked commits
-		// what was acked since the commit above.
-		s.cl.CloseAllowingRebalance()
+		// Leaving the group revokes every partition; the revoke marks and
+		// commits what was acked since the commit above.
+		var wg sync.WaitGroup
+		for _, src := range []*source{s.main, s.retry} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				src.cl.CloseAllowingRebalance()
+			}()
+		}
+		wg.Wait()
 		close(s.stop)
 		<-s.done
-		<-s.commitDone
 		s.cancelMsgs()
 	})
 	return s.shutErr
@@ -435,11 +548,16 @@ func (s *subscription) shutdown() error {
 
 // run is the dispatcher: it owns the partition state, hands records out in
 // order per partition within the prefetch window, tracks acks, schedules
-// redeliveries and commits.
+// redeliveries, drains revoked partitions and marks commit points.
 func (s *subscription) run() {
 	defer close(s.done)
 	ticker := time.NewTicker(s.b.cfg.CommitInterval)
 	defer ticker.Stop()
+	// revokeTimer ends the drain of the oldest revoke.
+	revokeTimer := time.NewTimer(time.Hour)
+	revokeTimer.Stop()
+	defer revokeTimer.Stop()
+	var revokeAt time.Time
 	// dueTimer wakes the dispatcher when a nacked record's backoff is over
 	// or a held retry partition is due; it is armed only while something
 	// waits, and re-armed only when that time changes.
@@ -457,7 +575,6 @@ func (s *subscription) run() {
 
 	intake := s.intakeCtx.Done()
 	open := true
-	polling := false
 	drained := false
 	var (
 		pend    *entry
@@ -478,16 +595,18 @@ func (s *subscription) run() {
 			if pend == nil && s.inflight < s.prefetch {
 				if pend = s.pick(); pend != nil {
 					if pend.msg == nil { // a redelivery
-						pend.msg = s.toMessage(pend.rec)
+						pend.msg = s.toMessage(pend.p, pend.rec)
 					}
 					pendMsg = pend.msg
 				}
 			}
-			if !polling && s.queued < s.prefetch+fetchBuffer {
-				select {
-				case s.want <- struct{}{}:
-					polling = true
-				default:
+			for _, src := range []*source{s.main, s.retry} {
+				if !src.polling && src.queued < src.budget {
+					select {
+					case src.want <- struct{}{}:
+						src.polling = true
+					default:
+					}
 				}
 			}
 		} else if !drained && s.inflight == 0 {
@@ -517,6 +636,18 @@ func (s *subscription) run() {
 		} else if !dueAt.IsZero() {
 			dueAt = time.Time{}
 			dueTimer.Stop()
+		}
+		if len(s.revokes) > 0 {
+			s.finishRevokes(false)
+		}
+		if len(s.revokes) > 0 {
+			if d := s.revokes[0].deadline; !d.Equal(revokeAt) {
+				revokeAt = d
+				revokeTimer.Reset(max(time.Until(d), 0))
+			}
+		} else if !revokeAt.IsZero() {
+			revokeAt = time.Time{}
+			revokeTimer.Stop()
 		}
 		if len(s.pending) > 1 && !sweepArmed {
 			sweepArmed = true
@@ -556,33 +687,42 @@ func (s *subscription) run() {
 		case ev := <-s.events:
 			switch ev := ev.(type) {
 			case batchEv:
-				polling = false
+				ev.src.polling = false
 				if open {
 					s.enqueue(ev.recs)
 				}
 			case assignEv:
-				s.assign(ev.parts)
+				s.assign(ev.src, ev.parts)
 				close(ev.reply)
 			case revokeEv:
 				drop()
 				s.sweep() // count every ack made before the revoke
-				ev.reply <- s.revokeParts(ev.parts, ev.lost)
+				if open {
+					s.takeBack() // buffered in the channel: not handed out
+				}
+				s.startRevoke(ev)
 			case finalEv:
 				s.sweep() // count every ack made before Close
-				ev.reply <- s.offsets(true)
+				s.mark(true)
+				close(ev.reply)
+			case forwardedEv:
+				s.forwarded(ev)
+			case failEv:
+				if open {
+					s.stopIntake() // the intake case closes the channel
+				}
 			}
 
 		case <-dueTimer.C:
 
+		case <-revokeTimer.C:
+			revokeAt = time.Time{}
+			s.sweep()
+			s.finishRevokes(true)
+
 		case <-ticker.C:
 			s.sweep()
-			if offsets := s.offsets(false); len(offsets) > 0 {
-				select {
-				case s.commits <- offsets:
-					s.markSent(offsets)
-				default: // a commit is running; retry next tick
-				}
-			}
+			s.mark(false)
 
 		case <-intake:
 			intake = nil
@@ -625,7 +765,7 @@ func (s *subscription) takeBack() {
 			for i := len(s.pending) - 1; i >= 0; i-- {
 				if e := s.pending[i]; e.msg == m {
 					s.pending = slices.Delete(s.pending, i, i+1)
-					s.inflight--
+					s.unhand(e)
 					break
 				}
 			}
@@ -686,81 +826,48 @@ func (s *subscription) sweep() (found, nacked bool) {
 	return found, nacked
 }
 
-func (s *subscription) assign(parts map[string][]int32) {
+func (s *subscription) assign(src *source, parts map[string][]int32) {
 	for topic, ps := range parts {
 		for _, p := range ps {
 			k := tp{topic, p}
 			if _, ok := s.parts[k]; ok {
 				continue
 			}
-			st := &partState{tp: k, isRetry: s.retry[topic], sent: -1}
+			st := &partState{tp: k, src: src, isRetry: src.retry, sent: -1}
+			st.ctx, st.cancel = context.WithCancel(s.msgCtx)
 			s.parts[k] = st
 			s.order = append(s.order, st)
 		}
 	}
 }
 
-func (s *subscription) revokeParts(parts map[string][]int32, lost bool) map[string]map[int32]kgo.EpochOffset {
-	offsets := map[string]map[int32]kgo.EpochOffset{}
-	resume := map[string][]int32{}
-	for topic, ps := range parts {
-		for _, p := range ps {
-			k := tp{topic, p}
-			st, ok := s.parts[k]
-			if !ok {
-				continue
-			}
-			if !lost && st.hasCommit {
-				if offsets[topic] == nil {
-					offsets[topic] = map[int32]kgo.EpochOffset{}
-				}
-				offsets[topic][p] = st.commit
-			}
-			if st.paused {
-				resume[topic] = append(resume[topic], p)
-			}
-			s.queued -= len(st.queue)
-			delete(s.parts, k)
-		}
-	}
-	order := s.order[:0]
-	for _, st := range s.order {
-		if s.parts[st.tp] == st {
-			order = append(order, st)
-		}
-	}
-	clear(s.order[len(order):])
-	s.order = order
-	if len(resume) > 0 {
-		s.cl.ResumeFetchPartitions(resume)
-	}
-	return offsets
-}
-
-// offsets returns the commit point of every partition that has one; with
-// all false, only those that moved since they were last given to the
-// committer.
-func (s *subscription) offsets(all bool) map[string]map[int32]kgo.EpochOffset {
-	offsets := map[string]map[int32]kgo.EpochOffset{}
+// mark marks the commit point of every partition that has one on its
+// client, for franz-go's autocommit of marks (and the commits on revoke and
+// Close); with all false, only those that moved since they were last marked.
+func (s *subscription) mark(all bool) {
+	var main, retry map[string]map[int32]kgo.EpochOffset
 	for _, st := range s.order {
 		if !st.hasCommit || (!all && st.commit.Offset <= st.sent) {
 			continue
 		}
-		if offsets[st.topic] == nil {
-			offsets[st.topic] = map[int32]kgo.EpochOffset{}
+		m := &main
+		if st.isRetry {
+			m = &retry
 		}
-		offsets[st.topic][st.part] = st.commit
+		if *m == nil {
+			*m = map[string]map[int32]kgo.EpochOffset{}
+		}
+		if (*m)[st.topic] == nil {
+			(*m)[st.topic] = map[int32]kgo.EpochOffset{}
+		}
+		(*m)[st.topic][st.part] = st.commit
+		st.sent = st.commit.Offset
 	}
-	return offsets
-}
-
-func (s *subscription) markSent(offsets map[string]map[int32]kgo.EpochOffset) {
-	for topic, ps := range offsets {
-		for p, o := range ps {
-			if st := s.parts[tp{topic, p}]; st != nil {
-				st.sent = o.Offset
-			}
-		}
+	if main != nil {
+		s.main.cl.MarkCommitOffsets(main)
+	}
+	if retry != nil {
+		s.retry.cl.MarkCommitOffsets(retry)
 	}
 }
 
@@ -776,8 +883,9 @@ func (s *subscription) enqueue(recs []*entry) {
 			last = st
 		}
 		e.p = st
+		e.ctx.parent = st.ctx
 		st.queue = append(st.queue, e)
-		s.queued++
+		st.src.queued++
 	}
 }
 
@@ -810,9 +918,15 @@ func (s *subscription) pick() *entry {
 //     never ahead of an earlier nacked record with the same key;
 //   - else the first fetched record whose key has no nacked record waiting
 //     (records without a key are never held back);
-//   - on a retry partition, records for other groups are skipped, and a
-//     record not due yet holds the partition (fetching is paused) until due.
+//   - on a retry partition, records for other groups are skipped, a record
+//     not due yet holds the partition (fetching is paused) until due, and
+//     a due record whose chained delay is not over is forwarded to a tier.
+//
+// A partition being revoked hands nothing out.
 func (s *subscription) head(st *partState, clock *lazyNow) *entry {
+	if st.revoking {
+		return nil
+	}
 	var waiting map[string]bool
 	for i, e := range st.redeliver {
 		k := string(e.rec.Key)
@@ -834,11 +948,11 @@ func (s *subscription) head(st *partState, clock *lazyNow) *entry {
 		qe := st.queue[i]
 		r := qe.rec
 		if st.isRetry {
-			group, due := retryInfo(r)
+			group, due, until := retryInfo(r)
 			if group != s.group {
 				// Meant for another group: done for this one.
 				st.queue = slices.Delete(st.queue, i, i+1)
-				s.queued--
+				st.src.queued--
 				qe.acked, qe.msg = true, nil
 				insertOut(st, qe)
 				advance(st)
@@ -849,14 +963,23 @@ func (s *subscription) head(st *partState, clock *lazyNow) *entry {
 				st.heldUntil = due
 				if !st.paused {
 					st.paused = true
-					s.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.part}})
+					st.src.cl.PauseFetchPartitions(map[string][]int32{st.topic: {st.part}})
 				}
 				return nil
 			}
 			st.heldUntil = time.Time{}
 			if st.paused {
 				st.paused = false
-				s.cl.ResumeFetchPartitions(map[string][]int32{st.topic: {st.part}})
+				st.src.cl.ResumeFetchPartitions(map[string][]int32{st.topic: {st.part}})
+			}
+			if clock.now().Before(until) {
+				// Chained: due on this tier, not yet in full.
+				st.queue = slices.Delete(st.queue, i, i+1)
+				st.src.queued--
+				insertOut(st, qe)
+				s.forward(qe, until)
+				i--
+				continue
 			}
 		}
 		if len(r.Key) > 0 && st.blocked[string(r.Key)] > 0 {
@@ -895,7 +1018,7 @@ func (s *subscription) handedOut(e *entry) {
 		} else {
 			st.queue = slices.Delete(st.queue, e.idx, e.idx+1)
 		}
-		s.queued--
+		st.src.queued--
 		insertOut(st, e)
 	} else {
 		st.redeliver = slices.Delete(st.redeliver, e.idx, e.idx+1)
@@ -907,12 +1030,14 @@ func (s *subscription) handedOut(e *entry) {
 	}
 	s.pending = append(s.pending, e)
 	s.inflight++
+	st.busy++
 }
 
 func (s *subscription) acked(e *entry, ok bool) {
 	s.inflight--
 	e.msg = nil // a redelivery gets a new message
 	st := e.p
+	st.busy--
 	if s.parts[st.tp] != st {
 		return // revoked: the new owner redelivers it
 	}
@@ -973,9 +1098,9 @@ func advance(st *partState) {
 
 // toMessage turns a record into a watermill message (see recordMessage)
 // whose context is a [msgContext].
-func (s *subscription) toMessage(r *kgo.Record) *message.Message {
+func (s *subscription) toMessage(st *partState, r *kgo.Record) *message.Message {
 	m := recordMessage(r)
-	m.SetContext(&msgContext{parent: s.msgCtx, m: m})
+	m.SetContext(&msgContext{parent: st.ctx, m: m})
 	return m
 }
 
@@ -985,7 +1110,7 @@ func (s *subscription) toMessage(r *kgo.Record) *message.Message {
 // is called; Done starts a real context and one goroutine that cancels it,
 // so only messages whose context is watched (or derived from) pay for that.
 type msgContext struct {
-	parent context.Context // the subscription's msgCtx
+	parent context.Context // the partition's ctx
 	m      *message.Message
 	once   sync.Once
 	inner  atomic.Pointer[context.Context]
@@ -1053,6 +1178,7 @@ func recordMessage(r *kgo.Record) *message.Message {
 		md[header.Key] = string(r.Key)
 	}
 	delete(md, MetadataRetryDue)
+	delete(md, MetadataRetryUntil)
 	md[MetadataTopic] = r.Topic
 	md[MetadataPartition] = strconv.FormatInt(int64(r.Partition), 10)
 	md[MetadataOffset] = strconv.FormatInt(r.Offset, 10)
