@@ -156,6 +156,17 @@ func TestRetryTopicPattern(t *testing.T) {
 			t.Errorf("%q matched %v, want %v", c.topic, got, c.want)
 		}
 	}
+	// A group that repeats a long topic name still gives legal names,
+	// distinct per group, that the pattern matches.
+	long := strings.Repeat("t", 200)
+	a, b := retryTopic(long, long+".a", 10*time.Minute), retryTopic(long, long+".b", 10*time.Minute)
+	if len(a) > 249 || !legalTopicName(a) || a == b {
+		t.Errorf("long retry topic names %q (%d), %q", a, len(a), b)
+	}
+	if !regexp.MustCompile(retryTopicPattern(long, long+".a")).MatchString(a) ||
+		regexp.MustCompile(retryTopicPattern(long, long+".a")).MatchString(b) {
+		t.Errorf("pattern for a long name does not match its own topics only")
+	}
 }
 
 func TestFatalErrors(t *testing.T) {

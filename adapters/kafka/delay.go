@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,18 +43,40 @@ func topicSafe(s string) string {
 	}, s)
 }
 
+// Kafka topic names are at most 249 characters; retryPrefix leaves room
+// for the tier.
+const (
+	maxTopicName = 249
+	maxTierName  = 24
+)
+
+// retryPrefix is the name of the retry topics of topic for group without
+// the tier: "<topic>.retry.<group>.", or, when that would make a topic name
+// too long (group names often repeat the topic), its start followed by a
+// hash of topic and group.
+func retryPrefix(topic, group string) string {
+	p := topic + ".retry." + topicSafe(group) + "."
+	if len(p) <= maxTopicName-maxTierName {
+		return p
+	}
+	h := fnv.New64a()
+	h.Write([]byte(topic + "\x00" + group))
+	sum := fmt.Sprintf("-%016x.", h.Sum64())
+	return p[:maxTopicName-maxTierName-len(sum)] + sum
+}
+
 // retryTopic names the retry topic of topic for group and one delay tier,
 // e.g. "orders.retry.billing.5s". Retry topics are per group, so no group
 // reads (and skips) another's delayed records.
 func retryTopic(topic, group string, tier time.Duration) string {
-	return topic + ".retry." + topicSafe(group) + "." + tier.String()
+	return retryPrefix(topic, group) + tier.String()
 }
 
 // retryTopicPattern matches every retry topic of topic for group, whatever
 // its tier (a tier is a Go duration string such as "1m30s" or "1.5s"), so
 // that records in the topics of tiers no longer configured are still read.
 func retryTopicPattern(topic, group string) string {
-	return "^" + regexp.QuoteMeta(topic+".retry."+topicSafe(group)+".") +
+	return "^" + regexp.QuoteMeta(retryPrefix(topic, group)) +
 		`([0-9]+(\.[0-9]+)?(h|m|s|ms|us|µs|ns))+$`
 }
 
