@@ -65,4 +65,3 @@ func TestDelayRedeliversToItsGroupOnlyAfterTheDelay(t *testing.T) {
 	m.Ack()
 	expectNone(t, otherCh, time.Second)
 }
-
