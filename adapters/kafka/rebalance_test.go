@@ -180,3 +180,72 @@ func TestRebalanceWithMessagesInFlight(t *testing.T) {
 		t.Error("the second member handled nothing: no rebalance was exercised")
 	}
 }
+
+// A handler that does not finish within the drain time (3/4 of
+// rebalance_timeout) has its message's context cancelled, only for the
+// partitions revoked: messages of partitions the member keeps go on. The
+// rebalance then goes on and the new owner gets the record.
+func TestRevokeCancelsOnlyRevokedPartitionsAfterDrain(t *testing.T) {
+	b := newBroker(t, func(c *kafka.Config) {
+		c.Partitions = 4
+		c.RebalanceTimeout = 4 * time.Second // drain 3s
+	})
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	_, chA := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	waitStableGroup(t, group, 1)
+
+	// One message per partition, held by A without an ack.
+	held := map[string]*message.Message{} // partition -> message
+	for i := 0; len(held) < 4 && i < 200; i++ {
+		if err := b.Publisher().Publish(topic, newMsg("key-"+strconv.Itoa(i), strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		m := receive(t, chA, waitMsg)
+		p := m.Metadata.Get(kafka.MetadataPartition)
+		if _, ok := held[p]; ok {
+			m.Ack()
+			continue
+		}
+		held[p] = m
+	}
+	if len(held) < 4 {
+		t.Fatalf("messages on %d partitions, want 4", len(held))
+	}
+
+	_, chB := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	joined := time.Now()
+	first := receive(t, chB, 30*time.Second) // a record of a revoked partition
+	waitedB := time.Since(joined)
+	moved := first.Metadata.Get(kafka.MetadataPartition)
+	hm := held[moved]
+	if hm == nil || first.UUID != hm.UUID {
+		t.Fatalf("B got %s on partition %s first, want the record A holds there", first.UUID, moved)
+	}
+	select {
+	case <-hm.Context().Done():
+	default:
+		t.Fatalf("B got partition %s while A's handler there still had a live context", moved)
+	}
+	if waitedB < 2*time.Second {
+		t.Errorf("B started on partition %s after %s, before A's drain time (3s) was up", moved, waitedB)
+	}
+	first.Ack()
+	kept := 0
+	for p, m := range held {
+		if p == moved {
+			continue
+		}
+		select {
+		case <-m.Context().Done():
+			// Revoked too: B owns it now.
+		default:
+			kept++
+			m.Ack()
+		}
+	}
+	if kept == 0 {
+		t.Error("every held message's context was cancelled, want those of kept partitions live")
+	}
+	t.Logf("B got A's held record after %s; A kept %d partitions with live contexts", waitedB.Round(time.Millisecond), kept)
+}
