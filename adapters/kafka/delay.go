@@ -109,8 +109,8 @@ func (b *Broker) tier(delay time.Duration) time.Duration {
 // read its retry topics with a client of their own, from the earliest
 // offset, and pause a retry partition until its head record is due, so
 // neither the main topic nor other partitions wait. The retry topics are
-// created by Subscribe (Config.Provision). Delay returns once the record is
-// acknowledged.
+// created by Subscribe (Config.Provision), before any record can be
+// delayed to them. Delay returns once the record is acknowledged.
 func (b *Broker) Delay(ctx context.Context, topic, group string, msg *message.Message, delay time.Duration) error {
 	if group == "" {
 		return fmt.Errorf("kafka: delay to %q: consumer group required", topic)
@@ -135,6 +135,12 @@ func (b *Broker) delayUntil(ctx context.Context, topic, group string, msg *messa
 	defer b.pub.mu.RUnlock()
 	if b.pub.closed {
 		return fmt.Errorf("kafka: delay to %q: %w", rt, broker.ErrClosed)
+	}
+	// Normally a cache hit: Subscribe provisioned the group's retry topics.
+	// A process that delays without subscribing (a replay tool) looks the
+	// topic up once.
+	if err := b.ensureTopics(ctx, rt); err != nil {
+		return fmt.Errorf("kafka: delay to %q: %w", rt, err)
 	}
 	extra := []kgo.RecordHeader{
 		{Key: header.RetryTarget, Value: []byte(group)},
