@@ -79,6 +79,11 @@ func TestSASLSCRAMHandshake(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("New with the right SCRAM credentials: %v", err)
 		}
+		select { // not a tight loop while the user propagates
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("New with the right SCRAM credentials: %v", err)
+		}
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
