@@ -37,22 +37,39 @@ type Broker struct {
 	mu     sync.Mutex
 	subs   []*Subscriber
 	closed bool
-	// instances counts subscriptions per group and topic, to derive
-	// their static-membership instance ids (Config.InstanceID).
-	instances map[string]int
+	// instances holds the static-membership numbers in use per group and
+	// topic (Config.InstanceID).
+	instances map[string]map[int]bool
 }
 
-// instanceSeq numbers the subscriptions of group on topic, from 0.
+// instanceSeq returns the lowest number not in use by a subscription of
+// group on topic, and takes it. A subscription reopened after it closed
+// gets its old number back, so its static member (which does not leave
+// the group on close) gets its partitions back instead of holding them
+// unconsumed until the session times out.
 func (b *Broker) instanceSeq(group, topic string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.instances == nil {
-		b.instances = map[string]int{}
+		b.instances = map[string]map[int]bool{}
 	}
 	k := group + "\x00" + topic
-	n := b.instances[k]
-	b.instances[k] = n + 1
+	if b.instances[k] == nil {
+		b.instances[k] = map[int]bool{}
+	}
+	n := 0
+	for b.instances[k][n] {
+		n++
+	}
+	b.instances[k][n] = true
 	return n
+}
+
+// releaseInstance gives back a number taken by instanceSeq.
+func (b *Broker) releaseInstance(group, topic string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.instances[group+"\x00"+topic], n)
 }
 
 var (

@@ -45,10 +45,15 @@ type Config struct {
 	// InstanceID turns on static group membership (KIP-345): a restarted
 	// member that comes back within SessionTimeout gets its partitions back
 	// without a rebalance. Each subscription derives its own id from it
-	// ("<instance_id>.<group>.<topic>.<n>", n counting the subscriptions of
-	// one group and topic in this Broker), so it must be unique per
-	// process and stable across its restarts (a pod name). Default "":
-	// dynamic membership.
+	// ("<instance_id>.<group>.<topic>.<n>", n numbering from 0 the open
+	// subscriptions of one group and topic in this Broker), so it must be
+	// unique per process and stable across its restarts (a pod name); a
+	// subscription reopened in the process takes its old number back. A
+	// static member does not leave the group on Close: its partitions wait
+	// for it up to SessionTimeout (raise it to cover a restart), and a
+	// member started with the same id fences it (the old subscription then
+	// ends with a failure, see [Subscriber.Failure]). Default "": dynamic
+	// membership.
 	InstanceID string `yaml:"instance_id"`
 
 	// InitialOffset is where a consumer group with no committed offset starts

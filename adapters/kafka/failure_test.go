@@ -60,6 +60,38 @@ func TestFencedStaticMemberEndsWithFailure(t *testing.T) {
 	}
 }
 
+// A subscription reopened in the same process takes its static member's id
+// back, so it replaces the closed member (which did not leave the group)
+// instead of joining beside it while the closed one holds its partitions
+// until the session times out.
+func TestReopenedSubscriptionReusesItsInstanceID(t *testing.T) {
+	instance := uniqueName(t, "pod")
+	b := newBroker(t, func(c *kafka.Config) { c.InstanceID = instance })
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+
+	sub, _ := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	waitStableGroup(t, group, 1)
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, ch := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	waitStableGroup(t, group, 1)
+	want := instance + "." + group + "." + topic + ".0"
+	if got := memberInstanceIDs(t, group); len(got) != 1 || got[0] != want {
+		t.Fatalf("members after reopening %q, want [%q]", got, want)
+	}
+	msg := newMsg("k", "after reopen")
+	if err := b.Publisher().Publish(topic, msg); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, ch, waitMsg); m.UUID != msg.UUID {
+		t.Fatalf("got %q", m.Payload)
+	} else {
+		m.Ack()
+	}
+}
+
 func memberInstanceIDs(t *testing.T, group string) []string {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...))

@@ -119,7 +119,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 	instance := ""
 	if cfg.InstanceID != "" {
-		instance = fmt.Sprintf("%s.%s.%s.%d", cfg.InstanceID, s.group, topic, s.b.instanceSeq(s.group, topic))
+		n := s.b.instanceSeq(s.group, topic)
+		sub.releaseInstance = func() { s.b.releaseInstance(s.group, topic, n) }
+		instance = fmt.Sprintf("%s.%s.%s.%d", cfg.InstanceID, s.group, topic, n)
 	}
 	// The main topic is read as the group, from InitialOffset; the retry
 	// topics by a client of their own (see retryGroup), from the earliest
@@ -132,6 +134,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	)
 	if err != nil {
 		sub.stopIntake()
+		sub.release()
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 	}
 	if instance != "" {
@@ -147,6 +150,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		sub.stopIntake()
 		main.cl.Close()
+		sub.release()
 		return nil, fmt.Errorf("kafka: subscribe to %q: retry topics: %w", topic, err)
 	}
 	sub.main, sub.retry = main, retry
@@ -157,6 +161,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		sub.stopIntake()
 		main.cl.Close()
 		retry.cl.Close()
+		sub.release()
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, broker.ErrClosed)
 	}
 	s.subs[sub] = struct{}{}
@@ -375,6 +380,8 @@ type subscription struct {
 
 	shutOnce sync.Once
 	shutErr  error
+	// releaseInstance gives back the static-membership number, if any.
+	releaseInstance func()
 
 	// Dispatcher state.
 	// pending holds the handed-out entries whose ack or nack the
@@ -538,6 +545,13 @@ func (s *subscription) shutdown() error {
 		close(s.stop)
 		<-s.done
 		s.cancelMsgs()
+		s.release()
 	})
 	return s.shutErr
+}
+
+func (s *subscription) release() {
+	if s.releaseInstance != nil {
+		s.releaseInstance()
+	}
 }
