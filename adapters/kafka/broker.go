@@ -10,7 +10,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
@@ -38,6 +37,39 @@ type Broker struct {
 	mu     sync.Mutex
 	subs   []*Subscriber
 	closed bool
+	// instances holds the static-membership numbers in use per group and
+	// topic (Config.InstanceID).
+	instances map[string]map[int]bool
+}
+
+// instanceSeq returns the lowest number not in use by a subscription of
+// group on topic, and takes it. A subscription reopened after it closed
+// gets its old number back, so its static member (which does not leave
+// the group on close) gets its partitions back instead of holding them
+// unconsumed until the session times out.
+func (b *Broker) instanceSeq(group, topic string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.instances == nil {
+		b.instances = map[string]map[int]bool{}
+	}
+	k := group + "\x00" + topic
+	if b.instances[k] == nil {
+		b.instances[k] = map[int]bool{}
+	}
+	n := 0
+	for b.instances[k][n] {
+		n++
+	}
+	b.instances[k][n] = true
+	return n
+}
+
+// releaseInstance gives back a number taken by instanceSeq.
+func (b *Broker) releaseInstance(group, topic string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.instances[group+"\x00"+topic], n)
 }
 
 var (
@@ -144,38 +176,6 @@ func (b *Broker) Close() error {
 	}
 	errs = append(errs, b.pub.Close())
 	b.admCl.Close()
-	return errors.Join(errs...)
-}
-
-// ensureTopics creates the topics that are not known to exist, with the
-// configured partitions and replication factor. Topics that already exist are
-// left alone. Known topics are cached.
-func (b *Broker) ensureTopics(ctx context.Context, topics ...string) error {
-	var missing []string
-	b.topicsMu.Lock()
-	for _, t := range topics {
-		if _, ok := b.topics[t]; !ok {
-			missing = append(missing, t)
-		}
-	}
-	b.topicsMu.Unlock()
-	if len(missing) == 0 {
-		return nil
-	}
-	resp, err := b.adm.CreateTopics(ctx, b.cfg.Partitions, b.cfg.ReplicationFactor, nil, missing...)
-	if err != nil {
-		return fmt.Errorf("kafka: create topics %q: %w", missing, err)
-	}
-	var errs []error
-	b.topicsMu.Lock()
-	for _, r := range resp.Sorted() {
-		if r.Err == nil || errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			b.topics[r.Topic] = struct{}{}
-			continue
-		}
-		errs = append(errs, fmt.Errorf("kafka: create topic %q: %w", r.Topic, r.Err))
-	}
-	b.topicsMu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -24,8 +24,37 @@ type Config struct {
 	// Partitions is the partition count of topics the adapter creates.
 	// Default 3. Topics that already exist are left as they are.
 	Partitions int32 `yaml:"partitions"`
-	// ReplicationFactor of topics the adapter creates. Default 1.
+	// ReplicationFactor of topics the adapter creates. Default -1: the
+	// cluster's default.replication.factor, so that acks "all" means what
+	// the cluster's operators set (a factor of 1 would make it meaningless).
 	ReplicationFactor int16 `yaml:"replication_factor"`
+
+	// Provision says what the adapter does about the topics it uses (the
+	// subscribed topic, its retry topics, published topics):
+	//   - "create" (default): create missing ones (Partitions,
+	//     ReplicationFactor) once per topic, at Subscribe, first Publish or
+	//     Provision; existing topics are found through metadata first, so a
+	//     principal without CREATE permission on an ACL cluster works with
+	//     topics that exist;
+	//   - "verify": never create; Subscribe, Publish and Provision fail
+	//     naming a topic that does not exist;
+	//   - "none": never look (no CreateTopics, no metadata check), for
+	//     clusters where topics are managed elsewhere.
+	Provision string `yaml:"provision"`
+
+	// InstanceID turns on static group membership (KIP-345): a restarted
+	// member that comes back within SessionTimeout gets its partitions back
+	// without a rebalance. Each subscription derives its own id from it
+	// ("<instance_id>.<group>.<topic>.<n>", n numbering from 0 the open
+	// subscriptions of one group and topic in this Broker), so it must be
+	// unique per process and stable across its restarts (a pod name); a
+	// subscription reopened in the process takes its old number back. A
+	// static member does not leave the group on Close: its partitions wait
+	// for it up to SessionTimeout (raise it to cover a restart), and a
+	// member started with the same id fences it (the old subscription then
+	// ends with a failure, see [Subscriber.Failure]). Default "": dynamic
+	// membership.
+	InstanceID string `yaml:"instance_id"`
 
 	// InitialOffset is where a consumer group with no committed offset starts
 	// on a partition: "earliest" (default) or "latest".
@@ -75,8 +104,12 @@ type Config struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 
 	// DelayTiers are the delays of the retry topics used for delayed
-	// redelivery ("<topic>.retry.<tier>"). A delay is rounded up to the next
-	// tier; longer delays use the last tier. Default [1s 5s 30s 2m 10m].
+	// redelivery ("<topic>.retry.<group>.<tier>"). A delay is rounded up to
+	// the next tier; a delay longer than the last tier goes through the
+	// last tier as often as needed (chained), never delivered early.
+	// Subscriptions read every tier topic of their group, also tiers no
+	// longer configured, so changing the tiers strands nothing.
+	// Default [1s 5s 30s 2m 10m].
 	DelayTiers []time.Duration `yaml:"delay_tiers"`
 
 	TLS  TLSConfig  `yaml:"tls"`
@@ -113,7 +146,8 @@ const (
 	DefaultBroker            = "127.0.0.1:9092"
 	DefaultClientID          = "switchyard"
 	DefaultPartitions        = 3
-	DefaultReplicationFactor = 1
+	DefaultReplicationFactor = -1
+	DefaultProvision         = ProvisionCreate
 	DefaultPrefetch          = 256
 	DefaultNackBackoff       = 100 * time.Millisecond
 	DefaultMaxNackBackoff    = 5 * time.Second
@@ -141,6 +175,10 @@ const (
 	CompressionLZ4    = "lz4"
 	CompressionZstd   = "zstd"
 
+	ProvisionCreate = "create"
+	ProvisionVerify = "verify"
+	ProvisionNone   = "none"
+
 	SASLPlain       = "plain"
 	SASLScramSHA256 = "scram-sha-256"
 	SASLScramSHA512 = "scram-sha-512"
@@ -158,6 +196,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = DefaultReplicationFactor
+	}
+	if c.Provision == "" {
+		c.Provision = DefaultProvision
 	}
 	if c.InitialOffset == "" {
 		c.InitialOffset = OffsetEarliest
@@ -216,8 +257,16 @@ func (c Config) Validate() error {
 	if c.Partitions < 1 {
 		add("partitions", "%d, want >= 1", c.Partitions)
 	}
-	if c.ReplicationFactor < 1 {
-		add("replication_factor", "%d, want >= 1", c.ReplicationFactor)
+	if c.ReplicationFactor < 1 && c.ReplicationFactor != -1 {
+		add("replication_factor", "%d, want -1 (the cluster's default) or >= 1", c.ReplicationFactor)
+	}
+	switch c.Provision {
+	case ProvisionCreate, ProvisionVerify, ProvisionNone:
+	default:
+		add("provision", "%q, want %q, %q or %q", c.Provision, ProvisionCreate, ProvisionVerify, ProvisionNone)
+	}
+	if c.InstanceID != "" && !legalTopicName(c.InstanceID) {
+		add("instance_id", "%q, want letters, digits, '.', '_' and '-' only", c.InstanceID)
 	}
 	if c.InitialOffset != OffsetEarliest && c.InitialOffset != OffsetLatest {
 		add("initial_offset", "%q, want %q or %q", c.InitialOffset, OffsetEarliest, OffsetLatest)

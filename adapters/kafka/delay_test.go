@@ -16,7 +16,6 @@ func TestDelayRedeliversToItsGroupOnlyAfterTheDelay(t *testing.T) {
 	})
 	topic, mine, other := uniqueName(t, "t"), uniqueName(t, "g"), uniqueName(t, "o")
 	cleanupTopic(t, topic, mine, other)
-	cleanupRetryTopics(t, topic, time.Second, 3*time.Second)
 
 	_, ch := subscribe(t, b, mine, topic, broker.SubscriberOptions{})
 	_, otherCh := subscribe(t, b, other, topic, broker.SubscriberOptions{})
@@ -50,8 +49,8 @@ func TestDelayRedeliversToItsGroupOnlyAfterTheDelay(t *testing.T) {
 	if m.Metadata.Get(header.Attempt) != "1" || m.Metadata.Get(header.Key) != "order-1" {
 		t.Errorf("metadata not kept: %v", m.Metadata)
 	}
-	if m.Metadata.Get(kafka.MetadataTopic) != topic+".retry.3s" {
-		t.Errorf("topic metadata %q, want %q", m.Metadata.Get(kafka.MetadataTopic), topic+".retry.3s")
+	if want := topic + ".retry." + mine + ".3s"; m.Metadata.Get(kafka.MetadataTopic) != want {
+		t.Errorf("topic metadata %q, want %q", m.Metadata.Get(kafka.MetadataTopic), want)
 	}
 	if m.Metadata.Get(kafka.MetadataRetryDue) != "" {
 		t.Errorf("due header leaked into metadata")
@@ -65,10 +64,4 @@ func TestDelayRedeliversToItsGroupOnlyAfterTheDelay(t *testing.T) {
 	}
 	m.Ack()
 	expectNone(t, otherCh, time.Second)
-}
-
-func cleanupRetryTopics(t *testing.T, topic string, tiers ...time.Duration) {
-	for _, d := range tiers {
-		cleanupTopic(t, topic+".retry."+d.String())
-	}
 }

@@ -25,9 +25,13 @@
 // [header.ID] is set from the message UUID when missing. Metadata the
 // subscriber adds ("sy_kafka_*") is not written back.
 //
-// Topic auto-creation is not relied upon: the adapter creates missing topics
-// with Config.Partitions and Config.ReplicationFactor through the admin API,
-// and remembers which exist.
+// Topic auto-creation is not relied upon. Config.Provision says what the
+// adapter does: "create" (default) looks topics up in the metadata and
+// creates the missing ones with Config.Partitions and
+// Config.ReplicationFactor (default -1, the cluster's default) through the
+// admin API, once per topic (an ACL principal without CREATE permission
+// works with topics that exist); "verify" fails naming a missing topic
+// ([ErrTopicMissing]); "none" neither looks nor creates.
 //
 // # Subscribing
 //
@@ -55,8 +59,11 @@
 //
 // Offsets: acks may come in any order (the runtime handles different keys
 // concurrently); the committed offset of a partition only moves past a
-// record when it and every earlier record were acked. Offsets are committed
-// every Config.CommitInterval, when partitions are revoked and on Close.
+// record when it and every earlier record were acked. Commit points are
+// marked on the franz-go client and committed every Config.CommitInterval
+// (a failed commit is retried at the next one), when partitions are revoked
+// and on Close. franz-go drops the marks of revoked partitions, so a member
+// never commits a partition it no longer owns.
 //
 // Nack: the record is handed out again after a backoff, Config.NackBackoff
 // doubling with each nack of the same record up to Config.MaxNackBackoff. It
@@ -64,9 +71,22 @@
 // yet; records with other keys, or without a key, are not held back. The
 // commit never passes it.
 //
-// Rebalances: when partitions are revoked, what was acked on them is
-// committed; acks of their records arriving later are ignored, and the new
-// owner redelivers those records (at-least-once).
+// Rebalances: when partitions are revoked, the subscription stops handing
+// out their records and takes back those still buffered in its channel,
+// waits up to 3/4 of Config.RebalanceTimeout for those being handled,
+// cancels the contexts of the ones still running (each partition's
+// messages share a context), commits what was acked and only then lets the
+// rebalance go on. So the new owner starts after the last acked record and
+// a key is not handled on two members at once, unless a handler ignores its
+// cancelled context. Acks arriving after that are ignored and the new owner
+// redelivers those records (at-least-once). Lost partitions (an expired
+// session) are neither drained nor committed. Config.InstanceID turns on
+// static membership: a restarted member gets its partitions back without a
+// rebalance.
+//
+// Failures: an authentication or authorization failure, or a static member
+// fenced by another with the same instance id, ends the subscription: its
+// channel closes and [Subscriber.Failure] ([broker.Failer]) says why.
 //
 // # Ordering
 //
@@ -79,26 +99,31 @@
 //
 // # Delayed redelivery
 //
-// [Broker.Delay] publishes a message to a retry topic named after the delay
-// tier it is rounded up to, "<topic>.retry.<tier>" (Config.DelayTiers,
-// default 1s, 5s, 30s, 2m and 10m, e.g. "orders.retry.5s"), with headers
-// naming the target group ([header.RetryTarget]) and the due time
-// ([MetadataRetryDue], Unix milliseconds). Every subscription of a topic
-// also consumes its retry topics: a record for another group is skipped (and
-// committed), and a record not due yet pauses only its retry partition until
-// it is due, so the main topic and other partitions keep flowing, as Spring
-// Kafka's non-blocking retries do. The handed-out message carries the
-// original metadata; [MetadataTopic] names the retry topic. Retry topics are
-// created by the first Delay to them (not by Subscribe, so that a topic
-// nobody retries costs no extra partitions); a subscription notices a
-// retry topic created after it joined within a few seconds, so the first
-// delayed message of a tier may arrive that much later than due, never
-// sooner.
+// [Broker.Delay] publishes a message to a retry topic of the target group,
+// named after the delay tier it is rounded up to,
+// "<topic>.retry.<group>.<tier>" (Config.DelayTiers, default 1s, 5s, 30s,
+// 2m and 10m, e.g. "orders.retry.billing.5s"), with headers naming the
+// group ([header.RetryTarget]) and the due time ([MetadataRetryDue], Unix
+// milliseconds). Subscribe creates the group's retry topics (as
+// Config.Provision says), and every subscription reads them with a client
+// of its own, in the consumer group "<group>.retry", always from the
+// earliest offset: a delayed record is never skipped, whatever
+// InitialOffset says and whenever the topic was created. That client has
+// its own fetch budget, so records waiting to be due never stop the main
+// topic's fetching. A record not due yet pauses only its retry partition
+// until it is due, as Spring Kafka's non-blocking retries do. A delay
+// longer than the last tier goes to the last tier with its final due time
+// ([MetadataRetryUntil]) and is forwarded through the tiers until then:
+// never handed out early, never holding a partition longer than its tier.
+// The retry topics of a group are found by a pattern, so records in tiers
+// no longer configured are still read. The handed-out message carries the
+// original metadata; [MetadataTopic] names the retry topic.
 //
 // # Operations: provisioning and browsing
 //
 // The Broker also implements [broker.Provisioner] and [broker.Browser].
-// [Broker.Provision] creates the topic if it is missing; Kafka keeps records
+// [Broker.Provision] creates the topic and the group's retry topics if they
+// are missing (Config.Provision); Kafka keeps records
 // for their retention time whoever consumes them. With InitialOffset
 // "earliest" (the default) it commits nothing: a group without committed
 // offsets reads the whole topic, which for a dead-letter topic is every dead
@@ -123,10 +148,10 @@
 // The channel buffers up to 64 messages (within the prefetch window); those
 // nobody received when intake stops are taken back, not acked, and the
 // group gets them again.
-// Close commits every offset acked before it, leaves the group and cancels
-// the context of messages still in flight (all messages of a subscription
-// share one context, cancelled then, not when a message is acked); their
-// records are redelivered to the group.
+// Close commits every offset acked before it, leaves the groups and cancels
+// the context of messages still in flight (without waiting for them: the
+// drain on revoke is for rebalances, not for Close); their records are
+// redelivered to the group.
 // [Broker.Close] closes every subscriber, then flushes and closes the
 // publisher.
 package kafka

@@ -74,7 +74,8 @@ func newBroker(t testing.TB, mutate func(*kafka.Config)) *kafka.Broker {
 	return b
 }
 
-// cleanupTopic deletes topic, its retry topics and the given groups when the
+// cleanupTopic deletes topic, its retry topics and the given groups (with
+// their retry groups) when the
 // test ends (after brokers registered later are closed).
 func cleanupTopic(t testing.TB, topic string, groups ...string) {
 	brokers := strings.Split(brokertest.KafkaBrokers(t), ",")
@@ -89,11 +90,20 @@ func cleanupTopic(t testing.TB, topic string, groups ...string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if len(groups) > 0 {
-			_, _ = adm.DeleteGroups(ctx, groups...)
+			all := append([]string(nil), groups...)
+			for _, g := range groups {
+				all = append(all, g+".retry")
+			}
+			_, _ = adm.DeleteGroups(ctx, all...)
 		}
 		topics := []string{topic}
-		for _, d := range kafka.DefaultDelayTiers {
-			topics = append(topics, topic+".retry."+d.String())
+		// Retry topics are per group and tier: whatever exists.
+		if all, err := adm.ListTopics(ctx); err == nil {
+			for _, name := range all.Names() {
+				if strings.HasPrefix(name, topic+".retry.") {
+					topics = append(topics, name)
+				}
+			}
 		}
 		if _, err := adm.DeleteTopics(ctx, topics...); err != nil {
 			t.Logf("delete topics: %v", err)

@@ -152,9 +152,12 @@ kafka_start() {
 	port_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT" \
 		&& die "kafka: controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is taken by a process not started by these scripts (set SWITCHYARD_KAFKA_CONTROLLER_PORT)"
 	mkdir -p "$KAFKA_DATA"
-	sed -e "s#@DATA_DIR@#$KAFKA_DATA#" -e "s#@HOST@#$KAFKA_HOST#g" \
-		-e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-		"$KAFKA_SRC/server.properties" >"$KAFKA_CONFIG"
+	# SWITCHYARD_KAFKA_EXTRA_PROPERTIES (lines of key=value, same
+	# placeholders) is appended: a later key overrides the template's, so
+	# a test can add a listener (SASL) to a private broker.
+	{ cat "$KAFKA_SRC/server.properties"; printf '%s\n' "${SWITCHYARD_KAFKA_EXTRA_PROPERTIES:-}"; } |
+		sed -e "s#@DATA_DIR@#$KAFKA_DATA#" -e "s#@HOST@#$KAFKA_HOST#g" \
+			-e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" >"$KAFKA_CONFIG"
 	if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
 		log "kafka: formatting storage in $(rel "$KAFKA_DATA")"
 		"${KAFKA_JAVA[@]}" -Dswitchyard.kafka.loglevel=warn kafka.tools.StorageTool format \

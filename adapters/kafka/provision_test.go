@@ -1,0 +1,121 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-go/switchyard/adapters/kafka"
+	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pkg/broker"
+)
+
+// topicExists asks the test broker whether topic exists.
+func topicExists(t *testing.T, topic string) bool {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatalf("ListTopics: %v", err)
+	}
+	d, ok := ds[topic]
+	return ok && d.Err == nil && len(d.Partitions) > 0
+}
+
+func TestProvisionVerifyFailsClearlyOnMissingTopic(t *testing.T) {
+	b := newBroker(t, func(c *kafka.Config) { c.Provision = kafka.ProvisionVerify })
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+
+	sub, err := b.Subscriber(group, broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	_, err = sub.Subscribe(context.Background(), topic)
+	if err == nil {
+		t.Fatal("Subscribe to a missing topic with provision verify: no error")
+	}
+	if !errors.Is(err, kafka.ErrTopicMissing) || !strings.Contains(err.Error(), topic) ||
+		!strings.Contains(err.Error(), "broker.kafka.provision") {
+		t.Errorf("Subscribe error %q, want one naming the topic, ErrTopicMissing and broker.kafka.provision", err)
+	}
+	if err := b.Publisher().Publish(topic, newMsg("k", "x")); !errors.Is(err, kafka.ErrTopicMissing) {
+		t.Errorf("Publish to a missing topic with provision verify: %v, want ErrTopicMissing", err)
+	}
+	if topicExists(t, topic) {
+		t.Fatal("provision verify created the topic")
+	}
+
+	// Once the topic and its retry topics exist (made by a creating
+	// Broker), verify accepts them.
+	creator := newBroker(t, nil)
+	if err := creator.Provision(context.Background(), topic, group); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	_, ch := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	msg := newMsg("k", "hello")
+	if err := b.Publisher().Publish(topic, msg); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if m := receive(t, ch, waitMsg); m.UUID != msg.UUID {
+		t.Fatalf("got %q", m.Payload)
+	} else {
+		m.Ack()
+	}
+}
+
+func TestProvisionNoneNeverCreatesTopics(t *testing.T) {
+	b := newBroker(t, func(c *kafka.Config) {
+		c.Provision = kafka.ProvisionNone
+		c.PublishTimeout = 2 * time.Second
+	})
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+
+	sub, err := b.Subscriber(group, broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := sub.Subscribe(context.Background(), topic); err != nil {
+		t.Fatalf("Subscribe with provision none: %v", err)
+	}
+	if err := b.Provision(context.Background(), topic, group); err != nil {
+		t.Fatalf("Provision with provision none: %v", err)
+	}
+	_ = b.Publisher().Publish(topic, newMsg("k", "x")) // may fail: the topic is missing
+	if topicExists(t, topic) {
+		t.Fatal("provision none created the topic")
+	}
+	for _, d := range kafka.DefaultDelayTiers {
+		if rt := topic + ".retry." + group + "." + d.String(); topicExists(t, rt) {
+			t.Fatalf("provision none created retry topic %q", rt)
+		}
+	}
+}
+
+func TestProvisionCreateUsesTheClusterReplicationFactor(t *testing.T) {
+	b := newBroker(t, nil) // replication_factor default -1
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	if err := b.Provision(context.Background(), topic, group); err != nil {
+		t.Fatalf("Provision with replication factor -1: %v", err)
+	}
+	for _, rt := range append([]string{topic}, topic+".retry."+group+".1s", topic+".retry."+group+".10m0s") {
+		if !topicExists(t, rt) {
+			t.Errorf("topic %q not created", rt)
+		}
+	}
+}
