@@ -34,11 +34,18 @@ var BrokerTypes = []string{BrokerMemory, BrokerAMQP, BrokerKafka}
 
 // Config is the whole configuration of a Switchyard application.
 type Config struct {
-	Service  Service                   `yaml:"service"`
-	Log      Log                       `yaml:"log"`
-	Broker   Broker                    `yaml:"broker"`
-	HTTP     ops.Config                `yaml:"http"`
-	Tracing  tracing.Config            `yaml:"tracing"`
+	Service Service        `yaml:"service"`
+	Log     Log            `yaml:"log"`
+	Broker  Broker         `yaml:"broker"`
+	HTTP    ops.Config     `yaml:"http"`
+	Tracing tracing.Config `yaml:"tracing"`
+	// Idempotency turns on deduplication of redeliveries for every handler.
+	Idempotency Idempotency `yaml:"idempotency"`
+	// Outbox runs the transactional outbox's relay beside the service.
+	Outbox Outbox `yaml:"outbox"`
+	// Postgres is the database of the postgres idempotency store and the
+	// outbox.
+	Postgres Postgres                  `yaml:"postgres"`
 	Defaults service.Policy            `yaml:"defaults"`
 	Handlers map[string]service.Policy `yaml:"handlers"`
 	// Topics holds per-topic settings by topic name, as handlers name it
@@ -157,6 +164,7 @@ func (c Config) Validate() error {
 	}
 	err = errors.Join(err, c.HTTP.Validate("http"))
 	err = errors.Join(err, c.Tracing.Validate("tracing"))
+	err = errors.Join(err, c.Idempotency.Validate(), c.Outbox.Validate(), c.Postgres.validate(c.postgresNeededBy()))
 	err = errors.Join(err, c.Defaults.Validate("defaults"))
 	names := make([]string, 0, len(c.Handlers))
 	for name := range c.Handlers {
@@ -182,6 +190,18 @@ func (c Config) Validate() error {
 		}
 	}
 	return err
+}
+
+// postgresNeededBy names the setting that needs the postgres section, ""
+// when none does.
+func (c Config) postgresNeededBy() string {
+	switch {
+	case c.Idempotency.Store == StorePostgres:
+		return "idempotency.store is postgres"
+	case c.Outbox.Store == StorePostgres:
+		return "outbox.store is postgres"
+	}
+	return ""
 }
 
 func topicNames(topics map[string]Topic) []string {
@@ -316,7 +336,12 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 // per-topic inbound mappings, content modes and Watermill headers, the
 // operations HTTP server when http.addr is set (see package ops), and
 // tracing when tracing.exporter is set (see package tracing; the provider
-// is shut down when Run returns, and its service.name is service.name). Options
+// is shut down when Run returns, and its service.name is service.name),
+// deduplication when idempotency.store is set (service.WithIdempotency),
+// and the outbox relay when outbox.store is set. A postgres store or relay
+// shares one pool on the postgres section's database, opened, checked and
+// migrated when Run starts (an error ends Run before anything is
+// subscribed) and closed when Run returns, after the relay stopped. Options
 // given after these win, e.g. a service.WithLogger of the caller's own.
 // Call it on a validated Config (as [Load] and [Parse] return).
 func (c Config) ServiceOptions() []service.Option { return c.serviceOptions(os.Stderr) }
@@ -351,5 +376,5 @@ func (c Config) serviceOptions(w io.Writer) []service.Option {
 	if c.Tracing.Enabled() {
 		opts = append(opts, tracing.With(c.Tracing, tracing.WithServiceName(c.Service.Name)))
 	}
-	return opts
+	return append(opts, c.storeOptions(logger)...)
 }

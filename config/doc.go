@@ -18,6 +18,9 @@
 //	handlers:                     # per-handler overrides, by handler name
 //	  inventory.reserve:
 //	    timeout: 2s
+//	idempotency: {store: postgres} # none | memory | postgres: skip redeliveries
+//	outbox: {store: postgres}     # run the outbox relay beside the service
+//	postgres: {dsn: "postgres://u:p@db:5432/app"}
 //	topics:                       # per-topic settings, by topic name
 //	  orders:
 //	    inbound:                  # how to read producers that don't write our headers
@@ -40,4 +43,10 @@
 // [LoadApp]). Environment wins over the file. A SWITCHYARD_ variable that
 // names no setting, and is not one of [ToolingEnv], is an error naming the
 // nearest valid one.
+//
+// # Build tags
+//
+// -tags switchyard_no_kafka and switchyard_no_amqp leave the Kafka or
+// RabbitMQ adapter, and its client library, out of a program; it then
+// refuses that broker's type and settings, naming the tag.
 package config

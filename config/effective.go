@@ -32,6 +32,12 @@ func (c Config) Effective() Config {
 	if c.Tracing.Enabled() {
 		c.Tracing = c.Tracing.WithDefaults()
 	}
+	c.Idempotency = c.Idempotency.WithDefaults()
+	c.Outbox = c.Outbox.WithDefaults()
+	if c.Postgres.Migrate == nil && c.postgresNeededBy() != "" {
+		on := true
+		c.Postgres.Migrate = &on
+	}
 	c.Defaults = frameworkDefaults(c.Defaults)
 	if len(c.Handlers) > 0 {
 		hs := make(map[string]service.Policy, len(c.Handlers))

@@ -497,12 +497,42 @@ app:
 	}
 }
 
+// The idempotency, outbox and postgres sections show their defaults, and
+// the database's password, in a URL or in key=value form, never.
+func TestConfigShowStores(t *testing.T) {
+	t.Setenv(envConfig, "")
+	for dsn, want := range map[string]string{
+		"postgres://pay:pg-s3cret@db:5432/payments": "dsn: postgres://pay:REDACTED@db:5432/payments",
+		"host=db user=pay password=pg-s3cret":       "dsn: host=db user=pay password=REDACTED",
+	} {
+		file := writeFile(t, "pg.yaml", "idempotency: {store: postgres}\noutbox: {store: postgres}\npostgres: {dsn: \""+dsn+"\"}\n")
+		for _, args := range [][]string{{"config", "show", "--config", file}, {"--json", "config", "show", "--config", file}} {
+			r := cli(t, "", args...)
+			mustOK(t, r)
+			if strings.Contains(r.stdout, "pg-s3cret") {
+				t.Fatalf("%v: password printed:\n%s", args, r.stdout)
+			}
+			if args[0] == "--json" {
+				continue
+			}
+			for _, w := range []string{want, "ttl: 24h0m0s", "purge_interval: 1h0m0s", "table: switchyard_outbox", "batch_size: 100", "poll_interval: 1s", "migrate: true"} {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("show output misses %q:\n%s", w, r.stdout)
+				}
+			}
+		}
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"amqp://u:p@h:5672/v":  "amqp://u:REDACTED@h:5672/v",
-		"amqp://u@h/":          "amqp://u@h/",
-		"amqp://h/":            "amqp://h/",
-		"amqp://u:p%zz@h:5672": "amqp://REDACTED@h:5672",
+		"amqp://u:p@h:5672/v":                    "amqp://u:REDACTED@h:5672/v",
+		"amqp://u@h/":                            "amqp://u@h/",
+		"amqp://h/":                              "amqp://h/",
+		"amqp://u:p%zz@h:5672":                   "amqp://REDACTED@h:5672",
+		"host=db password=pw user=u":             "host=db password=REDACTED user=u",
+		"host=db password = 'it''s a pw' user=u": "host=db password = REDACTED user=u",
+		"host=db user=u":                         "host=db user=u",
 	} {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -102,7 +103,8 @@ overrides, then defaults) as YAML, or JSON with --json: every default filled in,
 and only the selected broker's section. Handler entries show what the file and
 the environment give, inherited from defaults; what a handler's code sets is
 not known here. Passwords, secrets and tokens are replaced by "REDACTED", and
-so is the password part of every URL, in the app section too.`,
+so is the password part of every URL and DSN (postgres.dsn), in the app
+section too.`,
 		Example: `  switchyard config show --config prod.yaml
   switchyard --json config show --config prod.yaml`,
 		Args: cobra.NoArgs,
@@ -151,8 +153,15 @@ func urlField(name string) bool {
 	return strings.HasSuffix(n, "url") || strings.HasSuffix(n, "urls") || strings.HasSuffix(n, "dsn")
 }
 
-// redactURL replaces the password of u's userinfo.
+// kvPassword is the password of a key=value DSN (libpq's form:
+// host=db password=secret, or password='it”s secret').
+var kvPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.|'')*'|\S+)`)
+
+// redactURL replaces the password of u's userinfo, or of a key=value DSN.
 func redactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return kvPassword.ReplaceAllString(s, "${1}"+redacted)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		// Unparseable: hide whatever could be credentials.
