@@ -16,7 +16,7 @@ func TestAsyncAPI(t *testing.T) {
 		{"memory", "service: {name: shop}\n", asyncapi.Config{Title: "shop", Version: "1.0.0"}},
 		{"kafka defaults", "broker: {type: kafka}\n", asyncapi.Config{Version: "1.0.0",
 			Servers: []asyncapi.Server{{Host: "127.0.0.1:9092", Protocol: "kafka"}},
-			Kafka:   &asyncapi.Kafka{Partitions: 3, Replicas: 1}}},
+			Kafka:   &asyncapi.Kafka{Partitions: 3, Replicas: 0}}},
 		{"kafka", "broker:\n  type: kafka\n  kafka: {brokers: [k1:9092, k2:9092], partitions: 6, replication_factor: 3, tls: {enabled: true}}\n",
 			asyncapi.Config{Version: "1.0.0",
 				Servers: []asyncapi.Server{{Host: "k1:9092", Protocol: "kafka-secure"}, {Host: "k2:9092", Protocol: "kafka-secure"}},

@@ -144,10 +144,10 @@ func (b *Broker) delayUntil(ctx context.Context, topic, group string, msg *messa
 	}
 	extra := []kgo.RecordHeader{
 		{Key: header.RetryTarget, Value: []byte(group)},
-		{Key: MetadataRetryDue, Value: []byte(strconv.FormatInt(due.UnixMilli(), 10))},
+		{Key: MetadataRetryDue, Value: []byte(strconv.FormatInt(ceilMilli(due), 10))},
 	}
 	if until.After(due) {
-		extra = append(extra, kgo.RecordHeader{Key: MetadataRetryUntil, Value: []byte(strconv.FormatInt(until.UnixMilli(), 10))})
+		extra = append(extra, kgo.RecordHeader{Key: MetadataRetryUntil, Value: []byte(strconv.FormatInt(ceilMilli(until), 10))})
 	}
 	return b.pub.produce(ctx, rt, []*message.Message{msg}, extra)
 }
@@ -171,4 +171,15 @@ func retryInfo(r *kgo.Record) (group string, due, until time.Time) {
 		}
 	}
 	return group, due, until
+}
+
+// ceilMilli is t in Unix milliseconds rounded up: the headers carry
+// milliseconds, and a due time rounded down would hand a record out up to
+// a millisecond before its delay ends ("no sooner than").
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
 }

@@ -26,8 +26,8 @@ func TestGraphAsyncAPI(t *testing.T) {
 		want, not    []string
 	}{
 		{"memory", "", []string{`"asyncapi": "3.0.0"`, `"version": "0.0.0"`}, []string{`"servers"`, `"bindings"`}},
-		{"kafka", "service: {name: shop}\nbroker:\n  type: kafka\n  kafka: {brokers: [k1:9092, k2:9092], partitions: 6}\n",
-			[]string{`"title": "shop"`, `"host": "k2:9092"`, `"kafka-1"`, `"partitions": 6`, `"replicas": 1`, `"groupId"`}, nil},
+		{"kafka", "service: {name: shop}\nbroker:\n  type: kafka\n  kafka: {brokers: [k1:9092, k2:9092], partitions: 6, replication_factor: 3}\n",
+			[]string{`"title": "shop"`, `"host": "k2:9092"`, `"kafka-1"`, `"partitions": 6`, `"replicas": 3`, `"groupId"`}, nil},
 		{"amqp", "broker:\n  type: amqp\n  amqp: {url: \"amqps://user:s3cret@rabbit:5671/prod\", exchange_prefix: ex., queue_prefix: qu.}\n",
 			[]string{`"protocol": "amqps"`, `"host": "rabbit:5671"`, `"pathname": "/prod"`, `"name": "ex.A"`, `"name": "qu.A.g1"`, `"vhost": "prod"`},
 			[]string{"s3cret", "user"}},
