@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
@@ -90,6 +91,13 @@ func (p *Publisher) produce(ctx context.Context, topic string, msgs []*message.M
 		p.cl.Produce(ctx, toRecord(topic, m, extra), done)
 	}
 	wg.Wait()
+	if errors.Is(first, kerr.UnknownTopicID) {
+		// The topic was deleted and created again: nothing was written.
+		// Purged, the next Publish (the caller's retry) produces to the
+		// new topic instead of failing for ever.
+		p.cl.PurgeTopicsFromProducing(topic)
+		p.b.recreated(topic)
+	}
 	if first != nil {
 		return fmt.Errorf("kafka: publish to %q: %d of %d messages failed: %w", topic, failed, len(msgs), first)
 	}

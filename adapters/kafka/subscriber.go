@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -203,6 +205,7 @@ func (s *subscription) newSource(retry bool, instance string, extra ...kgo.Opt) 
 		kgo.OnPartitionsLost(func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
 			s.revoke(ctx, src, parts, true)
 		}),
+		kgo.AdjustFetchOffsetsFn(src.adjustRecreated),
 	)
 	if instance != "" {
 		opts = append(opts, kgo.InstanceID(instance))
@@ -220,6 +223,13 @@ func (s *subscription) newSource(retry bool, instance string, extra ...kgo.Opt) 
 type source struct {
 	cl     *kgo.Client
 	retry  bool
+	// recreating is set while a recreated topic is purged (see
+	// rejoinRecreated): the revoke it causes commits nothing.
+	recreating atomic.Bool
+	// fromStart holds recreated topics whose next assignment reads from
+	// the start (see adjustRecreated).
+	fromStartMu sync.Mutex
+	fromStart   map[string]bool
 	want   chan struct{} // poller may poll once
 	done   chan struct{} // poller exited
 	budget int           // records queued (fetched, not handed out) at most
@@ -430,6 +440,10 @@ func (s *subscription) revoke(ctx context.Context, src *source, parts map[string
 	if len(parts) == 0 {
 		return
 	}
+	// A purge of a recreated topic revokes it: its marks are offsets of
+	// the old topic, and committed they would skip the new topic's first
+	// records. Treat it as lost.
+	lost = lost || src.recreating.Swap(false)
 	ev := revokeEv{src: src, parts: parts, lost: lost, reply: make(chan struct{})}
 	if !s.send(ev) {
 		return
@@ -472,11 +486,15 @@ func (s *subscription) poll(src *source) {
 		}
 		fs := src.cl.PollRecords(ctx, src.budget)
 		var pollErr, fatalErr error
+		var recreated []string
 		fs.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
 				return
 			}
 			pollErr = err
+			if errors.Is(err, kerr.UnknownTopicID) && !slices.Contains(recreated, t) {
+				recreated = append(recreated, t)
+			}
 			if fatal(err) && fatalErr == nil {
 				fatalErr = fmt.Errorf("kafka: subscriber %q on %q: %w", s.group, s.topic, err)
 			}
@@ -492,6 +510,9 @@ func (s *subscription) poll(src *source) {
 		})
 		ok := s.send(batchEv{src: src, recs: recs})
 		src.cl.AllowRebalance()
+		if len(recreated) > 0 {
+			s.rejoinRecreated(src, recreated)
+		}
 		if fatalErr != nil {
 			s.log.Error("kafka: subscription ends on a fatal error", "error", fatalErr)
 			s.owner.fail(fatalErr)
@@ -509,6 +530,51 @@ func (s *subscription) poll(src *source) {
 			}
 		}
 	}
+}
+
+// rejoinRecreated resumes topics that were deleted and created again
+// (UNKNOWN_TOPIC_ID; see Broker.recreated): purged from the client, which
+// leaves the group's subscription and rebalances, and subscribed again. The
+// group's old committed offsets are past the new topic's end, so the new
+// owner starts where Config.InitialOffset says. Retry sources subscribe by
+// pattern and find the topic again by themselves.
+func (s *subscription) rejoinRecreated(src *source, topics []string) {
+	s.log.Warn("kafka: topic was deleted and created again; subscribing anew", "topics", topics)
+	src.fromStartMu.Lock()
+	if src.fromStart == nil {
+		src.fromStart = map[string]bool{}
+	}
+	for _, t := range topics {
+		src.fromStart[t] = true
+	}
+	src.fromStartMu.Unlock()
+	src.recreating.Store(true)
+	src.cl.PurgeTopicsFromConsuming(topics...)
+	if !src.retry {
+		src.cl.AddConsumeTopics(topics...)
+	}
+	for _, t := range topics {
+		s.owner.b.recreated(t)
+	}
+}
+
+// adjustRecreated starts a recreated topic from its first record at its
+// next assignment: the group's committed offsets are the old topic's
+// (Kafka keeps them under the topic's name), and a new topic shorter than
+// the old one would otherwise be skipped up to them, silently.
+func (src *source) adjustRecreated(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	src.fromStartMu.Lock()
+	defer src.fromStartMu.Unlock()
+	for t, parts := range offsets {
+		if !src.fromStart[t] {
+			continue
+		}
+		delete(src.fromStart, t)
+		for p := range parts {
+			parts[p] = kgo.NewOffset().AtStart().WithEpoch(-1)
+		}
+	}
+	return offsets, nil
 }
 
 // shutdown stops intake, commits acked offsets, leaves the groups and stops

@@ -139,3 +139,14 @@ func (b *Broker) known(topic string) {
 	b.topics[topic] = struct{}{}
 	b.topicsMu.Unlock()
 }
+
+// recreated handles a topic that was deleted and created again under the
+// same name (UNKNOWN_TOPIC_ID): franz-go keeps the old topic id and stalls
+// on purpose rather than guess (twmb/franz-go#908), and says to purge and
+// re-add the topic. The topic is forgotten here, so the next use looks it
+// up (and provisions it) again.
+func (b *Broker) recreated(topic string) {
+	b.topicsMu.Lock()
+	delete(b.topics, topic)
+	b.topicsMu.Unlock()
+}
