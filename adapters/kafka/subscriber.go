@@ -221,8 +221,8 @@ func (s *subscription) newSource(retry bool, instance string, extra ...kgo.Opt) 
 // source is one consuming client of a subscription (the main topic, or the
 // retry topics) with its poller and its own fetch budget.
 type source struct {
-	cl     *kgo.Client
-	retry  bool
+	cl    *kgo.Client
+	retry bool
 	// recreating is set while a recreated topic is purged (see
 	// rejoinRecreated): the revoke it causes commits nothing.
 	recreating atomic.Bool
@@ -230,9 +230,9 @@ type source struct {
 	// the start (see adjustRecreated).
 	fromStartMu sync.Mutex
 	fromStart   map[string]bool
-	want   chan struct{} // poller may poll once
-	done   chan struct{} // poller exited
-	budget int           // records queued (fetched, not handed out) at most
+	want        chan struct{} // poller may poll once
+	done        chan struct{} // poller exited
+	budget      int           // records queued (fetched, not handed out) at most
 	// Dispatcher state.
 	queued  int
 	polling bool
