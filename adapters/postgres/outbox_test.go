@@ -465,9 +465,9 @@ func TestOutboxPoisonRecordIsParkedAndOthersFlow(t *testing.T) {
 	ob := newOutbox(t, pool, postgres.OutboxConfig{})
 	ctx := context.Background()
 	addInTx(t, pool, ob, true,
-		toTopic("audit", rawMsg("poison", "k1")), // refused
-		rawMsg("k1-behind", "k1"),                // same key: must wait behind it
-		rawMsg("k2-first", "k2"),                 // other key, same batch
+		toTopic("audit", rawMsg("poison", "k1")),  // refused
+		rawMsg("k1-behind", "k1"),                 // same key: must wait behind it
+		rawMsg("k2-first", "k2"),                  // other key, same batch
 		toTopic("payments", rawMsg("no-key", "")), // other topic, no key
 	)
 	addInTx(t, pool, ob, true, rawMsg("k2-second", "k2"), rawMsg("k3", "k3"))
