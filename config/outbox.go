@@ -37,10 +37,16 @@ type Outbox struct {
 	// PollInterval is how long the relay sleeps when it found nothing.
 	// Default 1s.
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// Backoff spaces the retries of a failing publish (max_attempts and
-	// max_elapsed are refused: a record is retried until it is published).
-	// Default 100ms doubling up to 30s, jitter 0.2.
+	// Backoff spaces the retries of a record whose publish failed, each
+	// record on its own schedule (its max_attempts and max_elapsed are
+	// refused: use MaxAttempts). Default 100ms doubling up to 30s, jitter
+	// 0.2.
 	Backoff retry.Policy `yaml:"backoff"`
+	// MaxAttempts is how many failed publishes park a record: it is kept,
+	// listed by "switchyard outbox list" and published again after
+	// "switchyard outbox retry"; later records of its key wait behind it.
+	// Default 20 (about 6.5 minutes of failures with the default backoff).
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // Enabled reports whether the section asks for a relay.
@@ -54,7 +60,7 @@ func (c Outbox) PostgresConfig() postgres.OutboxConfig {
 
 // relay is the section's relay, Store, Publisher and Logger left to fill.
 func (c Outbox) relay() outbox.Relay {
-	return outbox.Relay{BatchSize: c.BatchSize, PollInterval: c.PollInterval, Backoff: c.Backoff}
+	return outbox.Relay{BatchSize: c.BatchSize, PollInterval: c.PollInterval, Backoff: c.Backoff, MaxAttempts: c.MaxAttempts}
 }
 
 // WithDefaults fills the zero settings when the relay is on.
@@ -78,7 +84,10 @@ func (c Outbox) WithDefaults() Outbox {
 		c.Backoff.MaxInterval = outbox.DefaultMaxBackoff
 	}
 	c.Backoff = c.Backoff.WithDefaults()
-	c.Backoff.MaxAttempts = 0 // unlimited; WithDefaults' count does not apply here
+	c.Backoff.MaxAttempts = 0 // the relay's own MaxAttempts counts, not the policy's
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = outbox.DefaultMaxAttempts
+	}
 	return c
 }
 
@@ -101,11 +110,14 @@ func (c Outbox) Validate() error {
 	if c.PollInterval < 0 {
 		err = errors.Join(err, fmt.Errorf("outbox.poll_interval: %s, want > 0 (0 means the default %s)", c.PollInterval, outbox.DefaultPollInterval))
 	}
+	if c.MaxAttempts < 0 {
+		err = errors.Join(err, fmt.Errorf("outbox.max_attempts: %d, want >= 1 failed publishes before a record is parked (0 means the default %d)", c.MaxAttempts, outbox.DefaultMaxAttempts))
+	}
 	if c.Backoff.MaxAttempts != 0 {
-		err = errors.Join(err, fmt.Errorf("outbox.backoff.max_attempts: %d, want 0: the relay retries a record until it is published", c.Backoff.MaxAttempts))
+		err = errors.Join(err, fmt.Errorf("outbox.backoff.max_attempts: %d, want 0: set outbox.max_attempts, the failed publishes that park a record", c.Backoff.MaxAttempts))
 	}
 	if c.Backoff.MaxElapsed != 0 {
-		err = errors.Join(err, fmt.Errorf("outbox.backoff.max_elapsed: %s, want 0: the relay retries a record until it is published", c.Backoff.MaxElapsed))
+		err = errors.Join(err, fmt.Errorf("outbox.backoff.max_elapsed: %s, want 0: set outbox.max_attempts, the failed publishes that park a record", c.Backoff.MaxElapsed))
 	}
 	return errors.Join(err, c.Backoff.Validate("outbox.backoff"))
 }

@@ -31,7 +31,7 @@ func TestStoreSectionsReportEveryProblem(t *testing.T) {
 		"bad values": {
 			yaml: `
 idempotency: {store: redis, ttl: -1s, lease: -2s, max_entries: -3}
-outbox: {store: mysql, table: "no such;table", batch_size: -1, poll_interval: -1s, backoff: {max_attempts: 3}}
+outbox: {store: mysql, table: "no such;table", batch_size: -1, poll_interval: -1s, max_attempts: -2, backoff: {max_attempts: 3}}
 postgres: {max_conns: -1}
 `,
 			want: []string{
@@ -43,7 +43,8 @@ postgres: {max_conns: -1}
 				`outbox.table: "no such;table", want an SQL identifier`,
 				`outbox.batch_size: -1, want >= 1 (0 means the default 100)`,
 				`outbox.poll_interval: -1s, want > 0 (0 means the default 1s)`,
-				`outbox.backoff.max_attempts: 3, want 0: the relay retries a record until it is published`,
+				`outbox.max_attempts: -2, want >= 1 failed publishes before a record is parked (0 means the default 20)`,
+				`outbox.backoff.max_attempts: 3, want 0: set outbox.max_attempts, the failed publishes that park a record`,
 				`postgres.max_conns: -1, want >= 1`,
 			},
 		},
@@ -113,7 +114,7 @@ func TestStoreSectionsFromTheEnvironment(t *testing.T) {
 		t.Errorf("idempotency: %+v", got)
 	}
 	if got := e.Outbox; got.Table != "app.events_out" || got.Channel != "app_events_out" || got.BatchSize != 7 ||
-		got.PollInterval != time.Second || got.Backoff.InitialInterval != 50*time.Millisecond || got.Backoff.MaxInterval != 30*time.Second || got.Backoff.MaxAttempts != 0 {
+		got.PollInterval != time.Second || got.Backoff.InitialInterval != 50*time.Millisecond || got.Backoff.MaxInterval != 30*time.Second || got.Backoff.MaxAttempts != 0 || got.MaxAttempts != outbox.DefaultMaxAttempts {
 		t.Errorf("outbox: %+v", got)
 	}
 	if got := e.Postgres; got.DSN != "postgres://u:p@db:5432/app" || got.MaxConns != 3 || got.migrate() {

@@ -44,13 +44,20 @@
 // Events the handler publishes are not part of the transaction: they are
 // confirmed before the commit and published again if the commit fails.
 //
+// Each attempt holds a pool connection while the handler runs; the
+// middlewares of one pool hold at most MaxConns-1 transactions at once, so
+// one connection stays free for the handlers' own use of the pool and a
+// full pool cannot deadlock (see [TransactionalIdempotency]).
+//
 // # Deduplicated handling: Store
 //
 // [Store] implements the generic idempotency.Store (claims with leases on
 // the database clock) for service.WithIdempotency, when effects live
 // elsewhere (an HTTP call, another database): a message is handled by one
 // instance at a time and skipped once completed, but a crash between the
-// effect and the completion handles it again after the lease.
+// effect and the completion handles it again after the lease. The store
+// implements idempotency.Extender: the middleware renews the lease while
+// the handler runs, so only a dead holder's claim expires.
 //
 //	svc := service.New(b, service.WithIdempotency(postgres.NewStore(pool)))
 //

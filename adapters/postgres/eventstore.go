@@ -51,7 +51,20 @@ func (c EventStoreConfig) Validate() error {
 // EventStore is an [eventstore.Store] in PostgreSQL: one row per event,
 // unique on (stream_id, version), so of concurrent appends at one version
 // exactly one commits and the others get [eventstore.ErrConcurrencyConflict].
-// The table's position column orders every event of every stream.
+//
+// # Global position
+//
+// The table's position column orders every event of every stream, in
+// commit order, and [EventStore.ReadAll] reads from a position. An identity
+// column alone is not commit-ordered: a transaction that took position 7
+// may commit after one that took 8, and a reader that already went past 8
+// would never see 7. So every append takes a transaction-level advisory
+// lock (one per table) before it inserts, and holds it until its
+// transaction ends: positions are drawn only by the lock holder, and the
+// next holder gets the lock only after the previous commit is visible.
+// The cost is that appends to one table commit one at a time, from the
+// insert to the end of the transaction: keep the transactions of
+// [EventStore.AppendTx] short after the append.
 type EventStore struct {
 	pool  *pgxpool.Pool
 	table string
@@ -61,7 +74,10 @@ type EventStore struct {
 	ob    *Outbox
 }
 
-var _ eventstore.Store = (*EventStore)(nil)
+var (
+	_ eventstore.Store     = (*EventStore)(nil)
+	_ eventstore.AllReader = (*EventStore)(nil)
+)
 
 // NewEventStore returns an event store on pool. Run [EventStore.Migrate]
 // once first (and the outbox's Migrate if there is one).
@@ -156,6 +172,12 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 	if err != nil {
 		return err
 	}
+	// Positions in commit order: see the type's doc. Taken after the
+	// version check and before the insert, so a conflicting append does
+	// not wait for it.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+positionLockClass+`, hashtext($1))`, s.table); err != nil {
+		return fmt.Errorf("postgres: append to %q: take the position lock: %w", streamID, err)
+	}
 	b := &pgx.Batch{}
 	for _, r := range recs {
 		md := message.Metadata{}
@@ -183,11 +205,39 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 	return nil
 }
 
+// positionLockClass is the first key of the two-key advisory lock that
+// orders positions (the second is the table's hash). Two-key locks are a
+// space of their own, apart from the one-key locks of migrate and of
+// blind appends to a stream.
+const positionLockClass = "1937204598" // "swev" in ASCII
+
 // Load implements [eventstore.Store].
 func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Record, error) {
-	rows, err := s.pool.Query(ctx, `SELECT version, event_id, metadata, data FROM `+s.table+` WHERE stream_id = $1 ORDER BY version`, streamID)
+	recs, err := s.query(ctx, `SELECT position, stream_id, version, event_id, metadata, data FROM `+s.table+` WHERE stream_id = $1 ORDER BY version`, streamID)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: load %q: %w", streamID, err)
+	}
+	return recs, nil
+}
+
+// ReadAll implements [eventstore.AllReader]: up to limit records of every
+// stream with a position greater than after, in position order, which is
+// commit order (see [EventStore]).
+func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Record, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("postgres: read all from %d: limit %d, want >= 1", after, limit)
+	}
+	recs, err := s.query(ctx, `SELECT position, stream_id, version, event_id, metadata, data FROM `+s.table+` WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read all from %d: %w", after, err)
+	}
+	return recs, nil
+}
+
+func (s *EventStore) query(ctx context.Context, sql string, args ...any) ([]eventstore.Record, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var recs []eventstore.Record
@@ -195,8 +245,8 @@ func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Re
 		var r eventstore.Record
 		var id string
 		var md map[string]string
-		if err := rows.Scan(&r.Version, &id, &md, &r.Data); err != nil {
-			return nil, fmt.Errorf("postgres: load %q: %w", streamID, err)
+		if err := rows.Scan(&r.Position, &r.StreamID, &r.Version, &id, &md, &r.Data); err != nil {
+			return nil, err
 		}
 		m := message.NewMessage(id, nil)
 		for k, v := range md {
@@ -204,15 +254,12 @@ func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Re
 		}
 		env, err := event.ReadEnvelope(m)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: load %q version %d: %w", streamID, r.Version, err)
+			return nil, fmt.Errorf("%q version %d: %w", r.StreamID, r.Version, err)
 		}
-		r.StreamID, r.Envelope = streamID, env
+		r.Envelope = env
 		recs = append(recs, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: load %q: %w", streamID, err)
-	}
-	return recs, nil
+	return recs, rows.Err()
 }
 
 func isUniqueViolation(err error) bool {

@@ -3,7 +3,10 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -112,5 +115,171 @@ func TestEventStoreAppendTxRollsBackWithTheBusinessWrite(t *testing.T) {
 	}
 	if n, _ := ob.Pending(ctx); n != 0 {
 		t.Fatalf("%d outbox records after rollback", n)
+	}
+}
+
+// readAllFrom follows the global position like a projection: it reads from
+// after until a read returns nothing and returns what it read and the last
+// position.
+func readAllFrom(t *testing.T, s *postgres.EventStore, after int64) ([]eventstore.Record, int64) {
+	t.Helper()
+	var out []eventstore.Record
+	for {
+		recs, err := s.ReadAll(context.Background(), after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return out, after
+		}
+		for _, r := range recs {
+			if r.Position <= after {
+				t.Fatalf("ReadAll after %d returned position %d", after, r.Position)
+			}
+			after = r.Position
+		}
+		out = append(out, recs...)
+	}
+}
+
+// TestEventStorePositionsFollowCommitOrder holds one append's transaction
+// open while another append commits, with a reader following the global
+// position in between. The reader must see both events, the one committed
+// first at the lower position: with positions drawn at insert the held
+// transaction's event would get the lower position and commit after the
+// reader went past it, and be skipped for ever.
+func TestEventStorePositionsFollowCommitOrder(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	s := newEventStore(t, pool, postgres.EventStoreConfig{})
+
+	held, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(ctx)
+	if err := s.AppendTx(ctx, held, "order-held", 0, orderPlaced{OrderID: "order-held"}); err != nil {
+		t.Fatal(err)
+	}
+
+	second, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Rollback(ctx)
+	var secondPID uint32
+	if err := second.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&secondPID); err != nil {
+		t.Fatal(err)
+	}
+	secondDone := make(chan error, 1)
+	go func() {
+		if err := s.AppendTx(ctx, second, "order-quick", 0, orderPlaced{OrderID: "order-quick"}); err != nil {
+			secondDone <- err
+			return
+		}
+		secondDone <- second.Commit(ctx)
+	}()
+	// Go on once the second append committed or waits for the first.
+	var secondErr error
+	finished := false
+	eventually(t, func() bool {
+		select {
+		case secondErr = <-secondDone:
+			finished = true
+			return true
+		default:
+		}
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1`, secondPID).Scan(&waiting)
+		return err == nil && waiting
+	})
+	if secondErr != nil {
+		t.Fatal(secondErr)
+	}
+
+	// The reader passes by while the first transaction is still open.
+	got, pos := readAllFrom(t, s, 0)
+	if err := held.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !finished {
+		if err := <-secondDone; err != nil {
+			t.Fatal(err)
+		}
+	}
+	more, _ := readAllFrom(t, s, pos)
+	got = append(got, more...)
+
+	var streams []string
+	for _, r := range got {
+		streams = append(streams, r.StreamID)
+	}
+	if len(got) != 2 || got[0].StreamID != "order-held" || got[1].StreamID != "order-quick" {
+		t.Fatalf("the reader saw %v, want [order-held order-quick]: both events, in commit order", streams)
+	}
+	if got[0].Position >= got[1].Position {
+		t.Fatalf("positions %d, %d: want the first commit lower", got[0].Position, got[1].Position)
+	}
+}
+
+// TestEventStoreReadAllUnderConcurrentWriters: writers append to their own
+// streams concurrently while a reader follows the global position; at the
+// end the reader has seen every event exactly once, each stream in version
+// order.
+func TestEventStoreReadAllUnderConcurrentWriters(t *testing.T) {
+	pool := newPool(t)
+	s := newEventStore(t, pool, postgres.EventStoreConfig{})
+	const writers, appends = 4, 25
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel, before the table is dropped
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprintf("order-%d", w)
+			for v := range appends {
+				if err := s.Append(ctx, stream, v, orderPlaced{OrderID: stream}); err != nil {
+					if ctx.Err() == nil {
+						t.Error(err)
+					}
+					return
+				}
+			}
+		})
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+
+	seen := map[string]int{} // stream → last version read
+	var after int64
+	total := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for done := false; ; {
+		select {
+		case <-writersDone:
+			done = true
+		default:
+		}
+		recs, err := s.ReadAll(ctx, after, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Version != seen[r.StreamID]+1 {
+				t.Fatalf("read %s version %d at position %d after version %d: an event was skipped or repeated", r.StreamID, r.Version, r.Position, seen[r.StreamID])
+			}
+			seen[r.StreamID] = r.Version
+			after = r.Position
+			total++
+		}
+		if done && len(recs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of %d events within 30s", total, writers*appends)
+		}
+	}
+	if total != writers*appends {
+		t.Fatalf("read %d events, want %d", total, writers*appends)
 	}
 }

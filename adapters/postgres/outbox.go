@@ -85,8 +85,9 @@ type Outbox struct {
 }
 
 var (
-	_ outbox.Store = (*Outbox)(nil)
-	_ outbox.Waker = (*Outbox)(nil)
+	_ outbox.Store  = (*Outbox)(nil)
+	_ outbox.Waker  = (*Outbox)(nil)
+	_ outbox.Parker = (*Outbox)(nil)
 )
 
 // NewOutbox returns an outbox on pool. Run [Outbox.Migrate] once first.
@@ -105,8 +106,10 @@ func NewOutbox(pool *pgxpool.Pool, cfg OutboxConfig) (*Outbox, error) {
 // Table returns the outbox table's name.
 func (o *Outbox) Table() string { return o.table }
 
-// Migrate creates the outbox table and its indexes if they do not exist.
-// It is idempotent and safe to run from several instances at once.
+// Migrate creates the outbox table and its indexes if they do not exist,
+// and adds the retry_at and parked_at columns to a table created by an
+// older version. It is idempotent and safe to run from several instances
+// at once.
 func (o *Outbox) Migrate(ctx context.Context) error {
 	return migrate(ctx, o.pool, o.table,
 		`CREATE TABLE IF NOT EXISTS `+o.table+` (
@@ -119,8 +122,17 @@ func (o *Outbox) Migrate(ctx context.Context) error {
 			created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
 			published_at timestamptz,
 			attempts     integer NOT NULL DEFAULT 0,
-			last_error   text
+			last_error   text,
+			retry_at     timestamptz,
+			parked_at    timestamptz
 		)`,
+		// Only when missing: ALTER TABLE would wait for every running batch.
+		`DO $$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '`+o.table+`'::regclass AND attname = 'parked_at' AND NOT attisdropped) THEN
+				ALTER TABLE `+o.table+` ADD COLUMN IF NOT EXISTS retry_at timestamptz, ADD COLUMN IF NOT EXISTS parked_at timestamptz;
+			END IF;
+		END $$`,
+		`CREATE INDEX IF NOT EXISTS `+o.base+`_parked ON `+o.table+` (id) WHERE parked_at IS NOT NULL AND published_at IS NULL`,
 		`CREATE INDEX IF NOT EXISTS `+o.base+`_unpublished ON `+o.table+` (id) WHERE published_at IS NULL`,
 		`CREATE INDEX IF NOT EXISTS `+o.base+`_key_unpublished ON `+o.table+` (key, id) WHERE published_at IS NULL`,
 		`CREATE INDEX IF NOT EXISTS `+o.base+`_published_at ON `+o.table+` (published_at) WHERE published_at IS NOT NULL`,
@@ -202,10 +214,19 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) (outbox.Batch, error) {
 	return &pgBatch{o: o, tx: tx, recs: recs}, nil
 }
 
+// lock locks the next due records. A record is due when it is unpublished,
+// not parked and past its retry time, and no earlier unpublished record of
+// its key is parked or waiting for its retry: a failing record holds back
+// its own key only.
 func (o *Outbox) lock(ctx context.Context, tx pgx.Tx, limit int) ([]outbox.Record, error) {
 	rows, err := tx.Query(ctx, `
-		SELECT id, topic, key, uuid, metadata, payload, attempts FROM `+o.table+`
-		WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+		SELECT id, topic, key, uuid, metadata, payload, attempts FROM `+o.table+` o
+		WHERE published_at IS NULL AND parked_at IS NULL AND (retry_at IS NULL OR retry_at <= clock_timestamp())
+		  AND (key = '' OR NOT EXISTS (
+			SELECT 1 FROM `+o.table+` w
+			WHERE w.key = o.key AND w.id < o.id AND w.published_at IS NULL
+			  AND (w.parked_at IS NOT NULL OR w.retry_at > clock_timestamp())))
+		ORDER BY id LIMIT $1 FOR UPDATE OF o SKIP LOCKED`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -308,19 +329,40 @@ func (b *pgBatch) MarkPublished(ctx context.Context, ids ...int64) error {
 	return nil
 }
 
-func (b *pgBatch) MarkFailed(ctx context.Context, id int64, cause error) error {
+// MarkFailed implements [outbox.Batch]; the retry time is the database's
+// clock plus retryIn, so relays with skewed clocks agree.
+func (b *pgBatch) MarkFailed(ctx context.Context, id int64, cause error, retryIn time.Duration) error {
 	if b.done {
 		return errBatchEnded
 	}
-	var msg *string
-	if cause != nil {
-		s := cause.Error()
-		msg = &s
-	}
-	if _, err := b.tx.Exec(ctx, `UPDATE `+b.o.table+` SET attempts = attempts + 1, last_error = $2 WHERE id = $1`, id, msg); err != nil {
-		return fmt.Errorf("postgres: outbox mark failed: %w", err)
+	if _, err := b.tx.Exec(ctx, `
+		UPDATE `+b.o.table+` SET attempts = attempts + 1, last_error = $2,
+			retry_at = clock_timestamp() + $3 * interval '1 microsecond'
+		WHERE id = $1`, id, errText(cause), retryIn.Microseconds()); err != nil {
+		return fmt.Errorf("postgres: outbox mark record %d failed: %w", id, err)
 	}
 	return nil
+}
+
+// Park implements [outbox.Batch].
+func (b *pgBatch) Park(ctx context.Context, id int64, cause error) error {
+	if b.done {
+		return errBatchEnded
+	}
+	if _, err := b.tx.Exec(ctx, `
+		UPDATE `+b.o.table+` SET attempts = attempts + 1, last_error = $2, retry_at = NULL, parked_at = clock_timestamp()
+		WHERE id = $1`, id, errText(cause)); err != nil {
+		return fmt.Errorf("postgres: outbox park record %d: %w", id, err)
+	}
+	return nil
+}
+
+func errText(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
 }
 
 func (b *pgBatch) Commit(ctx context.Context) error {
@@ -407,7 +449,73 @@ func (o *Outbox) listenConn(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// Pending returns how many records are not published yet.
+// Parked implements [outbox.Parker]: up to limit parked records, oldest
+// first, each with how many records of its key wait behind it.
+func (o *Outbox) Parked(ctx context.Context, limit int) ([]outbox.Parked, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("postgres: outbox parked: limit %d, want >= 1", limit)
+	}
+	rows, err := o.pool.Query(ctx, `
+		SELECT p.id, p.topic, p.key, p.uuid, p.attempts, coalesce(p.last_error, ''), p.created_at, p.parked_at,
+			CASE WHEN p.key = '' THEN 0 ELSE (
+				SELECT count(*) FROM `+o.table+` h WHERE h.key = p.key AND h.id > p.id AND h.published_at IS NULL) END
+		FROM `+o.table+` p
+		WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
+		ORDER BY p.id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: outbox parked in %s: %w", o.table, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (outbox.Parked, error) {
+		var p outbox.Parked
+		err := r.Scan(&p.ID, &p.Topic, &p.Key, &p.MessageID, &p.Attempts, &p.LastError, &p.CreatedAt, &p.ParkedAt, &p.Held)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: outbox parked in %s: %w", o.table, err)
+	}
+	return out, nil
+}
+
+// Unpark implements [outbox.Parker]: the records are due at once, with
+// their attempts reset (the last error is kept until the next attempt),
+// and relays are woken.
+func (o *Outbox) Unpark(ctx context.Context, ids ...int64) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return o.unpark(ctx, `id = ANY($1)`, ids)
+}
+
+// UnparkAll implements [outbox.Parker].
+func (o *Outbox) UnparkAll(ctx context.Context) (int, error) {
+	return o.unpark(ctx, `true`)
+}
+
+func (o *Outbox) unpark(ctx context.Context, where string, args ...any) (int, error) {
+	tx, err := o.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: outbox unpark: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	tag, err := tx.Exec(ctx, `
+		UPDATE `+o.table+` SET parked_at = NULL, retry_at = NULL, attempts = 0
+		WHERE parked_at IS NOT NULL AND published_at IS NULL AND `+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: outbox unpark in %s: %w", o.table, err)
+	}
+	if tag.RowsAffected() > 0 && o.channel != "-" {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, o.channel); err != nil {
+			return 0, fmt.Errorf("postgres: outbox unpark: notify: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("postgres: outbox unpark: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Pending returns how many records are not published yet, parked ones
+// included.
 func (o *Outbox) Pending(ctx context.Context) (int64, error) {
 	var n int64
 	if err := o.pool.QueryRow(ctx, `SELECT count(*) FROM `+o.table+` WHERE published_at IS NULL`).Scan(&n); err != nil {

@@ -408,3 +408,186 @@ func TestOutboxInTransactionalHandler(t *testing.T) {
 		t.Fatalf("relayed envelope %+v, want order_paid caused by %s", env, in.UUID)
 	}
 }
+
+// refusingPublisher refuses every message to one topic until fixed, like a
+// broker with an ACL denial or an unroutable topic, and records what it
+// accepted, in order.
+type refusingPublisher struct {
+	mu      sync.Mutex
+	refuse  string
+	fixed   bool
+	got     []string // message ids
+	refused int
+}
+
+var errRefused = errors.New("TOPIC_AUTHORIZATION_FAILED")
+
+func (p *refusingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if topic == p.refuse && !p.fixed {
+		p.refused++
+		return fmt.Errorf("publish to %q: %w", topic, errRefused)
+	}
+	for _, m := range msgs {
+		p.got = append(p.got, m.UUID)
+	}
+	return nil
+}
+
+func (p *refusingPublisher) Close() error { return nil }
+
+func (p *refusingPublisher) published() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.got...)
+}
+
+func (p *refusingPublisher) fix() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fixed = true
+}
+
+func toTopic(topic string, m outbox.Message) outbox.Message {
+	m.Topic = topic
+	return m
+}
+
+// TestOutboxPoisonRecordIsParkedAndOthersFlow: a broker refuses one topic.
+// The refused record holds back only the later records of its key; other
+// keys and topics are published meanwhile. After MaxAttempts failed
+// publishes it is parked (kept, listed with its attempts and last error,
+// and what it holds back), and once the cause is fixed, unparking it
+// publishes it and then its key's waiting record, in order.
+func TestOutboxPoisonRecordIsParkedAndOthersFlow(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	ctx := context.Background()
+	addInTx(t, pool, ob, true,
+		toTopic("audit", rawMsg("poison", "k1")),  // refused
+		rawMsg("k1-behind", "k1"),                 // same key: must wait behind it
+		rawMsg("k2-first", "k2"),                  // other key, same batch
+		toTopic("payments", rawMsg("no-key", "")), // other topic, no key
+	)
+	addInTx(t, pool, ob, true, rawMsg("k2-second", "k2"), rawMsg("k3", "k3"))
+	pub := &refusingPublisher{refuse: "audit"}
+	const maxAttempts = 3
+	relay := &outbox.Relay{
+		Store: ob, Publisher: pub, MaxAttempts: maxAttempts, PollInterval: 5 * time.Millisecond,
+		Backoff: retry.Policy{InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond, Jitter: -1},
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(runCtx) }()
+
+	var parked []outbox.Parked
+	eventually(t, func() bool {
+		var err error
+		parked, err = ob.Parked(ctx, 10)
+		return err == nil && len(parked) == 1
+	})
+	p := parked[0]
+	if p.MessageID != "poison" || p.Topic != "audit" || p.Key != "k1" || p.Attempts != maxAttempts ||
+		!strings.Contains(p.LastError, errRefused.Error()) || p.Held != 1 {
+		t.Fatalf("parked %+v; want the poison record after %d attempts, with the broker's error, holding back 1 record", p, maxAttempts)
+	}
+	eventually(t, func() bool { return len(pub.published()) == 4 })
+	if got := strings.Join(pub.published(), ","); got != "k2-first,no-key,k2-second,k3" {
+		t.Fatalf("published %s while the poison record failed; want every other key and topic, in order, and nothing of k1", got)
+	}
+	if pub.refused != maxAttempts {
+		t.Errorf("the poison record was tried %d times, want %d", pub.refused, maxAttempts)
+	}
+	if n, _ := ob.Pending(ctx); n != 2 {
+		t.Fatalf("pending = %d, want the parked record and the one behind it", n)
+	}
+
+	// Parked means parked: nothing more is tried until an operator acts.
+	if n, err := relay.Flush(ctx); n != 0 || err != nil {
+		t.Fatalf("Flush with only a parked key left = %d, %v; want 0, nil", n, err)
+	}
+
+	pub.fix()
+	if n, err := ob.Unpark(ctx, p.ID); n != 1 || err != nil {
+		t.Fatalf("Unpark = %d, %v", n, err)
+	}
+	eventually(t, func() bool { n, _ := ob.Pending(ctx); return n == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(pub.published(), ","); got != "k2-first,no-key,k2-second,k3,poison,k1-behind" {
+		t.Fatalf("published %s; want the unparked record, then its key's waiting one", got)
+	}
+	if l, _ := ob.Parked(ctx, 10); len(l) != 0 {
+		t.Fatalf("still parked after a successful retry: %+v", l)
+	}
+}
+
+// UnparkAll makes every parked record due again with fresh attempts.
+func TestOutboxUnparkAll(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{Channel: "-"})
+	ctx := context.Background()
+	addInTx(t, pool, ob, true, toTopic("audit", rawMsg("a", "ka")), toTopic("audit", rawMsg("b", "")))
+	pub := &refusingPublisher{refuse: "audit"}
+	relay := &outbox.Relay{Store: ob, Publisher: pub, MaxAttempts: 1}
+	if n, err := relay.Flush(ctx); n != 0 || !errors.Is(err, errRefused) {
+		t.Fatalf("Flush = %d, %v; want 0 and the refusal", n, err)
+	}
+	if l, _ := ob.Parked(ctx, 10); len(l) != 2 {
+		t.Fatalf("parked %+v, want both records (max_attempts 1)", l)
+	}
+	pub.fix()
+	if n, err := ob.UnparkAll(ctx); n != 2 || err != nil {
+		t.Fatalf("UnparkAll = %d, %v", n, err)
+	}
+	if n, err := relay.Flush(ctx); n != 2 || err != nil {
+		t.Fatalf("Flush after UnparkAll = %d, %v; want both published", n, err)
+	}
+}
+
+// TestOutboxFailingRecordBlocksOnlyItsKey: while a record keeps failing
+// (far from being parked) the records of other keys and topics are
+// published, and the later record of its key is not.
+func TestOutboxFailingRecordBlocksOnlyItsKey(t *testing.T) {
+	pool := newPool(t)
+	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	ctx := context.Background()
+	addInTx(t, pool, ob, true,
+		toTopic("audit", rawMsg("poison", "k1")),
+		rawMsg("k1-behind", "k1"),
+		rawMsg("k2", "k2"),
+		toTopic("payments", rawMsg("no-key", "")),
+	)
+	pub := &refusingPublisher{refuse: "audit"}
+	relay := &outbox.Relay{
+		Store: ob, Publisher: pub, MaxAttempts: 1000, PollInterval: 5 * time.Millisecond,
+		Backoff: retry.Policy{InitialInterval: 5 * time.Millisecond, MaxInterval: 10 * time.Millisecond, Jitter: -1},
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(runCtx) }()
+	eventually(t, func() bool {
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		return len(pub.got) == 2 && pub.refused >= 3
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(pub.published(), ","); got != "k2,no-key" {
+		t.Fatalf("published %s; want k2 and no-key, and nothing of k1 while its first record fails", got)
+	}
+	var attempts int
+	var parked *time.Time
+	if err := pool.QueryRow(ctx, `SELECT attempts, parked_at FROM `+ob.Table()+` WHERE uuid = 'poison'`).Scan(&attempts, &parked); err != nil {
+		t.Fatal(err)
+	}
+	if attempts < 3 || parked != nil {
+		t.Fatalf("poison record: %d attempts, parked at %v; want >= 3 attempts and not parked", attempts, parked)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/idempotency"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/retry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -337,4 +339,112 @@ func TestParkedKeys(t *testing.T) {
 	if _, ok, _ := p.Lookup(ctx, g, "k"); ok {
 		t.Error("released key still parked")
 	}
+}
+
+// TestTransactionalNoPoolDeadlockAtMaxConns runs more deliveries at once
+// than the pool has connections, each handler writing through its
+// transaction and then through the pool itself. Were every connection held
+// by a transaction whose handler waits for another, none would finish.
+func TestTransactionalNoPoolDeadlockAtMaxConns(t *testing.T) {
+	base := newPool(t) // skips or fails without a server; migrates
+	pc := base.Config()
+	pc.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	table := unique("effects_")
+	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (id text PRIMARY KEY, via text NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = base.Exec(context.Background(), `DROP TABLE `+table) })
+
+	h := middleware.Chain(func(ctx context.Context, d *middleware.Delivery) error {
+		// Hold the transaction's connection while some work runs...
+		tx := postgres.TxFrom(ctx)
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` VALUES ($1, 'tx')`, d.Envelope.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_sleep(0.05)`); err != nil {
+			return err
+		}
+		// ...then use the pool as well, as handlers calling other stores do.
+		_, err := pool.Exec(ctx, `INSERT INTO `+table+` VALUES ($1, 'pool')`, d.Envelope.ID+"/pool")
+		return err
+	}, postgres.TransactionalIdempotency(pool, postgres.TxConfig{}))
+
+	const deliveries = 6 // concurrency 6 on MaxConns 2
+	group := unique("inventory-")
+	errs := make(chan error, deliveries)
+	for i := range deliveries {
+		go func() {
+			d := delivery(fmt.Sprintf("msg-%d", i))
+			d.Handler.Group = group
+			errs <- h(ctx, d)
+		}()
+	}
+	for range deliveries {
+		if err := <-errs; err != nil {
+			t.Fatalf("delivery: %v (a pool deadlock ends in the 20s deadline)", err)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != 2*deliveries {
+		t.Fatalf("%d effect rows, %v; want %d", n, err, 2*deliveries)
+	}
+}
+
+// TestIdempotencyLeaseRenewedWhileHandlerRuns: a handler runs four times
+// longer than its lease on one consumer while a second consumer (its own
+// pool, as another instance) gets the same message. The second must not
+// run the handler: the first keeps renewing its claim, and once it
+// completes the second finds the key done and acks it as a duplicate.
+func TestIdempotencyLeaseRenewedWhileHandlerRuns(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	var runs, dups atomic.Int32
+	started := make(chan struct{}, 2)
+	handler := func(ctx context.Context, d *middleware.Delivery) error {
+		runs.Add(1)
+		started <- struct{}{}
+		select {
+		case <-time.After(4 * lease): // the work outlives the lease
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	consumer := func() middleware.Handler {
+		store := postgres.NewStore(newPool(t))
+		return middleware.Chain(handler, middleware.Idempotency(middleware.IdempotencyConfig{
+			Store: store, Lease: lease,
+			Backoff:     retryPolicy(20 * time.Millisecond),
+			OnDuplicate: func(*middleware.Delivery) { dups.Add(1) },
+		}))
+	}
+	first, second := consumer(), consumer()
+	id, group := unique("msg-"), unique("inventory-")
+	d1, d2 := delivery(id), delivery(id)
+	d1.Handler.Group, d2.Handler.Group = group, group
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	done := make(chan error, 2)
+	go func() { done <- first(ctx, d1) }()
+	<-started
+	go func() { done <- second(ctx, d2) }()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if runs.Load() != 1 || dups.Load() != 1 {
+		t.Fatalf("handler ran %d times, %d duplicates; want 1 run and the second consumer's copy acked as a duplicate", runs.Load(), dups.Load())
+	}
+}
+
+func retryPolicy(every time.Duration) retry.Policy {
+	return retry.Policy{InitialInterval: every, MaxInterval: every, Jitter: -1}
 }

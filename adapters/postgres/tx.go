@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
+	"weak"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -63,14 +66,36 @@ func TxFrom(ctx context.Context) pgx.Tx {
 // Only the database writes are exactly-once: events the handler publishes
 // are published before the commit and are published again if the commit
 // fails (downstream consumers dedupe them by message id).
+//
+// # Connections
+//
+// Each attempt holds one pool connection, its transaction, for as long as
+// the handler runs. A handler that also uses the pool directly (pool.Exec,
+// a [Store], an [Outbox] on the same pool) needs a second one; if every
+// connection were held by a transaction whose handler waits for another,
+// nothing would move. So the TransactionalIdempotency middlewares of one
+// pool together hold at most MaxConns-1 transactions at once (at least 1);
+// further attempts wait for a turn (bounded by their context), and one
+// connection stays free for the handlers' own statements. This holds as
+// long as a handler gives a pool connection back before it asks for the
+// next (pool.Exec and QueryRow do; close Rows before the next query). With
+// MaxConns 1, handlers must use [TxFrom] only. Prefer [TxFrom] anyway: its
+// writes are the ones that commit with the dedupe record.
 func TransactionalIdempotency(pool *pgxpool.Pool, cfg TxConfig) middleware.Middleware {
 	key := cfg.Key
 	if key == nil {
 		key = middleware.IdempotencyKey
 	}
+	slots := txSlots(pool)
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, d *middleware.Delivery) error {
 			k := key(d)
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return fmt.Errorf("postgres: waiting for a transaction slot for %q (at most %d on this pool): %w", k, cap(slots), context.Cause(ctx))
+			}
+			defer func() { <-slots }()
 			tx, err := pool.BeginTx(ctx, cfg.TxOptions)
 			if err != nil {
 				return fmt.Errorf("postgres: begin for %q: %w", k, err)
@@ -100,4 +125,23 @@ func TransactionalIdempotency(pool *pgxpool.Pool, cfg TxConfig) middleware.Middl
 			return nil
 		}
 	}
+}
+
+// poolSlots holds, per pool, the semaphore that bounds the transactions
+// TransactionalIdempotency holds on it (see its doc). Keys are weak so that
+// a pool that is dropped drops its entry.
+var poolSlots sync.Map // weak.Pointer[pgxpool.Pool] → chan struct{}
+
+// txSlots returns pool's semaphore, of MaxConns-1 slots (at least 1).
+func txSlots(pool *pgxpool.Pool) chan struct{} {
+	k := weak.Make(pool)
+	if v, ok := poolSlots.Load(k); ok {
+		return v.(chan struct{})
+	}
+	n := max(int(pool.Config().MaxConns)-1, 1)
+	v, loaded := poolSlots.LoadOrStore(k, make(chan struct{}, n))
+	if !loaded {
+		runtime.AddCleanup(pool, func(k weak.Pointer[pgxpool.Pool]) { poolSlots.Delete(k) }, k)
+	}
+	return v.(chan struct{})
 }

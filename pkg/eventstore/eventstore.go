@@ -46,6 +46,23 @@ type Record struct {
 	Envelope event.Envelope
 	// Data is the payload as stored, in the schema version of the envelope.
 	Data []byte
+	// Position is the record's place in the store-wide sequence of every
+	// stream (see [AllReader]), from 1. Zero from a store without one.
+	Position int64
+}
+
+// AllReader is implemented by stores that order the events of every stream
+// in one sequence, the global position, as projections and catch-up
+// subscriptions need.
+type AllReader interface {
+	// ReadAll returns up to limit records whose position is greater than
+	// after, in position order (after 0 reads from the start). Positions
+	// follow commit order: an append that commits later has higher
+	// positions than every append committed before it, so a reader that
+	// continues from the last position it read never misses an event,
+	// however its appends interleaved with others. Positions may have gaps
+	// (a rolled-back append leaves one).
+	ReadAll(ctx context.Context, after int64, limit int) ([]Record, error)
 }
 
 // Type returns the event type name.

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -14,9 +15,13 @@ type Memory struct {
 	enc     Encoder
 	mu      sync.RWMutex
 	streams map[string][]Record
+	all     []Record // every stream's records in append order; all[i].Position is i+1
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store     = (*Memory)(nil)
+	_ AllReader = (*Memory)(nil)
+)
 
 // NewMemory returns an empty store that encodes events with enc.
 func NewMemory(enc Encoder) *Memory { return &Memory{enc: enc, streams: map[string][]Record{}} }
@@ -39,8 +44,36 @@ func (m *Memory) Append(ctx context.Context, streamID string, expectedVersion in
 	if err != nil {
 		return err
 	}
+	for i := range recs {
+		recs[i].Position = int64(len(m.all) + i + 1)
+	}
 	m.streams[streamID] = append(m.streams[streamID], recs...)
+	m.all = append(m.all, recs...)
 	return nil
+}
+
+// ReadAll implements [AllReader]: appends are serialized, so positions are
+// append order without gaps.
+func (m *Memory) ReadAll(ctx context.Context, after int64, limit int) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("eventstore: read all: limit %d, want >= 1", limit)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if after < 0 {
+		after = 0
+	}
+	if after >= int64(len(m.all)) {
+		return nil, nil
+	}
+	recs := slices.Clone(m.all[after:min(int64(len(m.all)), after+int64(limit))])
+	for i := range recs {
+		recs[i].Data = slices.Clone(recs[i].Data)
+	}
+	return recs, nil
 }
 
 // Load implements [Store].

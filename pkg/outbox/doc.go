@@ -38,11 +38,14 @@
 //     A crash between the confirm and the mark publishes it again (with the
 //     same message id, so idempotent consumers drop the copy).
 //   - Order per key: records with the same key ([header.Key]) are published
-//     in insertion order, across any number of relays. When a publish fails
-//     the batch stops there and is retried with backoff; nothing behind it is
-//     published first. Records without a key are published oldest first by
-//     one relay but carry no order promise across relays.
-//   - Nothing is dropped: a record that keeps failing is retried for ever
-//     (its attempts and last error are kept for operators), and it holds up
-//     the records behind it.
+//     in insertion order, across any number of relays: nothing of a key is
+//     published before an earlier record of that key. Records without a key
+//     are published oldest first by one relay but carry no order promise
+//     across relays.
+//   - A failing record blocks only its key: it is retried on its own backoff
+//     while the records of other keys and topics are published.
+//   - Nothing is dropped: after [Relay.MaxAttempts] failed publishes a record
+//     is parked, kept with its attempts and last error, and its key's later
+//     records wait behind it until an operator unparks it ([Parker], the CLI's
+//     "switchyard outbox retry"), which restores the key's order.
 package outbox

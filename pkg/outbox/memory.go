@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -30,11 +31,15 @@ type memRecord struct {
 	attempts int
 	lastErr  string
 	locked   bool
+	created  time.Time
+	retryAt  time.Time // zero: due
+	parkedAt time.Time // zero: not parked
 }
 
 var (
-	_ Store = (*MemoryStore)(nil)
-	_ Waker = (*MemoryStore)(nil)
+	_ Store  = (*MemoryStore)(nil)
+	_ Waker  = (*MemoryStore)(nil)
+	_ Parker = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore returns an empty store.
@@ -54,15 +59,79 @@ func (s *MemoryStore) Add(msgs ...Message) error {
 		s.recs = append(s.recs, &memRecord{
 			id: s.nextID, topic: m.Topic, key: m.Key(), uuid: m.Message.UUID,
 			metadata: maps.Clone(m.Message.Metadata), payload: append([]byte(nil), m.Message.Payload...),
+			created: time.Now(),
 		})
 	}
+	s.wakeLocked()
+	return nil
+}
+
+func (s *MemoryStore) wakeLocked() {
 	for _, l := range s.listeners {
 		select {
 		case l <- struct{}{}:
 		default:
 		}
 	}
-	return nil
+}
+
+// Parked implements [Parker].
+func (s *MemoryStore) Parked(_ context.Context, limit int) ([]Parked, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("outbox: parked: limit %d, want >= 1", limit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Parked
+	for i, r := range s.recs {
+		if r.parkedAt.IsZero() {
+			continue
+		}
+		if len(out) == limit {
+			break
+		}
+		p := Parked{ID: r.id, Topic: r.topic, Key: r.key, MessageID: r.uuid, Attempts: r.attempts,
+			LastError: r.lastErr, CreatedAt: r.created, ParkedAt: r.parkedAt}
+		if r.key != "" {
+			for _, h := range s.recs[i+1:] {
+				if h.key == r.key {
+					p.Held++
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Unpark implements [Parker].
+func (s *MemoryStore) Unpark(_ context.Context, ids ...int64) (int, error) {
+	want := map[int64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	return s.unpark(func(id int64) bool { return want[id] }), nil
+}
+
+// UnparkAll implements [Parker].
+func (s *MemoryStore) UnparkAll(context.Context) (int, error) {
+	return s.unpark(func(int64) bool { return true }), nil
+}
+
+func (s *MemoryStore) unpark(match func(int64) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.recs {
+		if !r.parkedAt.IsZero() && match(r.id) {
+			r.parkedAt, r.retryAt, r.attempts = time.Time{}, time.Time{}, 0
+			n++
+		}
+	}
+	if n > 0 {
+		s.wakeLocked()
+	}
+	return n
 }
 
 // Pending returns how many records are not published yet.
@@ -129,13 +198,15 @@ func (s *MemoryStore) Fetch(ctx context.Context, limit int) (Batch, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := &memBatch{s: s, marks: map[int64]bool{}, failed: map[int64]string{}}
+	b := &memBatch{s: s, marks: map[int64]bool{}, failed: map[int64]failure{}}
 	blocked := map[string]bool{}
+	now := time.Now()
 	for _, r := range s.recs {
 		if len(b.recs) == limit {
 			break
 		}
-		if r.locked || (r.key != "" && blocked[r.key]) {
+		waiting := !r.parkedAt.IsZero() || now.Before(r.retryAt)
+		if r.locked || waiting || (r.key != "" && blocked[r.key]) {
 			if r.key != "" {
 				blocked[r.key] = true
 			}
@@ -156,8 +227,15 @@ type memBatch struct {
 	recs   []*memRecord
 	out    []Record
 	marks  map[int64]bool
-	failed map[int64]string
+	failed map[int64]failure
 	done   bool
+}
+
+// failure is a failed publish, applied at commit.
+type failure struct {
+	msg     string
+	retryIn time.Duration
+	park    bool
 }
 
 var errBatchEnded = errors.New("outbox: batch already ended")
@@ -174,16 +252,27 @@ func (b *memBatch) MarkPublished(_ context.Context, ids ...int64) error {
 	return nil
 }
 
-func (b *memBatch) MarkFailed(_ context.Context, id int64, cause error) error {
+func (b *memBatch) MarkFailed(_ context.Context, id int64, cause error, retryIn time.Duration) error {
+	return b.markFailed(id, failure{msg: errText(cause), retryIn: retryIn})
+}
+
+func (b *memBatch) Park(_ context.Context, id int64, cause error) error {
+	return b.markFailed(id, failure{msg: errText(cause), park: true})
+}
+
+func (b *memBatch) markFailed(id int64, f failure) error {
 	if b.done {
 		return errBatchEnded
 	}
-	msg := ""
-	if cause != nil {
-		msg = cause.Error()
-	}
-	b.failed[id] = msg
+	b.failed[id] = f
 	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func (b *memBatch) Commit(context.Context) error {
@@ -206,11 +295,17 @@ func (b *memBatch) end(commit bool) {
 	s := b.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	for _, r := range b.recs {
 		r.locked = false
-		if msg, ok := b.failed[r.id]; ok && commit {
+		if f, ok := b.failed[r.id]; ok && commit {
 			r.attempts++
-			r.lastErr = msg
+			r.lastErr = f.msg
+			if f.park {
+				r.parkedAt, r.retryAt = now, time.Time{}
+			} else {
+				r.retryAt = now.Add(f.retryIn)
+			}
 		}
 	}
 	if !commit || len(b.marks) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -59,7 +60,8 @@ type Record struct {
 	// Topic and Message as they were added. Message.Metadata is a fresh copy.
 	Topic   string
 	Message *message.Message
-	// Attempts is how many publishes of this record have failed so far.
+	// Attempts is how many publishes of this record have failed so far
+	// (since it was last unparked).
 	Attempts int
 }
 
@@ -71,10 +73,12 @@ func (r Record) Key() string { return r.Message.Metadata.Get(header.Key) }
 // each database and is not part of this interface.
 type Store interface {
 	// Fetch starts a batch of up to limit unpublished records in insertion
-	// order, which this batch alone may publish until it ends. It leaves out
-	// records locked by another batch and records whose key has an earlier
-	// unpublished record outside this batch, so per-key order holds across
-	// relays. An empty batch must still be ended.
+	// order, which this batch alone may publish until it ends. It leaves
+	// out records that are parked or not due yet (a failed publish waits
+	// for its retry time), records locked by another batch, and records
+	// whose key has an earlier unpublished record outside this batch, so
+	// per-key order holds across relays and a failing record holds back
+	// only the records of its own key. An empty batch must still be ended.
 	Fetch(ctx context.Context, limit int) (Batch, error)
 }
 
@@ -87,14 +91,53 @@ type Batch interface {
 	// never fetched again.
 	MarkPublished(ctx context.Context, ids ...int64) error
 	// MarkFailed records a failed publish of a record (attempt count and
-	// error, for operators). The record stays unpublished.
-	MarkFailed(ctx context.Context, id int64, cause error) error
+	// error, for operators). The record stays unpublished and is not
+	// fetched again, nor are later records of its key, before retryIn has
+	// passed (on the store's clock).
+	MarkFailed(ctx context.Context, id int64, cause error, retryIn time.Duration) error
+	// Park records a failed publish of a record and parks it: it is kept,
+	// unpublished, with its attempts and last error, and it is not fetched
+	// again, nor are later records of its key, until an operator unparks
+	// it ([Parker]).
+	Park(ctx context.Context, id int64, cause error) error
 	// Commit makes the marks durable and releases every record of the
 	// batch; unmarked records are fetched again by a later batch.
 	Commit(ctx context.Context) error
 	// Rollback discards the marks and releases the records. It is a no-op
 	// after Commit.
 	Rollback(ctx context.Context) error
+}
+
+// Parked is a record the relay gave up on after [Relay.MaxAttempts]
+// failed publishes.
+type Parked struct {
+	ID        int64
+	Topic     string
+	Key       string
+	MessageID string
+	// Attempts is how many publishes failed before it was parked.
+	Attempts int
+	// LastError is the error of the last failed publish.
+	LastError string
+	CreatedAt time.Time
+	ParkedAt  time.Time
+	// Held is how many unpublished records of the same key wait behind
+	// it (0 for a record without a key).
+	Held int
+}
+
+// Parker is implemented by stores whose parked records an operator can
+// list and unpark (the CLI's "switchyard outbox list" and "retry").
+type Parker interface {
+	// Parked returns up to limit parked records, oldest first.
+	Parked(ctx context.Context, limit int) ([]Parked, error)
+	// Unpark makes the given parked records due again with a fresh count
+	// of attempts, and returns how many it unparked. Unknown or not
+	// parked ids are ignored. Records of their keys follow them in order.
+	Unpark(ctx context.Context, ids ...int64) (int, error)
+	// UnparkAll unparks every parked record, after an outage or once the
+	// cause is fixed, and returns how many.
+	UnparkAll(ctx context.Context) (int, error)
 }
 
 // Waker is implemented by stores that can tell a relay that records were

@@ -210,9 +210,9 @@ func assertOncePerKeyOrder(t *testing.T, got []*message.Message, n int) {
 }
 
 func TestRelayValidateReportsEverything(t *testing.T) {
-	r := &outbox.Relay{BatchSize: -1, PollInterval: -time.Second, Backoff: retry.Policy{Multiplier: 0.5}}
+	r := &outbox.Relay{BatchSize: -1, PollInterval: -time.Second, MaxAttempts: -1, Backoff: retry.Policy{Multiplier: 0.5}}
 	err := r.Validate()
-	for _, want := range []string{"outbox.relay.store", "outbox.relay.publisher", "outbox.relay.batch_size: -1", "outbox.relay.poll_interval: -1s", "outbox.relay.backoff.multiplier"} {
+	for _, want := range []string{"outbox.relay.store", "outbox.relay.publisher", "outbox.relay.batch_size: -1", "outbox.relay.poll_interval: -1s", "outbox.relay.max_attempts: -1", "outbox.relay.backoff.multiplier"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to name %s", err, want)
 		}
@@ -277,5 +277,80 @@ func TestNewKeepsTheChainThroughTheMemoryBroker(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("relayed message not received")
+	}
+}
+
+// TestPoisonRecordIsParkedOthersFlow on the memory store: a record the
+// broker refuses holds back only its key, is parked after MaxAttempts with
+// its error, and is published, then its key, once unparked.
+func TestPoisonRecordIsParkedOthersFlow(t *testing.T) {
+	s := outbox.NewMemoryStore()
+	poison := msg("poison", "k1")
+	poison.Topic = "audit"
+	for _, m := range []outbox.Message{poison, msg("k1-behind", "k1"), msg("k2", "k2"), msg("no-key", "")} {
+		if err := s.Add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	fixed := false
+	refused := errors.New("unroutable")
+	pub := &recorder{fail: func(topic string, _ *message.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if topic == "audit" && !fixed {
+			return refused
+		}
+		return nil
+	}}
+	r := &outbox.Relay{Store: s, Publisher: pub, MaxAttempts: 2, Backoff: noBackoff()}
+	if n, err := r.Flush(context.Background()); n != 2 || !errors.Is(err, refused) {
+		t.Fatalf("first Flush = %d, %v; want k2 and no-key published and the refusal", n, err)
+	}
+	waitFor(t, func() bool {
+		_, _ = r.Flush(context.Background())
+		l, _ := s.Parked(context.Background(), 10)
+		return len(l) == 1
+	})
+	l, _ := s.Parked(context.Background(), 10)
+	if p := l[0]; p.MessageID != "poison" || p.Attempts != 2 || p.LastError != "unroutable" || p.Held != 1 {
+		t.Fatalf("parked %+v; want poison after 2 attempts holding back k1-behind", p)
+	}
+	if got := strings.Join(pub.uuids(), ","); got != "k2,no-key" {
+		t.Fatalf("published %s, want k2,no-key and nothing of k1", got)
+	}
+	mu.Lock()
+	fixed = true
+	mu.Unlock()
+	if n, _ := s.Unpark(context.Background(), l[0].ID); n != 1 {
+		t.Fatalf("Unpark = %d", n)
+	}
+	if n, err := r.Flush(context.Background()); n != 2 || err != nil {
+		t.Fatalf("Flush after Unpark = %d, %v", n, err)
+	}
+	if got := strings.Join(pub.uuids(), ","); got != "k2,no-key,poison,k1-behind" {
+		t.Fatalf("published %s; want the unparked record, then its key", got)
+	}
+}
+
+// A batch whose first publishes all fail (the broker looks down) stops
+// early instead of counting an attempt against every record.
+func TestOutageStopsTheBatchEarly(t *testing.T) {
+	s := outbox.NewMemoryStore()
+	for i := range 10 {
+		m := msg(fmt.Sprintf("m%d", i), fmt.Sprintf("k%d", i))
+		m.Topic = fmt.Sprintf("t%d", i) // one publish per record
+		if err := s.Add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls int
+	pub := &recorder{fail: func(string, *message.Message) error { calls++; return errors.New("connection refused") }}
+	r := &outbox.Relay{Store: s, Publisher: pub}
+	if _, err := r.Flush(context.Background()); err == nil {
+		t.Fatal("Flush returned nil with the broker down")
+	}
+	if calls != 3 {
+		t.Fatalf("%d publishes tried with the broker down, want 3 then a stop", calls)
 	}
 }
