@@ -18,7 +18,10 @@ KAFKA_CONFIG="$KAFKA_STATE/server.properties"
 KAFKAREADY="$CACHE/bin/kafkaready"
 # A fixed cluster id ("switchyard-test1" in base64url) keeps formatting reproducible.
 KAFKA_CLUSTER_ID=c3dpdGNoeWFyZC10ZXN0MQ
-KAFKA_HEAP=${KAFKA_HEAP:-512m}
+# Heap: every subscription creates its group's retry topics (a topic per
+# delay tier), so a long test run holds thousands of partitions; 512m ran
+# out of heap on a shared machine with ~12,000 of them. The machine has 24 GiB.
+KAFKA_HEAP=${KAFKA_HEAP:-1g}
 
 # kafka_find_java sets KAFKA_JAVA_BIN to a java of version 17 or newer
 # ($JAVA_HOME's, the one on PATH, or Debian's openjdk 17) and fails when
