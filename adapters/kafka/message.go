@@ -35,6 +35,11 @@ type msgContext struct {
 
 func (c *msgContext) Deadline() (time.Time, bool) { return c.parent.Deadline() }
 
+// Revocation is the partition's context (see broker.Revocable): done when
+// the partition is revoked and the drain time has passed, or when the
+// subscription shuts down. It needs no goroutine, unlike Done.
+func (c *msgContext) Revocation() context.Context { return c.parent }
+
 func (c *msgContext) Done() <-chan struct{} {
 	c.once.Do(func() {
 		ctx, cancel := context.WithCancel(c.parent)

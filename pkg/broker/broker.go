@@ -132,6 +132,17 @@ type Browser interface {
 // browses it and `dlq replay` and `dlq purge` consume from it.
 const DeadLetterGroup = "switchyard-dlq"
 
+// Revocable is implemented by the context of a message that the broker can
+// take back while it is being handled: a Kafka record whose partition was
+// revoked in a rebalance and whose handler outlived the drain time. Once
+// Revocation's context is done the message belongs to another consumer:
+// its ack is ignored and its handler should stop, so that no key is
+// handled on two consumers at once. The runtime cancels the handler's
+// context then (the delivery is nacked, never dead-lettered, for it).
+type Revocable interface {
+	Revocation() context.Context
+}
+
 // Failer is implemented by subscribers that can end a subscription on an
 // error they cannot recover from (an authorization failure, a topic that no
 // longer exists): they close the subscription's channel and Failure then

@@ -287,7 +287,7 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 	if ff := msg.Metadata[header.FirstFailure]; ff != "" {
 		d.FirstFailure, _ = time.Parse(time.RFC3339Nano, ff)
 	}
-	err := chain(c.handlerCtx, d)
+	err := c.run(chain, msg, d)
 	c.health.observe(err)
 	if err != nil {
 		c.onNack(h.info.Name)
@@ -300,6 +300,27 @@ func (c *consumer) process(w *worker, msg *message.Message) (acked bool) {
 	}
 	msg.Ack()
 	return true
+}
+
+// errRevoked cancels a handler whose message the broker took back.
+var errRevoked = errors.New("the broker took the message back (partition revoked in a rebalance)")
+
+// run runs chain for d. A message the broker can take back while it is
+// handled (broker.Revocable: a Kafka partition revoked in a rebalance) gets
+// a handler context that ends when it does; other messages get the
+// service's handler context as it is, at no cost.
+func (c *consumer) run(chain middleware.Handler, msg *message.Message, d *middleware.Delivery) error {
+	r, ok := msg.Context().(broker.Revocable)
+	if !ok {
+		return chain(c.handlerCtx, d)
+	}
+	ctx, cancel := context.WithCancelCause(c.handlerCtx)
+	stop := context.AfterFunc(r.Revocation(), func() { cancel(errRevoked) })
+	defer func() {
+		stop()
+		cancel(nil)
+	}()
+	return chain(ctx, d)
 }
 
 // recovered settles a message whose stack panicked outside the handler:
