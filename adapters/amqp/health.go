@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -18,7 +19,7 @@ var (
 // Check implements [broker.HealthChecker]: nil while both connections (the
 // publishing and the consuming one) are open and RabbitMQ does not block
 // publishing; else what is wrong, e.g. "amqp: consume connection to
-// amqp://guest:***@host:5672/ down (reconnecting): ...", or an error
+// amqp://guest:xxxxx@host:5672/ down (reconnecting): ...", or an error
 // wrapping [ErrBlocked] with the alarm RabbitMQ gave. It reads the state
 // the connections' watchers keep (a lost connection is noticed by its
 // socket or by the heartbeat), so it costs no round trip and never waits
@@ -39,7 +40,17 @@ func (b *Broker) Check(ctx context.Context) error {
 	if reason := b.blocked.Load(); reason != nil {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrBlocked, *reason))
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	// One line for /readyz's reason, every cause still reachable by
+	// errors.Is (ErrBlocked, broker.ErrDisconnected).
+	format := strings.TrimSuffix(strings.Repeat("%w; ", len(errs)), "; ")
+	args := make([]any, len(errs))
+	for i, e := range errs {
+		args[i] = e
+	}
+	return fmt.Errorf(format, args...)
 }
 
 // Backlog implements [broker.BacklogReader]: the messages ready in group's
