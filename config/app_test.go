@@ -132,6 +132,15 @@ func TestHTTPSectionValidated(t *testing.T) {
 	wantAll(t, err, `http.addr: "nowhere", want host:port`, "http.shutdown_timeout: -1s")
 	_, err = Parse([]byte("http: {pprof: true}\n"), nil)
 	wantAll(t, err, "http.pprof: true, but http.addr is empty")
+	_, err = Parse([]byte("http: {addr: ':9090', readiness: {broker_timeout: -2s, max_backlog: -5}}\n"), nil)
+	wantAll(t, err, "http.readiness.broker_timeout: -2s, want > 0", "http.readiness.max_backlog: -5, want >= 0")
+	_, err = Parse([]byte("http: {addr: ':9090', readiness: {max_backlgo: 5}}\n"), nil)
+	wantAll(t, err, "max_backlgo")
+	env := map[string]string{"SWITCHYARD_HTTP_READINESS_MAX_BACKLOG": "1000", "SWITCHYARD_HTTP_READINESS_BROKER_TIMEOUT": "500ms"}
+	c, err := Parse([]byte("http: {addr: ':9090'}\n"), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil || c.HTTP.Readiness.MaxBacklog != 1000 || c.HTTP.Readiness.BrokerTimeout != 500*time.Millisecond {
+		t.Errorf("readiness from the environment: %+v, %v", c.HTTP.Readiness, err)
+	}
 }
 
 // runBriefly runs svc until it is ready, then stops it.

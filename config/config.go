@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/ops"
+	"github.com/switchyard-go/switchyard/pkg/otelmetrics"
 	"github.com/switchyard-go/switchyard/pkg/service"
 	"github.com/switchyard-go/switchyard/pkg/tracing"
 )
@@ -39,6 +41,9 @@ type Config struct {
 	Broker  Broker         `yaml:"broker"`
 	HTTP    ops.Config     `yaml:"http"`
 	Tracing tracing.Config `yaml:"tracing"`
+	// Metrics turns on OpenTelemetry metrics and chooses their exporters
+	// (see package otelmetrics). Default: none.
+	Metrics otelmetrics.Config `yaml:"metrics"`
 	// Idempotency turns on deduplication of redeliveries for every handler.
 	Idempotency Idempotency `yaml:"idempotency"`
 	// Outbox runs the transactional outbox's relay beside the service.
@@ -164,6 +169,10 @@ func (c Config) Validate() error {
 	}
 	err = errors.Join(err, c.HTTP.Validate("http"))
 	err = errors.Join(err, c.Tracing.Validate("tracing"))
+	err = errors.Join(err, c.Metrics.Validate("metrics"))
+	if c.Metrics.Prometheus() && c.HTTP.Addr == "" {
+		err = errors.Join(err, fmt.Errorf("metrics.exporters: %v lists %s, but http.addr is empty: /metrics needs the server", c.Metrics.Exporters, otelmetrics.ExporterPrometheus))
+	}
 	err = errors.Join(err, c.Idempotency.Validate(), c.Outbox.Validate(), c.Postgres.validate(c.postgresNeededBy()))
 	err = errors.Join(err, c.Defaults.Validate("defaults"))
 	names := make([]string, 0, len(c.Handlers))
@@ -337,6 +346,8 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 // operations HTTP server when http.addr is set (see package ops), and
 // tracing when tracing.exporter is set (see package tracing; the provider
 // is shut down when Run returns, and its service.name is service.name),
+// OpenTelemetry metrics when metrics.exporters lists one (see package
+// otelmetrics; prometheus writes into the operations server's /metrics),
 // deduplication when idempotency.store is set (service.WithIdempotency),
 // and the outbox relay when outbox.store is set. A postgres store or relay
 // shares one pool on the postgres section's database, opened, checked and
@@ -370,11 +381,25 @@ func (c Config) serviceOptions(w io.Writer) []service.Option {
 			opts = append(opts, service.WithWatermillHeaders(name))
 		}
 	}
+	var registry *prometheus.Registry // the operations server's, for the prometheus exporter
 	if c.HTTP.Addr != "" {
-		opts = append(opts, ops.With(c.HTTP, ops.WithLogger(logger)))
+		srv, err := ops.New(c.HTTP, ops.WithLogger(logger))
+		if err == nil {
+			opts = append(opts, srv.Option())
+			registry = srv.Registry()
+		} else {
+			opts = append(opts, ops.With(c.HTTP)) // fails Run with err
+		}
 	}
 	if c.Tracing.Enabled() {
 		opts = append(opts, tracing.With(c.Tracing, tracing.WithServiceName(c.Service.Name)))
+	}
+	if c.Metrics.Enabled() {
+		mopts := []otelmetrics.Option{otelmetrics.WithServiceName(c.Service.Name)}
+		if registry != nil {
+			mopts = append(mopts, otelmetrics.WithRegisterer(registry))
+		}
+		opts = append(opts, otelmetrics.With(c.Metrics, mopts...))
 	}
 	return append(opts, c.storeOptions(logger)...)
 }

@@ -32,6 +32,9 @@ func (c Config) Effective() Config {
 	if c.Tracing.Enabled() {
 		c.Tracing = c.Tracing.WithDefaults()
 	}
+	if c.Metrics.Enabled() {
+		c.Metrics = c.Metrics.WithDefaults()
+	}
 	c.Idempotency = c.Idempotency.WithDefaults()
 	c.Outbox = c.Outbox.WithDefaults()
 	if c.Postgres.Migrate == nil && c.postgresNeededBy() != "" {

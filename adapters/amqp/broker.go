@@ -125,6 +125,9 @@ type link struct {
 	conn    *amqp091.Connection // nil while disconnected
 	gen     uint64              // incremented on every new connection
 	changed chan struct{}       // closed and replaced when conn changes
+	// lost is why the connection is down (the close reason, then the last
+	// failed reconnect), for Check; nil while connected.
+	lost error
 }
 
 func (l *link) dial(ctx context.Context) (*amqp091.Connection, error) {
@@ -164,6 +167,7 @@ func (l *link) set(conn *amqp091.Connection) {
 	l.conn = conn
 	if conn != nil {
 		l.gen++
+		l.lost = nil
 	}
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -243,6 +247,7 @@ func (l *link) watch(conn *amqp091.Connection) {
 			return
 		}
 		l.set(nil)
+		l.setLost(cerr)
 		if l.role == "publish" {
 			b.topo.reset()
 		}
@@ -261,6 +266,7 @@ func (l *link) watch(conn *amqp091.Connection) {
 				conn = c
 				break
 			}
+			l.setLost(err)
 			b.log.Warn("reconnect failed", "connection", l.role, "error", err, "retry_in", backoff)
 			backoff = min(backoff*2, b.cfg.MaxReconnectBackoff)
 		}
@@ -274,6 +280,35 @@ func (l *link) watch(conn *amqp091.Connection) {
 		b.mu.Unlock()
 		b.log.Info("reconnected", "connection", l.role, "url", b.cfg.RedactedURL())
 	}
+}
+
+// setLost records why the connection is down; a nil *amqp091.Error (the
+// connection closed without one) reads as "closed".
+func (l *link) setLost(err error) {
+	if aerr, ok := err.(*amqp091.Error); ok && aerr == nil {
+		err = nil
+	}
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	l.mu.Lock()
+	if l.conn == nil {
+		l.lost = err
+	}
+	l.mu.Unlock()
+}
+
+// state returns nil while the link is connected, else why not.
+func (l *link) state() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil && !l.conn.IsClosed() {
+		return nil
+	}
+	if l.lost != nil {
+		return l.lost
+	}
+	return errors.New("connection closed")
 }
 
 // close closes the current connection, if any.

@@ -253,29 +253,52 @@ func older(a, b *kgo.Record) bool {
 // browseRange returns, for every partition of topic with records group has
 // not consumed, where Browse starts and the high watermark it stops at.
 func (b *Broker) browseRange(ctx context.Context, topic, group string) (map[int32]kgo.Offset, map[int32]int64, error) {
+	positions, err := b.groupPositions(ctx, topic, group)
+	if err != nil {
+		return nil, nil, err
+	}
+	from := map[int32]kgo.Offset{}
+	end := map[int32]int64{}
+	for p, pos := range positions {
+		if pos.at < pos.end {
+			from[p] = kgo.NewOffset().At(pos.at)
+			end[p] = pos.end
+		}
+	}
+	return from, end, nil
+}
+
+// position is where a group stands in one partition: at is the next
+// offset it consumes, end the partition's high watermark.
+type position struct{ at, end int64 }
+
+// groupPositions returns group's position in every partition of topic:
+// its committed offset, or where its consumers would start when it has
+// none or it is out of range (Config.InitialOffset). A missing topic has
+// no partitions.
+func (b *Broker) groupPositions(ctx context.Context, topic, group string) (map[int32]position, error) {
 	ends, err := b.adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list end offsets: %w", err)
+		return nil, fmt.Errorf("list end offsets: %w", err)
 	}
 	if err := ends.Error(); err != nil {
 		if errors.Is(err, kerr.UnknownTopicOrPartition) {
-			return nil, nil, nil
+			return nil, nil
 		}
-		return nil, nil, fmt.Errorf("list end offsets: %w", err)
+		return nil, fmt.Errorf("list end offsets: %w", err)
 	}
 	starts, err := b.adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("list start offsets: %w", err)
+		return nil, fmt.Errorf("list start offsets: %w", err)
 	}
 	committed, err := b.adm.FetchOffsetsForTopics(ctx, group, topic)
 	if err != nil {
-		return nil, nil, fmt.Errorf("fetch committed offsets of %q: %w", group, err)
+		return nil, fmt.Errorf("fetch committed offsets of %q: %w", group, err)
 	}
-	from := map[int32]kgo.Offset{}
-	end := map[int32]int64{}
+	out := map[int32]position{}
 	ends.Each(func(e kadm.ListedOffset) {
 		start, _ := starts.Lookup(topic, e.Partition)
 		pos := int64(-1)
@@ -291,12 +314,9 @@ func (b *Broker) browseRange(ctx context.Context, topic, group string) (map[int3
 				pos = start.Offset
 			}
 		}
-		if pos < e.Offset {
-			from[e.Partition] = kgo.NewOffset().At(pos)
-			end[e.Partition] = e.Offset
-		}
+		out[e.Partition] = position{at: pos, end: e.Offset}
 	})
-	return from, end, nil
+	return out, nil
 }
 
 func (b *Broker) isClosed() bool {

@@ -332,3 +332,84 @@ func (w *warnings) queued() []int64 {
 	defer w.mu.Unlock()
 	return append([]int64(nil), w.at...)
 }
+
+func TestBacklogCountsWhatTheGroupHasNotBeenHandedOut(t *testing.T) {
+	// A nacked message waits a minute: long enough to be counted.
+	b, err := memory.New(memory.Config{Prefetch: 2, NackBackoff: time.Minute, MaxNackBackoff: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if bl, err := b.Backlog(ctx, "nowhere", "g"); err != nil || bl.Messages != 0 {
+		t.Errorf("unknown topic: %+v, %v", bl, err)
+	}
+	pub := b.Publisher()
+	for i := range 3 {
+		if err := pub.Publish("t", message.NewMessage(fmt.Sprint("early-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No group yet: what the topic keeps for the first one.
+	if bl, _ := b.Backlog(ctx, "t", "g"); bl.Messages != 3 {
+		t.Errorf("before any group: %d, want 3", bl.Messages)
+	}
+	sub, err := b.Subscriber("g", broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
+		if err := pub.Publish("t", message.NewMessage(fmt.Sprint("late-", i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := <-ch
+	<-ch // prefetch 2: two handed out, 8 queued
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		bl, err := b.Backlog(ctx, "t", "g")
+		if err == nil && bl.Messages == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Backlog = %+v, %v; want 8 (10 published, 2 handed out)", bl, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if bl, _ := b.Backlog(ctx, "t", "other"); bl.Messages != 0 {
+		t.Errorf("a group that never registered: %d, want 0", bl.Messages)
+	}
+	// Nacked, the message waits a minute for redelivery and is counted
+	// again; its prefetch slot takes the next queued one.
+	first.Nack()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		st := b.Stats()
+		if len(st) == 1 && st[0].Delayed == 1 && st[0].InFlight == 2 {
+			if bl, _ := b.Backlog(ctx, "t", "g"); bl.Messages != int64(st[0].Queued+1) || bl.Messages != 8 {
+				t.Errorf("Backlog %d with %+v, want 8: queued 7 and delayed 1", bl.Messages, st[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nacked message never waited for redelivery: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := b.Check(ctx); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+	_ = sub.Close()
+	_ = b.Close()
+	if err := b.Check(ctx); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Check after Close = %v, want ErrClosed", err)
+	}
+	if _, err := b.Backlog(ctx, "t", "g"); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Backlog after Close = %v, want ErrClosed", err)
+	}
+}

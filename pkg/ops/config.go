@@ -11,6 +11,10 @@ import (
 // stops.
 const DefaultShutdownTimeout = 5 * time.Second
 
+// DefaultBrokerTimeout bounds the broker checks of one /readyz request or
+// /metrics scrape.
+const DefaultBrokerTimeout = 2 * time.Second
+
 // Config is the http section of a configuration file. The zero value means
 // no server.
 type Config struct {
@@ -23,11 +27,29 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for open requests when the server
 	// stops. Default 5s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Readiness tunes what /readyz asks of the broker.
+	Readiness ReadinessConfig `yaml:"readiness"`
+}
+
+// ReadinessConfig is the http.readiness section.
+type ReadinessConfig struct {
+	// BrokerTimeout bounds the broker checks (connection health, then the
+	// backlog of every subscription) behind one /readyz request or /metrics
+	// scrape; a broker that does not answer in time counts as unreachable.
+	// Default 2s.
+	BrokerTimeout time.Duration `yaml:"broker_timeout"`
+	// MaxBacklog, when > 0, makes /readyz fail while a subscription's
+	// backlog (queue depth, or consumer lag summed over partitions) is
+	// above it. Default 0: the backlog is reported, never judged.
+	MaxBacklog int64 `yaml:"max_backlog"`
 }
 
 func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Readiness.BrokerTimeout == 0 {
+		c.Readiness.BrokerTimeout = DefaultBrokerTimeout
 	}
 	return c
 }
@@ -48,6 +70,12 @@ func (c Config) Validate(prefix string) error {
 	}
 	if c.ShutdownTimeout < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.shutdown_timeout: %s, want > 0 (0 means %s)", prefix, c.ShutdownTimeout, DefaultShutdownTimeout))
+	}
+	if c.Readiness.BrokerTimeout < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.readiness.broker_timeout: %s, want > 0 (0 means %s)", prefix, c.Readiness.BrokerTimeout, DefaultBrokerTimeout))
+	}
+	if c.Readiness.MaxBacklog < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.readiness.max_backlog: %d, want >= 0 (0 means no threshold)", prefix, c.Readiness.MaxBacklog))
 	}
 	return err
 }

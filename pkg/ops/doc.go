@@ -15,11 +15,20 @@
 //     is down does not bring the broker back.
 //   - GET /readyz: 200 when the service is ready to take work, 503 when not,
 //     with a JSON body whose "reason" says why (readiness). Ready means Run
-//     subscribed every handler and has not begun shutting down, and every
+//     subscribed every handler and has not begun shutting down, every
 //     subscription is healthy per [service.Service.Health] (its failure path
-//     is not failing). The body lists every subscription's health.
-//   - GET /metrics: Switchyard's metrics (see package metrics) and the Go
-//     runtime's, in the Prometheus text format.
+//     is not failing), the broker passes its [github.com/switchyard-go/switchyard/pkg/broker.HealthChecker] check
+//     within [ReadinessConfig].BrokerTimeout, and, when
+//     [ReadinessConfig].MaxBacklog is set, no subscription's backlog
+//     ([github.com/switchyard-go/switchyard/pkg/broker.BacklogReader]) is above it. The body lists the broker's
+//     health and every subscription's health and backlog. One reading of
+//     the broker serves every request and scrape for a second.
+//   - GET /metrics: Switchyard's metrics (see package metrics), the
+//     broker's health and every subscription's backlog
+//     (switchyard_broker_up, switchyard_backlog_messages,
+//     switchyard_backlog_partition_messages) and the Go runtime's, in the
+//     Prometheus text format; package otelmetrics can add its instruments
+//     to [Server.Registry].
 //   - /debug/pprof/: net/http/pprof, only with Config.Pprof.
 //
 // # Shutdown

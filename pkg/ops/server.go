@@ -28,6 +28,7 @@ type Server struct {
 	registry *prometheus.Registry
 	recorder *metrics.Prometheus
 	handler  http.Handler
+	prober   *prober // the broker's health and backlog, for /readyz and /metrics
 
 	svc     atomic.Pointer[service.Service] // of the current Run
 	stopped atomic.Bool                     // Run is returning
@@ -73,6 +74,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	rec, err := metrics.NewPrometheus(s.registry)
 	if err != nil {
 		return nil, fmt.Errorf("ops: register metrics: %w", err)
+	}
+	s.prober = &prober{timeout: s.cfg.Readiness.BrokerTimeout}
+	if err := s.registry.Register(brokerCollector{s}); err != nil {
+		return nil, fmt.Errorf("ops: register broker metrics: %w", err)
 	}
 	s.recorder = rec
 	s.handler = s.routes()

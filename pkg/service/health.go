@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,8 +75,11 @@ func (h *pathHealth) backoff() time.Duration {
 
 // SubscriptionHealth is the state of one subscription of a running service.
 type SubscriptionHealth struct {
-	// Group and Topic identify the subscription.
+	// Group and Topic identify the subscription, as the broker names them
+	// (with the service's namespace).
 	Group, Topic string
+	// Handlers names the handlers the subscription feeds, sorted.
+	Handlers []string
 	// Healthy is false while the failure path keeps failing: the last
 	// FailurePathFailures deliveries could neither be dead-lettered nor
 	// handed back for delayed retry, and were nacked. Intake is backing off.
@@ -99,7 +103,7 @@ func (s *Service) Health() []SubscriptionHealth {
 		h := c.health
 		h.mu.Lock()
 		n := int(h.failures.Load())
-		sh := SubscriptionHealth{Group: c.key.group, Topic: c.key.topic, Healthy: n < failurePathCap, FailurePathFailures: n, Since: h.since}
+		sh := SubscriptionHealth{Group: c.key.group, Topic: c.key.topic, Handlers: c.handlerNames(), Healthy: n < failurePathCap, FailurePathFailures: n, Since: h.since}
 		if h.last != nil {
 			sh.LastError = h.last.Error()
 		}
@@ -107,4 +111,14 @@ func (s *Service) Health() []SubscriptionHealth {
 		out = append(out, sh)
 	}
 	return out
+}
+
+// handlerNames lists the names of c's handlers, sorted.
+func (c *consumer) handlerNames() []string {
+	names := make([]string, 0, len(c.byType))
+	for _, h := range c.byType {
+		names = append(names, h.info.Name)
+	}
+	slices.Sort(names)
+	return names
 }

@@ -254,6 +254,16 @@ func WithRecorder(r metrics.Recorder) Option {
 // (nil), tracing costs nothing.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(s *Service) { s.tracer = tp } }
 
+// WithDeliveryMiddleware adds middleware that runs once per delivery of
+// every handler, outermost: outside tracing, dead-lettering and retries.
+// What it sees returned is the delivery's outcome: nil when the delivery is
+// acked (handled, dead-lettered, which [middleware.Delivery].DeadLettered
+// says, or handed back for delayed redelivery), an error when it is
+// nacked. Package otelmetrics uses it for per-delivery metrics.
+func WithDeliveryMiddleware(mws ...middleware.Middleware) Option {
+	return func(s *Service) { s.deliveryMiddleware = append(s.deliveryMiddleware, mws...) }
+}
+
 // WithMiddleware adds middleware that runs on every attempt of every
 // handler, inside Retry and outside Timeout (see package middleware).
 func WithMiddleware(mws ...middleware.Middleware) Option {

@@ -41,24 +41,27 @@ var (
 // Service runs handlers on one broker. Create it with [New], register
 // handlers with [Handle], then call [Service.Run].
 type Service struct {
-	broker          broker.Broker
-	publisher       message.Publisher
-	registry        *event.Registry
-	codec           event.Codec
-	source          string
-	namespace       string
-	logger          *slog.Logger
-	clock           middleware.Clock
-	tracer          trace.TracerProvider
-	stats           metrics.Stats
-	recorders       []metrics.Recorder
-	recorder        metrics.Recorder
-	userMiddleware  []middleware.Middleware
-	defaults        Policy
-	overrides       map[string]Policy
-	shutdownTimeout time.Duration
-	idem            *idempotencySettings // see WithIdempotency
-	optErr          error                // what validate found
+	broker         broker.Broker
+	publisher      message.Publisher
+	registry       *event.Registry
+	codec          event.Codec
+	source         string
+	namespace      string
+	logger         *slog.Logger
+	clock          middleware.Clock
+	tracer         trace.TracerProvider
+	stats          metrics.Stats
+	recorders      []metrics.Recorder
+	recorder       metrics.Recorder
+	userMiddleware []middleware.Middleware
+	// deliveryMiddleware runs once per delivery, outermost; see
+	// WithDeliveryMiddleware.
+	deliveryMiddleware []middleware.Middleware
+	defaults           Policy
+	overrides          map[string]Policy
+	shutdownTimeout    time.Duration
+	idem               *idempotencySettings // see WithIdempotency
+	optErr             error                // what validate found
 	// failurePathTimeout bounds each publish of the failure path (a dead
 	// letter, a delayed retry), under the handler's context.
 	failurePathTimeout time.Duration
@@ -292,7 +295,8 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 			return s.handBack(ctx, d, del, m, wait)
 		}
 	}
-	stack := []middleware.Middleware{
+	stack := append([]middleware.Middleware(nil), s.deliveryMiddleware...)
+	stack = append(stack,
 		middleware.Tracing(s.tracer, middleware.WithMessagingSystem(middleware.MessagingSystem(s.broker.Name()))),
 		middleware.Correlation(s.logger),
 		middleware.DeadLetter(middleware.DeadLetterConfig{
@@ -316,7 +320,7 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 				s.recorder.Retried(name)
 			},
 		}),
-	}
+	)
 	stack = append(stack, s.userMiddleware...)
 	stack = append(stack, middleware.Timeout(h.policy.Timeout), middleware.Recover())
 	return middleware.Chain(terminal, stack...)

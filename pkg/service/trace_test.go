@@ -311,8 +311,8 @@ func TestSpansTellFailureFromSuccess(t *testing.T) {
 	if !ok {
 		t.Fatalf("no span for the dead-lettered delivery; spans by message id: %v", spans)
 	}
-	if bad.Status().Code != codes.Error {
-		t.Errorf("dead-lettered delivery's span status = %v, want Error", bad.Status())
+	if bad.Status().Code != codes.Error || bad.Status().Description != "dead-lettered: permanent" {
+		t.Errorf("dead-lettered delivery's span status = %v, want Error with the reason", bad.Status())
 	}
 	if r := spanAttrs(bad)[middleware.AttrDeadLetterReason].AsString(); r != string(failure.ReasonPermanent) {
 		t.Errorf("dead-lettered delivery's span %s = %q, want permanent", middleware.AttrDeadLetterReason, r)
