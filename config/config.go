@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/admin"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/ops"
@@ -371,7 +372,7 @@ func (c Config) serviceOptions(w io.Writer) []service.Option {
 		}
 	}
 	if c.HTTP.Addr != "" {
-		opts = append(opts, ops.With(c.HTTP, ops.WithLogger(logger)))
+		opts = append(opts, ops.With(c.HTTP, ops.WithLogger(logger), ops.WithAdmin(admin.WithAsyncAPI(c.AsyncAPI("")))))
 	}
 	if c.Tracing.Enabled() {
 		opts = append(opts, tracing.With(c.Tracing, tracing.WithServiceName(c.Service.Name)))

@@ -21,6 +21,8 @@
 //   - GET /metrics: Switchyard's metrics (see package metrics) and the Go
 //     runtime's, in the Prometheus text format.
 //   - /debug/pprof/: net/http/pprof, only with Config.Pprof.
+//   - /admin/: the admin API (package admin), only with
+//     Config.Admin.Enabled; [WithAdmin] gives it what only code can.
 //
 // # Shutdown
 //
