@@ -237,6 +237,20 @@ func TestDeadLetterOperations(t *testing.T) {
 	}
 	waitFor(t, "k2 handled after its release", func() bool { return r.handled.Load() == 1 })
 
+	// The body docs/operations.md shows, as curl sends it.
+	code, body := call(t, "POST", r.base+"/admin/dlq/replay", "Bearer "+token,
+		`{"group":"inventory","filter":{"reasons":["permanent"]},"rate":50,"dry_run":true}`)
+	if code != http.StatusOK || !strings.Contains(body, `"count":2`) || !strings.Contains(body, `"dry_run":true`) {
+		t.Fatalf("raw dry run: %d %s", code, body)
+	}
+	for _, bad := range []string{`{"group":"inventory","limt":3}`, `{"group":"inventory","idle":"soon"}`, `{}`, `not json`} {
+		if code, body := call(t, "POST", r.base+"/admin/dlq/purge", "Bearer "+token, bad); code != http.StatusBadRequest {
+			t.Errorf("purge %s: %d %s, want 400", bad, code, body)
+		}
+	}
+	if n, _ := c.List(ctx, dl, dlq.Filter{}, false); n.Count != 3 {
+		t.Fatalf("bad requests changed the dead letters: %d left", n.Count)
+	}
 	dry, err := c.Replay(ctx, dl, dlq.DrainOptions{Filter: dlq.Filter{Reasons: []string{"permanent"}}, DryRun: true})
 	if err != nil || dry.Count != 2 {
 		t.Fatalf("dry run: %v %+v, want the two permanent failures", err, dry)
