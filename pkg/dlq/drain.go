@@ -19,13 +19,21 @@ import (
 // before it ends, when [DrainOptions.Idle] is zero.
 const DefaultIdle = 2 * time.Second
 
+// FirstWait is how long a replay or purge waits for its first dead letter
+// when a browse saw some, however short [DrainOptions.Idle] is: joining a
+// Kafka consumer group takes seconds (group.initial.rebalance.delay.ms,
+// then the rebalance), and ending before it would leave every dead letter
+// unreached.
+const FirstWait = 30 * time.Second
+
 // DrainOptions shape one replay or purge.
 type DrainOptions struct {
 	// Filter selects the dead letters; others are handed back and stay.
 	Filter Filter `json:"filter"`
 	// Limit stops the run after that many dead letters; 0: no limit.
 	Limit int `json:"limit,omitempty"`
-	// Idle ends the run when no new dead letter came for that long.
+	// Idle ends the run when no new dead letter came for that long
+	// (before the first one, at least [FirstWait] when a browse saw some).
 	// Default [DefaultIdle].
 	Idle time.Duration `json:"idle,omitempty"`
 	// Rate is at most that many dead letters per second; 0: no limit.
@@ -209,7 +217,11 @@ func (c *Client) consume(ctx context.Context, topic string, o DrainOptions, know
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / o.Rate)
 	}
-	idle := time.NewTimer(o.Idle)
+	first := o.Idle
+	if len(known) > 0 {
+		first = max(first, FirstWait)
+	}
+	idle := time.NewTimer(first)
 	defer idle.Stop()
 	seen := map[string]bool{}
 	seenKnown := 0
