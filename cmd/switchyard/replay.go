@@ -36,7 +36,7 @@ func (d *drainFlags) register(cmd *cobra.Command, verb string) {
 	fs.BoolVar(&d.dryRun, "dry-run", false, "only list what would be "+verb+"; change nothing")
 	fs.BoolVarP(&d.yes, "yes", "y", false, "do not ask for confirmation (required when stdin is not a terminal)")
 	fs.IntVar(&d.limit, "limit", 0, "stop after `N` messages (0: no limit)")
-	fs.DurationVar(&d.idle, "idle", 2*time.Second, "stop when no new message arrived for this `duration`")
+	fs.DurationVar(&d.idle, "idle", 2*time.Second, "stop when no new message arrived for this `duration` (before the first one, at least 30s when a browse saw some)")
 	fs.StringVar(&d.rate, "rate", "", "at most `N/s` messages per second, e.g. 50/s (default: no limit)")
 }
 
