@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/admin"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/ops"
@@ -383,7 +384,7 @@ func (c Config) serviceOptions(w io.Writer) []service.Option {
 	}
 	var registry *prometheus.Registry // the operations server's, for the prometheus exporter
 	if c.HTTP.Addr != "" {
-		srv, err := ops.New(c.HTTP, ops.WithLogger(logger))
+		srv, err := ops.New(c.HTTP, ops.WithLogger(logger), ops.WithAdmin(admin.WithAsyncAPI(c.AsyncAPI(""))))
 		if err == nil {
 			opts = append(opts, srv.Option())
 			registry = srv.Registry()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,12 +19,14 @@ import (
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/config"
+	"github.com/switchyard-go/switchyard/pkg/admin"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/graph"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,12 +51,26 @@ func useBroker(t *testing.T, wrap func(*memory.Broker) broker.Broker) *memory.Br
 	}
 	old := openBroker
 	openBroker = func(context.Context, config.Config, *slog.Logger) (broker.Broker, error) { return wrap(b), nil }
+	// The dlq commands reach the memory broker as an operator does: through
+	// the admin API of a service on it.
+	svc := service.New(wrap(b))
+	srv := httptest.NewServer(admin.New(admin.Config{Enabled: true, Token: testToken, Write: true}, func() *service.Service { return svc }))
+	oldURL := serviceURL
+	serviceURL = srv.URL
 	t.Cleanup(func() {
+		serviceURL = oldURL
+		srv.Close()
 		openBroker = old
 		_ = b.Close()
 	})
 	return b
 }
+
+// testToken is the admin API token of the tests' services.
+const testToken = "cli-test-token-0123456789"
+
+// serviceURL, when set, is the admin API cli hands the dlq commands.
+var serviceURL string
 
 func newBroker(t *testing.T) *memory.Broker {
 	return useBroker(t, func(b *memory.Broker) broker.Broker { return shared{b} })
@@ -67,6 +84,9 @@ type result struct {
 func cli(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
+	if serviceURL != "" && slices.Contains(args, "dlq") && !slices.Contains(args, "--service") {
+		args = append([]string{"--service", serviceURL, "--token", testToken}, args...)
+	}
 	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
 	return result{out.String(), errOut.String(), code}
 }
@@ -283,8 +303,8 @@ func TestDLQReplayFilterSinceUntil(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(res.Done, []string{"msg-1", "msg-2"}) {
-		t.Fatalf("since/until selected %q, want msg-1, msg-2", res.Done)
+	if !slices.Equal(res.IDs, []string{"msg-1", "msg-2"}) {
+		t.Fatalf("since/until selected %q, want msg-1, msg-2", res.IDs)
 	}
 	if r := cli(t, "", "dlq", "replay", "--topic", dlTopic, "--since", "yesterday", "--dry-run"); r.code != exitUsage || !strings.Contains(r.stderr, "--since") {
 		t.Fatalf("bad --since: exit %d %q", r.code, r.stderr)

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,13 +15,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/dlq"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
-
-// ErrNoBrowser is returned when the broker cannot read messages without
-// consuming them.
-var ErrNoBrowser = errors.New("broker cannot browse messages without consuming them (no broker.Browser); dlq list, show and --dry-run need it")
 
 func (a *app) dlqCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -38,9 +33,14 @@ purges them. Name topics with --topic, or give consumer groups with --group
 to use their default dead-letter topics.
 
 list and show only read (the broker must support browsing); replay and purge
-consume the dead-letter group and ack a message only once it is dealt with.`,
+consume the dead-letter group and ack a message only once it is dealt with.
+
+With --service URL (and --token), every command goes through the admin API
+of that running service instead of opening the broker: that is the only way
+to reach a memory broker, and the only way to list and release parked keys
+(dead_letter_order: key), which the service keeps.`,
 	}
-	cmd.AddCommand(a.dlqListCmd(), a.dlqShowCmd(), a.dlqReplayCmd(), a.dlqPurgeCmd())
+	cmd.AddCommand(a.dlqListCmd(), a.dlqShowCmd(), a.dlqReplayCmd(), a.dlqPurgeCmd(), a.dlqParkedCmd(), a.dlqReleaseCmd())
 	return cmd
 }
 
@@ -74,11 +74,11 @@ func (t topicsFlags) resolve(many bool) ([]string, error) {
 	return out, nil
 }
 
-// filter selects dead letters by their failure metadata.
+// filter holds the flags that select dead letters by their failure
+// metadata; parse turns them into a [dlq.Filter].
 type filter struct {
 	types, reasons, handlers []string
 	sinceArg, untilArg       string
-	since, until             time.Time
 }
 
 func (f *filter) register(fs *pflag.FlagSet) {
@@ -102,64 +102,19 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 	return time.Time{}, usageErr("--%s: %q, want RFC 3339 (2026-01-02T15:04:05Z) or a duration ago (90m)", flag, s)
 }
 
-func (f *filter) parse(now time.Time) error {
+func (f *filter) parse(now time.Time) (dlq.Filter, error) {
+	out := dlq.Filter{Types: f.types, Reasons: f.reasons, Handlers: f.handlers}
 	var err error
-	if f.since, err = parseWhen("since", f.sinceArg, now); err != nil {
-		return err
+	if out.Since, err = parseWhen("since", f.sinceArg, now); err != nil {
+		return out, err
 	}
-	if f.until, err = parseWhen("until", f.untilArg, now); err != nil {
-		return err
+	if out.Until, err = parseWhen("until", f.untilArg, now); err != nil {
+		return out, err
 	}
-	if !f.since.IsZero() && !f.until.IsZero() && !f.until.After(f.since) {
-		return usageErr("--until (%s) must be after --since (%s)", f.until.Format(time.RFC3339), f.since.Format(time.RFC3339))
+	if !out.Since.IsZero() && !out.Until.IsZero() && !out.Until.After(out.Since) {
+		return out, usageErr("--until (%s) must be after --since (%s)", out.Until.Format(time.RFC3339), out.Since.Format(time.RFC3339))
 	}
-	return nil
-}
-
-func (f *filter) active() bool {
-	return len(f.types)+len(f.reasons)+len(f.handlers) > 0 || !f.since.IsZero() || !f.until.IsZero()
-}
-
-// failedAt is when m was dead-lettered (its event time if that is unknown).
-func failedAt(m *message.Message) time.Time {
-	for _, k := range []string{header.DeadLetterLastFailure, header.Time} {
-		if t, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(k)); err == nil {
-			return t
-		}
-	}
-	return time.Time{}
-}
-
-func (f *filter) match(m *message.Message) bool {
-	md := m.Metadata
-	if len(f.types) > 0 && !slices.Contains(f.types, md.Get(header.Type)) {
-		return false
-	}
-	if len(f.reasons) > 0 && !slices.Contains(f.reasons, md.Get(header.DeadLetterReason)) {
-		return false
-	}
-	if len(f.handlers) > 0 && !slices.Contains(f.handlers, md.Get(header.DeadLetterHandler)) {
-		return false
-	}
-	if !f.since.IsZero() || !f.until.IsZero() {
-		t := failedAt(m)
-		if t.IsZero() || (!f.since.IsZero() && t.Before(f.since)) || (!f.until.IsZero() && !t.Before(f.until)) {
-			return false
-		}
-	}
-	return true
-}
-
-// browse reads topic's dead letters without consuming them.
-func browse(ctx context.Context, b broker.Broker, topic string, fn func(*message.Message) bool) error {
-	br, ok := b.(broker.Browser)
-	if !ok {
-		return fmt.Errorf("%s: %w", b.Name(), ErrNoBrowser)
-	}
-	if err := br.Browse(ctx, topic, broker.DeadLetterGroup, fn); err != nil {
-		return fmt.Errorf("browse %q: %w", topic, err)
-	}
-	return nil
+	return out, nil
 }
 
 // ---- list ----
@@ -191,6 +146,21 @@ type listTopic struct {
 	Messages []listMessage `json:"messages,omitempty"`
 }
 
+// listTopicOf is the CLI's view of a summary.
+func listTopicOf(s dlq.Summary) listTopic {
+	lt := listTopic{Topic: s.Topic, Count: s.Count, Groups: []listGroup{}}
+	for _, g := range s.Groups {
+		lt.Groups = append(lt.Groups, listGroup(g))
+	}
+	for _, l := range s.Letters {
+		lt.Messages = append(lt.Messages, listMessage{
+			ID: l.ID, Type: l.Type, Key: l.Key, Handler: l.Handler, Reason: l.Reason,
+			Attempts: l.Headers[header.DeadLetterAttempts], FailedAt: l.FailedAt, Replays: l.Headers[header.ReplayCount],
+		})
+	}
+	return lt
+}
+
 func (a *app) dlqListCmd() *cobra.Command {
 	var (
 		tf       topicsFlags
@@ -212,59 +182,22 @@ message too (id, type, key, handler, reason, attempts, time of failure).`,
 			if err != nil {
 				return err
 			}
-			if err := f.parse(time.Now()); err != nil {
-				return err
-			}
-			b, err := a.open(cmd.Context())
+			flt, err := f.parse(time.Now())
 			if err != nil {
 				return err
 			}
-			defer b.Close()
+			ops, done, err := a.deadLetters(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
 			var out []listTopic
 			for _, topic := range topics {
-				lt := listTopic{Topic: topic, Groups: []listGroup{}}
-				idx := map[[3]string]int{}
-				err := browse(cmd.Context(), b, topic, func(m *message.Message) bool {
-					if !f.match(m) {
-						return true
-					}
-					md := m.Metadata
-					k := [3]string{md.Get(header.DeadLetterHandler), md.Get(header.DeadLetterGroup), md.Get(header.DeadLetterReason)}
-					i, ok := idx[k]
-					if !ok {
-						i = len(lt.Groups)
-						idx[k] = i
-						lt.Groups = append(lt.Groups, listGroup{Handler: k[0], Group: k[1], Reason: k[2]})
-					}
-					g := &lt.Groups[i]
-					g.Count++
-					lt.Count++
-					at := failedAt(m)
-					if g.Oldest.IsZero() || at.Before(g.Oldest) {
-						g.Oldest = at
-					}
-					if at.After(g.Newest) {
-						g.Newest = at
-					}
-					if messages {
-						lt.Messages = append(lt.Messages, listMessage{
-							ID: m.UUID, Type: md.Get(header.Type), Key: md.Get(header.Key),
-							Handler: k[0], Reason: k[2], Attempts: md.Get(header.DeadLetterAttempts),
-							FailedAt: at, Replays: md.Get(header.ReplayCount),
-						})
-					}
-					return true
-				})
+				s, err := ops.List(cmd.Context(), topic, flt, messages)
 				if err != nil {
 					return err
 				}
-				slices.SortFunc(lt.Groups, func(x, y listGroup) int {
-					if x.Count != y.Count {
-						return y.Count - x.Count
-					}
-					return strings.Compare(x.Handler+"\x00"+x.Reason, y.Handler+"\x00"+y.Reason)
-				})
-				out = append(out, lt)
+				out = append(out, listTopicOf(s))
 			}
 			if a.json {
 				return a.printJSON(map[string]any{"topics": out})
@@ -363,25 +296,16 @@ header, and the payload (indented when it is JSON). Find ids with
 			if id == "" {
 				return usageErr("--id is required")
 			}
-			b, err := a.open(cmd.Context())
+			ops, done, err := a.deadLetters(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer b.Close()
-			var found *message.Message
-			err = browse(cmd.Context(), b, topics[0], func(m *message.Message) bool {
-				if m.UUID == id || m.Metadata.Get(header.ID) == id {
-					found = m
-					return false
-				}
-				return true
-			})
+			defer done()
+			l, err := ops.Show(cmd.Context(), topics[0], id)
 			if err != nil {
-				return err
+				return fmt.Errorf("dlq show: %w", err)
 			}
-			if found == nil {
-				return fmt.Errorf("dlq show: no dead letter %q on %q", id, topics[0])
-			}
+			found := l.Message()
 			return a.printMessage(topics[0], found)
 		},
 	}
@@ -451,4 +375,78 @@ func prettyPayload(p []byte, indent string) string {
 		return indent + buf.String()
 	}
 	return indent + strconv.Quote(string(p))
+}
+
+// ---- parked keys ----
+
+func (a *app) dlqParkedCmd() *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use:   "parked",
+		Short: "List the keys parked behind a dead letter (dead_letter_order: key)",
+		Long: `List the keys the running service parks: with dead_letter_order: key, once a
+message of a key is dead-lettered, later messages of that key follow it
+(reason key_parked) until its first dead letter is replayed successfully or
+the key is released. Needs --service.`,
+		Example: `  switchyard --service http://127.0.0.1:9090 dlq parked --group inventory`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ops, done, err := a.deadLetters(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			keys, err := ops.Parked(cmd.Context(), group)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"keys": keys})
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GROUP\tKEY\tBEHIND\tSINCE")
+			for _, k := range keys {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Group, k.Key, k.MessageID, fmtTime(k.Since))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%d parked key(s)\n", len(keys))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&group, "group", "g", "", "only keys of this consumer `group`")
+	return cmd
+}
+
+func (a *app) dlqReleaseCmd() *cobra.Command {
+	var group, key string
+	cmd := &cobra.Command{
+		Use:   "release",
+		Short: "Release a parked key: its later messages are handled again",
+		Long: `Release a key parked behind its dead letters (dead_letter_order: key): later
+messages of the key are handled again instead of following them. The dead
+letters themselves stay; replay or purge them separately. Needs --service
+and a writable admin API (http.admin.write).`,
+		Example: `  switchyard --service http://127.0.0.1:9090 dlq release --group inventory --key order-42`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if group == "" || key == "" {
+				return usageErr("--group and --key are required")
+			}
+			ops, done, err := a.deadLetters(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := ops.Release(cmd.Context(), group, key); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "released key %q of group %q\n", key, group)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&group, "group", "g", "", "consumer `group` as the handler declares it (required)")
+	cmd.Flags().StringVar(&key, "key", "", "the parked `key` (required)")
+	return cmd
 }

@@ -21,7 +21,15 @@
 // A handler's dead letters go to "<group>.dead_letter" (or its policy's
 // topic). Services provision each dead-letter topic for the consumer group
 // "switchyard-dlq" (broker.DeadLetterGroup), which keeps them until an
-// operator acts. --group G stands for --topic G.dead_letter.
+// operator acts. --group G stands for --topic G.dead_letter. The commands
+// are a thin layer on package dlq, run on the configured broker, or, with
+// --service URL --token T, through a running service's admin API (package
+// admin, http.admin in its configuration). With a memory configuration and
+// no --service they exit 2: the memory broker lives inside the service
+// process, and a broker of the CLI's own would be empty.
+//
+//	switchyard --service http://127.0.0.1:9090 --token "$T" dlq list --group inventory
+//	switchyard --service http://127.0.0.1:9090 --token "$T" dlq release --group inventory --key 42
 //
 //	switchyard dlq list --group inventory [--messages]
 //	switchyard dlq show --group inventory --id ID
@@ -37,11 +45,13 @@
 // headers and sy_attempt removed, sy_replaycount incremented and id,
 // correlation id and event headers kept, and acks it once the broker
 // confirmed the republish. Filters (--type, --reason, --handler, --since,
-// --until) select what is replayed or purged; the rest is nacked and stays.
+// --until) select what is replayed or purged; the rest is handed back and
+// stays (on Kafka it is moved to the end of the dead-letter topic, see
+// dlq.WithMoveSkipped).
 // A run stops when every dead letter present at its start was seen, after
 // --limit messages, or when nothing new came for --idle (default 2s).
 //
-// Known limit: on brokers that keep order per key (memory, Kafka), a
+// Known limit: on brokers that keep order per key (memory), a
 // non-matching dead letter that is handed back holds later dead letters with
 // the same key until the run ends; they are reported as "not reached" and
 // stay in the dead-letter topic.

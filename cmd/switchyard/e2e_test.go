@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/switchyard-go/switchyard/pkg/admin"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/ops"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -21,11 +24,17 @@ func (placed) EventType() string  { return "orders.order_placed" }
 func (placed) EventVersion() int  { return 1 }
 func (placed) EventTopic() string { return "orders" }
 
-// A service dead-letters a message; replay hands it back to the failing
-// group only, which now handles it; the other group does not see it twice.
+// A service on the memory broker dead-letters a message; the CLI, pointed
+// at the service's operations server with --service, lists it and replays
+// it to the failing group only, which now handles it; the other group does
+// not see it twice.
 func TestReplayReachesOnlyTheFailingGroupOfARunningService(t *testing.T) {
 	b := newBroker(t)
-	svc := service.New(b)
+	srv, err := ops.New(ops.Config{Addr: "127.0.0.1:0", Admin: admin.Config{Enabled: true, Token: testToken, Write: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(shared{b}, srv.Option())
 	var broken atomic.Bool
 	broken.Store(true)
 	var mu sync.Mutex
@@ -65,8 +74,14 @@ func TestReplayReachesOnlyTheFailingGroupOfARunningService(t *testing.T) {
 	}
 	waitFor(t, func() bool { return b.Depth(service.DeadLetterTopicFor("inventory"), broker.DeadLetterGroup) == 1 })
 
+	target := []string{"--service", "http://" + srv.Addr(), "--token", testToken}
+	r := cli(t, "", append(target, "dlq", "list", "--group", "inventory")...)
+	mustOK(t, r)
+	if !strings.Contains(r.stdout, "1 dead letter(s)") || !strings.Contains(r.stdout, "inventory.reserve") {
+		t.Fatalf("list through --service:\n%s", r.stdout)
+	}
 	broken.Store(false)
-	r := cli(t, "", "dlq", "replay", "--group", "inventory", "--yes", "--idle", "500ms")
+	r = cli(t, "", append(target, "dlq", "replay", "--group", "inventory", "--yes", "--idle", "500ms")...)
 	mustOK(t, r)
 	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return handled["inventory"] == 1 })
 	if err := b.WaitIdle(context.Background(), 50*time.Millisecond); err != nil {
@@ -90,5 +105,58 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// With a memory configuration and no --service, the dlq commands say the
+// memory broker lives in the service and exit 2, instead of showing an
+// empty broker of their own.
+func TestDLQRefusesAMemoryBrokerOfItsOwn(t *testing.T) {
+	t.Setenv(envConfig, "")
+	for _, args := range [][]string{
+		{"dlq", "list", "--group", "inventory"},
+		{"dlq", "show", "--group", "inventory", "--id", "x"},
+		{"dlq", "replay", "--group", "inventory", "--yes"},
+		{"dlq", "purge", "--group", "inventory", "--yes"},
+	} {
+		r := cli(t, "", args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "lives inside the service process") || !strings.Contains(r.stderr, "--service") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a pointer to --service", args, r.code, r.stderr)
+		}
+	}
+}
+
+// --service with a wrong token, or a write on a read-only API, fails with
+// the API's reason.
+func TestDLQServiceRefusals(t *testing.T) {
+	newBroker(t)
+	r := cli(t, "", "--service", serviceURL, "--token", "wrong-token-0123456789", "dlq", "list", "--group", "inventory")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "wrong token") {
+		t.Errorf("wrong token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := cli(t, "", "--service", serviceURL, "dlq", "list", "--group", "inventory", "--token", ""); r.code != exitUsage || !strings.Contains(r.stderr, "--token") {
+		t.Errorf("no token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := cli(t, "", "--service", "localhost:9090", "--token", testToken, "dlq", "list", "--group", "inventory"); r.code != exitUsage || !strings.Contains(r.stderr, "http(s)://") {
+		t.Errorf("bad URL: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// dlq parked and release reach the service's parked keys through --service;
+// without it they say where the keys are.
+func TestDLQParkedAndRelease(t *testing.T) {
+	newBroker(t)
+	r := cli(t, "", "dlq", "parked")
+	mustOK(t, r)
+	if !strings.Contains(r.stdout, "0 parked key(s)") {
+		t.Fatalf("parked: %s", r.stdout)
+	}
+	r = cli(t, "", "dlq", "release", "--group", "inventory", "--key", "order-1")
+	mustOK(t, r)
+	if !strings.Contains(r.stdout, `released key "order-1" of group "inventory"`) {
+		t.Fatalf("release: %s", r.stdout)
+	}
+	if r := cli(t, "", "dlq", "release", "--group", "inventory"); r.code != exitUsage {
+		t.Fatalf("release without --key: exit %d", r.code)
 	}
 }

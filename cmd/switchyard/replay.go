@@ -11,12 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/spf13/cobra"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/dlq"
 	"github.com/switchyard-go/switchyard/pkg/header"
-	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
 
 // drainFlags are the flags replay and purge share.
@@ -37,7 +36,7 @@ func (d *drainFlags) register(cmd *cobra.Command, verb string) {
 	fs.BoolVar(&d.dryRun, "dry-run", false, "only list what would be "+verb+"; change nothing")
 	fs.BoolVarP(&d.yes, "yes", "y", false, "do not ask for confirmation (required when stdin is not a terminal)")
 	fs.IntVar(&d.limit, "limit", 0, "stop after `N` messages (0: no limit)")
-	fs.DurationVar(&d.idle, "idle", 2*time.Second, "stop when no new message arrived for this `duration`")
+	fs.DurationVar(&d.idle, "idle", 2*time.Second, "stop when no new message arrived for this `duration` (before the first one, at least 30s when a browse saw some)")
 	fs.StringVar(&d.rate, "rate", "", "at most `N/s` messages per second, e.g. 50/s (default: no limit)")
 }
 
@@ -53,163 +52,8 @@ func parseRate(s string) (time.Duration, error) {
 	return time.Duration(float64(time.Second) / n), nil
 }
 
-type drainResult struct {
-	Topic       string   `json:"topic"`
-	DryRun      bool     `json:"dry_run"`
-	Done        []string `json:"ids"`
-	Count       int      `json:"count"`
-	NotMatching int      `json:"left_not_matching"`
-	NotReached  int      `json:"left_not_reached"`
-	NoTopic     int      `json:"left_without_original_topic,omitempty"`
-}
-
-// drainSpec is one replay or purge run.
-type drainSpec struct {
-	verb     string // "replayed" or "purged"
-	topic    string
-	filter   *filter
-	limit    int
-	idle     time.Duration
-	interval time.Duration
-	known    map[string]bool // ids seen by a browse beforehand; nil if none
-	total    int             // matching messages expected, 0 if unknown
-	// act deals with a matching message before it is acked; skip says to
-	// leave it in the dead-letter topic.
-	act func(ctx context.Context, m *message.Message) (skip bool, err error)
-}
-
-// drain consumes topic as the dead-letter group: a matching message is
-// handed to act and acked once act returned; any other message is nacked so
-// that it stays. It stops after limit messages, once every known message was
-// seen, when no new message came for idle, or when ctx is done.
-func (a *app) drain(ctx context.Context, b broker.Broker, spec drainSpec) (drainResult, error) {
-	res := drainResult{Topic: spec.topic, Done: []string{}}
-	sub, err := b.Subscriber(broker.DeadLetterGroup, broker.SubscriberOptions{})
-	if err != nil {
-		return res, fmt.Errorf("subscribe to %q: %w", spec.topic, err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer func() {
-		cancel()
-		_ = sub.Close()
-	}()
-	msgs, err := sub.Subscribe(sctx, spec.topic)
-	if err != nil {
-		return res, fmt.Errorf("subscribe to %q: %w", spec.topic, err)
-	}
-	bar := newProgress(a.stderr, !a.json && isTerminal(a.stderr), spec.verb, spec.total)
-	defer bar.done()
-	idle := time.NewTimer(spec.idle)
-	defer idle.Stop()
-	seen := map[string]bool{}
-	seenKnown := 0
-	var last time.Time
-loop:
-	for {
-		if spec.limit > 0 && len(res.Done) >= spec.limit {
-			break
-		}
-		if spec.known != nil && seenKnown == len(spec.known) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-idle.C:
-			break loop
-		case m, ok := <-msgs:
-			if !ok {
-				break loop
-			}
-			if seen[m.UUID] { // nacked earlier in this run, or dead-lettered again
-				m.Nack()
-				continue
-			}
-			seen[m.UUID] = true
-			if spec.known[m.UUID] {
-				seenKnown++
-			}
-			if !idle.Stop() {
-				select {
-				case <-idle.C:
-				default:
-				}
-			}
-			idle.Reset(spec.idle)
-			if !spec.filter.match(m) {
-				res.NotMatching++
-				m.Nack()
-				continue
-			}
-			if spec.interval > 0 && !last.IsZero() {
-				if err := (middleware.SystemClock{}).Sleep(ctx, time.Until(last.Add(spec.interval))); err != nil {
-					m.Nack()
-					return res, err
-				}
-			}
-			last = time.Now()
-			skip, err := spec.act(ctx, m)
-			if err != nil {
-				m.Nack()
-				return res, err
-			}
-			if skip {
-				res.NoTopic++
-				m.Nack()
-				continue
-			}
-			m.Ack()
-			res.Done = append(res.Done, m.UUID)
-			bar.set(len(res.Done))
-		}
-	}
-	for id := range spec.known {
-		if !seen[id] {
-			res.NotReached++
-		}
-	}
-	return res, nil
-}
-
-// replayMessage builds what replay publishes for dead letter m: the original
-// message addressed to the group that failed, with the failure metadata
-// removed and the replay counted. ok is false when m does not name its
-// original topic.
-func replayMessage(m *message.Message) (topic string, out *message.Message, ok bool) {
-	topic = m.Metadata.Get(header.DeadLetterTopic)
-	if topic == "" {
-		return "", nil, false
-	}
-	out = message.NewMessage(m.UUID, m.Payload)
-	for k, v := range m.Metadata {
-		if strings.HasPrefix(k, "sy_dlq_") {
-			continue
-		}
-		out.Metadata[k] = v
-	}
-	delete(out.Metadata, header.Attempt)
-	delete(out.Metadata, header.FirstFailure)
-	delete(out.Metadata, header.RetryTarget)
-	n, _ := strconv.Atoi(m.Metadata.Get(header.ReplayCount))
-	out.Metadata[header.ReplayCount] = strconv.Itoa(n + 1)
-	if g := m.Metadata.Get(header.DeadLetterGroup); g != "" {
-		out.Metadata[header.RetryTarget] = g
-	}
-	return topic, out, true
-}
-
-// preview browses topic for the messages a run would deal with.
-func (a *app) preview(ctx context.Context, b broker.Broker, topic string, f *filter, limit int) (known map[string]bool, matching []*message.Message, err error) {
-	known = map[string]bool{}
-	err = browse(ctx, b, topic, func(m *message.Message) bool {
-		known[m.UUID] = true
-		if f.match(m) && (limit <= 0 || len(matching) < limit) {
-			matching = append(matching, m)
-		}
-		return true
-	})
-	return known, matching, err
-}
+// drainResult is what replay and purge print with --json.
+type drainResult = dlq.Result
 
 func (a *app) confirm(question string) error {
 	if !isTerminal(a.stdin) {
@@ -229,13 +73,17 @@ func (a *app) confirm(question string) error {
 	return errors.New("aborted")
 }
 
-func (a *app) runDrain(cmd *cobra.Command, d *drainFlags, verb string, act func(context.Context, broker.Broker, *message.Message) (bool, error)) error {
+// drainFunc is dlq.Operations' Replay or Purge.
+type drainFunc func(ctx context.Context, ops dlq.Operations, topic string, o dlq.DrainOptions) (dlq.Result, error)
+
+func (a *app) runDrain(cmd *cobra.Command, d *drainFlags, verb string, act drainFunc) error {
 	topics, err := d.tf.resolve(false)
 	if err != nil {
 		return err
 	}
 	topic := topics[0]
-	if err := d.f.parse(time.Now()); err != nil {
+	flt, err := d.f.parse(time.Now())
+	if err != nil {
 		return err
 	}
 	interval, err := parseRate(d.rate)
@@ -248,45 +96,56 @@ func (a *app) runDrain(cmd *cobra.Command, d *drainFlags, verb string, act func(
 	if d.idle <= 0 {
 		return usageErr("--idle: %s, want > 0", d.idle)
 	}
+	o := dlq.DrainOptions{Filter: flt, Limit: d.limit, Idle: d.idle}
+	if interval > 0 {
+		o.Rate = float64(time.Second) / float64(interval)
+	}
 	ctx := cmd.Context()
-	b, err := a.open(ctx)
+	ops, done, err := a.deadLetters(ctx)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer done()
 
-	known, matching, err := a.preview(ctx, b, topic, &d.f, d.limit)
+	// A dry run first: it is the answer to --dry-run, and otherwise the
+	// count the operator confirms.
+	preview := o
+	preview.DryRun = true
+	dry, err := act(ctx, ops, topic, preview)
 	if d.dryRun {
 		if err != nil {
 			return err
 		}
-		return a.printDryRun(topic, verb, known, matching)
+		return a.printDryRun(topic, verb, dry)
 	}
-	if errors.Is(err, ErrNoBrowser) {
-		known, matching = nil, nil // consume until idle
-	} else if err != nil {
+	browsed := err == nil
+	if err != nil && !errors.Is(err, dlq.ErrNoBrowser) {
 		return err
 	}
-	if known != nil && len(matching) == 0 {
-		known = map[string]bool{} // nothing to do: stop at once, ask nothing
-	} else if !d.yes {
+	if browsed && dry.Count == 0 {
+		dry.DryRun = false
+		return a.printDrain(topic, verb, dry) // nothing to do: ask nothing
+	}
+	if !d.yes {
 		what := "every matching dead letter"
-		if known != nil {
-			what = fmt.Sprintf("%d dead letter(s)", len(matching))
+		if browsed {
+			what = fmt.Sprintf("%d dead letter(s)", dry.Count)
 		}
 		if err := a.confirm(fmt.Sprintf("%s %s of %q?", map[string]string{"replayed": "Replay", "purged": "Purge"}[verb], what, topic)); err != nil {
 			return err
 		}
 	}
-	res, err := a.drain(ctx, b, drainSpec{
-		verb: verb, topic: topic, filter: &d.f, limit: d.limit, idle: d.idle, interval: interval,
-		known: known, total: len(matching),
-		act: func(ctx context.Context, m *message.Message) (bool, error) { return act(ctx, b, m) },
-	})
-	res.Count = len(res.Done)
+	bar := newProgress(a.stderr, !a.json && isTerminal(a.stderr), verb, dry.Count)
+	o.Progress = func(p dlq.Progress) { bar.set(p.Done) }
+	res, err := act(ctx, ops, topic, o)
+	bar.done()
 	if err != nil {
-		return fmt.Errorf("%s %d before stopping: %w", verb, res.Count, err)
+		return fmt.Errorf("%s %d before stopping: %w", verb, len(res.IDs), err)
 	}
+	return a.printDrain(topic, verb, res)
+}
+
+func (a *app) printDrain(topic, verb string, res dlq.Result) error {
 	if a.json {
 		return a.printJSON(res)
 	}
@@ -302,25 +161,21 @@ func (a *app) runDrain(cmd *cobra.Command, d *drainFlags, verb string, act func(
 	return nil
 }
 
-func (a *app) printDryRun(topic, verb string, known map[string]bool, matching []*message.Message) error {
+func (a *app) printDryRun(topic, verb string, res dlq.Result) error {
 	if a.json {
-		ids := make([]string, 0, len(matching))
-		for _, m := range matching {
-			ids = append(ids, m.UUID)
-		}
-		return a.printJSON(drainResult{Topic: topic, DryRun: true, Done: ids, Count: len(ids), NotMatching: len(known) - len(ids)})
+		res.Letters = nil
+		return a.printJSON(res)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTYPE\tHANDLER\tREASON\tFAILED AT\tTO TOPIC")
-	for _, m := range matching {
-		md := m.Metadata
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.UUID, dash(md.Get(header.Type)), dash(md.Get(header.DeadLetterHandler)),
-			dash(md.Get(header.DeadLetterReason)), fmtTime(failedAt(m)), dash(md.Get(header.DeadLetterTopic)))
+	for _, l := range res.Letters {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, dash(l.Type), dash(l.Handler),
+			dash(l.Reason), fmtTime(l.FailedAt), dash(l.OriginalTopic))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "dry run: would have %s %d of %d dead letter(s) of %q; nothing changed\n", verb, len(matching), len(known), topic)
+	fmt.Fprintf(a.stdout, "dry run: would have %s %d of %d dead letter(s) of %q; nothing changed\n", verb, res.Count, res.Count+res.NotMatching, topic)
 	return nil
 }
 
@@ -346,16 +201,8 @@ fails again is dead-lettered again; it is not replayed twice in one run.`,
   switchyard dlq replay --topic inventory.dead_letter --type orders.order_placed --rate 20/s --limit 500 --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runDrain(cmd, &d, "replayed", func(ctx context.Context, b broker.Broker, m *message.Message) (bool, error) {
-				topic, out, ok := replayMessage(m)
-				if !ok {
-					return true, nil
-				}
-				out.SetContext(ctx)
-				if err := b.Publisher().Publish(topic, out); err != nil {
-					return false, fmt.Errorf("replay %s to %q: %w", m.UUID, topic, err)
-				}
-				return false, nil
+			return a.runDrain(cmd, &d, "replayed", func(ctx context.Context, ops dlq.Operations, topic string, o dlq.DrainOptions) (dlq.Result, error) {
+				return ops.Replay(ctx, topic, o)
 			})
 		},
 	}
@@ -376,8 +223,8 @@ to run without --yes when stdin is not a terminal.`,
   switchyard dlq purge --topic inventory.dead_letter --reason decode --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runDrain(cmd, &d, "purged", func(context.Context, broker.Broker, *message.Message) (bool, error) {
-				return false, nil
+			return a.runDrain(cmd, &d, "purged", func(ctx context.Context, ops dlq.Operations, topic string, o dlq.DrainOptions) (dlq.Result, error) {
+				return ops.Purge(ctx, topic, o)
 			})
 		},
 	}

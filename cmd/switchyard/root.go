@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchyard-go/switchyard/config"
+	"github.com/switchyard-go/switchyard/pkg/admin"
 	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/dlq"
 )
 
 // Exit statuses.
@@ -52,9 +54,16 @@ var openBroker = func(ctx context.Context, cfg config.Config, logger *slog.Logge
 // envConfig names the environment variable that gives --config's default.
 const envConfig = "SWITCHYARD_CONFIG"
 
+// envToken names the environment variable that gives --token's default:
+// the configuration override of http.admin.token, so that an operator
+// shell with the service's environment needs no flag.
+const envToken = "SWITCHYARD_HTTP_ADMIN_TOKEN"
+
 // app holds the global flags and the streams every command writes to.
 type app struct {
 	configPath string
+	service    string // --service: a running service's operations server
+	token      string // --token
 	json       bool
 	logLevel   string
 
@@ -120,7 +129,9 @@ It reads the same configuration file as the services themselves, so it talks
 to the same broker (memory, RabbitMQ or Kafka) with the same settings and the
 same environment overrides. Without --config (or $SWITCHYARD_CONFIG) it uses
 the in-memory broker, which is only useful to try commands out: the memory
-broker lives inside one process.
+broker lives inside one process. The dlq commands can instead go through a
+running service's admin API with --service URL --token T; with a memory
+configuration they must.
 
 Exit status: 0 success, 1 the command failed, 2 bad usage or invalid
 configuration, 130 interrupted.`,
@@ -145,6 +156,10 @@ configuration, 130 interrupted.`,
 	pf := root.PersistentFlags()
 	pf.StringVarP(&a.configPath, "config", "c", os.Getenv(envConfig),
 		"configuration `file`, the services' own (default $"+envConfig+", else the in-memory broker)")
+	pf.StringVar(&a.service, "service", "",
+		"`URL` of a running service's operations server (http.addr) whose admin API the dlq commands use instead of opening the broker, e.g. http://127.0.0.1:9090")
+	pf.StringVar(&a.token, "token", os.Getenv(envToken),
+		"admin API bearer `token` for --service (default $"+envToken+", the variable the service reads http.admin.token from)")
 	pf.BoolVar(&a.json, "json", false, "machine-readable output: JSON on stdout")
 	pf.StringVar(&a.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	root.AddCommand(a.configCmd(), a.dlqCmd(), a.publishCmd(), a.tailCmd(), a.graphCmd())
@@ -180,4 +195,38 @@ func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// errMemoryBroker explains why the dlq commands do not open a memory
+// broker of their own.
+var errMemoryBroker = usageErr("the configuration selects the memory broker, which lives inside the service process: " +
+	"this CLI would only see an empty broker of its own. Reach the running service through its admin API with " +
+	"--service http://HOST:PORT (http.addr, with http.admin.enabled) and --token, or use a RabbitMQ or Kafka configuration")
+
+// deadLetters returns where the dlq commands run: the admin API of the
+// service --service names, else the configured broker. The caller calls
+// done when finished.
+func (a *app) deadLetters(ctx context.Context) (ops dlq.Operations, done func(), err error) {
+	if a.service != "" {
+		if a.token == "" {
+			return nil, nil, usageErr("--service needs --token (or $%s): the admin API requires its bearer token", envToken)
+		}
+		c, err := admin.NewClient(a.service, a.token, nil)
+		if err != nil {
+			return nil, nil, usageErr("--service: %v", err)
+		}
+		return c, func() {}, nil
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Broker.Type == config.BrokerMemory {
+		return nil, nil, errMemoryBroker
+	}
+	b, err := openBroker(ctx, cfg, a.logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open broker %s: %w", cfg.Broker.Type, err)
+	}
+	return dlq.New(b), func() { _ = b.Close() }, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/switchyard-go/switchyard/pkg/admin"
 )
 
 // DefaultShutdownTimeout bounds the wait for open requests when the server
@@ -27,6 +29,8 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for open requests when the server
 	// stops. Default 5s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Admin is the admin API under /admin/ (package admin). Default off.
+	Admin admin.Config `yaml:"admin"`
 	// Readiness tunes what /readyz asks of the broker.
 	Readiness ReadinessConfig `yaml:"readiness"`
 }
@@ -68,6 +72,10 @@ func (c Config) Validate(prefix string) error {
 	} else if c.Pprof {
 		err = errors.Join(err, fmt.Errorf("%s.pprof: true, but %s.addr is empty: pprof needs the server", prefix, prefix))
 	}
+	if c.Admin.Enabled && c.Addr == "" {
+		err = errors.Join(err, fmt.Errorf("%s.admin.enabled: true, but %s.addr is empty: the admin API needs the server", prefix, prefix))
+	}
+	err = errors.Join(err, c.Admin.Validate(prefix+".admin"))
 	if c.ShutdownTimeout < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.shutdown_timeout: %s, want > 0 (0 means %s)", prefix, c.ShutdownTimeout, DefaultShutdownTimeout))
 	}

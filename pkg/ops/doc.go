@@ -30,6 +30,8 @@
 //     Prometheus text format; package otelmetrics can add its instruments
 //     to [Server.Registry].
 //   - /debug/pprof/: net/http/pprof, only with Config.Pprof.
+//   - /admin/: the admin API (package admin), only with
+//     Config.Admin.Enabled; [WithAdmin] gives it what only code can.
 //
 // # Shutdown
 //

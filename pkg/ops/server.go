@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard-go/switchyard/pkg/admin"
 	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -29,6 +30,7 @@ type Server struct {
 	recorder *metrics.Prometheus
 	handler  http.Handler
 	prober   *prober // the broker's health and backlog, for /readyz and /metrics
+	admin    []admin.Option
 
 	svc     atomic.Pointer[service.Service] // of the current Run
 	stopped atomic.Bool                     // Run is returning
@@ -50,6 +52,13 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l }
 // metrics appear beside them. Default: a registry of the server's own,
 // with the Go runtime and process collectors.
 func WithRegistry(reg *prometheus.Registry) Option { return func(s *Server) { s.registry = reg } }
+
+// WithAdmin gives the admin API (served under /admin/ when
+// Config.Admin.Enabled) what only code can: its AsyncAPI settings, a
+// logger. The server's logger is the default.
+func WithAdmin(opts ...admin.Option) Option {
+	return func(s *Server) { s.admin = append(s.admin, opts...) }
+}
 
 // New returns a server for cfg, which must set Addr. It registers
 // Switchyard's metrics (see [metrics.NewPrometheus]).
@@ -127,6 +136,10 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.logger}}))
+	if s.cfg.Admin.Enabled {
+		opts := append([]admin.Option{admin.WithLogger(s.logger)}, s.admin...)
+		mux.Handle(admin.Prefix, admin.New(s.cfg.Admin, s.svc.Load, opts...))
+	}
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
