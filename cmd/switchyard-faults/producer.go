@@ -31,6 +31,12 @@ type producer struct {
 	giveUp  time.Duration // per batch
 	logger  *slog.Logger
 
+	// stopping, when closed, ends the stream early: no batch starts after
+	// it, and run returns nil once the batches under way are confirmed.
+	// Scenarios that stream for as long as their faults last use it.
+	stopping chan struct{}
+	stopOnce sync.Once
+
 	confirmed *idSet
 	sent      atomic.Int64 // messages confirmed, for progress
 	retries   atomic.Int64 // failed Publish calls
@@ -39,9 +45,12 @@ type producer struct {
 func newProducer(svc *service.Service, pub message.Publisher, ns string, n int, rate float64, logger *slog.Logger) *producer {
 	return &producer{
 		svc: svc, pub: pub, ns: ns, n: n, batch: 50, workers: 4, rate: rate,
-		giveUp: 3 * time.Minute, logger: logger, confirmed: newIDSet(),
+		giveUp: 3 * time.Minute, logger: logger, confirmed: newIDSet(), stopping: make(chan struct{}),
 	}
 }
+
+// stop ends the stream after the batches under way (see stopping).
+func (p *producer) stop() { p.stopOnce.Do(func() { close(p.stopping) }) }
 
 // run publishes every message and returns nil once all are confirmed.
 func (p *producer) run(ctx context.Context) error {
@@ -59,11 +68,15 @@ func (p *producer) run(ctx context.Context) error {
 				case <-tick.C:
 				case <-ctx.Done():
 					return
+				case <-p.stopping:
+					return
 				}
 			}
 			select {
 			case starts <- i:
 			case <-ctx.Done():
+				return
+			case <-p.stopping:
 				return
 			}
 		}
