@@ -41,6 +41,8 @@ func consumeMain(args []string) int {
 	concurrency := fs.Int("concurrency", 16, "messages handled at once")
 	exactlyOnce := fs.Bool("exactly-once", false, "record inside the idempotency transaction of adapters/postgres")
 	delay := fs.Duration("delay", 0, "time each handling takes (work in flight during rebalances); a cancelled context cuts it short and fails the handling")
+	slow := fs.Duration("slow", 0, "time the slow handlings take (see -slow-every)")
+	slowEvery := fs.Int("slow-every", 0, "every n-th message (by sequence number) takes -slow instead of -delay; 0: none")
 	ordered := fs.Bool("ordered", false, "ask for per-key order across consumers (single-active-consumer queue on RabbitMQ)")
 	verbose := fs.Bool("v", false, "log at info level")
 	if err := fs.Parse(args); err != nil {
@@ -81,8 +83,12 @@ func consumeMain(args []string) int {
 		"($1, $2, $3, $4, $5, $6, $7, (extract(epoch from clock_timestamp()) * 1000000)::bigint)"
 	record := func(ctx context.Context, t Tick) error {
 		started := time.Now()
-		if *delay > 0 {
-			tm := time.NewTimer(*delay)
+		took := *delay
+		if *slowEvery > 0 && t.Seq%*slowEvery == 0 {
+			took = *slow
+		}
+		if took > 0 {
+			tm := time.NewTimer(took)
 			select {
 			case <-tm.C:
 			case <-ctx.Done():

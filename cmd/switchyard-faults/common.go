@@ -36,11 +36,20 @@ var errSkip = errors.New("faults: broker not configured")
 type Tick struct {
 	Seq int    `json:"seq"`
 	Pad string `json:"pad,omitempty"`
+	// Keys is how many keys the stream spreads over (Seq modulo Keys); 0
+	// means 32.
+	Keys int `json:"keys,omitempty"`
 }
 
-func (Tick) EventType() string  { return "faults.tick" }
-func (Tick) EventVersion() int  { return 1 }
-func (t Tick) EventKey() string { return "k" + strconv.Itoa(t.Seq%32) }
+func (Tick) EventType() string { return "faults.tick" }
+func (Tick) EventVersion() int { return 1 }
+func (t Tick) EventKey() string {
+	keys := t.Keys
+	if keys <= 0 {
+		keys = 32
+	}
+	return "k" + strconv.Itoa(t.Seq%keys)
+}
 
 // groupName is the consumer group of every scenario's counting handler,
 // before the namespace.

@@ -24,23 +24,35 @@ import (
 
 // membershipLoad is the load of a membership scenario on one broker.
 type membershipLoad struct {
-	rate    float64       // messages published per second
-	workers int           // publishing goroutines
-	delay   time.Duration // time each handling takes
+	rate        float64       // messages published per second
+	workers     int           // publishing goroutines
+	keys        int           // distinct keys (Tick.Keys)
+	delay       time.Duration // time each handling takes
+	slow        time.Duration // time every slowEvery-th handling takes instead
+	slowEvery   int
+	concurrency int // handlings at once per member
 	// partitions of the Kafka topic: more than members, so that a join or
 	// a leave moves some partitions and keeps others where they are.
 	partitions int32
 }
 
-// loadFor is the load per broker. RabbitMQ's ordered subscriptions hold
-// one message at a time (single active consumer, prefetch 1), so they are
-// fed less; their producer publishes from one goroutine, so that per key
-// the sequence number is the publish order the check compares against.
+// loadFor is the load per broker. On Kafka work is always in flight when
+// partitions move (about 75 handlings at once across the members), and one
+// message in 40 takes 2s, longer than a rebalance takes to hand a partition
+// to its new owner (about 1s here): a member that kept handling a revoked
+// partition instead of draining it would still be at it when the new owner
+// starts, and the same key would run on two members. Many keys keep
+// per-key serialisation from limiting the throughput. RabbitMQ's ordered
+// subscriptions hold one message at a time (single active consumer,
+// prefetch 1), so they are fed less and their handlings are short; their
+// producer publishes from one goroutine, so that per key the sequence
+// number is the publish order the check compares against.
 func loadFor(kind string) membershipLoad {
 	if kind == config.BrokerKafka {
-		return membershipLoad{rate: 400, workers: 4, delay: 10 * time.Millisecond, partitions: 6}
+		return membershipLoad{rate: 300, workers: 4, keys: 256, delay: 200 * time.Millisecond,
+			slow: 2 * time.Second, slowEvery: 40, concurrency: 64, partitions: 6}
 	}
-	return membershipLoad{rate: 100, workers: 1, delay: 5 * time.Millisecond}
+	return membershipLoad{rate: 100, workers: 1, keys: 32, delay: 5 * time.Millisecond, concurrency: 16}
 }
 
 // scenarioPrefix names a membership scenario after its broker as the brief
@@ -67,8 +79,9 @@ type membershipRun struct {
 	kind    string
 	load    membershipLoad
 	args    []string
-	members []*member      // running, oldest first
-	names   map[int]string // pid → member name, every member ever started
+	members []*member         // running, oldest first
+	names   map[int]string    // pid → member name, every member ever started
+	leftAt  map[int]time.Time // pid → when it was sent SIGTERM to leave mid-run
 	started int
 
 	p         *producer
@@ -84,8 +97,9 @@ func (e *env) newMembershipRun(ctx context.Context, name, kind string) (*members
 	if err != nil {
 		return nil, r.setupFailed(err)
 	}
-	args := append(childArgs(kind, f.ns, f.table, false, e.verbose), "-ordered", "-delay", load.delay.String())
-	return &membershipRun{e: e, f: f, r: r, kind: kind, load: load, args: args, names: map[int]string{}}, r
+	args := append(childArgs(kind, f.ns, f.table, false, e.verbose), "-ordered", "-delay", load.delay.String(),
+		"-concurrency", strconv.Itoa(load.concurrency), "-slow", load.slow.String(), "-slow-every", strconv.Itoa(load.slowEvery))
+	return &membershipRun{e: e, f: f, r: r, kind: kind, load: load, args: args, names: map[int]string{}, leftAt: map[int]time.Time{}}, r
 }
 
 // start starts a new member and waits until it subscribed.
@@ -106,6 +120,7 @@ func (g *membershipRun) start(ctx context.Context) error {
 func (g *membershipRun) leave() {
 	m := g.members[0]
 	g.members = g.members[1:]
+	g.leftAt[m.c.pid()] = time.Now()
 	took, err := m.c.stop(40 * time.Second)
 	if err != nil {
 		g.r.failf("member %s after SIGTERM: %v", m.name, err)
@@ -125,7 +140,7 @@ func (g *membershipRun) waitMembers(ctx context.Context, n int) error {
 // startLoad starts the producer; it streams until finish stops it.
 func (g *membershipRun) startLoad(ctx context.Context) {
 	g.p = newProducer(g.f.svc, g.f.b.Publisher(), g.f.ns, 1_000_000, g.load.rate, g.f.logger)
-	g.p.workers = g.load.workers
+	g.p.workers, g.p.keys = g.load.workers, g.load.keys
 	g.pubDone = make(chan error, 1)
 	g.loadStart = time.Now()
 	go func() { g.pubDone <- g.p.run(ctx) }()
@@ -153,7 +168,7 @@ func (g *membershipRun) change(ctx context.Context, what string, want int, fn fu
 	st.to = time.Now()
 	g.steps = append(g.steps, st)
 	g.f.logger.Info("membership changed", "step", what, "at", g.rel(st.from), "took", st.to.Sub(st.from).Round(time.Millisecond),
-		"handled_so_far", g.p.confirmed.len())
+		"published_so_far", g.p.confirmed.len())
 }
 
 func (g *membershipRun) rel(t time.Time) string {
@@ -186,12 +201,20 @@ func (g *membershipRun) finish(ctx context.Context) map[string]int {
 		g.r.failf("reading handling windows: %v", err)
 		return byName
 	}
-	w := analyseWindows(hs, g.names, g.loadStart, loadEnd)
+	w := analyseWindows(hs, g.names, g.leftAt, g.loadStart, loadEnd)
 	if w.overlaps > 0 {
 		g.r.failf("%d handlings began while another member was handling the same key, e.g. %s", w.overlaps, strings.Join(w.overlapSamples, "; "))
 	}
 	if w.orderViolations > 0 {
 		g.r.failf("%d handlings out of per-key order within a member, e.g. %s", w.orderViolations, strings.Join(w.orderSamples, "; "))
+	}
+	if w.afterRebalance > 0 {
+		// A member that stays drains what it hands over: every handling of
+		// a revoked partition (Kafka) or of the queue (RabbitMQ) ends long
+		// before the drain time, and what it acked is committed before the
+		// new owner starts. Only a member that leaves may cause repeats (see
+		// the package doc).
+		g.r.failf("%d handlings repeated what a member that stayed had handled, e.g. %s", w.afterRebalance, strings.Join(w.rebalanceSamples, "; "))
 	}
 	longest := w.longestStall(w.from, w.to)
 	var perStep []string
@@ -204,9 +227,9 @@ func (g *membershipRun) finish(ctx context.Context) map[string]int {
 	}
 	// The figures beside the result line: stderr, so that standard output
 	// keeps one line per scenario.
-	fmt.Fprintf(os.Stderr, "figures scenario=%s broker=%s load=%s overlaps=%d order_violations=%d redelivered_behind=%d "+
+	fmt.Fprintf(os.Stderr, "figures scenario=%s broker=%s load=%s overlaps=%d order_violations=%d duplicates_after_leave=%d duplicates_after_rebalance=%d redelivered_behind=%d "+
 		"longest_stall=%s stall_stream=%q stall_at=%s stalls_over_1s=%d handlings=%v steps=[%s]\n",
-		g.r.scenario, g.kind, loadEnd.Sub(g.loadStart).Round(time.Second), w.overlaps, w.orderViolations, w.redeliveredBehind,
+		g.r.scenario, g.kind, loadEnd.Sub(g.loadStart).Round(time.Second), w.overlaps, w.orderViolations, w.afterLeave, w.afterRebalance, w.redeliveredBehind,
 		longest.length().Round(time.Millisecond), longest.stream, g.rel(time.UnixMicro(longest.from)), w.stallsOver(time.Second),
 		byName, strings.Join(perStep, " "))
 	return byName

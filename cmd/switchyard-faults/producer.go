@@ -27,6 +27,7 @@ type producer struct {
 	n       int
 	batch   int
 	workers int
+	keys    int           // Tick.Keys
 	rate    float64       // messages per second; 0 means as fast as confirms allow
 	giveUp  time.Duration // per batch
 	logger  *slog.Logger
@@ -112,7 +113,7 @@ func (p *producer) publishBatch(ctx context.Context, from, to int) error {
 	msgs := make([]*message.Message, 0, to-from)
 	var topic string
 	for seq := from; seq < to; seq++ {
-		m, t, err := p.svc.NewMessage(ctx, Tick{Seq: seq}, service.WithID(msgID(p.ns, seq)))
+		m, t, err := p.svc.NewMessage(ctx, Tick{Seq: seq, Keys: p.keys}, service.WithID(msgID(p.ns, seq)))
 		if err != nil {
 			return err
 		}

@@ -61,9 +61,16 @@ type windows struct {
 	// that went behind later messages of its key (at-least-once at work;
 	// each is also a duplicate or follows a failed attempt).
 	redeliveredBehind int
-	// stalls is, per stream (a Kafka partition, or the RabbitMQ queue), the
+	// Repeated handlings (duplicates) by cause: afterLeave re-handle what
+	// a member that was leaving had handled (the re-handling began after
+	// that member was sent SIGTERM); the others (afterRebalance) repeat
+	// what a member that stayed had handled, which the revoke drain exists
+	// to prevent.
+	afterLeave, afterRebalance int
+	rebalanceSamples           []string
+	// streams is, per stream (a Kafka partition, or the RabbitMQ queue), the
 	// gaps between consecutive handlings while the producer streamed.
-	streams map[string][]int64 // ended times, sorted
+	streams  map[string][]int64 // ended times, sorted
 	from, to int64
 }
 
@@ -90,23 +97,45 @@ func (h handling) stream() string {
 // analyseWindows checks the handlings for overlapping keys and per-key
 // order, and collects the progress of each stream between from and to
 // (the time the producer streamed).
-func analyseWindows(hs []handling, names map[int]string, from, to time.Time) *windows {
+func analyseWindows(hs []handling, names map[int]string, leftAt map[int]time.Time, from, to time.Time) *windows {
 	w := &windows{streams: map[string][]int64{}, from: from.UnixMicro(), to: to.UnixMicro()}
-	byKey := map[string][]handling{}
-	for _, h := range hs {
-		byKey[h.key] = append(byKey[h.key], h)
-		if h.ended >= w.from && h.ended <= w.to {
-			w.streams[h.stream()] = append(w.streams[h.stream()], h.ended)
-		}
-	}
 	name := func(pid int) string {
 		if n, ok := names[pid]; ok {
 			return n
 		}
 		return strconv.Itoa(pid)
 	}
+	byKey := map[string][]handling{}
+	byID := map[string][]handling{}
+	for _, h := range hs {
+		byKey[h.key] = append(byKey[h.key], h)
+		byID[h.id] = append(byID[h.id], h)
+		if h.ended >= w.from && h.ended <= w.to {
+			w.streams[h.stream()] = append(w.streams[h.stream()], h.ended)
+		}
+	}
+	for id, list := range byID {
+		if len(list) < 2 {
+			continue
+		}
+		slices.SortFunc(list, func(a, b handling) int { return cmp.Compare(a.started, b.started) })
+		for i := 1; i < len(list); i++ {
+			prev, h := list[i-1], list[i]
+			if t, ok := leftAt[prev.pid]; ok && h.started >= t.UnixMicro() {
+				w.afterLeave++
+				continue
+			}
+			w.afterRebalance++
+			if len(w.rebalanceSamples) < 5 {
+				w.rebalanceSamples = append(w.rebalanceSamples, fmt.Sprintf("%s (%s pos %d): %s at %s, again by %s at %s",
+					id, h.stream(), h.position(), name(prev.pid), micros(prev.started), name(h.pid), micros(h.started)))
+			}
+		}
+	}
 	for key, list := range byKey {
-		slices.SortFunc(list, func(a, b handling) int { return cmp.Or(cmp.Compare(a.started, b.started), cmp.Compare(a.ended, b.ended)) })
+		slices.SortFunc(list, func(a, b handling) int {
+			return cmp.Or(cmp.Compare(a.started, b.started), cmp.Compare(a.ended, b.ended))
+		})
 		lastEnd := map[int]handling{} // per consumer: its handling that ends last so far
 		maxPos := map[int]int64{}     // per consumer: highest position begun
 		overall := int64(-1)
