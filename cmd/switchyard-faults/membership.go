@@ -25,6 +25,7 @@ import (
 // membershipLoad is the load of a membership scenario on one broker.
 type membershipLoad struct {
 	rate        float64       // messages published per second
+	batch       int           // messages per Publish call: small, so that the stream is smooth and a gap is a stall
 	workers     int           // publishing goroutines
 	keys        int           // distinct keys (Tick.Keys)
 	delay       time.Duration // time each handling takes
@@ -49,10 +50,10 @@ type membershipLoad struct {
 // number is the publish order the check compares against.
 func loadFor(kind string) membershipLoad {
 	if kind == config.BrokerKafka {
-		return membershipLoad{rate: 300, workers: 4, keys: 256, delay: 200 * time.Millisecond,
+		return membershipLoad{rate: 300, batch: 10, workers: 4, keys: 256, delay: 200 * time.Millisecond,
 			slow: 2 * time.Second, slowEvery: 40, concurrency: 64, partitions: 6}
 	}
-	return membershipLoad{rate: 100, workers: 1, keys: 32, delay: 5 * time.Millisecond, concurrency: 16}
+	return membershipLoad{rate: 150, batch: 5, workers: 1, keys: 5, delay: 5 * time.Millisecond, concurrency: 16}
 }
 
 // scenarioPrefix names a membership scenario after its broker as the brief
@@ -125,7 +126,8 @@ func (g *membershipRun) leave() {
 	if err != nil {
 		g.r.failf("member %s after SIGTERM: %v", m.name, err)
 	}
-	g.f.logger.Info("member left gracefully (SIGTERM)", "member", m.name, "pid", m.c.pid(), "shutdown", took.Round(time.Millisecond))
+	g.f.logger.Info("member left gracefully (SIGTERM)", "member", m.name, "pid", m.c.pid(), "sigterm_at", micros(g.leftAt[m.c.pid()].UnixMicro()),
+		"shutdown", took.Round(time.Millisecond))
 }
 
 // waitMembers waits until the group has n members: a stable Kafka group of
@@ -140,7 +142,7 @@ func (g *membershipRun) waitMembers(ctx context.Context, n int) error {
 // startLoad starts the producer; it streams until finish stops it.
 func (g *membershipRun) startLoad(ctx context.Context) {
 	g.p = newProducer(g.f.svc, g.f.b.Publisher(), g.f.ns, 1_000_000, g.load.rate, g.f.logger)
-	g.p.workers, g.p.keys = g.load.workers, g.load.keys
+	g.p.batch, g.p.workers, g.p.keys = g.load.batch, g.load.workers, g.load.keys
 	g.pubDone = make(chan error, 1)
 	g.loadStart = time.Now()
 	go func() { g.pubDone <- g.p.run(ctx) }()
@@ -267,8 +269,10 @@ func (e *env) rebalance(ctx context.Context, kind string) *result {
 		r.failf("member %s, which left, handled nothing: the leave moved no work", leaving)
 	case kind == config.BrokerKafka && byName["m3"] == 0:
 		r.failf("member m3 joined but handled nothing: the join moved no partition")
-	case kind == config.BrokerAMQP && byName["m2"] == 0:
-		r.failf("member m2 did not take over the queue when %s left", leaving)
+	case kind == config.BrokerAMQP && byName["m2"]+byName["m3"] == 0:
+		// RabbitMQ picks the next single active consumer itself (not
+		// always the oldest standby).
+		r.failf("no member took over the queue when %s left", leaving)
 	}
 	g.f.close(ctx, len(r.failures) == 0)
 	return r
