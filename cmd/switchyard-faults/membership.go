@@ -53,7 +53,7 @@ func loadFor(kind string) membershipLoad {
 		return membershipLoad{rate: 300, batch: 10, workers: 4, keys: 256, delay: 200 * time.Millisecond,
 			slow: 2 * time.Second, slowEvery: 40, concurrency: 64, partitions: 6}
 	}
-	return membershipLoad{rate: 150, batch: 5, workers: 1, keys: 5, delay: 5 * time.Millisecond, concurrency: 16}
+	return membershipLoad{rate: 150, batch: 15, workers: 1, keys: 2, delay: 5 * time.Millisecond, concurrency: 16}
 }
 
 // scenarioPrefix names a membership scenario after its broker as the brief
