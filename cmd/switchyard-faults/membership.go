@@ -56,8 +56,8 @@ func loadFor(kind string) membershipLoad {
 	return membershipLoad{rate: 150, batch: 15, workers: 1, keys: 2, delay: 5 * time.Millisecond, concurrency: 16}
 }
 
-// scenarioPrefix names a membership scenario after its broker as the brief
-// and the Makefile call them: "kafka-rebalance", "amqp-rolling-restart".
+// scenarioPrefix names a membership scenario after its broker, as issue 9
+// names them: "kafka-rebalance", "amqp-rolling-restart".
 func scenarioPrefix(kind string) string { return kind + "-" }
 
 // member is one consumer child of a membership scenario.
@@ -260,6 +260,11 @@ func (e *env) rebalance(ctx context.Context, kind string) *result {
 	g.advance(ctx, 3)
 	g.change(ctx, "m3 joins", 3, func() error { return g.start(ctx) })
 	g.advance(ctx, 3)
+	if len(g.members) == 0 {
+		r.failf("no member left to leave")
+		g.abort(ctx)
+		return r
+	}
 	leaving := g.members[0].name
 	g.change(ctx, leaving+" leaves", 2, func() error { g.leave(); return nil })
 	g.advance(ctx, 3)
@@ -299,6 +304,9 @@ func (e *env) rollingRestart(ctx context.Context, kind string) *result {
 	g.startLoad(ctx)
 	g.advance(ctx, 3)
 	for range 3 {
+		if len(g.members) == 0 {
+			break // a replacement failed to start: already a failure
+		}
 		old := g.members[0].name
 		g.change(ctx, "restart "+old, 3, func() error { g.leave(); return g.start(ctx) })
 		g.advance(ctx, 2)
