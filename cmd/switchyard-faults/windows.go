@@ -51,9 +51,9 @@ type windows struct {
 	// at once.
 	overlaps       int
 	overlapSamples []string
-	// orderViolations counts handlings, per consumer and key, of a message
-	// older (lower offset on Kafka, lower sequence number on RabbitMQ)
-	// than one the same consumer had already begun.
+	// orderViolations counts first handlings, per consumer and key, of a
+	// message older (lower offset on Kafka, lower sequence number on
+	// RabbitMQ) than one the same consumer had already begun.
 	orderViolations int
 	orderSamples    []string
 	// redeliveredBehind counts handlings, per key across consumers, of a
@@ -132,6 +132,14 @@ func analyseWindows(hs []handling, names map[int]string, leftAt map[int]time.Tim
 			}
 		}
 	}
+	// first is when each id was first handled: the order check looks at
+	// first handlings only, because a repeat (a redelivery, or a batch the
+	// producer published again after a nack) is a duplicate, counted as
+	// such, and comes back behind later messages by nature.
+	first := map[string]int64{}
+	for id, list := range byID {
+		first[id] = list[0].started // sorted above when it has repeats
+	}
 	for key, list := range byKey {
 		slices.SortFunc(list, func(a, b handling) int {
 			return cmp.Or(cmp.Compare(a.started, b.started), cmp.Compare(a.ended, b.ended))
@@ -155,7 +163,7 @@ func analyseWindows(hs []handling, names map[int]string, leftAt map[int]time.Tim
 				lastEnd[h.pid] = h
 			}
 			pos := h.position()
-			if m, ok := maxPos[h.pid]; ok && pos < m {
+			if m, ok := maxPos[h.pid]; ok && pos < m && first[h.id] == h.started {
 				w.orderViolations++
 				if len(w.orderSamples) < 5 {
 					w.orderSamples = append(w.orderSamples, fmt.Sprintf("key %s: %s began %s (pos %d) at %s after pos %d",

@@ -54,6 +54,18 @@ func TestAnalyseWindows(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a repeat behind later messages is a duplicate, not an order violation",
+		hs: []handling{
+			h("m1", a, "k", 1, 0, 100), h("m2", a, "k", 2, 100, 200),
+			h("m1", a, "k", 1, 200, 300), // redelivered after m2
+		},
+		check: func(t *testing.T, w *windows) {
+			if w.orderViolations != 0 || w.afterRebalance != 1 || w.redeliveredBehind != 1 {
+				t.Errorf("orderViolations = %d, afterRebalance = %d, redeliveredBehind = %d, want 0, 1, 1",
+					w.orderViolations, w.afterRebalance, w.redeliveredBehind)
+			}
+		},
+	}, {
 		name: "a repeat after the first handler left is not a rebalance repeat",
 		hs: []handling{
 			h("m1", a, "k", 1, 0, 100),
