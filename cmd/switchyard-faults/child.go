@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -39,6 +40,10 @@ func consumeMain(args []string) int {
 	table := fs.String("table", "", "PostgreSQL table recording handlings")
 	concurrency := fs.Int("concurrency", 16, "messages handled at once")
 	exactlyOnce := fs.Bool("exactly-once", false, "record inside the idempotency transaction of adapters/postgres")
+	delay := fs.Duration("delay", 0, "time each handling takes (work in flight during rebalances); a cancelled context cuts it short and fails the handling")
+	slow := fs.Duration("slow", 0, "time the slow handlings take (see -slow-every)")
+	slowEvery := fs.Int("slow-every", 0, "every n-th message (by sequence number) takes -slow instead of -delay; 0: none")
+	ordered := fs.Bool("ordered", false, "ask for per-key order across consumers (single-active-consumer queue on RabbitMQ)")
 	verbose := fs.Bool("v", false, "log at info level")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -68,9 +73,33 @@ func consumeMain(args []string) int {
 		return 1
 	}
 	opts := append(cfg.ServiceOptions(), service.WithLogger(logger))
+	// Every handling is recorded with its key, sequence number, Kafka
+	// partition and offset and its time window, so that the driver can
+	// check that no key was handled on two consumers at once and that each
+	// consumer kept per-key order. The window ends when the row is written
+	// (the server's clock_timestamp(): the same host clock as time.Now
+	// here), because the handling's effect is the row.
+	insert := "INSERT INTO " + *table + " (id, pid, key, seq, part, off, started, ended) VALUES " +
+		"($1, $2, $3, $4, $5, $6, $7, (extract(epoch from clock_timestamp()) * 1000000)::bigint)"
 	record := func(ctx context.Context, t Tick) error {
+		started := time.Now()
+		took := *delay
+		if *slowEvery > 0 && t.Seq%*slowEvery == 0 {
+			took = *slow
+		}
+		if took > 0 {
+			tm := time.NewTimer(took)
+			select {
+			case <-tm.C:
+			case <-ctx.Done():
+				tm.Stop()
+				return ctx.Err()
+			}
+		}
 		d := middleware.DeliveryFrom(ctx)
-		_, err := pool.Exec(ctx, "INSERT INTO "+*table+" (id, pid) VALUES ($1, $2)", d.Envelope.ID, pid)
+		_, err := pool.Exec(ctx, insert, d.Envelope.ID, pid, d.Envelope.Key, t.Seq,
+			metaInt(d.Msg.Metadata.Get(header.KafkaPartition)), metaInt(d.Msg.Metadata.Get(header.KafkaOffset)),
+			started.UnixMicro())
 		return err
 	}
 	if *exactlyOnce {
@@ -83,7 +112,11 @@ func consumeMain(args []string) int {
 		opts = append(opts, eoOpts...)
 	}
 	svc := service.New(b, opts...)
-	if err := service.Handle(svc, groupName, record, service.Group(groupName), service.Concurrency(*concurrency)); err != nil {
+	hopts := []service.HandlerOption{service.Group(groupName), service.Concurrency(*concurrency)}
+	if *ordered {
+		hopts = append(hopts, service.WithPolicy(service.Policy{Ordered: service.On}))
+	}
+	if err := service.Handle(svc, groupName, record, hopts...); err != nil {
 		logger.Error("consume: handle", "err", err)
 		return 1
 	}
@@ -161,7 +194,8 @@ func validIdent(s string) bool {
 func createHandlings(ctx context.Context, pool *pgxpool.Pool, table string) error {
 	for _, t := range []string{table, skippedTable(table)} {
 		if _, err := pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t+
-			" (id text NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT now())"); err != nil {
+			" (id text NOT NULL, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT now(),"+
+			" key text, seq integer, part integer, off bigint, started bigint, ended bigint)"); err != nil {
 			return err
 		}
 	}
@@ -285,4 +319,14 @@ func (c *child) stop(timeout time.Duration) (time.Duration, error) {
 func childArgs(kind, ns, table string, exactlyOnce, verbose bool) []string {
 	return []string{"-broker", kind, "-ns", ns, "-table", table,
 		"-exactly-once=" + strconv.FormatBool(exactlyOnce), "-v=" + strconv.FormatBool(verbose)}
+}
+
+// metaInt is a decimal metadata value, or nil (SQL NULL) when it is absent
+// or not a number (RabbitMQ deliveries have no partition or offset).
+func metaInt(v string) any {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil
+	}
+	return n
 }

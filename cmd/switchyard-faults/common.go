@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
@@ -34,11 +36,20 @@ var errSkip = errors.New("faults: broker not configured")
 type Tick struct {
 	Seq int    `json:"seq"`
 	Pad string `json:"pad,omitempty"`
+	// Keys is how many keys the stream spreads over (Seq modulo Keys); 0
+	// means 32.
+	Keys int `json:"keys,omitempty"`
 }
 
-func (Tick) EventType() string  { return "faults.tick" }
-func (Tick) EventVersion() int  { return 1 }
-func (t Tick) EventKey() string { return "k" + strconv.Itoa(t.Seq%32) }
+func (Tick) EventType() string { return "faults.tick" }
+func (Tick) EventVersion() int { return 1 }
+func (t Tick) EventKey() string {
+	keys := t.Keys
+	if keys <= 0 {
+		keys = 32
+	}
+	return "k" + strconv.Itoa(t.Seq%keys)
+}
 
 // groupName is the consumer group of every scenario's counting handler,
 // before the namespace.
@@ -97,9 +108,17 @@ func brokerConfig(kind, ns string) (config.Config, error) {
 
 // openBroker opens the broker kind for namespace ns.
 func openBroker(ctx context.Context, kind, ns string, logger *slog.Logger) (broker.Broker, config.Config, error) {
+	return openBrokerWith(ctx, kind, ns, logger, nil)
+}
+
+// openBrokerWith is openBroker with tune applied to the configuration first.
+func openBrokerWith(ctx context.Context, kind, ns string, logger *slog.Logger, tune func(*config.Config)) (broker.Broker, config.Config, error) {
 	c, err := brokerConfig(kind, ns)
 	if err != nil {
 		return nil, c, err
+	}
+	if tune != nil {
+		tune(&c)
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -117,6 +136,21 @@ func declare(ctx context.Context, b broker.Broker, topic, group string) error {
 		return fmt.Errorf("faults: broker %s cannot provision %q for %q", b.Name(), topic, group)
 	}
 	return p.Provision(ctx, topic, group)
+}
+
+// declareOrdered declares group's queue for topic as an ordered
+// subscription does (see fixtureOptions.ordered), without consuming.
+func declareOrdered(b broker.Broker, topic, group string) error {
+	sub, err := b.Subscriber(group, broker.SubscriberOptions{Ordered: true})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	si, ok := sub.(message.SubscribeInitializer)
+	if !ok {
+		return fmt.Errorf("faults: broker %s cannot declare %q for %q without consuming", b.Name(), topic, group)
+	}
+	return si.SubscribeInitialize(topic)
 }
 
 // countingService is the consumer the in-process scenarios run: a handler of

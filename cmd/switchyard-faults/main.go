@@ -44,6 +44,11 @@ func scenarios() []scenario {
 	for _, k := range []string{config.BrokerMemory, config.BrokerAMQP, config.BrokerKafka} {
 		out = append(out, scenario{"badinput", k, func(ctx context.Context, e *env) *result { return e.badInput(ctx, k) }})
 	}
+	for _, k := range []string{config.BrokerKafka, config.BrokerAMQP} {
+		out = append(out,
+			scenario{scenarioPrefix(k) + "rebalance", k, func(ctx context.Context, e *env) *result { return e.rebalance(ctx, k) }},
+			scenario{scenarioPrefix(k) + "rolling-restart", k, func(ctx context.Context, e *env) *result { return e.rollingRestart(ctx, k) }})
+	}
 	// Broker restarts last: they disturb every other client of the broker.
 	out = append(out,
 		scenario{"rabbitmq-restart", config.BrokerAMQP, func(ctx context.Context, e *env) *result { return e.brokerRestart(ctx, config.BrokerAMQP) }},

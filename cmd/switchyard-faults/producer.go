@@ -27,9 +27,16 @@ type producer struct {
 	n       int
 	batch   int
 	workers int
+	keys    int           // Tick.Keys
 	rate    float64       // messages per second; 0 means as fast as confirms allow
 	giveUp  time.Duration // per batch
 	logger  *slog.Logger
+
+	// stopping, when closed, ends the stream early: no batch starts after
+	// it, and run returns nil once the batches under way are confirmed.
+	// Scenarios that stream for as long as their faults last use it.
+	stopping chan struct{}
+	stopOnce sync.Once
 
 	confirmed *idSet
 	sent      atomic.Int64 // messages confirmed, for progress
@@ -39,9 +46,12 @@ type producer struct {
 func newProducer(svc *service.Service, pub message.Publisher, ns string, n int, rate float64, logger *slog.Logger) *producer {
 	return &producer{
 		svc: svc, pub: pub, ns: ns, n: n, batch: 50, workers: 4, rate: rate,
-		giveUp: 3 * time.Minute, logger: logger, confirmed: newIDSet(),
+		giveUp: 3 * time.Minute, logger: logger, confirmed: newIDSet(), stopping: make(chan struct{}),
 	}
 }
+
+// stop ends the stream after the batches under way (see stopping).
+func (p *producer) stop() { p.stopOnce.Do(func() { close(p.stopping) }) }
 
 // run publishes every message and returns nil once all are confirmed.
 func (p *producer) run(ctx context.Context) error {
@@ -59,11 +69,15 @@ func (p *producer) run(ctx context.Context) error {
 				case <-tick.C:
 				case <-ctx.Done():
 					return
+				case <-p.stopping:
+					return
 				}
 			}
 			select {
 			case starts <- i:
 			case <-ctx.Done():
+				return
+			case <-p.stopping:
 				return
 			}
 		}
@@ -99,7 +113,7 @@ func (p *producer) publishBatch(ctx context.Context, from, to int) error {
 	msgs := make([]*message.Message, 0, to-from)
 	var topic string
 	for seq := from; seq < to; seq++ {
-		m, t, err := p.svc.NewMessage(ctx, Tick{Seq: seq}, service.WithID(msgID(p.ns, seq)))
+		m, t, err := p.svc.NewMessage(ctx, Tick{Seq: seq, Keys: p.keys}, service.WithID(msgID(p.ns, seq)))
 		if err != nil {
 			return err
 		}

@@ -49,6 +49,21 @@ type fixture struct {
 }
 
 func (e *env) newFixture(ctx context.Context, scenario, kind string) (*fixture, error) {
+	return e.newFixtureWith(ctx, scenario, kind, fixtureOptions{})
+}
+
+// fixtureOptions shape the topic and group a fixture declares.
+type fixtureOptions struct {
+	// ordered declares the group's RabbitMQ queue as a consumer asking for
+	// per-key order does (single active consumer): broker.Provisioner
+	// declares plain queues, which an ordered subscription then cannot
+	// consume (RabbitMQ refuses a redeclaration with other arguments).
+	ordered bool
+	// partitions of the Kafka topic; 0 means the adapter's default.
+	partitions int32
+}
+
+func (e *env) newFixtureWith(ctx context.Context, scenario, kind string, o fixtureOptions) (*fixture, error) {
 	ns := e.namespace(scenario, kind)
 	f := &fixture{ns: ns, names: namesFor(ns), table: handlingsTable(ns), logger: e.logger.With("scenario", scenario, "broker", kind)}
 	var err error
@@ -60,12 +75,22 @@ func (e *env) newFixture(ctx context.Context, scenario, kind string) (*fixture, 
 		return nil, err
 	}
 	var cfg config.Config
-	if f.b, cfg, err = openBroker(ctx, kind, ns, e.adapters.With("scenario", scenario, "broker", kind)); err != nil {
+	tune := func(c *config.Config) {
+		if o.partitions > 0 {
+			c.Broker.Kafka.Partitions = o.partitions
+		}
+	}
+	if f.b, cfg, err = openBrokerWith(ctx, kind, ns, e.adapters.With("scenario", scenario, "broker", kind), tune); err != nil {
 		f.pool.Close()
 		return nil, err
 	}
 	f.svc = service.New(f.b, append(cfg.ServiceOptions(), service.WithLogger(nil))...)
-	if err = declare(ctx, f.b, f.names.topic, f.names.group); err == nil {
+	if o.ordered && kind == config.BrokerAMQP {
+		err = declareOrdered(f.b, f.names.topic, f.names.group)
+	} else {
+		err = declare(ctx, f.b, f.names.topic, f.names.group)
+	}
+	if err == nil {
 		err = declare(ctx, f.b, f.names.dlTopic, broker.DeadLetterGroup)
 	}
 	if err != nil {
