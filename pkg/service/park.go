@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,10 +224,24 @@ func (s *Service) ReleaseKey(ctx context.Context, group, key string) error {
 	return s.parkingFor(s.namespace+group).release(ctx, key)
 }
 
-// ParkedKeys lists the parked keys of group ("" for every group).
+// ParkedKeys lists the parked keys of group ("" for every group). Groups
+// are given and returned as the handlers declare them, without the
+// service's namespace, so a listed key can be passed to ReleaseKey as it is.
+// A store shared with services of other namespaces lists only this one's.
 func (s *Service) ParkedKeys(ctx context.Context, group string) ([]park.Key, error) {
 	if group != "" {
 		group = s.namespace + group
 	}
-	return s.parkStore.List(ctx, group)
+	keys, err := s.parkStore.List(ctx, group)
+	if err != nil || s.namespace == "" {
+		return keys, err
+	}
+	own := keys[:0]
+	for _, k := range keys {
+		if g, ok := strings.CutPrefix(k.Group, s.namespace); ok {
+			k.Group = g
+			own = append(own, k)
+		}
+	}
+	return own, nil
 }

@@ -106,39 +106,48 @@ func TestDeadLetterOrderKeyParksAndReplayRestoresOrder(t *testing.T) {
 }
 
 // TestReleaseKeyLetsLaterMessagesThrough: an operator can release a parked
-// key without replaying it.
+// key without replaying it, passing back what ParkedKeys listed, with or
+// without a namespace.
 func TestReleaseKeyLetsLaterMessagesThrough(t *testing.T) {
-	b := newBroker(t)
-	svc := service.New(b, service.WithClock(immediateClock{}))
-	done := make(chan int, 10)
-	err := service.Handle(svc, "seq", func(ctx context.Context, e seqEvent) error {
-		if e.Seq == 0 {
-			return failure.Permanent(errors.New("bad"))
-		}
-		done <- e.Seq
-		return nil
-	}, service.WithPolicy(service.Policy{DeadLetterOrder: service.DeadLetterOrderKey}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dlq := probe(t, b, "test-dlq", service.DeadLetterTopicFor("seq"))
-	start(t, svc)
-	for i := range 2 {
-		if err := svc.Publish(context.Background(), seqEvent{Key: "k", Seq: i}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	recv(t, dlq, "the first dead letter")
-	if m := recv(t, dlq, "the parked one"); m.Metadata[header.DeadLetterReason] != string(failure.ReasonKeyParked) {
-		t.Fatalf("second message: %v, want key_parked", m.Metadata[header.DeadLetterReason])
-	}
-	if err := svc.ReleaseKey(context.Background(), "seq", "k"); err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Publish(context.Background(), seqEvent{Key: "k", Seq: 2}); err != nil {
-		t.Fatal(err)
-	}
-	if got := recv(t, done, "the message after the release"); got != 2 {
-		t.Errorf("handled seq %d, want 2", got)
+	for _, ns := range []string{"", "staging."} {
+		t.Run("namespace="+ns, func(t *testing.T) {
+			b := newBroker(t)
+			svc := service.New(b, service.WithClock(immediateClock{}), service.WithNamespace(ns))
+			done := make(chan int, 10)
+			err := service.Handle(svc, "seq", func(ctx context.Context, e seqEvent) error {
+				if e.Seq == 0 {
+					return failure.Permanent(errors.New("bad"))
+				}
+				done <- e.Seq
+				return nil
+			}, service.WithPolicy(service.Policy{DeadLetterOrder: service.DeadLetterOrderKey}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dlq := probe(t, b, "test-dlq", ns+service.DeadLetterTopicFor("seq"))
+			start(t, svc)
+			for i := range 2 {
+				if err := svc.Publish(context.Background(), seqEvent{Key: "k", Seq: i}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			recv(t, dlq, "the first dead letter")
+			if m := recv(t, dlq, "the parked one"); m.Metadata[header.DeadLetterReason] != string(failure.ReasonKeyParked) {
+				t.Fatalf("second message: %v, want key_parked", m.Metadata[header.DeadLetterReason])
+			}
+			keys, err := svc.ParkedKeys(context.Background(), "")
+			if err != nil || len(keys) != 1 || keys[0].Group != "seq" || keys[0].Key != "k" {
+				t.Fatalf("ParkedKeys = %+v, %v; want key k of group seq, as the handler declares it", keys, err)
+			}
+			if err := svc.ReleaseKey(context.Background(), keys[0].Group, keys[0].Key); err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Publish(context.Background(), seqEvent{Key: "k", Seq: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if got := recv(t, done, "the message after the release"); got != 2 {
+				t.Errorf("handled seq %d, want 2", got)
+			}
+		})
 	}
 }
