@@ -1,3 +1,5 @@
+//go:build !switchyard_no_kafka && !switchyard_no_amqp
+
 // Command switchyard-faults runs Switchyard's fault scenarios against the
 // real brokers started by `make up` (RabbitMQ, Kafka, PostgreSQL) and the
 // in-memory broker, and checks that at-least-once delivery holds through
@@ -127,4 +129,6 @@
 // broker's log). The queue restarts: acks it had not written come back as
 // redeliveries (6 duplicates in the runs that hit it) and publishes in
 // flight are nacked (the producer retries them). Nothing was lost.
+// It needs both brokers: it is not built with the switchyard_no_kafka or
+// switchyard_no_amqp tags.
 package main

@@ -1,3 +1,5 @@
+//go:build !switchyard_no_kafka && !switchyard_no_amqp
+
 package main
 
 import (
