@@ -13,7 +13,8 @@ import (
 // group's queue on topic, oldest first, without removing any, until fn
 // returns false or the queue is exhausted. The messages are fetched with
 // basic.get on a channel of their own and handed back when Browse returns
-// (the channel is closed, RabbitMQ requeues them in place); they are marked
+// (nacked with requeue, then the channel is closed: RabbitMQ requeues them
+// in place); they are marked
 // redelivered, and a quorum queue counts the browse as a delivery attempt:
 // the dead-letter group's queues ([broker.DeadLetterGroup]) are declared
 // without a delivery limit for this reason, so browsing them loses nothing,
@@ -37,7 +38,16 @@ func (b *Broker) Browse(ctx context.Context, topic, group string, fn func(*messa
 	if err != nil {
 		return fail(disconnectedErr(err))
 	}
-	defer ch.Close() // requeues every fetched message
+	var last uint64 // the last delivery tag fetched
+	defer func() {
+		// Hand everything back explicitly before closing: the channel's
+		// close alone requeues too, but RabbitMQ may do it after close-ok,
+		// so a browse right after this one could find the queue empty.
+		if last > 0 {
+			_ = ch.Nack(last, true, true)
+		}
+		_ = ch.Close()
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
@@ -45,6 +55,9 @@ func (b *Broker) Browse(ctx context.Context, topic, group string, fn func(*messa
 		d, ok, err := ch.Get(queue, false)
 		if err != nil {
 			return fail(disconnectedErr(err))
+		}
+		if ok {
+			last = d.DeliveryTag
 		}
 		if !ok || !fn(toMessage(&d)) {
 			return nil
