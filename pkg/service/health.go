@@ -2,6 +2,8 @@ package service
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +88,10 @@ type SubscriptionHealth struct {
 	Since time.Time
 	// LastError is the last failure-path error, or "".
 	LastError string
+	// Handlers is the pause switch and breaker state of each handler of
+	// the subscription, by name; intake is stopped while one is paused or
+	// has its breaker open.
+	Handlers []FlowState
 }
 
 // Health reports every subscription of the running service; nil when it is
@@ -104,6 +110,9 @@ func (s *Service) Health() []SubscriptionHealth {
 			sh.LastError = h.last.Error()
 		}
 		h.mu.Unlock()
+		for _, typ := range slices.Sorted(maps.Keys(c.byType)) {
+			sh.Handlers = append(sh.Handlers, c.byType[typ].flow.state())
+		}
 		out = append(out, sh)
 	}
 	return out
