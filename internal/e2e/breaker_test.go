@@ -59,7 +59,7 @@ func breakerPausesConsumption(t *testing.T, e *conformance.Env) {
 			Concurrency: 1,
 			Prefetch:    4,
 			Retry:       retry.Policy{MaxAttempts: 4, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond, Jitter: retry.NoJitter},
-		}), service.Breaker(breaker.Policy{ConsecutiveFailures: 3, OpenFor: 300 * time.Millisecond}))
+		}), service.Breaker(breaker.Policy{ConsecutiveFailures: 3, OpenFor: 100 * time.Millisecond}))
 	})
 	e.SettleGroups(in, 1)
 	for i := range n {
@@ -68,9 +68,10 @@ func breakerPausesConsumption(t *testing.T, e *conformance.Env) {
 		}
 	}
 	e.Eventually("the breaker open", func() bool { return flowOf(in.Svc, name).Breaker == string(breaker.Open) })
-	// 3 failures opened it; wait for 3 failed half-open probes beyond the
-	// retry budget of a message (4 attempts): the breaker held them.
-	e.Eventually("failed probes", func() bool { return e.Probe.Counts(name).Attempts >= 3+4 })
+	// 3 failures opened it; then wait for 12 failed half-open probes, more
+	// than the retry budgets (4 attempts) of the at most 4 messages held
+	// could take: had probes spent retries, one would be dead-lettered.
+	e.Eventually("failed probes", func() bool { return e.Probe.Counts(name).Attempts >= 3+12 })
 	mu.Lock()
 	taken := len(seen)
 	mu.Unlock()
