@@ -78,28 +78,24 @@ type FlowState struct {
 
 func (f *flow) state() FlowState {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	st := FlowState{Handler: f.handler, Paused: f.paused}
-	var from, to breaker.State
-	changed := false
 	if f.br != nil {
-		now := f.now()
-		from, to, changed = f.observeLocked(now)
-		st.Breaker = string(to)
-		if to == breaker.Open {
+		f.observeLocked(f.now())
+		st.Breaker = string(f.reported)
+		if f.reported == breaker.Open {
 			st.OpenUntil = f.br.OpenUntil()
 		}
-	}
-	f.mu.Unlock()
-	if changed {
-		f.notify(from, to)
 	}
 	return st
 }
 
 // observeLocked brings blocked and the waiters up to date with the state at
-// now, and reports a breaker transition not yet told to notify.
-func (f *flow) observeLocked(now time.Time) (from, to breaker.State, changed bool) {
-	to = breaker.Closed
+// now, returns it, and tells notify of a transition. notify runs under the
+// lock so that transitions reach the log and the metrics in the order they
+// happened; they are rare.
+func (f *flow) observeLocked(now time.Time) (changed bool) {
+	to := breaker.Closed
 	if f.br != nil {
 		to = f.br.State(now)
 	}
@@ -109,11 +105,13 @@ func (f *flow) observeLocked(now time.Time) (from, to breaker.State, changed boo
 		f.broadcastLocked()
 	}
 	if to == f.reported {
-		return to, to, false
+		return false
 	}
-	from, f.reported = f.reported, to
+	from := f.reported
+	f.reported = to
 	f.broadcastLocked()
-	return from, to, true
+	f.notify(from, to)
+	return true
 }
 
 func (f *flow) broadcastLocked() {
@@ -121,22 +119,19 @@ func (f *flow) broadcastLocked() {
 	f.changed = make(chan struct{})
 }
 
-// setPaused pauses or resumes the handler; it reports whether that changed
-// anything.
-func (f *flow) setPaused(p bool) bool {
+// setPaused pauses or resumes the handler; onChange, if it changed
+// anything, runs under the lock, so that pauses and resumes are reported in
+// their order.
+func (f *flow) setPaused(p bool, onChange func()) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.paused == p {
-		f.mu.Unlock()
-		return false
+		return
 	}
 	f.paused = p
 	f.broadcastLocked()
-	from, to, changed := f.observeLocked(f.now())
-	f.mu.Unlock()
-	if changed {
-		f.notify(from, to)
-	}
-	return true
+	f.observeLocked(f.now())
+	onChange()
 }
 
 // wait blocks until the state may have changed: a broadcast, an open
@@ -160,8 +155,8 @@ func (f *flow) wait(ctx context.Context, stopping <-chan struct{}, ch <-chan str
 }
 
 // wakeLocked is how long until an open breaker turns half-open, or -1.
-func (f *flow) wakeLocked(now time.Time, st breaker.State) time.Duration {
-	if f.br == nil || st != breaker.Open {
+func (f *flow) wakeLocked(now time.Time) time.Duration {
+	if f.br == nil || f.reported != breaker.Open {
 		return -1
 	}
 	return max(f.br.OpenUntil().Sub(now), 0)
@@ -173,12 +168,9 @@ func (f *flow) waitIntake(intake context.Context) bool {
 	for f.blocked.Load() {
 		f.mu.Lock()
 		now := f.now()
-		from, to, changed := f.observeLocked(now)
-		blocked, ch, wake := f.blocked.Load(), f.changed, f.wakeLocked(now, to)
+		f.observeLocked(now)
+		blocked, ch, wake := f.blocked.Load(), f.changed, f.wakeLocked(now)
 		f.mu.Unlock()
-		if changed {
-			f.notify(from, to)
-		}
 		if !blocked {
 			return true
 		}
@@ -203,12 +195,9 @@ func (f *flow) admit(ctx context.Context, stopping <-chan struct{}) (probe bool,
 				ok, probe = f.br.Allow(now)
 			}
 		}
-		from, to, changed := f.observeLocked(now)
-		ch, wake := f.changed, f.wakeLocked(now, to)
+		f.observeLocked(now)
+		ch, wake := f.changed, f.wakeLocked(now)
 		f.mu.Unlock()
-		if changed {
-			f.notify(from, to)
-		}
 		if ok {
 			if !start.IsZero() {
 				waited = now.Sub(start)
@@ -232,14 +221,10 @@ func (f *flow) record(probe bool, o breaker.Outcome) {
 	f.mu.Lock()
 	now := f.now()
 	f.br.Record(now, probe, o)
-	from, to, changed := f.observeLocked(now)
-	if probe && !changed {
+	if !f.observeLocked(now) && probe {
 		f.broadcastLocked() // a probe's place is free
 	}
 	f.mu.Unlock()
-	if changed {
-		f.notify(from, to)
-	}
 }
 
 // limit waits for the rate limit's token.
@@ -366,17 +351,16 @@ func (s *Service) setPaused(name string, paused bool) error {
 		}
 		return fmt.Errorf("service: no handler named %q (registered: %v)", name, names)
 	}
-	if !h.flow.setPaused(paused) {
-		return nil
-	}
-	verb := "handler resumed"
-	if paused {
-		verb = "handler paused"
-	}
-	s.logger.Info(verb, slog.String(middleware.LogKeyHandler, name))
-	if r, ok := s.recorder.(metrics.FlowRecorder); ok {
-		r.Paused(name, paused)
-	}
+	h.flow.setPaused(paused, func() {
+		verb := "handler resumed"
+		if paused {
+			verb = "handler paused"
+		}
+		s.logger.Info(verb, slog.String(middleware.LogKeyHandler, name))
+		if r, ok := s.recorder.(metrics.FlowRecorder); ok {
+			r.Paused(name, paused)
+		}
+	})
 	return nil
 }
 

@@ -171,3 +171,49 @@ func TestFlowPolicyValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownWhileBreakerOpenNacks: messages waiting at an open breaker
+// when the service stops are handed back, not dead-lettered; the next Run
+// handles them.
+func TestShutdownWhileBreakerOpenNacks(t *testing.T) {
+	b := newBroker(t)
+	var healthy atomic.Bool
+	var handled atomic.Int32
+	define := func() *service.Service {
+		svc := service.New(b, service.WithShutdownTimeout(guard))
+		if err := service.Handle(svc, "flaky", func(context.Context, orderPlaced) error {
+			if !healthy.Load() {
+				return errors.New("down")
+			}
+			handled.Add(1)
+			return nil
+			// Two attempts: the second waits at the breaker, and a wait
+			// cut short by the shutdown must not count as its last.
+		}, service.Retry(retry.Policy{MaxAttempts: 2, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}),
+			service.Breaker(breaker.Policy{ConsecutiveFailures: 2, OpenFor: time.Hour})); err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	svc := define()
+	stop := start(t, svc)
+	for i := range 5 {
+		if err := svc.Publish(context.Background(), orderPlaced{OrderID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the breaker to open", func() bool { return svc.Flow()[0].Breaker == "open" })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := svc.Stats(); st.DeadLettered != 0 {
+		t.Fatalf("stats after shutdown %+v: nothing may be dead-lettered", st)
+	}
+	healthy.Store(true)
+	svc2 := define()
+	start(t, svc2)
+	waitFor(t, "every message handled by the next run", func() bool { return handled.Load() == 5 })
+	if st := svc2.Stats(); st.DeadLettered != 0 {
+		t.Fatalf("second run stats %+v", st)
+	}
+}
