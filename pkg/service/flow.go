@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"golang.org/x/time/rate"
 
 	"github.com/switchyard-go/switchyard/pkg/breaker"
@@ -135,8 +136,16 @@ func (f *flow) setPaused(p bool, onChange func()) {
 }
 
 // wait blocks until the state may have changed: a broadcast, an open
-// breaker's time being up, ctx or stopping.
-func (f *flow) wait(ctx context.Context, stopping <-chan struct{}, ch <-chan struct{}, wake time.Duration) error {
+// breaker's time being up, ctx or stopping, or msg's context: the adapter
+// cancels it when it takes the message back (Kafka: its partition was
+// revoked and did not drain in time), and then the message is handled
+// elsewhere. It is asked for only here, off the hot path, as watching it
+// costs on some adapters.
+func (f *flow) wait(ctx context.Context, stopping <-chan struct{}, msg *message.Message, ch <-chan struct{}, wake time.Duration) error {
+	var taken <-chan struct{}
+	if msg != nil {
+		taken = msg.Context().Done()
+	}
 	var timer <-chan time.Time
 	if wake >= 0 {
 		t := time.NewTimer(wake)
@@ -150,6 +159,8 @@ func (f *flow) wait(ctx context.Context, stopping <-chan struct{}, ch <-chan str
 		return ctx.Err()
 	case <-stopping:
 		return middleware.ErrStopping
+	case <-taken:
+		return fmt.Errorf("%w: the broker adapter took the message back", middleware.ErrStopping)
 	}
 	return nil
 }
@@ -174,7 +185,7 @@ func (f *flow) waitIntake(intake context.Context) bool {
 		if !blocked {
 			return true
 		}
-		if f.wait(intake, nil, ch, wake) != nil {
+		if f.wait(intake, nil, nil, ch, wake) != nil {
 			return false
 		}
 	}
@@ -183,7 +194,7 @@ func (f *flow) waitIntake(intake context.Context) bool {
 
 // admit blocks until an attempt may start, and reports whether it is a
 // half-open probe and how long it waited.
-func (f *flow) admit(ctx context.Context, stopping <-chan struct{}) (probe bool, waited time.Duration, err error) {
+func (f *flow) admit(ctx context.Context, stopping <-chan struct{}, msg *message.Message) (probe bool, waited time.Duration, err error) {
 	var start time.Time
 	for {
 		f.mu.Lock()
@@ -207,7 +218,7 @@ func (f *flow) admit(ctx context.Context, stopping <-chan struct{}) (probe bool,
 		if start.IsZero() {
 			start = now
 		}
-		if err := f.wait(ctx, stopping, ch, wake); err != nil {
+		if err := f.wait(ctx, stopping, msg, ch, wake); err != nil {
 			return false, 0, err
 		}
 	}
@@ -277,7 +288,7 @@ func (f *flow) middleware() middleware.Middleware {
 				stopping = d.Slot.Stopping()
 			}
 			for {
-				probe, waited, err := f.admit(ctx, stopping)
+				probe, waited, err := f.admit(ctx, stopping, d.Msg)
 				if err != nil {
 					return gateErr(f.handler, err)
 				}
