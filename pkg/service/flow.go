@@ -92,7 +92,7 @@ func (f *flow) state() FlowState {
 }
 
 // observeLocked brings blocked and the waiters up to date with the state at
-// now, returns it, and tells notify of a transition. notify runs under the
+// now and tells notify of a transition, reporting whether there was one. notify runs under the
 // lock so that transitions reach the log and the metrics in the order they
 // happened; they are rare.
 func (f *flow) observeLocked(now time.Time) (changed bool) {
@@ -326,6 +326,21 @@ func gateErr(handler string, err error) error {
 		return failure.Permanent(err) // Retry returns it at once; DeadLetter passes ErrStopping through
 	}
 	return err
+}
+
+// reportFlow gives the recorders every handler's breaker state and pause
+// switch at start, so that the gauges exist before the first transition.
+func (s *Service) reportFlow() {
+	r, ok := s.recorder.(metrics.FlowRecorder)
+	if !ok {
+		return
+	}
+	for _, st := range s.Flow() {
+		if st.Breaker != "" {
+			r.BreakerState(st.Handler, st.Breaker)
+		}
+		r.Paused(st.Handler, st.Paused)
+	}
 }
 
 // notifyFor logs a breaker transition and reports it to the recorders.

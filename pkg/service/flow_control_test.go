@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/pkg/breaker"
+	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -215,5 +218,65 @@ func TestShutdownWhileBreakerOpenNacks(t *testing.T) {
 	waitFor(t, "every message handled by the next run", func() bool { return handled.Load() == 5 })
 	if st := svc2.Stats(); st.DeadLettered != 0 {
 		t.Fatalf("second run stats %+v", st)
+	}
+}
+
+// flowRecorder records what a metrics.FlowRecorder is told.
+type flowRecorder struct {
+	metrics.Stats
+	mu     sync.Mutex
+	states []string
+	paused map[string]bool
+}
+
+func (r *flowRecorder) BreakerState(h, state string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, h+"="+state)
+}
+
+func (r *flowRecorder) Paused(h string, p bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.paused[h] = p
+}
+
+func (r *flowRecorder) snapshot() ([]string, map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.states), maps.Clone(r.paused)
+}
+
+// TestFlowRecorderSeesTransitions: a recorder that takes flow events gets
+// the start state, every transition in order, and pauses.
+func TestFlowRecorderSeesTransitions(t *testing.T) {
+	rec := &flowRecorder{paused: map[string]bool{}}
+	svc := service.New(newBroker(t), service.WithRecorder(rec))
+	var healthy atomic.Bool
+	if err := service.Handle(svc, "h", func(context.Context, orderPlaced) error {
+		if !healthy.Load() {
+			return errors.New("down")
+		}
+		return nil
+	}, service.Retry(retry.Policy{MaxAttempts: 50, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}),
+		service.Breaker(breaker.Policy{ConsecutiveFailures: 1, OpenFor: 20 * time.Millisecond})); err != nil {
+		t.Fatal(err)
+	}
+	start(t, svc)
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the breaker to open", func() bool { s, _ := rec.snapshot(); return slices.Contains(s, "h=open") })
+	healthy.Store(true)
+	waitFor(t, "the breaker to close", func() bool { s, _ := rec.snapshot(); return len(s) > 1 && s[len(s)-1] == "h=closed" })
+	states, _ := rec.snapshot()
+	if states[0] != "h=closed" || states[1] != "h=open" || states[2] != "h=half_open" {
+		t.Errorf("states %v, want closed (at start), open, half_open, ..., closed", states)
+	}
+	if err := svc.Pause("h"); err != nil {
+		t.Fatal(err)
+	}
+	if _, p := rec.snapshot(); !p["h"] {
+		t.Errorf("paused = %v, want h paused", p)
 	}
 }
