@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-go/switchyard/pkg/breaker"
 )
 
 func wantAll(t *testing.T, err error, fragments ...string) {
@@ -146,5 +148,22 @@ func TestHandlerBreakerAndRateLimit(t *testing.T) {
 	_, err = ParseEnviron([]byte("handlers:\n  x: {breaker: {consecutive_failure: 3}}\n"), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "consecutive_failure") {
 		t.Errorf("a misspelt breaker key: %v, want it refused by name", err)
+	}
+}
+
+// TestEffectiveFillsFlowDefaults: a breaker or rate limit turned on shows
+// its defaults in the effective configuration; one left off shows none.
+func TestEffectiveFillsFlowDefaults(t *testing.T) {
+	c, err := Parse([]byte("handlers:\n  pay: {rate_limit: 5, breaker: {consecutive_failures: 3}}\n  other: {}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Effective()
+	p := e.Handlers["pay"]
+	if p.Breaker.OpenFor != breaker.DefaultOpenFor || p.Breaker.HalfOpenProbes != breaker.DefaultHalfOpenProbes || p.RateBurst != 1 {
+		t.Errorf("handlers.pay: %+v", p)
+	}
+	if o := e.Handlers["other"]; o.Breaker != (breaker.Policy{}) || o.RateBurst != 0 {
+		t.Errorf("handlers.other: %+v, want no breaker and no rate limit", o)
 	}
 }
