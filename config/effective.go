@@ -52,7 +52,7 @@ func (c Config) Effective() Config {
 			if p.DeadLetterTopic == "" {
 				p.DeadLetterTopic = service.DeadLetterTopicFor(p.Group)
 			}
-			hs[name] = orderDefault(p)
+			hs[name] = flowDefaults(orderDefault(p))
 		}
 		c.Handlers = hs
 	}
@@ -72,6 +72,16 @@ func frameworkDefaults(p service.Policy) service.Policy {
 		DeadLetterOrder:  service.DeadLetterOrderNone,
 	})
 	p.Retry = p.Retry.WithDefaults()
+	return flowDefaults(p)
+}
+
+// flowDefaults fills the breaker's and the rate limit's defaults as the
+// service does: only once they are turned on.
+func flowDefaults(p service.Policy) service.Policy {
+	p.Breaker = p.Breaker.WithDefaults()
+	if p.RateLimit > 0 && p.RateBurst == 0 {
+		p.RateBurst = 1
+	}
 	return p
 }
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-go/switchyard/pkg/breaker"
 )
 
 func wantAll(t *testing.T, err error, fragments ...string) {
@@ -116,4 +118,52 @@ broker:
 		`line 8: broker.memroy: unknown key "memroy", allowed here: type, memory, amqp, kafka`,
 		`SWITCHYARD_DEFAULTS_HOP_LIMIT (defaults.hop_limit): "lots" is not a whole number`,
 		"SWITCHYARD_BROKR_TYPE: no such setting; did you mean SWITCHYARD_BROKER_TYPE?")
+}
+
+// TestHandlerBreakerAndRateLimit: handlers.<name>.breaker and rate_limit
+// come from the file and the environment, and bad values name the field,
+// the value and what is allowed.
+func TestHandlerBreakerAndRateLimit(t *testing.T) {
+	file := "handlers:\n  payments.capture:\n    rate_limit: 50\n    breaker: {consecutive_failures: 5, open_for: 30s, half_open_probes: 2}\n"
+	c, err := ParseEnviron([]byte(file), []string{
+		"SWITCHYARD_HANDLERS_PAYMENTS_CAPTURE_BREAKER_FAILURE_RATE=0.5",
+		"SWITCHYARD_HANDLERS_PAYMENTS_CAPTURE_BREAKER_WINDOW=2m",
+		"SWITCHYARD_HANDLERS_PAYMENTS_CAPTURE_RATE_BURST=10",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Handlers["payments.capture"]
+	b := p.Breaker
+	if b.ConsecutiveFailures != 5 || b.OpenFor != 30*time.Second || b.HalfOpenProbes != 2 || b.FailureRate != 0.5 || b.Window != 2*time.Minute ||
+		p.RateLimit != 50 || p.RateBurst != 10 {
+		t.Errorf("payments.capture = %+v", p)
+	}
+	_, err = ParseEnviron([]byte("handlers:\n  x: {rate_limit: -3, breaker: {failure_rate: 1.2, min_requests: -1, half_open_probes: -1}}\n"), nil, nil)
+	wantAll(t, err,
+		"handlers.x.rate_limit: -3, want > 0 attempts per second (0 means no limit)",
+		"handlers.x.breaker.failure_rate: 1.2, want a share between 0 and 1",
+		"handlers.x.breaker.min_requests: -1, want >= 1",
+		"handlers.x.breaker.half_open_probes: -1, want >= 1")
+	_, err = ParseEnviron([]byte("handlers:\n  x: {breaker: {consecutive_failure: 3}}\n"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "consecutive_failure") {
+		t.Errorf("a misspelt breaker key: %v, want it refused by name", err)
+	}
+}
+
+// TestEffectiveFillsFlowDefaults: a breaker or rate limit turned on shows
+// its defaults in the effective configuration; one left off shows none.
+func TestEffectiveFillsFlowDefaults(t *testing.T) {
+	c, err := Parse([]byte("handlers:\n  pay: {rate_limit: 5, breaker: {consecutive_failures: 3}}\n  other: {}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Effective()
+	p := e.Handlers["pay"]
+	if p.Breaker.OpenFor != breaker.DefaultOpenFor || p.Breaker.HalfOpenProbes != breaker.DefaultHalfOpenProbes || p.RateBurst != 1 {
+		t.Errorf("handlers.pay: %+v", p)
+	}
+	if o := e.Handlers["other"]; o.Breaker != (breaker.Policy{}) || o.RateBurst != 0 {
+		t.Errorf("handlers.other: %+v, want no breaker and no rate limit", o)
+	}
 }

@@ -105,6 +105,8 @@ func TestScenarios(t *testing.T) {
 		Brokers:       brokers(),
 		Extra: []conformance.Scenario{
 			{Name: "long_backoff_does_not_block", Run: longBackoffDoesNotBlock},
+			{Name: "breaker_pauses_consumption", Run: breakerPausesConsumption},
+			{Name: "pause_and_resume", Run: pauseAndResume},
 			// The CLI is another process: the in-memory broker lives in this one.
 			{Name: "cli_replays_dead_letters", Run: cliReplaysDeadLetters, Brokers: []string{"amqp", "kafka"}},
 		},

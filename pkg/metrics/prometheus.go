@@ -15,6 +15,8 @@ type Prometheus struct {
 	deadLettered *prometheus.CounterVec
 	nacked       *prometheus.CounterVec
 	duplicates   *prometheus.CounterVec
+	breakerState *prometheus.GaugeVec // see flow.go
+	paused       *prometheus.GaugeVec
 }
 
 // NewPrometheus registers Switchyard's metrics with reg (namespace
@@ -35,8 +37,12 @@ func NewPrometheus(reg prometheus.Registerer) (*Prometheus, error) {
 			Help: "Messages handed back to the broker for redelivery (dead-letter publish failed, or shutdown)."}, []string{"handler"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "switchyard", Name: "duplicates_total",
 			Help: "Redelivered messages skipped by the idempotency check."}, []string{"handler"}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "switchyard", Name: "handler_breaker_state",
+			Help: "1 for the current state of the handler's circuit breaker (closed, open, half_open), 0 for the others."}, []string{"handler", "state"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "switchyard", Name: "handler_paused",
+			Help: "1 while the handler is paused by Service.Pause."}, []string{"handler"}),
 	}
-	for _, c := range []prometheus.Collector{p.published, p.handled, p.duration, p.retried, p.deadLettered, p.nacked, p.duplicates} {
+	for _, c := range []prometheus.Collector{p.published, p.handled, p.duration, p.retried, p.deadLettered, p.nacked, p.duplicates, p.breakerState, p.paused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -50,6 +50,9 @@ type consumer struct {
 	// letters in key order; parkedChain dead-letters behind a parked key.
 	parking     *parking
 	parkedChain func(h *handler, key, first string) middleware.Handler
+	// flows are the handlers' gates: intake stops while any of them is
+	// paused or has its breaker open.
+	flows []*flow
 }
 
 // plan groups handlers into consumers, one per (group, topic), and refuses
@@ -93,6 +96,7 @@ func (s *Service) plan() ([]*consumer, error) {
 			errs = errors.Join(errs, sharedSubscription(c, h))
 		}
 		c.byType[h.info.EventType] = h
+		c.flows = append(c.flows, h.flow)
 		if h.policy.DeadLetterOrder == DeadLetterOrderKey {
 			c.parking, c.parkedChain = s.parkingFor(h.info.Group), s.parkedChain
 		}
@@ -188,6 +192,9 @@ func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) er
 				break
 			}
 		}
+		if !c.intakeOpen(intake) {
+			break
+		}
 		// The plain receive first: much cheaper than a two-way select when
 		// it succeeds, the usual case under load.
 		var msg *message.Message
@@ -222,6 +229,23 @@ func (c *consumer) read(intake context.Context, msgs <-chan *message.Message) er
 		}
 	}
 	return nil
+}
+
+// intakeOpen waits while a handler of c is paused or has its breaker open,
+// so that the broker keeps the backlog; false means intake ended.
+func (c *consumer) intakeOpen(intake context.Context) bool {
+	for again := true; again; {
+		again = false
+		for _, f := range c.flows {
+			if f.blocked.Load() {
+				if !f.waitIntake(intake) {
+					return false
+				}
+				again = true // another may have closed meanwhile
+			}
+		}
+	}
+	return true
 }
 
 // process runs one message through its handler's stack and acks or nacks

@@ -51,6 +51,17 @@
 // reports itself unhealthy ([Service.Health]) and backs off. A panic
 // anywhere in the stack is dead-lettered, never crashes the process.
 //
+// # Circuit breaker, pause and rate limit
+//
+// A handler's circuit breaker ([Breaker], [Policy.Breaker]) opens after too
+// many failed attempts; while it is open, and while the handler is paused
+// ([Service.Pause] until [Service.Resume]), its subscription takes nothing
+// from the broker and the messages it already holds wait unacknowledged,
+// in key order: nothing is nacked, retried away or dead-lettered for it.
+// Half-open probes close it again. [RateLimit] caps attempts per second.
+// [Service.Flow] and [Service.Health] show the state; docs/circuit-breaker.md
+// tells the whole story.
+//
 // # Shutdown and errors
 //
 // [Service.Run] blocks until its context is cancelled. Then it stops intake,

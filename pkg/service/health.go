@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,10 @@ type SubscriptionHealth struct {
 	Since time.Time
 	// LastError is the last failure-path error, or "".
 	LastError string
+	// Flow is the pause switch and breaker state of each handler of the
+	// subscription, by name; intake is stopped while one is paused or has
+	// its breaker open.
+	Flow []FlowState
 }
 
 // Health reports every subscription of the running service; nil when it is
@@ -108,6 +113,9 @@ func (s *Service) Health() []SubscriptionHealth {
 			sh.LastError = h.last.Error()
 		}
 		h.mu.Unlock()
+		for _, typ := range slices.Sorted(maps.Keys(c.byType)) {
+			sh.Flow = append(sh.Flow, c.byType[typ].flow.state())
+		}
 		out = append(out, sh)
 	}
 	return out

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-go/switchyard/pkg/breaker"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
@@ -64,6 +66,17 @@ type Policy struct {
 	// to the dead-letter topic until it is replayed or released (see
 	// [WithParkedKeys]), so that a replay restores the key's order.
 	DeadLetterOrder string `yaml:"dead_letter_order"`
+	// Breaker is the handler's circuit breaker, off unless
+	// breaker.consecutive_failures or breaker.failure_rate is set. While it
+	// is open the handler's subscription takes no messages and its held
+	// messages wait; see docs/circuit-breaker.md.
+	Breaker breaker.Policy `yaml:"breaker"`
+	// RateLimit caps the handler's attempts per second (a token bucket,
+	// retries included). Default 0: no limit.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is how many attempts may start at once above RateLimit.
+	// Default 1.
+	RateBurst int `yaml:"rate_burst"`
 }
 
 // Values of [Policy.OrderOnRetry].
@@ -139,6 +152,13 @@ func (p Policy) Inherit(base Policy) Policy {
 	if p.DeadLetterOrder == "" {
 		p.DeadLetterOrder = base.DeadLetterOrder
 	}
+	p.Breaker = p.Breaker.Inherit(base.Breaker)
+	if p.RateLimit == 0 {
+		p.RateLimit = base.RateLimit
+	}
+	if p.RateBurst == 0 {
+		p.RateBurst = base.RateBurst
+	}
 	r, b := p.Retry, base.Retry
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = b.MaxAttempts
@@ -195,7 +215,13 @@ func (p Policy) Validate(prefix string) error {
 	if p.MaxInProcessWait < 0 && p.MaxInProcessWait != NoMaxInProcessWait {
 		err = errors.Join(err, fmt.Errorf("%s.max_in_process_wait: %s, want > 0, or -1ns for no limit (every wait in the consumer)", prefix, p.MaxInProcessWait))
 	}
-	return errors.Join(err, p.Retry.Validate(prefix+".retry"))
+	if math.IsNaN(p.RateLimit) || math.IsInf(p.RateLimit, 0) || p.RateLimit < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.rate_limit: %v, want > 0 attempts per second (0 means no limit)", prefix, p.RateLimit))
+	}
+	if p.RateBurst < 0 {
+		err = errors.Join(err, fmt.Errorf("%s.rate_burst: %d, want >= 1 (0 means the default 1)", prefix, p.RateBurst))
+	}
+	return errors.Join(err, p.Retry.Validate(prefix+".retry"), p.Breaker.Validate(prefix+".breaker"))
 }
 
 func (p Policy) withFrameworkDefaults(handlerName string) Policy {
@@ -210,6 +236,10 @@ func (p Policy) withFrameworkDefaults(handlerName string) Policy {
 		p.DeadLetterTopic = DeadLetterTopicFor(p.Group)
 	}
 	p.Retry = p.Retry.WithDefaults()
+	p.Breaker = p.Breaker.WithDefaults()
+	if p.RateLimit > 0 && p.RateBurst == 0 {
+		p.RateBurst = 1
+	}
 	if p.Ordered == nil {
 		p.Ordered = Off
 	}
@@ -335,3 +365,14 @@ func Retry(p retry.Policy) HandlerOption { return func(h *handlerSpec) { h.polic
 
 // Timeout bounds each attempt of the handler.
 func Timeout(d time.Duration) HandlerOption { return func(h *handlerSpec) { h.policy.Timeout = d } }
+
+// Breaker gives the handler a circuit breaker (see [Policy.Breaker]).
+func Breaker(p breaker.Policy) HandlerOption {
+	return func(h *handlerSpec) { h.policy.Breaker = p }
+}
+
+// RateLimit caps the handler's attempts per second, with burst attempts
+// allowed at once (0 means 1); see [Policy.RateLimit].
+func RateLimit(perSecond float64, burst int) HandlerOption {
+	return func(h *handlerSpec) { h.policy.RateLimit, h.policy.RateBurst = perSecond, burst }
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/park"
@@ -30,6 +31,11 @@ type HandlerReport struct {
 	MaxAttempts int
 	// DeadLetter says where given-up messages go and who keeps them.
 	DeadLetter string
+	// Breaker describes the circuit breaker, "off" when there is none,
+	// and its state now.
+	Breaker string
+	// RateLimit is the attempts-per-second cap, "none" when there is none.
+	RateLimit string
 }
 
 // Report describes every registered handler on this broker.
@@ -73,6 +79,7 @@ func (s *Service) Report() []HandlerReport {
 			}
 			r.DeadLetter += "; in key order: later messages of a dead-lettered key follow it (key_parked) until it is replayed or released; parked keys kept " + where
 		}
+		r.Breaker, r.RateLimit = describeFlow(h)
 		out = append(out, r)
 	}
 	return out
@@ -92,7 +99,9 @@ func (s *Service) describe() {
 			slog.String("order_on_retry", r.OrderOnRetry),
 			slog.String("retry", r.Retry),
 			slog.Int("max_attempts", r.MaxAttempts),
-			slog.String("dead_letter", r.DeadLetter))
+			slog.String("dead_letter", r.DeadLetter),
+			slog.String("breaker", r.Breaker),
+			slog.String("rate_limit", r.RateLimit))
 	}
 }
 
@@ -144,4 +153,29 @@ func (s *Service) provisionDeadLetters(ctx context.Context, consumers []*consume
 		}
 	}
 	return nil
+}
+
+// describeFlow says what the handler's breaker and rate limit do.
+func describeFlow(h *handler) (brk, limit string) {
+	p := h.policy
+	brk, limit = "off", "none"
+	if b := p.Breaker; b.Enabled() {
+		var trips []string
+		if b.ConsecutiveFailures > 0 {
+			trips = append(trips, fmt.Sprintf("%d consecutive failures", b.ConsecutiveFailures))
+		}
+		if b.FailureRate > 0 {
+			trips = append(trips, fmt.Sprintf("%g%% of at least %d attempts within %s failing", b.FailureRate*100, b.MinRequests, b.Window))
+		}
+		st := h.flow.state()
+		brk = fmt.Sprintf("opens on %s; pauses intake for %s, then %d probe(s) at a time close it; now %s",
+			strings.Join(trips, " or "), b.OpenFor, b.HalfOpenProbes, st.Breaker)
+	}
+	if p.RateLimit > 0 {
+		limit = fmt.Sprintf("%g attempts/s, burst %d", p.RateLimit, p.RateBurst)
+	}
+	if h.flow.state().Paused {
+		brk += "; handler paused"
+	}
+	return brk, limit
 }

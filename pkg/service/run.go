@@ -78,6 +78,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.describe()
+	s.reportFlow()
 	s.warnCycles()
 
 	// Handlers run under their own context: cancelling Run's context stops

@@ -178,6 +178,7 @@ type handler struct {
 	policy   Policy
 	declared map[string]bool
 	chain    middleware.Handler
+	flow     *flow // pause, breaker, rate limit; nil for a consumer's reject stack
 }
 
 // Handle registers fn as the handler named name for events of type T.
@@ -252,6 +253,7 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 		recorder.Handled(name, time.Since(d.Received))
 		return nil
 	}
+	h.flow = newFlow(name, policy, s.clock.Now, s.notifyFor(name))
 	h.chain = s.buildChain(h, terminal)
 
 	s.mu.Lock()
@@ -321,6 +323,11 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 			},
 		}),
 	)
+	if h.flow != nil {
+		// Inside Retry, so that each attempt asks, and a wait at an open
+		// breaker or a pause spends no attempt.
+		stack = append(stack, h.flow.middleware())
+	}
 	stack = append(stack, s.userMiddleware...)
 	stack = append(stack, middleware.Timeout(h.policy.Timeout), middleware.Recover())
 	return middleware.Chain(terminal, stack...)
