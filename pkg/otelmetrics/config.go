@@ -3,10 +3,11 @@ package otelmetrics
 import (
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchyard-go/switchyard/internal/otlpconf"
 )
 
 // Exporters: the allowed values of Config.Exporters.
@@ -21,16 +22,16 @@ var Exporters = []string{ExporterNone, ExporterPrometheus, ExporterOTLP}
 
 // OTLP protocols: the allowed values of OTLP.Protocol.
 const (
-	ProtocolHTTP = "http/protobuf"
-	ProtocolGRPC = "grpc"
+	ProtocolHTTP = otlpconf.ProtocolHTTP
+	ProtocolGRPC = otlpconf.ProtocolGRPC
 )
 
 // Defaults.
 const (
 	DefaultInterval         = 30 * time.Second
 	DefaultShutdownTimeout  = 5 * time.Second
-	DefaultOTLPEndpoint     = "localhost:4318" // http/protobuf's
-	DefaultOTLPGRPCEndpoint = "localhost:4317"
+	DefaultOTLPEndpoint     = otlpconf.DefaultHTTPEndpoint
+	DefaultOTLPGRPCEndpoint = otlpconf.DefaultGRPCEndpoint
 	DefaultOTLPURLPath      = "/v1/metrics"
 )
 
@@ -51,21 +52,8 @@ type Config struct {
 	OTLP OTLP `yaml:"otlp"`
 }
 
-// OTLP configures the OTLP exporter.
-type OTLP struct {
-	// Protocol is "http/protobuf" or "grpc". Default "http/protobuf".
-	Protocol string `yaml:"protocol"`
-	// Endpoint is the collector's host:port. Default "localhost:4318" for
-	// http/protobuf, "localhost:4317" for grpc.
-	Endpoint string `yaml:"endpoint"`
-	// URLPath is the path metrics are posted to, for http/protobuf only.
-	// Default "/v1/metrics".
-	URLPath string `yaml:"url_path"`
-	// Insecure sends without TLS. Default false. Request headers (an API
-	// key) come from the standard OTEL_EXPORTER_OTLP_HEADERS variable, so
-	// that config show never prints them.
-	Insecure bool `yaml:"insecure"`
-}
+// OTLP configures the OTLP exporter (shared with the tracing section).
+type OTLP = otlpconf.Config
 
 // has reports whether c lists exporter e.
 func (c Config) has(e string) bool { return slices.Contains(c.Exporters, e) }
@@ -86,22 +74,7 @@ func (c Config) WithDefaults() Config {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.has(ExporterOTLP) {
-		if c.OTLP.Protocol == "" {
-			c.OTLP.Protocol = ProtocolHTTP
-		}
-		switch c.OTLP.Protocol {
-		case ProtocolHTTP:
-			if c.OTLP.Endpoint == "" {
-				c.OTLP.Endpoint = DefaultOTLPEndpoint
-			}
-			if c.OTLP.URLPath == "" {
-				c.OTLP.URLPath = DefaultOTLPURLPath
-			}
-		case ProtocolGRPC:
-			if c.OTLP.Endpoint == "" {
-				c.OTLP.Endpoint = DefaultOTLPGRPCEndpoint
-			}
-		}
+		c.OTLP = c.OTLP.WithDefaults(DefaultOTLPURLPath)
 	}
 	return c
 }
@@ -129,22 +102,8 @@ func (c Config) Validate(prefix string) error {
 	if c.ShutdownTimeout < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.shutdown_timeout: %s, want > 0 (0 means %s)", prefix, c.ShutdownTimeout, DefaultShutdownTimeout))
 	}
-	o := c.OTLP
-	if o.Protocol != "" && o.Protocol != ProtocolHTTP && o.Protocol != ProtocolGRPC {
-		err = errors.Join(err, fmt.Errorf("%s.otlp.protocol: %q, want %s (default) or %s", prefix, o.Protocol, ProtocolHTTP, ProtocolGRPC))
-	}
-	if o.Protocol == ProtocolGRPC && o.URLPath != "" {
-		err = errors.Join(err, fmt.Errorf("%s.otlp.url_path: %q, but %s.otlp.protocol is grpc, which has no path", prefix, o.URLPath, prefix))
-	}
-	if o.Endpoint != "" {
-		if _, port, perr := net.SplitHostPort(o.Endpoint); perr != nil || port == "" {
-			err = errors.Join(err, fmt.Errorf("%s.otlp.endpoint: %q, want host:port such as collector:4318", prefix, o.Endpoint))
-		}
-	}
-	if o.URLPath != "" && !strings.HasPrefix(o.URLPath, "/") {
-		err = errors.Join(err, fmt.Errorf("%s.otlp.url_path: %q, want a path starting with /", prefix, o.URLPath))
-	}
-	if !c.has(ExporterOTLP) && (o != OTLP{}) {
+	err = errors.Join(err, c.OTLP.Validate(prefix+".otlp"))
+	if !c.has(ExporterOTLP) && !c.OTLP.IsZero() {
 		err = errors.Join(err, fmt.Errorf("%s.otlp: set, but %s.exporters %v does not list %s", prefix, prefix, c.Exporters, ExporterOTLP))
 	}
 	return err

@@ -3,10 +3,11 @@ package tracing
 import (
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchyard-go/switchyard/internal/otlpconf"
 )
 
 // Exporters: the allowed values of Config.Exporter.
@@ -21,19 +22,19 @@ var Exporters = []string{ExporterNone, ExporterStdout, ExporterOTLP}
 
 // OTLP protocols: the allowed values of OTLP.Protocol.
 const (
-	ProtocolHTTP = "http/protobuf"
-	ProtocolGRPC = "grpc"
+	ProtocolHTTP = otlpconf.ProtocolHTTP
+	ProtocolGRPC = otlpconf.ProtocolGRPC
 )
 
 // Protocols lists the allowed values of OTLP.Protocol.
-var Protocols = []string{ProtocolHTTP, ProtocolGRPC}
+var Protocols = otlpconf.Protocols
 
 // Defaults.
 const (
 	DefaultSampleRatio      = 1.0
 	DefaultShutdownTimeout  = 5 * time.Second
-	DefaultOTLPEndpoint     = "localhost:4318" // http/protobuf's
-	DefaultOTLPGRPCEndpoint = "localhost:4317"
+	DefaultOTLPEndpoint     = otlpconf.DefaultHTTPEndpoint
+	DefaultOTLPGRPCEndpoint = otlpconf.DefaultGRPCEndpoint
 	DefaultOTLPURLPath      = "/v1/traces"
 )
 
@@ -55,23 +56,8 @@ type Config struct {
 	OTLP OTLP `yaml:"otlp"`
 }
 
-// OTLP configures the OTLP exporter.
-type OTLP struct {
-	// Protocol is "http/protobuf" or "grpc". Default "http/protobuf".
-	Protocol string `yaml:"protocol"`
-	// Endpoint is the collector's host:port. Default "localhost:4318"
-	// for http/protobuf, "localhost:4317" for grpc.
-	Endpoint string `yaml:"endpoint"`
-	// URLPath is the path spans are posted to, for http/protobuf only.
-	// Default "/v1/traces".
-	URLPath string `yaml:"url_path"`
-	// Insecure sends without TLS (plain HTTP, or gRPC without transport
-	// security). Default false.
-	Insecure bool `yaml:"insecure"`
-	// Request headers (an API key) are not set here, where they would be
-	// printed by config show: the exporter reads them from the standard
-	// OTEL_EXPORTER_OTLP_HEADERS variable.
-}
+// OTLP configures the OTLP exporter (shared with the metrics section).
+type OTLP = otlpconf.Config
 
 // Enabled reports whether c asks for tracing.
 func (c Config) Enabled() bool { return c.Exporter != "" && c.Exporter != ExporterNone }
@@ -86,22 +72,7 @@ func (c Config) WithDefaults() Config {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.Exporter == ExporterOTLP {
-		if c.OTLP.Protocol == "" {
-			c.OTLP.Protocol = ProtocolHTTP
-		}
-		switch c.OTLP.Protocol {
-		case ProtocolHTTP:
-			if c.OTLP.Endpoint == "" {
-				c.OTLP.Endpoint = DefaultOTLPEndpoint
-			}
-			if c.OTLP.URLPath == "" {
-				c.OTLP.URLPath = DefaultOTLPURLPath
-			}
-		case ProtocolGRPC:
-			if c.OTLP.Endpoint == "" {
-				c.OTLP.Endpoint = DefaultOTLPGRPCEndpoint
-			}
-		}
+		c.OTLP = c.OTLP.WithDefaults(DefaultOTLPURLPath)
 	}
 	return c
 }
@@ -119,22 +90,8 @@ func (c Config) Validate(prefix string) error {
 	if c.ShutdownTimeout < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.shutdown_timeout: %s, want > 0 (0 means %s)", prefix, c.ShutdownTimeout, DefaultShutdownTimeout))
 	}
-	o := c.OTLP
-	if o.Protocol != "" && !slices.Contains(Protocols, o.Protocol) {
-		err = errors.Join(err, fmt.Errorf("%s.otlp.protocol: %q, want %s (default) or %s", prefix, o.Protocol, ProtocolHTTP, ProtocolGRPC))
-	}
-	if o.Protocol == ProtocolGRPC && o.URLPath != "" {
-		err = errors.Join(err, fmt.Errorf("%s.otlp.url_path: %q, but %s.otlp.protocol is grpc, which has no path", prefix, o.URLPath, prefix))
-	}
-	if o.Endpoint != "" {
-		if _, port, perr := net.SplitHostPort(o.Endpoint); perr != nil || port == "" {
-			err = errors.Join(err, fmt.Errorf("%s.otlp.endpoint: %q, want host:port such as collector:4318", prefix, o.Endpoint))
-		}
-	}
-	if o.URLPath != "" && !strings.HasPrefix(o.URLPath, "/") {
-		err = errors.Join(err, fmt.Errorf("%s.otlp.url_path: %q, want a path starting with /", prefix, o.URLPath))
-	}
-	if c.Exporter != ExporterOTLP && (o.Protocol != "" || o.Endpoint != "" || o.URLPath != "" || o.Insecure) {
+	err = errors.Join(err, c.OTLP.Validate(prefix+".otlp"))
+	if c.Exporter != ExporterOTLP && !c.OTLP.IsZero() {
 		err = errors.Join(err, fmt.Errorf("%s.otlp: set, but %s.exporter is %q, not %s", prefix, prefix, c.Exporter, ExporterOTLP))
 	}
 	return err
