@@ -65,6 +65,66 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return p.produce(ctx, topic, msgs, nil)
 }
 
+var (
+	_ message.Publisher     = (*Publisher)(nil)
+	_ broker.AsyncPublisher = (*Publisher)(nil)
+)
+
+// PublishAsync implements [broker.AsyncPublisher] with franz-go's
+// asynchronous Produce: each message becomes a record as in Publish and
+// its promise reports the outcome to done, from franz-go's goroutines. It
+// returns once every record is buffered in the client. The window is the
+// client's buffer ([kgo.MaxBufferedRecords], franz-go's default 10000
+// records): Produce blocks while it is full, until ctx is done. ctx is
+// each record's context in franz-go: a record ctx's end catches before it
+// is written to a produce request fails with ctx's error; a record in a
+// request is answered by the broker or fails when
+// [Config.PublishTimeout] (the records' delivery timeout) has passed and
+// failing it is safe for the idempotent producer's sequence numbers.
+func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*message.Message, error), msgs ...*message.Message) {
+	fail := func(rest []*message.Message, err error) {
+		for _, m := range rest {
+			done(m, fmt.Errorf("kafka: publish to %q: %w", topic, err))
+		}
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		fail(msgs, broker.ErrClosed)
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	if err := p.ensureTopic(ctx, topic); err != nil {
+		fail(msgs, err)
+		return
+	}
+	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			fail(msgs[i:], err)
+			return
+		}
+		p.cl.Produce(ctx, toRecord(topic, m, nil), func(_ *kgo.Record, err error) {
+			if err != nil {
+				err = fmt.Errorf("kafka: publish to %q: %w", topic, err)
+			}
+			done(m, err)
+		})
+	}
+}
+
+// ensureTopic creates topic if the adapter has not seen it yet, bounded by
+// PublishTimeout as well as ctx.
+func (p *Publisher) ensureTopic(ctx context.Context, topic string) error {
+	if p.b.topicKnown(topic) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.b.cfg.PublishTimeout)
+	defer cancel()
+	return p.b.ensureTopics(ctx, topic)
+}
+
 // produce sends one record per message to topic with extra headers appended,
 // and waits for every acknowledgement.
 func (p *Publisher) produce(ctx context.Context, topic string, msgs []*message.Message, extra []kgo.RecordHeader) error {
