@@ -87,7 +87,16 @@ func TestPublishAsyncConfirmsEveryMessage(t *testing.T) {
 		}
 	}
 
+	// Close waits for the confirms of what was handed over.
+	o = newAsyncOutcomes(t, 500)
+	pub.PublishAsync(context.Background(), topic, o.done, newMessages(500, "before close")...)
 	_ = b.Close()
+	for id, err := range o.wait(500, time.Second) {
+		if err != nil {
+			t.Errorf("message %s handed over before Close: %v, want confirmed", id, err)
+		}
+	}
+
 	o = newAsyncOutcomes(t, 2)
 	pub.PublishAsync(context.Background(), topic, o.done, newMessages(2, "x")...)
 	for id, err := range o.wait(2, time.Second) {

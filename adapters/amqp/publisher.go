@@ -32,9 +32,10 @@ type Publisher struct {
 	deadlines deadlines // ConfirmTimeout without a timer per Publish
 	// window holds a token per PublishAsync message awaiting its confirm:
 	// PublishAsync blocks while it is full (see AsyncWindow).
-	window    chan struct{}
-	exchanges sync.Map  // topic -> *exchangeNames, so Publish builds no strings
-	batches   sync.Pool // *batch, reused when every message was resolved
+	window      chan struct{}
+	unconfirmed sync.WaitGroup // PublishAsync messages not yet reported, for Close
+	exchanges   sync.Map       // topic -> *exchangeNames, so Publish builds no strings
+	batches     sync.Pool      // *batch, reused when every message was resolved
 }
 
 // exchangeNames caches a topic's exchange name and its declaration key.
@@ -256,6 +257,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*m
 			failRest(msgs[i:], err)
 			return
 		}
+		p.unconfirmed.Add(1) // before the slot: report's Done follows it
 		select {
 		case p.window <- struct{}{}:
 		default:
@@ -264,6 +266,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*m
 			select {
 			case p.window <- struct{}{}:
 			case <-ctx.Done():
+				p.unconfirmed.Done()
 				failRest(msgs[i:], ctx.Err())
 				return
 			}
@@ -340,8 +343,12 @@ func (p *Publisher) open(conn *amqp091.Connection) (*pubChan, error) {
 	return pc, nil
 }
 
-// Close waits for Publish calls in progress, then closes the channels. Later
-// Publish calls fail with [broker.ErrClosed]. It is idempotent.
+// Close waits for Publish and PublishAsync calls in progress and for the
+// confirms of PublishAsync messages (up to ConfirmTimeout; those still
+// unconfirmed then are reported with an error wrapping
+// [broker.ErrDisconnected] when the channels close), then closes the
+// channels. Later Publish calls fail with [broker.ErrClosed]. It is
+// idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -351,6 +358,12 @@ func (p *Publisher) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	p.inflight.Wait()
+	drained := make(chan struct{})
+	go func() { p.unconfirmed.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(p.b.cfg.ConfirmTimeout):
+	}
 	for range cap(p.pool) {
 		if pc := <-p.pool; pc != nil {
 			_ = pc.ch.Close()
@@ -414,6 +427,7 @@ type asyncCall struct {
 func (c *asyncCall) report(m *message.Message, err error) {
 	<-c.p.window
 	c.fail(m, err)
+	c.p.unconfirmed.Done()
 }
 
 // fail tells the caller about m, wrapping err as Publish does.
