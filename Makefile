@@ -5,6 +5,7 @@
 #                not start that already answers on a port is used, never stopped
 #   make down    stop what scripts/up.sh started (scripts/down.sh)
 #   make test    make up, then go vet and the whole test suite against the real brokers
+#                (the root module, then the nested bench module, bench/go.mod)
 #   make run     run the example service
 #
 # The test command is $(GO) test $(GOTEST_FLAGS) $(GOTEST_EXTRA) $(PKGS):
@@ -27,6 +28,12 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 GOTEST_EXTRA ?=
 PKGS         ?= ./...
 SERVICES     ?=
+# The nested module holding the benchmark tool and the tests that need
+# watermill-kafka, watermill-amqp and Sarama, kept out of the library's go.mod.
+BENCH_MODULE := bench
+# With the default PKGS, make test and make vet cover the bench module too;
+# with PKGS naming packages they cover just those.
+WITH_BENCH_MODULE := $(filter ./...,$(PKGS))
 # The environment scripts/up.sh writes: in $SWITCHYARD_WORK when that is set.
 ENV_FILE     := $(or $(SWITCHYARD_WORK),.work)/env
 
@@ -40,9 +47,13 @@ down:
 
 vet:
 	$(GO) vet ./...
+	cd $(BENCH_MODULE) && $(GO) vet ./...
 
 test: up
 	. $(ENV_FILE) && $(GO) vet $(PKGS) && $(GO) test $(GOTEST_FLAGS) $(GOTEST_EXTRA) $(PKGS)
+ifneq ($(WITH_BENCH_MODULE),)
+	. $(ENV_FILE) && cd $(BENCH_MODULE) && $(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) $(GOTEST_EXTRA) ./...
+endif
 
 run:
 	$(GO) run ./examples/orders
@@ -50,11 +61,12 @@ run:
 # make bench: Switchyard against bare Watermill and the raw clients on every
 # broker, same run, reported as ratios; rewrites docs/benchmarks.md. Not part
 # of make test. Takes under ~10 minutes on 2 cores. Flags: BENCH_FLAGS='--runs 1'.
+# The tool is in the nested bench module (bench/cmd/switchyard-bench).
 BENCH_FLAGS ?=
 
 .PHONY: bench
 bench: up
-	. $(ENV_FILE) && $(GO) run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs docs/benchmarks.md $(BENCH_FLAGS)
+	. $(ENV_FILE) && cd $(BENCH_MODULE) && $(GO) run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs ../docs/benchmarks.md $(BENCH_FLAGS)
 
 # make faults: fault scenarios against the real brokers (kill -9 of a
 # consumer, RabbitMQ and Kafka restarts mid-stream, a consumer leaving its

@@ -226,6 +226,98 @@ ssl_cert_login_from = common_name
 		})
 	})
 
+	// PublishAsync reports every message exactly once when the connection
+	// dies with confirms pending: the unconfirmed ones with an error
+	// wrapping broker.ErrDisconnected, never silence; every message
+	// reported confirmed is in the queue. Break it: make failAll forget
+	// async entries and the wait for all outcomes times out.
+	t.Run("async publish reports every pending confirm when the connection dies", func(t *testing.T) {
+		name := "async-" + randomSuffix()
+		b := open(t, func(c *Config) { c.ConnectionName = name; c.ConfirmTimeout = 20 * time.Second })
+		topic := "async-" + randomSuffix()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := b.Provision(ctx, topic, "g"); err != nil {
+			t.Fatal(err)
+		}
+		const total, perCall = 20000, 500
+		var (
+			mu       sync.Mutex
+			outcome  = map[string]error{}
+			reported = make(chan struct{}, total)
+		)
+		done := func(m *message.Message, err error) {
+			mu.Lock()
+			if prev, dup := outcome[m.UUID]; dup {
+				t.Errorf("message %s reported twice: %v, then %v", m.UUID, prev, err)
+			}
+			outcome[m.UUID] = err
+			mu.Unlock()
+			reported <- struct{}{}
+		}
+		published := make(chan struct{})
+		go func() {
+			defer close(published)
+			for range total / perCall {
+				b.Publisher().(broker.AsyncPublisher).PublishAsync(ctx, topic, done, newMessages(perCall, "async")...)
+			}
+		}()
+		for range 2000 { // some confirmed, many pending
+			select {
+			case <-reported:
+			case <-ctx.Done():
+				t.Fatal("no confirms before the kill")
+			}
+		}
+		out, err := exec.Command(s.Rabbitmqctl(), "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rabbitmqctl list_connections: %v: %s", err, out)
+		}
+		killed := 0
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, `{"connection_name","`+name+` (`) {
+				pid, _, _ := strings.Cut(line, "\t")
+				ctl("close_connection", pid, "test: connection dies with confirms pending")
+				killed++
+			}
+		}
+		if killed == 0 {
+			t.Fatalf("no connection named %s", name)
+		}
+		for n := 2000; n < total; n++ {
+			select {
+			case <-reported:
+			case <-ctx.Done():
+				t.Fatalf("%d of %d publishes reported: the rest were never answered", n, total)
+			}
+		}
+		<-published
+		confirmed, disconnected := 0, 0
+		mu.Lock()
+		for id, err := range outcome {
+			switch {
+			case err == nil:
+				confirmed++
+			case errors.Is(err, broker.ErrDisconnected):
+				disconnected++
+			default:
+				t.Errorf("message %s: %v, want a confirm or broker.ErrDisconnected", id, err)
+			}
+		}
+		mu.Unlock()
+		if disconnected == 0 {
+			t.Fatalf("%d confirmed, none failed: the connection died with no confirm pending, the test proved nothing", confirmed)
+		}
+		q, err := rawChannel(t, s.AMQPURL()).QueueDeclarePassive(b.cfg.queueName(topic, "g"), true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Messages < confirmed {
+			t.Errorf("queue holds %d messages, %d were confirmed: confirmed messages lost", q.Messages, confirmed)
+		}
+		t.Logf("%d confirmed, %d failed with ErrDisconnected, %d in the queue", confirmed, disconnected, q.Messages)
+	})
+
 	// A subscription that RabbitMQ refuses to let back in (permissions
 	// revoked while its consumer was lost) ends: its channel closes and
 	// Failure says why, instead of retrying silently for ever. Break it:

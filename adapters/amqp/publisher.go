@@ -30,17 +30,30 @@ type Publisher struct {
 	wg       sync.WaitGroup // dispatcher goroutines
 
 	deadlines deadlines // ConfirmTimeout without a timer per Publish
-	exchanges sync.Map  // topic -> *exchangeNames, so Publish builds no strings
-	batches   sync.Pool // *batch, reused when every message was resolved
+	// window holds a token per PublishAsync message awaiting its confirm:
+	// PublishAsync blocks while it is full (see AsyncWindow).
+	window      chan struct{}
+	unconfirmed sync.WaitGroup // PublishAsync messages not yet reported, for Close
+	exchanges   sync.Map       // topic -> *exchangeNames, so Publish builds no strings
+	batches     sync.Pool      // *batch, reused when every message was resolved
 }
 
 // exchangeNames caches a topic's exchange name and its declaration key.
 type exchangeNames struct{ name, key string }
 
-var _ message.Publisher = (*Publisher)(nil)
+var (
+	_ message.Publisher     = (*Publisher)(nil)
+	_ broker.AsyncPublisher = (*Publisher)(nil)
+)
+
+// AsyncWindow is how many messages given to [Publisher.PublishAsync] may
+// await their confirms at once, over all its channels; PublishAsync blocks
+// while that many are unconfirmed. It matches what one confirm-mode client
+// usually keeps in flight to saturate a single RabbitMQ node.
+const AsyncWindow = 1024
 
 func newPublisher(b *Broker) *Publisher {
-	p := &Publisher{b: b, pool: make(chan *pubChan, b.cfg.PublishChannels)}
+	p := &Publisher{b: b, pool: make(chan *pubChan, b.cfg.PublishChannels), window: make(chan struct{}, AsyncWindow)}
 	p.deadlines.timeout = b.cfg.ConfirmTimeout
 	p.deadlines.grain = max(b.cfg.ConfirmTimeout/16, time.Millisecond)
 	for range b.cfg.PublishChannels {
@@ -193,6 +206,88 @@ func (p *Publisher) publish(ctx context.Context, expire <-chan struct{}, topic, 
 	}
 }
 
+// PublishAsync implements [broker.AsyncPublisher]: it publishes msgs to
+// topic's fanout exchange, as Publish does, on one channel of the pool
+// without waiting for their confirms, which the channel's dispatcher
+// matches to the messages and reports to done as they arrive. At most
+// [AsyncWindow] PublishAsync messages await confirms at once; beyond that
+// PublishAsync waits for a slot, or for ctx. Each message is reported
+// once: nil when RabbitMQ confirmed it, or the error Publish would have
+// returned (nack, return, [ErrBlocked], a lost connection or channel
+// wrapping [broker.ErrDisconnected] for every message still unconfirmed
+// when it died, [Config.ConfirmTimeout] with context.DeadlineExceeded,
+// [broker.ErrClosed], or ctx's error for the messages not sent).
+func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*message.Message, error), msgs ...*message.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	x := p.exchangeOf(topic)
+	call := &asyncCall{p: p, topic: topic, x: x, done: done}
+	failRest := func(rest []*message.Message, err error) {
+		for _, m := range rest {
+			call.fail(m, err)
+		}
+	}
+	if !p.enter() {
+		failRest(msgs, broker.ErrClosed)
+		return
+	}
+	defer p.inflight.Done()
+	if err := p.b.topo.exchangeKeyed(x.name, x.key); err != nil {
+		failRest(msgs, err)
+		return
+	}
+	if reason := p.b.blocked.Load(); reason != nil {
+		failRest(msgs, fmt.Errorf("%w: %s", ErrBlocked, *reason))
+		return
+	}
+	pc, err := p.acquire(ctx, p.deadlines.current())
+	if err != nil {
+		failRest(msgs, err)
+		return
+	}
+	defer func() {
+		clear(pc.headers) // keep no message's headers alive
+		p.pool <- pc
+	}()
+	mandatory := !p.b.cfg.AllowUnroutable
+	expires := time.Now().Add(p.b.cfg.ConfirmTimeout).UnixNano()
+	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			failRest(msgs[i:], err)
+			return
+		}
+		p.unconfirmed.Add(1) // before the slot: report's Done follows it
+		select {
+		case p.window <- struct{}{}:
+		default:
+			// Full: wait for confirms (dispatchers run without this
+			// channel being in the pool) or for ctx.
+			select {
+			case p.window <- struct{}{}:
+			case <-ctx.Done():
+				p.unconfirmed.Done()
+				failRest(msgs[i:], ctx.Err())
+				return
+			}
+		}
+		pub := pc.publishing(m)
+		tag := pc.ch.GetNextPublishSeqNo()
+		if !pc.add(tag, pending{async: call, msg: m, expires: expires, exchange: x.name, id: m.UUID}) {
+			call.report(m, disconnectedErr(amqp091.ErrClosed))
+			failRest(msgs[i+1:], disconnectedErr(amqp091.ErrClosed))
+			return
+		}
+		if _, err := pc.ch.PublishWithDeferredConfirm(x.name, "", mandatory, false, pub); err != nil {
+			if pc.remove(tag) { // else the dispatcher has reported it
+				call.report(m, disconnectedErr(err))
+			}
+			failRest(msgs[i+1:], disconnectedErr(err))
+			return
+		}
+	}
+}
+
 // acquire takes a channel from the pool, replacing it with a fresh one if it
 // is not open yet or was closed (lost connection, channel exception).
 func (p *Publisher) acquire(ctx context.Context, expire <-chan struct{}) (*pubChan, error) {
@@ -243,13 +338,17 @@ func (p *Publisher) open(conn *amqp091.Connection) (*pubChan, error) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		pc.dispatch(confirms, returns, closes)
+		pc.dispatch(confirms, returns, closes, p.deadlines.grain)
 	}()
 	return pc, nil
 }
 
-// Close waits for Publish calls in progress, then closes the channels. Later
-// Publish calls fail with [broker.ErrClosed]. It is idempotent.
+// Close waits for Publish and PublishAsync calls in progress and for the
+// confirms of PublishAsync messages (up to ConfirmTimeout; those still
+// unconfirmed then are reported with an error wrapping
+// [broker.ErrDisconnected] when the channels close), then closes the
+// channels. Later Publish calls fail with [broker.ErrClosed]. It is
+// idempotent.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -259,6 +358,12 @@ func (p *Publisher) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	p.inflight.Wait()
+	drained := make(chan struct{})
+	go func() { p.unconfirmed.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(p.b.cfg.ConfirmTimeout):
+	}
 	for range cap(p.pool) {
 		if pc := <-p.pool; pc != nil {
 			_ = pc.ch.Close()
@@ -290,10 +395,52 @@ type pubChan struct {
 }
 
 type pending struct {
-	batch    *batch
+	batch    *batch     // a Publish call, or nil for PublishAsync
+	async    *asyncCall // a PublishAsync call, or nil for Publish
+	msg      *message.Message
+	expires  int64 // PublishAsync: unix nanoseconds after which it fails
 	exchange string
 	id       string
 	returned *amqp091.Return
+}
+
+// resolve reports p's outcome to its Publish or PublishAsync call.
+func (p pending) resolve(err error) {
+	if p.async != nil {
+		p.async.report(p.msg, err)
+		return
+	}
+	p.batch.resolve(err)
+}
+
+// asyncCall is one PublishAsync call, shared by its messages' pending
+// entries.
+type asyncCall struct {
+	p     *Publisher
+	topic string
+	x     *exchangeNames
+	done  func(*message.Message, error)
+}
+
+// report frees m's window slot and tells the caller; it is called once per
+// message that took a slot.
+func (c *asyncCall) report(m *message.Message, err error) {
+	<-c.p.window
+	c.fail(m, err)
+	c.p.unconfirmed.Done()
+}
+
+// fail tells the caller about m, wrapping err as Publish does.
+func (c *asyncCall) fail(m *message.Message, err error) {
+	if err != nil {
+		var aerr *amqp091.Error
+		if errors.As(err, &aerr) && aerr.Code == amqp091.NotFound {
+			// The exchange was deleted behind our back: declare it next time.
+			c.p.b.topo.declared.Delete(c.x.key)
+		}
+		err = fmt.Errorf("amqp: publish to %q: %w", c.topic, err)
+	}
+	c.done(m, err)
 }
 
 // batch is one Publish call: done (capacity 1) receives once every message
@@ -335,17 +482,42 @@ func (pc *pubChan) isDead() bool {
 	return pc.dead
 }
 
-func (pc *pubChan) remove(tag uint64) {
+// remove unregisters a message whose publishing failed; false means the
+// dispatcher already resolved it (the channel died meanwhile).
+func (pc *pubChan) remove(tag uint64) bool {
 	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	_, ok := pc.pending[tag]
 	delete(pc.pending, tag)
+	return ok
+}
+
+// expire fails the PublishAsync messages whose confirm is overdue
+// (ConfirmTimeout): a late confirm for them is then ignored.
+func (pc *pubChan) expire(now int64) {
+	var late []pending
+	pc.mu.Lock()
+	for tag, p := range pc.pending {
+		if p.async != nil && p.expires < now {
+			late = append(late, p)
+			delete(pc.pending, tag)
+		}
+	}
 	pc.mu.Unlock()
+	for _, p := range late {
+		p.resolve(fmt.Errorf("waiting for confirms: %w", context.DeadlineExceeded))
+	}
 }
 
 // dispatch matches returns and confirms to pending messages until the
 // channel closes, then fails whatever is still pending.
-func (pc *pubChan) dispatch(confirms <-chan amqp091.Confirmation, returns <-chan amqp091.Return, closes <-chan *amqp091.Error) {
+func (pc *pubChan) dispatch(confirms <-chan amqp091.Confirmation, returns <-chan amqp091.Return, closes <-chan *amqp091.Error, sweep time.Duration) {
+	tick := time.NewTicker(sweep)
+	defer tick.Stop()
 	for {
 		select {
+		case now := <-tick.C:
+			pc.expire(now.UnixNano())
 		case r, ok := <-returns:
 			if !ok {
 				returns = nil
@@ -371,7 +543,7 @@ func (pc *pubChan) dispatch(confirms <-chan amqp091.Confirmation, returns <-chan
 			case p.returned != nil && !pc.allowUnroutable:
 				err = fmt.Errorf("%w (exchange %q: %d %s)", ErrUnroutable, p.returned.Exchange, p.returned.ReplyCode, p.returned.ReplyText)
 			}
-			p.batch.resolve(err)
+			p.resolve(err)
 		}
 	}
 }
@@ -402,7 +574,7 @@ func (pc *pubChan) failAll(err error) {
 	pc.dead = true
 	pc.mu.Unlock()
 	for _, p := range pend {
-		p.batch.resolve(err)
+		p.resolve(err)
 	}
 }
 

@@ -31,7 +31,7 @@ func BenchmarkPublish(b *testing.B) {
 	topic := uniqueName(b, "bench")
 	cleanupTopic(b, topic)
 
-	br := newBroker(b, func(c *kafka.Config) { c.Linger = 0 })
+	br := newBroker(b, func(c *kafka.Config) { c.Linger = -1 }) // off, as the raw client below
 	pub := br.Publisher()
 	if err := pub.Publish(topic, newMsg("warm", "up")); err != nil {
 		b.Fatal(err)

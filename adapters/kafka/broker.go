@@ -31,7 +31,7 @@ type Broker struct {
 	adm   *kadm.Client
 	pub   *Publisher
 
-	topicsMu sync.Mutex
+	topicsMu sync.RWMutex
 	topics   map[string]struct{} // topics known to exist
 
 	mu     sync.Mutex

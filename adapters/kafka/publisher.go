@@ -56,47 +56,106 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	// Bound the whole publish, topic creation included: with the broker
-	// down, the admin request alone could otherwise wait far longer.
-	ctx, cancel := context.WithTimeout(context.Background(), p.b.cfg.PublishTimeout)
-	defer cancel()
-	if err := p.b.ensureTopics(ctx, topic); err != nil {
+	// Only topic creation needs a deadline here: every record is bounded
+	// by the client's delivery timeout (PublishTimeout). A context with a
+	// timer per call cost 1000 concurrent publishers timer-lock contention.
+	if err := p.ensureTopic(context.Background(), topic); err != nil {
 		return fmt.Errorf("kafka: publish to %q: %w", topic, err)
 	}
-	return p.produce(ctx, topic, msgs, nil)
+	return p.produce(context.Background(), topic, msgs, nil)
+}
+
+var (
+	_ message.Publisher     = (*Publisher)(nil)
+	_ broker.AsyncPublisher = (*Publisher)(nil)
+)
+
+// PublishAsync implements [broker.AsyncPublisher] with franz-go's
+// asynchronous Produce: each message becomes a record as in Publish and
+// its promise reports the outcome to done, from franz-go's goroutines. It
+// returns once every record is buffered in the client. The window is the
+// client's buffer ([kgo.MaxBufferedRecords], franz-go's default 10000
+// records): Produce blocks while it is full, until ctx is done. ctx is
+// each record's context in franz-go: a record ctx's end catches before it
+// is written to a produce request fails with ctx's error; a record in a
+// request is answered by the broker or fails when
+// [Config.PublishTimeout] (the records' delivery timeout) has passed and
+// failing it is safe for the idempotent producer's sequence numbers.
+func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*message.Message, error), msgs ...*message.Message) {
+	fail := func(rest []*message.Message, err error) {
+		for _, m := range rest {
+			done(m, fmt.Errorf("kafka: publish to %q: %w", topic, err))
+		}
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		fail(msgs, broker.ErrClosed)
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	if err := p.ensureTopic(ctx, topic); err != nil {
+		fail(msgs, err)
+		return
+	}
+	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			fail(msgs[i:], err)
+			return
+		}
+		p.cl.Produce(ctx, toRecord(topic, m, nil), func(_ *kgo.Record, err error) {
+			if err != nil {
+				if errors.Is(err, kerr.UnknownTopicID) {
+					// Not from franz-go's goroutine: purging waits for it.
+					go p.purgeRecreated(topic)
+				}
+				err = fmt.Errorf("kafka: publish to %q: %w", topic, err)
+			}
+			done(m, err)
+		})
+	}
+}
+
+// purgeRecreated handles a topic that was deleted and created again
+// (UNKNOWN_TOPIC_ID: nothing was written): purged from the client and
+// forgotten by the provisioning cache, the next publish (the caller's
+// retry) produces to the new topic instead of failing for ever.
+func (p *Publisher) purgeRecreated(topic string) {
+	p.cl.PurgeTopicsFromProducing(topic)
+	p.b.recreated(topic)
+}
+
+// ensureTopic creates topic if the adapter has not seen it yet, bounded by
+// PublishTimeout as well as ctx.
+func (p *Publisher) ensureTopic(ctx context.Context, topic string) error {
+	if p.b.topicKnown(topic) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.b.cfg.PublishTimeout)
+	defer cancel()
+	return p.b.ensureTopics(ctx, topic)
 }
 
 // produce sends one record per message to topic with extra headers appended,
 // and waits for every acknowledgement.
 func (p *Publisher) produce(ctx context.Context, topic string, msgs []*message.Message, extra []kgo.RecordHeader) error {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		failed int
-		first  error
-	)
-	wg.Add(len(msgs))
-	done := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			failed++
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
-		}
-		wg.Done()
+	w, _ := produceWaits.Get().(*produceWait)
+	if w == nil {
+		w = &produceWait{}
+		w.promise = w.record // one method value per pooled wait, not per call
 	}
+	w.wg.Add(len(msgs))
 	for _, m := range msgs {
-		p.cl.Produce(ctx, toRecord(topic, m, extra), done)
+		p.cl.Produce(ctx, toRecord(topic, m, extra), w.promise)
 	}
-	wg.Wait()
+	w.wg.Wait()
+	failed, first := w.failed, w.first
+	w.failed, w.first = 0, nil
+	produceWaits.Put(w) // every promise has run: nothing refers to w
 	if errors.Is(first, kerr.UnknownTopicID) {
-		// The topic was deleted and created again: nothing was written.
-		// Purged, the next Publish (the caller's retry) produces to the
-		// new topic instead of failing for ever.
-		p.cl.PurgeTopicsFromProducing(topic)
-		p.b.recreated(topic)
+		p.purgeRecreated(topic)
 	}
 	if first != nil {
 		return fmt.Errorf("kafka: publish to %q: %d of %d messages failed: %w", topic, failed, len(msgs), first)
@@ -104,27 +163,65 @@ func (p *Publisher) produce(ctx context.Context, topic string, msgs []*message.M
 	return nil
 }
 
+// produceWait gathers the promises of one produce call. Pooled: a publish
+// of one message then allocates no wait group, mutex or closure.
+type produceWait struct {
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	failed  int
+	first   error
+	promise func(*kgo.Record, error)
+}
+
+var produceWaits sync.Pool
+
+func (w *produceWait) record(_ *kgo.Record, err error) {
+	if err != nil {
+		w.mu.Lock()
+		w.failed++
+		if w.first == nil {
+			w.first = err
+		}
+		w.mu.Unlock()
+	}
+	w.wg.Done()
+}
+
+// toRecord converts m. The header values and the key are copied into one
+// buffer: one allocation instead of one per header.
 func toRecord(topic string, m *message.Message, extra []kgo.RecordHeader) *kgo.Record {
 	r := &kgo.Record{Topic: topic, Value: m.Payload}
-	if k := m.Metadata.Get(header.Key); k != "" {
-		r.Key = []byte(k)
-	}
-	r.Headers = make([]kgo.RecordHeader, 0, len(m.Metadata)+1+len(extra))
+	k := m.Metadata.Get(header.Key)
+	size := len(k)
 	hasID := false
-	for k, v := range m.Metadata {
-		if strings.HasPrefix(k, metadataPrefix) {
+	for name, v := range m.Metadata {
+		if strings.HasPrefix(name, metadataPrefix) || (name == header.ID && v == "") {
 			continue
 		}
-		if k == header.ID {
-			if v == "" {
-				continue
-			}
-			hasID = true
+		hasID = hasID || name == header.ID
+		size += len(v)
+	}
+	if !hasID {
+		size += len(m.UUID)
+	}
+	buf := make([]byte, 0, size)
+	bytesOf := func(v string) []byte {
+		start := len(buf)
+		buf = append(buf, v...)
+		return buf[start:len(buf):len(buf)]
+	}
+	if k != "" {
+		r.Key = bytesOf(k)
+	}
+	r.Headers = make([]kgo.RecordHeader, 0, len(m.Metadata)+1+len(extra))
+	for name, v := range m.Metadata {
+		if strings.HasPrefix(name, metadataPrefix) || (name == header.ID && v == "") {
+			continue
 		}
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: name, Value: bytesOf(v)})
 	}
 	if !hasID && m.UUID != "" {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: header.ID, Value: []byte(m.UUID)})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: header.ID, Value: bytesOf(m.UUID)})
 	}
 	for _, h := range extra {
 		r.Headers = replaceHeader(r.Headers, h)

@@ -39,13 +39,13 @@ func (b *Broker) ensureTopics(ctx context.Context, topics ...string) error {
 		return nil
 	}
 	var unknown []string
-	b.topicsMu.Lock()
+	b.topicsMu.RLock()
 	for _, t := range topics {
 		if _, ok := b.topics[t]; !ok {
 			unknown = append(unknown, t)
 		}
 	}
-	b.topicsMu.Unlock()
+	b.topicsMu.RUnlock()
 	if len(unknown) == 0 {
 		return nil
 	}
@@ -132,6 +132,18 @@ func (b *Broker) lookupTopics(ctx context.Context, topics []string) (map[string]
 		}
 	}
 	return exists, nil
+}
+
+// topicKnown reports whether topic is known to exist (or provisioning is
+// off), without allocating: the publish hot path asks it first.
+func (b *Broker) topicKnown(topic string) bool {
+	if b.cfg.Provision == ProvisionNone {
+		return true
+	}
+	b.topicsMu.RLock()
+	_, ok := b.topics[topic]
+	b.topicsMu.RUnlock()
+	return ok
 }
 
 func (b *Broker) known(topic string) {

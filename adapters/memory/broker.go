@@ -179,7 +179,9 @@ func (b *Broker) register(topicName, group string, provision bool) (*queue, erro
 }
 
 // publish stores one message in every group queue of t, waiting for room.
-func (b *Broker) publish(t *topic, msg *message.Message) error {
+// publish stores msg in t's queues, waiting for room until wait is done
+// (Publish passes the message's context, PublishAsync the caller's).
+func (b *Broker) publish(wait context.Context, t *topic, msg *message.Message) error {
 	s := newSingle(msg) // copied outside the lock
 	var (
 		w    *waiter // while waiting for room
@@ -239,7 +241,7 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 		}
 		t.mu.Unlock()
 		if done == nil {
-			done = msg.Context().Done()
+			done = wait.Done()
 		}
 		select {
 		case <-w.ch:
@@ -247,7 +249,7 @@ func (b *Broker) publish(t *topic, msg *message.Message) error {
 			t.mu.Lock()
 			t.dropWaiter(w, true)
 			t.mu.Unlock()
-			return msg.Context().Err()
+			return wait.Err()
 		case <-b.closing:
 			t.mu.Lock()
 			t.dropWaiter(w, false)

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 
@@ -15,7 +16,10 @@ type Publisher struct {
 	closed atomic.Bool
 }
 
-var _ message.Publisher = (*Publisher)(nil)
+var (
+	_ message.Publisher     = (*Publisher)(nil)
+	_ broker.AsyncPublisher = (*Publisher)(nil)
+)
 
 // Publish stores each message, in order, in the queue of every consumer group
 // registered for topic (see the package doc for a topic with no group yet).
@@ -31,7 +35,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return fmt.Errorf("memory: publish to %q: %w", topic, err)
 	}
 	for _, msg := range msgs {
-		if err := p.b.publish(t, msg); err != nil {
+		if err := p.b.publish(msg.Context(), t, msg); err != nil {
 			return fmt.Errorf("memory: publish to %q: message %s: %w", topic, msg.UUID, err)
 		}
 	}
@@ -43,4 +47,38 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 func (p *Publisher) Close() error {
 	p.closed.Store(true)
 	return nil
+}
+
+// PublishAsync implements [broker.AsyncPublisher]. Storing a message in
+// memory is its confirmation, so each outcome is known before PublishAsync
+// returns and done is called on the caller's goroutine, in order. It
+// waits for room as Publish does, but until ctx (not the message's
+// context) is done: the window is the group queues' buffer_size. After a
+// failure the remaining messages are still attempted, each reported on
+// its own.
+func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*message.Message, error), msgs ...*message.Message) {
+	if p.closed.Load() || p.b.closed.Load() {
+		for _, m := range msgs {
+			done(m, fmt.Errorf("memory: publish to %q: %w", topic, broker.ErrClosed))
+		}
+		return
+	}
+	t, err := p.b.topic(topic)
+	if err != nil {
+		for _, m := range msgs {
+			done(m, fmt.Errorf("memory: publish to %q: %w", topic, err))
+		}
+		return
+	}
+	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			done(m, fmt.Errorf("memory: publish to %q: message %s: %w", topic, m.UUID, err))
+			continue
+		}
+		if err := p.b.publish(ctx, t, m); err != nil {
+			done(m, fmt.Errorf("memory: publish to %q: message %s: %w", topic, m.UUID, err))
+			continue
+		}
+		done(m, nil)
+	}
 }

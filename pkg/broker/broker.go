@@ -91,6 +91,64 @@ type Capabilities struct {
 	PublishCopies bool
 }
 
+// AsyncPublisher is implemented by publishers that can pipeline: one
+// goroutine hands over many messages and learns each one's outcome later,
+// without a goroutine per message and without waiting for each confirm in
+// turn. Publish is the simple form (it waits); PublishAsync is for callers
+// that publish in bulk (importers, relays, replays, benchmarks).
+//
+// Use it through [PublishAsync], which falls back to Publish for a
+// publisher that does not implement it.
+//
+// The outcome of every message is reported exactly once, to done:
+//   - nil means what a nil error from Publish means for that message: the
+//     broker confirmed it (publisher confirm, acks=all, stored in memory);
+//   - an error means it may or may not have been stored, as for Publish:
+//     a nack, an unroutable message, a lost connection or channel
+//     ([ErrDisconnected]), the adapter's confirm or delivery timeout, a
+//     closed publisher ([ErrClosed]), or ctx's error for a message that
+//     ctx's end kept from being sent.
+//
+// Nothing is reported twice or left unreported, including when the
+// connection dies with confirms pending: those are reported with an error.
+type AsyncPublisher interface {
+	// PublishAsync sends msgs to topic, in order, and returns once each
+	// has been handed to the broker client, without waiting for the
+	// broker's answers. It blocks only while the publisher's window of
+	// unconfirmed messages is full (back-pressure; the window is the
+	// adapter's, see its docs) or until ctx is done. Messages ctx's end
+	// kept from being sent are reported to done with ctx's error; once
+	// sent, a message is reported when the broker answers or the
+	// adapter's timeout passes, whatever happens to ctx afterwards.
+	//
+	// done is called exactly once per message, with that message. It may
+	// be called before PublishAsync returns, from another goroutine, and
+	// concurrently for different messages, in any order. It runs on the
+	// adapter's confirm path, so it must be quick and must not block (no
+	// Publish or PublishAsync from inside it: hand the outcome to a
+	// channel or a counter). The caller must not modify a message until
+	// done was called for it.
+	PublishAsync(ctx context.Context, topic string, done func(msg *message.Message, err error), msgs ...*message.Message)
+}
+
+// PublishAsync publishes msgs through pub's [AsyncPublisher] when it has
+// one; otherwise it calls pub.Publish for each message in turn (waiting for
+// each) and reports each outcome to done before returning. Either way done
+// is called exactly once per message.
+func PublishAsync(ctx context.Context, pub message.Publisher, topic string, done func(msg *message.Message, err error), msgs ...*message.Message) {
+	if ap, ok := pub.(AsyncPublisher); ok {
+		ap.PublishAsync(ctx, topic, done, msgs...)
+		return
+	}
+	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			done(m, err)
+			continue
+		}
+		done(m, pub.Publish(topic, m))
+	}
+}
+
 // Delayer is implemented by brokers that can hand a message back to a
 // consumer group after a delay without holding a consumer slot meanwhile.
 type Delayer interface {

@@ -394,6 +394,45 @@ func (s *Service) Publish(ctx context.Context, e event.Event, opts ...PublishOpt
 	return s.send(ctx, e, opts, nil)
 }
 
+// PublishAsync is Publish without waiting for the broker: it encodes e,
+// fills its envelope as Publish does, hands the message to the broker and
+// returns; done is called exactly once with what Publish would have
+// returned. On brokers whose publisher implements [broker.AsyncPublisher]
+// (memory, RabbitMQ, Kafka) one goroutine can so keep many publishes in
+// flight, the broker's window giving back-pressure (PublishAsync blocks
+// while it is full, or until ctx is done); on others it waits, as
+// Publish. done may run on another goroutine, before PublishAsync returns,
+// concurrently with other dones; it must be quick and must not block.
+// With tracing on, the producer span ends when done is called.
+func (s *Service) PublishAsync(ctx context.Context, e event.Event, done func(error), opts ...PublishOption) {
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = s.startProducerSpan(ctx, e, opts)
+	}
+	msg, topic, err := s.newMessage(ctx, e, nil, opts)
+	if err != nil {
+		if span != nil {
+			endProducerSpan(span, err, true)
+		}
+		done(err)
+		return
+	}
+	if span != nil {
+		s.setProducerAttributes(span, msg)
+	}
+	broker.PublishAsync(ctx, s.publisher, topic, func(_ *message.Message, err error) {
+		if err != nil {
+			err = fmt.Errorf("service: publish %s to %q: %w", e.EventType(), topic, err)
+		} else {
+			s.recorder.Published(topic, e.EventType())
+		}
+		if span != nil {
+			endProducerSpan(span, err, true)
+		}
+		done(err)
+	}, msg)
+}
+
 // send builds and publishes e; span, if not nil, is the producer span
 // whose context ctx carries, and gets the message's attributes.
 func (s *Service) send(ctx context.Context, e event.Event, opts []PublishOption, span trace.Span) error {

@@ -34,6 +34,15 @@ func injectTrace(ctx context.Context, env *event.Envelope) {
 // context in ce_traceparent, so the consumer's span is its child, on any
 // broker. A failed publish ends the span with an error status.
 func (s *Service) publishTraced(ctx context.Context, e event.Event, opts []PublishOption) error {
+	ctx, span := s.startProducerSpan(ctx, e, opts)
+	defer span.End()
+	err := s.send(ctx, e, opts, span)
+	endProducerSpan(span, err, false)
+	return err
+}
+
+// startProducerSpan starts the producer span of one publish of e.
+func (s *Service) startProducerSpan(ctx context.Context, e event.Event, opts []PublishOption) (context.Context, trace.Span) {
 	var spec publishSpec
 	for _, o := range opts {
 		o.apply(&spec)
@@ -43,7 +52,7 @@ func (s *Service) publishTraced(ctx context.Context, e event.Event, opts []Publi
 	if s.broker != nil {
 		system = middleware.MessagingSystem(s.broker.Name())
 	}
-	ctx, span := s.tracer.Tracer(middleware.TracerName).Start(ctx, "send "+topic,
+	return s.tracer.Tracer(middleware.TracerName).Start(ctx, "send "+topic,
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
 			semconv.MessagingSystemKey.String(system),
@@ -52,13 +61,17 @@ func (s *Service) publishTraced(ctx context.Context, e event.Event, opts []Publi
 			semconv.MessagingDestinationName(topic),
 			attribute.String(middleware.AttrEventType, e.EventType()),
 		))
-	defer span.End()
-	err := s.send(ctx, e, opts, span)
+}
+
+// endProducerSpan records err on span; with end it also ends it.
+func endProducerSpan(span trace.Span, err error, end bool) {
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
-	return err
+	if end {
+		span.End()
+	}
 }
 
 // setProducerAttributes adds what is known once the message is built.

@@ -18,7 +18,7 @@ import (
 )
 
 var scenarioContenders = map[string][]string{
-	"publish": {"switchyard", "watermill", "raw"},
+	"publish": {"switchyard", "switchyard-async", "watermill", "raw"},
 	"e2e":     {"switchyard", "watermill", "watermill-4mw", "raw"},
 	"latency": {"switchyard", "watermill", "watermill-4mw", "raw"},
 	"overrun": {"switchyard", "watermill", "raw"},
@@ -218,7 +218,13 @@ func (rep *report) med(b, sc, c string) (result, bool) {
 // better), else metric(switchyard)/metric(other): above 1 always means
 // Switchyard did better.
 func (rep *report) ratio(b, sc, other string, metric func(result) float64, inverse bool) float64 {
-	y, ok1 := rep.med(b, sc, "switchyard")
+	return rep.ratioOf(b, sc, "switchyard", other, metric, inverse)
+}
+
+// ratioOf is ratio for one of Switchyard's contenders, mine
+// ("switchyard" or "switchyard-async").
+func (rep *report) ratioOf(b, sc, mine, other string, metric func(result) float64, inverse bool) float64 {
+	y, ok1 := rep.med(b, sc, mine)
 	x, ok2 := rep.med(b, sc, other)
 	if !ok1 || !ok2 {
 		return math.NaN()
@@ -239,6 +245,7 @@ func (rep *report) ratios() []ratioLine {
 	for _, b := range rep.o.brokers {
 		out = append(out,
 			ratioLine{b + ".publish", rep.ratio(b, "publish", "raw", tput, false), rep.ratio(b, "publish", "watermill", tput, false)},
+			ratioLine{b + ".publish-async", rep.ratioOf(b, "publish", "switchyard-async", "raw", tput, false), rep.ratioOf(b, "publish", "switchyard-async", "watermill", tput, false)},
 			ratioLine{b + ".e2e", rep.ratio(b, "e2e", "raw", tput, false), rep.ratio(b, "e2e", "watermill", tput, false)},
 			ratioLine{b + ".e2e-4mw", rep.ratio(b, "e2e", "raw", tput, false), rep.ratio(b, "e2e", "watermill-4mw", tput, false)},
 			ratioLine{b + ".latency-p50", rep.ratio(b, "latency", "raw", p50, true), rep.ratio(b, "latency", "watermill", p50, true)},

@@ -2,10 +2,12 @@
 // raw broker clients, on the same broker in the same run, and reports the
 // results as ratios (see docs/benchmarks.md).
 //
-// Usage:
+// It is in the nested module bench/ (its own go.mod) so that Sarama,
+// watermill-kafka and watermill-amqp, which it measures against, are not
+// requirements of the library. Usage, from bench/:
 //
 //	go run ./cmd/switchyard-bench --brokers memory
-//	go run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs
+//	go run ./cmd/switchyard-bench --brokers memory,amqp,kafka --write-docs ../docs/benchmarks.md
 //
 // For every broker it runs these scenarios, each contender in its own child
 // process (the command re-executes itself with a hidden -child flag) so that

@@ -104,6 +104,12 @@ func newContender(s spec) (contender, error) {
 	switch s.Broker + "/" + s.Contender {
 	case "memory/switchyard":
 		return &symemory{s: s}, nil
+	case "memory/switchyard-async":
+		return &asyncPublisher{&symemory{s: s}}, nil
+	case "amqp/switchyard-async":
+		return &asyncPublisher{&syamqp{s: s}}, nil
+	case "kafka/switchyard-async":
+		return &asyncPublisher{&sykafka{s: s}}, nil
 	case "memory/watermill", "memory/watermill-4mw":
 		return &wmmemory{s: s, mw: s.Contender == "watermill-4mw"}, nil
 	case "memory/raw":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -86,6 +87,51 @@ func (y *syService) start(ctx context.Context, b broker.Broker, s spec, mode con
 
 func (y *syService) publish(ctx context.Context, e *Event) error {
 	return y.svc.Publish(ctx, *e, service.ToTopic(y.topic))
+}
+
+// asyncPublisher is a Switchyard contender that publishes with
+// Service.PublishAsync from one goroutine, keeping at most
+// rawProduceWindow publishes unconfirmed: the same number in flight as
+// the raw clients' streams.
+type asyncPublisher struct {
+	switchyardContender
+}
+
+// switchyardContender is a Switchyard contender on one broker.
+type switchyardContender interface {
+	contender
+	service() *syService
+}
+
+func (y *syService) service() *syService { return y }
+
+func (a *asyncPublisher) publishStream(ctx context.Context, n int, next func(int) *Event) error {
+	y := a.service()
+	sem := make(chan struct{}, rawProduceWindow)
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	done := func(err error) {
+		if err != nil {
+			once.Do(func() { first = err })
+		}
+		<-sem
+		wg.Done()
+	}
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		y.svc.PublishAsync(ctx, *next(i), done, service.ToTopic(y.topic))
+	}
+	wg.Wait()
+	return first
 }
 
 func (y *syService) close() {
