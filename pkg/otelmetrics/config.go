@@ -15,10 +15,11 @@ const (
 	ExporterNone       = "none"
 	ExporterPrometheus = "prometheus"
 	ExporterOTLP       = "otlp"
+	ExporterStdout     = "stdout"
 )
 
 // Exporters lists the allowed values of Config.Exporters.
-var Exporters = []string{ExporterNone, ExporterPrometheus, ExporterOTLP}
+var Exporters = []string{ExporterNone, ExporterPrometheus, ExporterOTLP, ExporterStdout}
 
 // OTLP protocols: the allowed values of OTLP.Protocol.
 const (
@@ -41,9 +42,12 @@ const (
 type Config struct {
 	// Exporters lists where the metrics go: "prometheus" (the operations
 	// server's /metrics, so http.addr must be set), "otlp" (a collector,
-	// see OTLP), both, or "none". Default []: none.
+	// see OTLP), "stdout" (a JSON document per export interval on standard
+	// output, for development), several of them, or "none". Default []:
+	// none.
 	Exporters []string `yaml:"exporters"`
-	// Interval is how often the otlp exporter sends. Default 30s.
+	// Interval is how often the otlp and stdout exporters send. Default
+	// 30s.
 	Interval time.Duration `yaml:"interval"`
 	// ShutdownTimeout bounds the last export when the service stops.
 	// Default 5s.
@@ -59,7 +63,9 @@ type OTLP = otlpconf.Config
 func (c Config) has(e string) bool { return slices.Contains(c.Exporters, e) }
 
 // Enabled reports whether c asks for an exporter.
-func (c Config) Enabled() bool { return c.has(ExporterPrometheus) || c.has(ExporterOTLP) }
+func (c Config) Enabled() bool {
+	return c.has(ExporterPrometheus) || c.has(ExporterOTLP) || c.has(ExporterStdout)
+}
 
 // Prometheus reports whether c asks for the prometheus exporter.
 func (c Config) Prometheus() bool { return c.has(ExporterPrometheus) }

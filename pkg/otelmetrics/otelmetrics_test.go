@@ -1,6 +1,7 @@
 package otelmetrics_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -399,4 +400,36 @@ func attrMap(kvs []attribute.KeyValue) map[string]string {
 		m[string(kv.Key)] = kv.Value.Emit()
 	}
 	return m
+}
+
+// TestStdoutExporterWritesMetrics: exporter stdout writes the instruments
+// as JSON, at the latest when Run returns.
+func TestStdoutExporterWritesMetrics(t *testing.T) {
+	var buf syncBuffer
+	runOrders(t, otelmetrics.With(otelmetrics.Config{Exporters: []string{otelmetrics.ExporterStdout}},
+		otelmetrics.WithServiceName("billing-svc"), otelmetrics.WithWriter(&buf)), nil)
+	out := buf.String()
+	for _, want := range []string{`"messaging.client.consumed.messages"`, `"messaging.process.duration"`, `"billing-svc"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout export lacks %s:\n%.2000s", want, out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the exporter's goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

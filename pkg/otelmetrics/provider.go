@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -25,6 +28,7 @@ type options struct {
 	serviceName string
 	registerer  prometheus.Registerer
 	readers     []sdkmetric.Reader
+	stdout      io.Writer
 }
 
 // WithServiceName sets the service.name resource attribute. Default: the
@@ -39,6 +43,9 @@ func WithServiceName(name string) Option { return func(o *options) { o.serviceNa
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(o *options) { o.registerer = reg }
 }
+
+// WithWriter is where the stdout exporter writes. Default os.Stdout.
+func WithWriter(w io.Writer) Option { return func(o *options) { o.stdout = w } }
 
 // WithReader adds a reader of the caller's own, such as the SDK's
 // sdkmetric.NewManualReader in tests.
@@ -86,6 +93,17 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 		exp, err := otlpExporter(cfg.OTLP)
 		if err != nil {
 			return nil, fmt.Errorf("metrics: otlp exporter: %w", err)
+		}
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.Interval))))
+	}
+	if cfg.has(ExporterStdout) {
+		w := o.stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		exp, err := stdoutmetric.New(stdoutmetric.WithWriter(w))
+		if err != nil {
+			return nil, fmt.Errorf("metrics: stdout exporter: %w", err)
 		}
 		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.Interval))))
 	}
