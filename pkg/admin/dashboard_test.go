@@ -240,7 +240,7 @@ func TestDashboard(t *testing.T) {
 				`document.querySelector("#confirm").open && document.querySelector("#confirm-title").textContent === "Replay 1 dead letter?" && document.activeElement.id === "confirm-ok"`, long)
 			do(t, ctx, "cancel with Escape", chromedp.KeyEvent(kb.Escape))
 			waitPage(t, ctx, "the dialog closed, nothing replayed",
-				`!document.querySelector("#confirm").open && document.querySelector("#status").textContent === "Replay cancelled."`, long)
+				`!document.querySelector("#confirm").open && document.querySelector("#dl-result").textContent === "Replay cancelled."`, long)
 			if n := s.reserved.Load(); n != 5 {
 				t.Fatalf("after a cancelled replay inventory.reserve handled %d orders, want 5", n)
 			}
@@ -251,7 +251,7 @@ func TestDashboard(t *testing.T) {
 			do(t, ctx, "confirm with Enter", chromedp.KeyEvent(kb.Enter))
 			waitUntil(t, "the replayed order handled", long, func() bool { return s.reserved.Load() == 6 && s.notified.Load() == 6 })
 			waitPage(t, ctx, "the list empty",
-				rowsOf+`.length === 0 && document.querySelector("#letters tbody td.empty") !== null && document.querySelector("#status").textContent.startsWith("Replayed 1 dead letter")`, long)
+				rowsOf+`.length === 0 && document.querySelector("#letters tbody td.empty") !== null && document.querySelector("#dl-result").textContent.startsWith("Replayed 1 dead letter")`, long)
 
 			// Purge: gone without being handled.
 			s.broken.Store(true)
@@ -261,7 +261,7 @@ func TestDashboard(t *testing.T) {
 			waitPage(t, ctx, "the purge confirmation", `document.querySelector("#confirm").open && document.querySelector("#confirm-text").textContent.startsWith("Purge 1 dead letter of ")`, long)
 			do(t, ctx, "confirm by clicking", chromedp.Click(chromedp.ID("confirm-ok")))
 			waitPage(t, ctx, "the list empty after the purge",
-				rowsOf+`.length === 0 && document.querySelector("#status").textContent === "Purged 1 dead letter."`, long)
+				rowsOf+`.length === 0 && document.querySelector("#dl-result").textContent === "Purged 1 dead letter."`, long)
 			s.broken.Store(false)
 			if n := s.reserved.Load(); n != 6 {
 				t.Errorf("after the purge inventory.reserve handled %d orders, want 6 (a purged dead letter is not handled)", n)

@@ -70,6 +70,14 @@ function setStatus(text, isError) {
   s.classList.toggle("error", !!isError);
 }
 
+// setResult says how the last replay or purge went, in the dead-letter
+// view, where the periodic refresh does not overwrite it.
+function setResult(text, isError) {
+  const r = $("dl-result");
+  r.textContent = text || "";
+  r.classList.toggle("error", !!isError);
+}
+
 function decodePayload(b64) {
   if (!b64) return "";
   try {
@@ -280,7 +288,7 @@ async function loadGraph() {
   try {
     g = await api("/admin/graph");
   } catch (e) {
-    setStatus("Graph: " + e.message, true);
+    $("graph").replaceChildren(el("p", { class: "error", text: "Cannot read the graph: " + e.message }));
     return;
   }
   $("graph").replaceChildren(drawGraph(g));
@@ -484,7 +492,7 @@ async function showLetter(id) {
   try {
     l = await api("/admin/dlq/letter?" + new URLSearchParams({ group: state.group, id }));
   } catch (e) {
-    setStatus("Dead letter " + id + ": " + e.message, true);
+    setResult("Dead letter " + id + ": " + e.message, true);
     return;
   }
   state.selected = id;
@@ -537,11 +545,11 @@ async function drain(replay) {
   state.busy = true;
   $("dl-replay").disabled = $("dl-purge").disabled = true;
   try {
-    setStatus("Counting what " + verb.toLowerCase() + " would take (dry run)…");
+    setResult("Counting what " + verb.toLowerCase() + " would take (dry run)…");
     const dry = await api("/admin/dlq/" + verb.toLowerCase(), { ...body, dry_run: true });
-    setStatus("");
+    setResult("");
     if (dry.count === 0) {
-      setStatus("No dead letter matches: nothing to " + verb.toLowerCase() + ".");
+      setResult("No dead letter matches: nothing to " + verb.toLowerCase() + ".");
       return;
     }
     const what = dry.count + " dead letter" + (dry.count === 1 ? "" : "s") + " of " + dry.topic;
@@ -549,17 +557,17 @@ async function drain(replay) {
       ? "Replay " + what + " to the consumer group that gave up on them? They leave the dead-letter topic."
       : "Purge " + what + "? They are deleted for good.";
     if (!(await confirmDialog(verb + " " + dry.count + " dead letter" + (dry.count === 1 ? "" : "s") + "?", text, dry.ids || []))) {
-      setStatus(verb + " cancelled.");
+      setResult(verb + " cancelled.");
       return;
     }
-    setStatus(verb + " running…");
+    setResult(verb + " running…");
     const res = await api("/admin/dlq/" + verb.toLowerCase(), body);
     let msg = (replay ? "Replayed " : "Purged ") + res.count + " dead letter" + (res.count === 1 ? "" : "s") + ".";
     const left = res.left_not_reached + (res.left_without_original_topic || 0);
     if (left) msg += " " + left + " left (in flight, behind another key, or without an original topic): try again.";
-    setStatus(msg);
+    setResult(msg);
   } catch (e) {
-    setStatus(verb + " failed: " + e.message, true);
+    setResult(verb + " failed: " + e.message, true);
   } finally {
     state.busy = false;
     button.focus();
