@@ -243,11 +243,14 @@ function renderHandlers() {
     el("td", { class: "mono", text: h.Topic }),
     el("td", { class: "mono", text: h.EventType }),
     el("td", { class: "num", text: String(h.Concurrency) }),
-    el("td", { text: h.Order }),
-    el("td", { text: h.Retry }),
     el("td", { class: "num", text: String(h.MaxAttempts) }),
-    el("td", { text: h.DeadLetter })));
-  body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 9, class: "empty", text: "No handlers registered." }))]));
+    el("td", { class: "semantics" },
+      el("dl", {},
+        el("dt", { text: "delivery" }), el("dd", { text: h.Delivery || "–" }),
+        el("dt", { text: "order" }), el("dd", { text: h.Order || "–" }),
+        el("dt", { text: "retry" }), el("dd", { text: h.Retry || "–" }),
+        el("dt", { text: "dead letters" }), el("dd", { text: h.DeadLetter || "–" })))));
+  body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 7, class: "empty", text: "No handlers registered." }))]));
 }
 
 function renderGroups() {
