@@ -236,6 +236,7 @@ func TestDashboard(t *testing.T) {
 
 			// Replay: the dialog shows the dry run's count; Escape cancels.
 			s.broken.Store(false)
+			waitPage(t, ctx, "Replay enabled", `!document.querySelector("#dl-replay").disabled`, long)
 			do(t, ctx, "press Replay", chromedp.Click(chromedp.ID("dl-replay")))
 			waitPage(t, ctx, "the confirmation with the dry-run count",
 				`document.querySelector("#confirm").open && document.querySelector("#confirm-title").textContent === "Replay 1 dead letter?" && document.activeElement.id === "confirm-ok"`, long)
@@ -247,6 +248,7 @@ func TestDashboard(t *testing.T) {
 			}
 			waitPage(t, ctx, "the dead letter still listed", rowsOf+`.length === 1`, long)
 
+			waitPage(t, ctx, "Replay enabled again", `!document.querySelector("#dl-replay").disabled`, long)
 			do(t, ctx, "press Replay again", chromedp.Click(chromedp.ID("dl-replay")))
 			waitPage(t, ctx, "the confirmation", `document.querySelector("#confirm").open && document.activeElement.id === "confirm-ok"`, long)
 			do(t, ctx, "confirm with Enter", chromedp.KeyEvent(kb.Enter))
@@ -258,6 +260,7 @@ func TestDashboard(t *testing.T) {
 			s.broken.Store(true)
 			s.order(t, "bad-2")
 			waitPage(t, ctx, "a second dead letter", rowsOf+`.length === 1`, long)
+			waitPage(t, ctx, "Purge enabled", `!document.querySelector("#dl-purge").disabled`, long)
 			do(t, ctx, "press Purge", chromedp.Click(chromedp.ID("dl-purge")))
 			waitPage(t, ctx, "the purge confirmation", `document.querySelector("#confirm").open && document.querySelector("#confirm-text").textContent.startsWith("Purge 1 dead letter of ")`, long)
 			do(t, ctx, "confirm by clicking", chromedp.Click(chromedp.ID("confirm-ok")))

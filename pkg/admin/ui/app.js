@@ -189,7 +189,9 @@ async function refreshOverview() {
     state.subs = s.subscriptions || [];
     renderStats(st);
     renderHandlers();
-    await refreshDeadLetterCounts();
+    // A listing browses the dead-letter topics, which on RabbitMQ holds
+    // their messages for a moment: none while a replay or purge runs.
+    if (!state.busy) await refreshDeadLetterCounts();
     renderGroups();
     renderGroupSelect();
     if (!state.busy) setStatus("Updated " + new Date().toLocaleTimeString());
@@ -450,7 +452,6 @@ async function refreshLetters() {
   clearTimeout(state.timers.letters);
   if (currentView() !== "deadletters") return;
   const g = state.group;
-  const canWrite = state.info && state.info.write;
   if (!g) {
     $("dl-summary").textContent = "No consumer groups yet.";
   } else if (!state.busy) {
@@ -464,10 +465,16 @@ async function refreshLetters() {
       if (e.status !== 401) $("dl-summary").textContent = "Cannot list dead letters: " + e.message;
     }
   }
-  const empty = state.letters.length === 0;
-  $("dl-replay").disabled = !canWrite || state.busy || empty;
-  $("dl-purge").disabled = !canWrite || state.busy || empty;
+  updateButtons();
   if (sessionStorage.getItem(TOKEN_KEY)) state.timers.letters = setTimeout(refreshLetters, LETTERS_EVERY_MS);
+}
+
+// updateButtons enables Replay and Purge when the API allows writes, none
+// is running and the list shows dead letters.
+function updateButtons() {
+  const off = !(state.info && state.info.write) || state.busy || state.letters.length === 0;
+  $("dl-replay").disabled = off;
+  $("dl-purge").disabled = off;
 }
 
 function renderLetters(summary) {
@@ -541,18 +548,33 @@ function confirmDialog(title, text, ids) {
   });
 }
 
+// run posts a replay or purge. A run that reached none of the dead letters
+// it saw (held for a moment elsewhere: a listing's browse, another
+// operator) did nothing, so it is tried again, a few times.
+async function run(path, body) {
+  let res;
+  for (let i = 0; i < 4; i++) {
+    res = await api(path, body);
+    if (res.count > 0 || !res.left_not_reached) return res;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return res;
+}
+
 async function drain(replay) {
   const verb = replay ? "Replay" : "Purge";
   const button = $(replay ? "dl-replay" : "dl-purge");
   const body = { group: state.group, filter: filter() };
   state.busy = true;
-  $("dl-replay").disabled = $("dl-purge").disabled = true;
+  updateButtons();
   try {
     setResult("Counting what " + verb.toLowerCase() + " would take (dry run)…");
-    const dry = await api("/admin/dlq/" + verb.toLowerCase(), { ...body, dry_run: true });
+    const dry = await run("/admin/dlq/" + verb.toLowerCase(), { ...body, dry_run: true });
     setResult("");
     if (dry.count === 0) {
-      setResult("No dead letter matches: nothing to " + verb.toLowerCase() + ".");
+      setResult(dry.left_not_reached
+        ? dry.left_not_reached + " dead letter(s) could not be reached (held elsewhere): try again."
+        : "No dead letter matches: nothing to " + verb.toLowerCase() + ".");
       return;
     }
     const what = dry.count + " dead letter" + (dry.count === 1 ? "" : "s") + " of " + dry.topic;
@@ -564,7 +586,7 @@ async function drain(replay) {
       return;
     }
     setResult(verb + " running…");
-    const res = await api("/admin/dlq/" + verb.toLowerCase(), body);
+    const res = await run("/admin/dlq/" + verb.toLowerCase(), body);
     let msg = (replay ? "Replayed " : "Purged ") + res.count + " dead letter" + (res.count === 1 ? "" : "s") + ".";
     const left = res.left_not_reached + (res.left_without_original_topic || 0);
     if (left) msg += " " + left + " left (in flight, behind another key, or without an original topic): try again.";
@@ -573,6 +595,7 @@ async function drain(replay) {
     setResult(verb + " failed: " + e.message, true);
   } finally {
     state.busy = false;
+    updateButtons();
     button.focus();
     refreshLetters();
   }
