@@ -259,9 +259,9 @@ function renderGroups() {
   const body = $("groups").tBodies[0];
   const rows = state.subs.map((s) => {
     let backlog = "–";
-    if (s.Backlog) {
-      backlog = fmtNum(s.Backlog.Messages);
-      const parts = s.Backlog.Partitions ? Object.keys(s.Backlog.Partitions).length : 0;
+    if (s.backlog) {
+      backlog = fmtNum(s.backlog.Messages);
+      const parts = s.backlog.Partitions ? Object.keys(s.backlog.Partitions).length : 0;
       if (parts) backlog += " over " + parts + " partition" + (parts === 1 ? "" : "s");
     }
     const dl = state.dlCounts[s.Group];
