@@ -3,7 +3,8 @@
 # start what is stopped (all three servers when no name is given), wait until
 # each really answers (Kafka: until a consumer group can join and commit),
 # then write .work/env with the SWITCHYARD_TEST_* exports the integration
-# tests read. Idempotent: a second run restarts nothing.
+# tests read. It also installs Debian's chromium when missing, the browser
+# of the dashboard's tests. Idempotent: a second run restarts nothing.
 #
 # A server these scripts did not start that already answers on a port is
 # used as it is (the log says so) and never stopped or restarted. To run a
@@ -19,6 +20,9 @@ names=("$@")
 for n in "${names[@]}"; do load_service "$n"; done
 
 start=$SECONDS
+# shellcheck source=lib/chromium.sh
+. "$REPO/scripts/lib/chromium.sh"
+chromium_install
 for n in "${names[@]}"; do "${n}_start"; done
 write_env
 log "up in $((SECONDS - start))s; environment in ${WORK#"$REPO"/}/env:"

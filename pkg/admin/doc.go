@@ -13,6 +13,13 @@
 // the operations that change something (replay, purge, release) are POSTs,
 // refused with 403 unless http.admin.write is true.
 //
+// # Dashboard
+//
+// Under [UIPrefix] (/admin/ui/) the same handler serves a web dashboard:
+// static HTML, CSS and JavaScript embedded from ui/, served without the
+// token because they hold no data. The page asks for the token and calls
+// the JSON API with it; /admin/info and /admin/graph exist for it.
+//
 // [Client] is the Go client of the API; the operator CLI uses it for
 // `switchyard --service URL dlq ...`.
 package admin

@@ -64,6 +64,10 @@ func New(cfg Config, svc func() *service.Service, opts ...Option) http.Handler {
 	m.HandleFunc("POST /admin/dlq/replay", h.write(h.drain(true)))
 	m.HandleFunc("POST /admin/dlq/purge", h.write(h.drain(false)))
 	m.HandleFunc("POST /admin/dlq/release", h.write(h.release))
+	m.HandleFunc("GET /admin/info", h.read(h.info))
+	m.HandleFunc("GET /admin/graph", h.read(h.graphJSON))
+	m.Handle("GET "+UIPrefix, dashboard())
+	m.Handle("GET /admin/ui", http.RedirectHandler(UIPrefix, http.StatusMovedPermanently))
 	m.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		if !h.authorized(w, r) {
 			return
