@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/pkg/dlq"
 	"github.com/switchyard-go/switchyard/pkg/park"
+	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
 // ErrUnauthorized is returned by [Client] when the API refused the token
@@ -124,6 +125,27 @@ func (e *statusError) Unwrap() error { return e.kind }
 func (c *Client) Handlers(ctx context.Context) (Handlers, error) {
 	var out Handlers
 	return out, c.do(ctx, http.MethodGet, "handlers", nil, nil, &out)
+}
+
+// Flow returns every handler's pause switch and breaker state (GET
+// /admin/flow).
+func (c *Client) Flow(ctx context.Context) ([]service.FlowState, error) {
+	var out []service.FlowState
+	return out, c.do(ctx, http.MethodGet, "flow", nil, nil, &out)
+}
+
+// Pause stops the named handler taking messages until Resume (needs
+// http.admin.write).
+func (c *Client) Pause(ctx context.Context, handler string) (service.FlowState, error) {
+	var out service.FlowState
+	return out, c.do(ctx, http.MethodPost, "handlers/"+handler+"/pause", nil, nil, &out)
+}
+
+// Resume lets a paused handler take messages again (needs
+// http.admin.write).
+func (c *Client) Resume(ctx context.Context, handler string) (service.FlowState, error) {
+	var out service.FlowState
+	return out, c.do(ctx, http.MethodPost, "handlers/"+handler+"/resume", nil, nil, &out)
 }
 
 // Subscriptions returns the service's subscriptions and their state.

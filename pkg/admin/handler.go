@@ -64,6 +64,9 @@ func New(cfg Config, svc func() *service.Service, opts ...Option) http.Handler {
 	m.HandleFunc("POST /admin/dlq/replay", h.write(h.drain(true)))
 	m.HandleFunc("POST /admin/dlq/purge", h.write(h.drain(false)))
 	m.HandleFunc("POST /admin/dlq/release", h.write(h.release))
+	m.HandleFunc("GET /admin/flow", h.read(h.flow))
+	m.HandleFunc("POST /admin/handlers/{name}/pause", h.write(h.pause(true)))
+	m.HandleFunc("POST /admin/handlers/{name}/resume", h.write(h.pause(false)))
 	m.HandleFunc("GET /admin/info", h.read(h.info))
 	m.HandleFunc("GET /admin/graph", h.read(h.graphJSON))
 	m.Handle("GET "+UIPrefix, dashboard())
@@ -112,7 +115,7 @@ func (h *handler) write(e endpoint) http.HandlerFunc {
 			return
 		}
 		if !h.cfg.Write {
-			fail(w, http.StatusForbidden, errors.New("admin: read-only: set http.admin.write: true to allow replay, purge and release"))
+			fail(w, http.StatusForbidden, errors.New("admin: read-only: set http.admin.write: true to allow replay, purge, release, pause and resume"))
 			return
 		}
 		h.serve(w, r, e)
@@ -160,7 +163,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, dlq.ErrInvalidOption), errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, dlq.ErrNotFound):
+	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, errNoHandler):
 		return http.StatusNotFound
 	case errors.Is(err, dlq.ErrNoBrowser), errors.Is(err, dlq.ErrNoKeys):
 		return http.StatusNotImplemented
@@ -171,6 +174,9 @@ func statusOf(err error) int {
 }
 
 var errBadRequest = errors.New("admin: bad request")
+
+// errNoHandler: a pause or resume named no registered handler.
+var errNoHandler = errors.New("admin: no such handler")
 
 func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
@@ -426,6 +432,33 @@ type ReleaseRequest struct {
 	// service's namespace); Key the parked key.
 	Group string `json:"group"`
 	Key   string `json:"key"`
+}
+
+// flow is every handler's pause switch and breaker state (GET /admin/flow).
+func (h *handler) flow(_ *http.Request, svc *service.Service) (any, error) {
+	return svc.Flow(), nil
+}
+
+// pause pauses or resumes the handler the path names (POST
+// /admin/handlers/{name}/pause|resume) and answers its new flow state.
+func (h *handler) pause(paused bool) endpoint {
+	return func(r *http.Request, svc *service.Service) (any, error) {
+		name := r.PathValue("name")
+		set := svc.Resume
+		if paused {
+			set = svc.Pause
+		}
+		if err := set(name); err != nil {
+			return nil, fmt.Errorf("%w: %w", errNoHandler, err)
+		}
+		h.logger.Info("admin: handler paused or resumed", slog.String("handler", name), slog.Bool("paused", paused))
+		for _, f := range svc.Flow() {
+			if f.Handler == name {
+				return f, nil
+			}
+		}
+		return nil, nil
+	}
 }
 
 func (h *handler) release(r *http.Request, svc *service.Service) (any, error) {
