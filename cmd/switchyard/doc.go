@@ -30,6 +30,8 @@
 //
 //	switchyard --service http://127.0.0.1:9090 --token "$T" dlq list --group inventory
 //	switchyard --service http://127.0.0.1:9090 --token "$T" dlq release --group inventory --key 42
+//	switchyard --service http://127.0.0.1:9090 --token "$T" handler pause|resume inventory.reserve
+//	switchyard --service http://127.0.0.1:9090 --token "$T" handler list
 //
 //	switchyard dlq list --group inventory [--messages]
 //	switchyard dlq show --group inventory --id ID

@@ -160,3 +160,61 @@ func TestDLQParkedAndRelease(t *testing.T) {
 		t.Fatalf("release without --key: exit %d", r.code)
 	}
 }
+
+// handler pause, list and resume act on a running service through
+// --service: a message published while paused waits until the resume.
+func TestHandlerPauseListResume(t *testing.T) {
+	b := newBroker(t)
+	srv, err := ops.New(ops.Config{Addr: "127.0.0.1:0", Admin: admin.Config{Enabled: true, Token: testToken, Write: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(shared{b}, srv.Option())
+	var handled atomic.Int32
+	if err := service.Handle(svc, "inventory.reserve", func(ctx context.Context, e placed) error {
+		handled.Add(1)
+		return nil
+	}, service.Group("inventory")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	<-svc.Ready()
+	target := []string{"--service", "http://" + srv.Addr(), "--token", testToken}
+
+	r := cli(t, "", append(target, "handler", "pause", "inventory.reserve")...)
+	mustOK(t, r)
+	if !strings.Contains(r.stdout, `paused handler "inventory.reserve"`) {
+		t.Fatalf("pause: %s", r.stdout)
+	}
+	r = cli(t, "", append(target, "handler", "list")...)
+	mustOK(t, r)
+	if !strings.Contains(r.stdout, "inventory.reserve") || !strings.Contains(r.stdout, "true") {
+		t.Fatalf("list while paused:\n%s", r.stdout)
+	}
+	if err := svc.Publish(context.Background(), placed{OrderID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing to wait on for "not handled": give a handler that ignored the
+	// pause a moment to run.
+	time.Sleep(200 * time.Millisecond)
+	if n := handled.Load(); n != 0 {
+		t.Fatalf("handled %d while paused", n)
+	}
+	mustOK(t, cli(t, "", append(target, "handler", "resume", "inventory.reserve")...))
+	waitFor(t, func() bool { return handled.Load() == 1 })
+
+	if r := cli(t, "", append(target, "handler", "pause", "inventory.reserv")...); r.code != exitFailure || !strings.Contains(r.stderr, "inventory.reserve") {
+		t.Errorf("pause of an unknown handler: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := cli(t, "", "handler", "list"); r.code != exitUsage || !strings.Contains(r.stderr, "--service") {
+		t.Errorf("handler list without --service: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

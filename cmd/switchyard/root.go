@@ -163,7 +163,7 @@ configuration, 130 interrupted.`,
 	pf.BoolVar(&a.json, "json", false, "machine-readable output: JSON on stdout")
 	pf.StringVar(&a.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	root.AddCommand(a.configCmd(), a.dlqCmd(), a.publishCmd(), a.tailCmd(), a.graphCmd())
-	root.AddCommand(a.outboxCmd())
+	root.AddCommand(a.outboxCmd(), a.handlerCmd())
 	return root
 }
 

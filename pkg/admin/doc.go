@@ -11,8 +11,8 @@
 // Every request needs "Authorization: Bearer <token>" with the configured
 // token: without one the answer is 401, with another 403. Reads are GETs;
 // the operations that change something (replay, purge, release, pause and
-// resume of a handler) are POSTs,
-// refused with 403 unless http.admin.write is true.
+// resume of a handler) are POSTs, refused with 403 unless
+// http.admin.write is true.
 //
 // # Dashboard
 //
