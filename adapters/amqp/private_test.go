@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,11 +241,15 @@ ssl_cert_login_from = common_name
 		if err := b.Provision(ctx, topic, "g"); err != nil {
 			t.Fatal(err)
 		}
-		const total, perCall = 20000, 500
+		// Publish until the connection is closed, so that confirms are
+		// pending whenever rabbitmqctl gets to it (it takes a second or
+		// two; a fixed batch was all confirmed by then on an idle machine).
+		const perCall, limit = 500, 2_000_000
 		var (
 			mu       sync.Mutex
 			outcome  = map[string]error{}
-			reported = make(chan struct{}, total)
+			reported atomic.Int64
+			changed  = make(chan struct{}, 1)
 		)
 		done := func(m *message.Message, err error) {
 			mu.Lock()
@@ -253,22 +258,37 @@ ssl_cert_login_from = common_name
 			}
 			outcome[m.UUID] = err
 			mu.Unlock()
-			reported <- struct{}{}
+			reported.Add(1)
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
 		}
-		published := make(chan struct{})
+		waitReported := func(n int64, what string) {
+			t.Helper()
+			for reported.Load() < n {
+				select {
+				case <-changed:
+				case <-ctx.Done():
+					t.Fatalf("%d of %d publishes reported: %s", reported.Load(), n, what)
+				}
+			}
+		}
+		stop, published := make(chan struct{}), make(chan struct{})
+		var issued atomic.Int64
 		go func() {
 			defer close(published)
-			for range total / perCall {
+			for issued.Load() < limit {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				b.Publisher().(broker.AsyncPublisher).PublishAsync(ctx, topic, done, newMessages(perCall, "async")...)
+				issued.Add(perCall)
 			}
 		}()
-		for range 2000 { // some confirmed, many pending
-			select {
-			case <-reported:
-			case <-ctx.Done():
-				t.Fatal("no confirms before the kill")
-			}
-		}
+		waitReported(2000, "no confirms before the kill") // some confirmed, many pending
 		out, err := exec.Command(s.Rabbitmqctl(), "list_connections", "-q", "--no-table-headers", "pid", "client_properties").CombinedOutput()
 		if err != nil {
 			t.Fatalf("rabbitmqctl list_connections: %v: %s", err, out)
@@ -284,14 +304,9 @@ ssl_cert_login_from = common_name
 		if killed == 0 {
 			t.Fatalf("no connection named %s", name)
 		}
-		for n := 2000; n < total; n++ {
-			select {
-			case <-reported:
-			case <-ctx.Done():
-				t.Fatalf("%d of %d publishes reported: the rest were never answered", n, total)
-			}
-		}
+		close(stop)
 		<-published
+		waitReported(issued.Load(), "the rest were never answered")
 		confirmed, disconnected := 0, 0
 		mu.Lock()
 		for id, err := range outcome {
