@@ -126,7 +126,7 @@ func TestPublishAsyncReportsEveryRecordWhenTheBrokerStops(t *testing.T) {
 
 	// Publish until a failure is seen (the stop caught records in flight),
 	// so the test does not depend on how long the stop takes.
-	const perCall, maxCalls = 500, 1000
+	const perCall, maxCalls = 500, 10000 // a cap the stop cannot outlast
 	o := newAsyncOutcomes(t, perCall*maxCalls)
 	var failedSeen atomic.Bool
 	done := func(m *message.Message, err error) {
