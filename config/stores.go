@@ -34,7 +34,7 @@ func (c Config) storeOptions(logger *slog.Logger) []service.Option {
 	case StoreMemory:
 		store, err := idempotency.NewMemory(idempotency.MemoryConfig{MaxEntries: idem.MaxEntries, TTL: idem.TTL})
 		if err != nil {
-			return append(opts, service.WithCompanion(failed{fmt.Errorf("config: idempotency: %w", err)}))
+			return append(opts, service.WithStartError(fmt.Errorf("config: idempotency: %w", err)))
 		}
 		opts = append(opts, service.WithIdempotency(store, idemOpts...))
 	case StorePostgres:
@@ -222,10 +222,3 @@ func (l *lateStore) Release(ctx context.Context, key, token string) error {
 	}
 	return s.Release(ctx, key, token)
 }
-
-// failed is the companion of a setting that could not be built: Run
-// returns its error before subscribing anything.
-type failed struct{ err error }
-
-func (f failed) Start(context.Context, *service.Service) error { return f.err }
-func (f failed) Stop(context.Context) error                    { return nil }

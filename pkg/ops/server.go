@@ -99,7 +99,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 func With(cfg Config, opts ...Option) service.Option {
 	s, err := New(cfg, opts...)
 	if err != nil {
-		return service.WithCompanion(failed{err})
+		return service.WithStartError(err)
 	}
 	return s.Option()
 }
@@ -196,13 +196,6 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.srv, s.ln, s.done = nil, nil, nil
 	return err
 }
-
-// failed is the companion of a server that could not be created: it fails
-// Run with the reason.
-type failed struct{ err error }
-
-func (f failed) Start(context.Context, *service.Service) error { return f.err }
-func (f failed) Stop(context.Context) error                    { return nil }
 
 // slogPrinter adapts a logger to promhttp's error log.
 type slogPrinter struct{ l *slog.Logger }

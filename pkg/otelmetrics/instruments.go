@@ -66,7 +66,7 @@ func Instrument(mp metric.MeterProvider) service.Option {
 	return func(s *service.Service) {
 		in, err := newInstruments(mp, s)
 		if err != nil {
-			service.WithCompanion(failed{err})(s)
+			service.WithStartError(err)(s)
 			return
 		}
 		service.WithRecorder(in)(s)

@@ -26,6 +26,18 @@ func WithCompanion(c Companion) Option {
 	return func(s *Service) { s.companions = append(s.companions, c) }
 }
 
+// WithStartError makes Run return err before it subscribes anything: the
+// option of a constructor that could not build what it was asked for (an
+// operations server on a bad address, an exporter it cannot make), so the
+// error surfaces where the service starts rather than being lost.
+func WithStartError(err error) Option { return WithCompanion(startError{err}) }
+
+// startError is the companion of WithStartError.
+type startError struct{ err error }
+
+func (e startError) Start(context.Context, *Service) error { return e.err }
+func (e startError) Stop(context.Context) error            { return nil }
+
 // ShuttingDown reports whether Run is shutting down (intake stopped,
 // in-flight handlers finishing) and why: the cause of Run's cancelled
 // context, or the error of the subscription that died. It is false before

@@ -86,4 +86,11 @@ func TestCompanionStartsBeforeSubscribingAndStopsAfterShutdown(t *testing.T) {
 	if len(failing.events) != 1 {
 		t.Errorf("a companion that failed to start was stopped: %v", failing.events)
 	}
+
+	// WithStartError: the option of a constructor that failed does the same.
+	svc = service.New(b, service.WithStartError(errors.New("bad exporter")))
+	_ = service.Handle(svc, "h", func(context.Context, orderPlaced) error { return nil })
+	if err := svc.Run(context.Background()); err == nil || err.Error() != "service: start companion: bad exporter" {
+		t.Fatalf("Run with WithStartError = %v", err)
+	}
 }

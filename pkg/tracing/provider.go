@@ -132,15 +132,9 @@ func With(cfg Config, opts ...Option) service.Option {
 	p, err := New(cfg, opts...)
 	switch {
 	case err != nil:
-		return service.WithCompanion(failed{err})
+		return service.WithStartError(err)
 	case p == nil:
 		return func(*service.Service) {}
 	}
 	return p.Option()
 }
-
-// failed is the companion of a provider that could not be built.
-type failed struct{ err error }
-
-func (f failed) Start(context.Context, *service.Service) error { return f.err }
-func (f failed) Stop(context.Context) error                    { return nil }
