@@ -401,7 +401,10 @@ func describeBatch(h *handler) string {
 		return "none"
 	}
 	p := h.policy
-	_, prefetch := batchSubscription(p)
-	return fmt.Sprintf("up to %d messages, or what arrived within %s of the first; %d batch(es) at once; at most one message of a key per batch; prefetch %d",
+	prefetch := "the adapter's"
+	if _, n := batchSubscription(p); n > 0 {
+		prefetch = fmt.Sprint(n)
+	}
+	return fmt.Sprintf("up to %d messages, or what arrived within %s of the first; %d batch(es) at once; at most one message of a key per batch; prefetch %s",
 		p.Batch.Size, p.Batch.Window, p.Concurrency, prefetch)
 }
