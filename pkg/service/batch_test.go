@@ -530,3 +530,38 @@ func TestHandleBatchReport(t *testing.T) {
 		}
 	}
 }
+
+// A batch that outlives the shutdown timeout has its context cancelled;
+// its items are nacked, not dead-lettered, and a new instance handles them.
+func TestHandleBatchShutdownTimeoutNacksTheBatch(t *testing.T) {
+	b := newBroker(t)
+	entered := make(chan struct{}, 1)
+	first := service.New(b, service.WithShutdownTimeout(100*time.Millisecond))
+	if err := service.HandleBatch(first, "sink", func(ctx context.Context, items []service.Item[tick]) error {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-ctx.Done() // a handler that needs longer than the shutdown allows
+		return ctx.Err()
+	}, service.BatchSize(3), service.BatchWindow(time.Minute), service.Timeout(service.NoTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, first)
+	publishTicks(t, first, 0, 3, distinctKeys)
+	recv(t, entered, "the batch")
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v, want a clean stop once the cancelled batch returned", err)
+	}
+	if st := first.Stats(); st.Nacked != 3 || st.DeadLettered != 0 || st.Handled != 0 {
+		t.Fatalf("stats %+v, want the 3 items nacked", st)
+	}
+	second := service.New(b)
+	l := newBatchLog()
+	if err := service.HandleBatch(second, "sink", l.handler(func(int, int) error { return nil }),
+		service.BatchWindow(20*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, second)
+	l.waitFor(t, "the nacked items handled", func() bool { return l.ok == 3 })
+}
