@@ -222,6 +222,7 @@ type batcher[T any] struct {
 // gathering is one batch, from its first item to its outcomes.
 type gathering[T any] struct {
 	entries []*entry[T]
+	live    int           // entries not withdrawn: what counts against Size
 	taken   bool          // closed to new items; fn is called or about to be
 	done    chan struct{} // closed once every entry has its outcome
 	timer   *time.Timer
@@ -271,7 +272,8 @@ func (b *batcher[T]) join(it Item[T]) (g *gathering[T], e *entry[T], full bool) 
 	}
 	e = &entry[T]{item: it}
 	g.entries = append(g.entries, e)
-	if len(g.entries) >= b.policy.Size {
+	g.live++
+	if g.live >= b.policy.Size {
 		b.takeLocked(g)
 		return g, e, true
 	}
@@ -308,6 +310,7 @@ func (b *batcher[T]) withdraw(g *gathering[T], e *entry[T]) bool {
 		return false
 	}
 	e.gone = true
+	g.live--
 	return true
 }
 

@@ -566,3 +566,41 @@ func TestHandleBatchShutdownTimeoutNacksTheBatch(t *testing.T) {
 	start(t, second)
 	l.waitFor(t, "the nacked items handled", func() bool { return l.ok == 3 })
 }
+
+// An item whose delivery ends while its batch gathers (its context done,
+// as when a Kafka partition is revoked) leaves the batch: it is nacked,
+// and the handler sees only its redelivery, once, never the stale entry.
+func TestHandleBatchWithdrawsAnItemWhoseDeliveryEnded(t *testing.T) {
+	b := newBroker(t)
+	var once sync.Once
+	svc := service.New(b, service.WithDeliveryMiddleware(func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, d *middleware.Delivery) error {
+			revoke := false
+			if strings.Contains(string(d.Msg.Payload), `"seq":1}`) {
+				once.Do(func() { revoke = true })
+			}
+			if revoke {
+				ctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+				defer cancel()
+				return next(ctx, d)
+			}
+			return next(ctx, d)
+		}
+	}))
+	l := newBatchLog()
+	if err := service.HandleBatch(svc, "sink", l.handler(func(int, int) error { return nil }),
+		service.BatchSize(10), service.BatchWindow(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, svc)
+	publishTicks(t, svc, 0, 3, distinctKeys)
+	waitFor(t, "every tick handled", func() bool { return svc.Stats().Handled == 3 })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.attempts[1] != 1 {
+		t.Errorf("tick 1 handed to the handler %d times, want once (batches %v)", l.attempts[1], l.batches)
+	}
+	if st := svc.Stats(); st.Nacked != 1 || st.DeadLettered != 0 {
+		t.Errorf("stats %+v, want the withdrawn tick nacked once", st)
+	}
+}
