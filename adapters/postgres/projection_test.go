@@ -243,7 +243,13 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 		sum := newSummaries(t, pool)
 		appendOrders(t, es, 0, 30)
 
-		// The first process: its own pool, stopped after o13's write.
+		// The first process: its own pool, stopped after the write of the
+		// last event of a batch (o19's order_placed, at position 30 with
+		// batches of 10), so that only the commit is left to fail.
+		recs, _ := es.ReadAll(ctx, 29, 1)
+		if len(recs) != 1 || recs[0].StreamID != "o19" || recs[0].Position != 30 {
+			t.Fatalf("position 30 holds %v, want o19's order_placed", recs)
+		}
 		pool1 := newPool(t)
 		store1, err := postgres.NewProjectionStore(pool1, postgres.ProjectionStoreConfig{Table: store.Table()})
 		if err != nil {
@@ -252,7 +258,7 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 		first := sum.projection(t, store1)
 		runCtx, stop := context.WithCancel(ctx)
 		sum.hook = func(_ context.Context, id string) error {
-			if id == "o13" {
+			if id == "o19" {
 				stop()
 			}
 			return nil
@@ -268,8 +274,8 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 		if got, want := sum.rows(t, sum.name+"_v1"), expected(t, es, cp.Position); !maps.Equal(got, want) {
 			t.Fatalf("read model at the stop does not match its checkpoint %d:\n got %v\nwant %v", cp.Position, got, want)
 		}
-		if _, ok := sum.rows(t, sum.name+"_v1")["o13"]; ok {
-			t.Fatal("o13's write survived the stop before its commit")
+		if _, ok := sum.rows(t, sum.name+"_v1")["o19"]; ok || cp.Position != 20 {
+			t.Fatalf("checkpoint %d, o19 written %v: want the batch of o19 undone, the checkpoint at 20", cp.Position, ok)
 		}
 
 		// The next process resumes from the checkpoint.
