@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -502,5 +503,55 @@ func TestSubscriptionNeverMissesLateCommits(t *testing.T) {
 			seen[r.StreamID] = r.Version
 			total++
 		}
+	}
+}
+
+// TestEventStoreListenWakesSubscriptions: with an hour between polls, a
+// caught-up subscription and a projection still see an append at once,
+// woken by the append's NOTIFY.
+func TestEventStoreListenWakesSubscriptions(t *testing.T) {
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	store := newProjectionStore(t, pool)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wakeSub, err := es.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wakeProj, err := es.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := newSummaries(t, pool)
+	p := sum.projection(t, store, projection.WithPollInterval(time.Hour), projection.WithWake(wakeProj))
+	runProjection(t, p, es)
+	sub, err := eventstore.NewSubscription(es, 0, eventstore.SubscriptionConfig{PollInterval: time.Hour, Wake: wakeSub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return p.Status().Target != "" }) // Run is past its first read
+	got := make(chan []eventstore.Record, 1)
+	go func() {
+		recs, err := sub.Next(ctx)
+		if err != nil && ctx.Err() == nil {
+			t.Error(err)
+		}
+		got <- recs
+	}()
+	appendOrders(t, es, 0, 1)
+	select {
+	case recs := <-got:
+		if len(recs) == 0 || recs[0].StreamID != "o0" {
+			t.Fatalf("woken with %v", recs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription was not woken by the append")
+	}
+	eventually(t, func() bool { return maps.Equal(sum.rows(t, sum.name+"_v1"), map[string]row{"o0": {"paid", 2}}) })
+	if _, err := (func() (*postgres.EventStore, error) {
+		return postgres.NewEventStore(pool, postgres.EventStoreConfig{Channel: "a.b", Table: "bad table"})
+	})(); err == nil || !strings.Contains(err.Error(), "eventstore.channel") || !strings.Contains(err.Error(), "eventstore.table") {
+		t.Fatalf("bad config: %v, want both fields named", err)
 	}
 }
