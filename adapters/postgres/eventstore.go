@@ -79,10 +79,10 @@ type EventStore struct {
 	pool    *pgxpool.Pool
 	table   string
 	channel string
-	base  string
-	ns    string
-	enc   eventstore.Encoder
-	ob    *Outbox
+	base    string
+	ns      string
+	enc     eventstore.Encoder
+	ob      *Outbox
 }
 
 var (
