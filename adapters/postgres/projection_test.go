@@ -72,7 +72,7 @@ func (s *summaries) projection(t *testing.T, store projection.Store, opts ...pro
 		}),
 		projection.WithSwitch(func(ctx context.Context, from, to string) error {
 			tx := postgres.TxFrom(ctx)
-			if _, err := tx.Exec(ctx, `CREATE OR REPLACE VIEW `+s.name+` AS SELECT * FROM `+to); err != nil {
+			if _, err := tx.Exec(ctx, `CREATE OR REPLACE VIEW `+s.name+` AS SELECT * FROM `+to); err != nil || from == "" {
 				return err
 			}
 			_, err := tx.Exec(ctx, `DROP TABLE `+from)
@@ -310,9 +310,6 @@ func TestProjectionRebuildMatchesLive(t *testing.T) {
 		head, _ := es.Head(ctx)
 		return checkpoint(t, store, rebuilt.name).Position == head && checkpoint(t, store, live.name).Position == head
 	})
-	if _, err := pool.Exec(ctx, `CREATE VIEW `+rebuilt.name+` AS SELECT * FROM `+rebuilt.name+`_v1`); err != nil {
-		t.Fatal(err)
-	}
 
 	var wg sync.WaitGroup
 	writersDone := make(chan struct{})

@@ -63,10 +63,11 @@ func WithSetup(fn func(ctx context.Context, target string) error) Option {
 	return func(p *Projection) { p.setup = fn }
 }
 
-// WithSwitch sets fn to run when a rebuild switches readers from target
-// from to target to, in the same unit of work as the checkpoint that makes
-// to live (on PostgreSQL: replace the view readers query, drop the old
-// table). Readers that look the target up ([Projection.Target]) need none.
+// WithSwitch sets fn to run when a target becomes live, in the same unit
+// of work as the checkpoint that makes it live: the first target (from is
+// empty) and each rebuild's, when it replaces from. On PostgreSQL: create
+// or replace the view readers query, drop the old table. Readers that look
+// the target up ([Projection.Target]) need none.
 func WithSwitch(fn func(ctx context.Context, from, to string) error) Option {
 	return func(p *Projection) { p.onSwitch = fn }
 }
@@ -216,8 +217,22 @@ func (p *Projection) begin(ctx context.Context) (Tx, Checkpoint, error) {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 			return nil, Checkpoint{}, err
 		}
+		if err := p.runSwitch(ctx, tx, "", cp.Target); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return nil, Checkpoint{}, err
+		}
 	}
 	return tx, cp, nil
+}
+
+func (p *Projection) runSwitch(ctx context.Context, tx Tx, from, to string) error {
+	if p.onSwitch == nil {
+		return nil
+	}
+	if err := p.onSwitch(tx.Context(ctx), from, to); err != nil {
+		return fmt.Errorf("projection %q: switch %q to %q: %w", p.name, from, to, err)
+	}
+	return nil
 }
 
 func (p *Projection) runSetup(ctx context.Context, tx Tx, target string) error {
@@ -527,10 +542,8 @@ func (p *Projection) rebuildBatch(ctx context.Context, sub *eventstore.Subscript
 		n += m
 	}
 	old := cp.Target
-	if p.onSwitch != nil {
-		if err := p.onSwitch(tx.Context(ctx), old, rb.Target); err != nil {
-			return false, fmt.Errorf("projection %q: switch %q to %q: %w", p.name, old, rb.Target, err)
-		}
+	if err := p.runSwitch(ctx, tx, old, rb.Target); err != nil {
+		return false, err
 	}
 	next := Checkpoint{Position: max(cp.Rebuild.Position, cp.Position), Target: rb.Target, Generation: rb.Generation}
 	if err := tx.Commit(ctx, next); err != nil {

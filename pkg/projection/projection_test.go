@@ -253,7 +253,7 @@ func TestRebuildSwitchesToAnEqualModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-writing
-	if len(switched) != 1 || switched[0] != "order_summaries_v1->order_summaries_v2" {
+	if len(switched) != 2 || switched[0] != "->order_summaries_v1" || switched[1] != "order_summaries_v1->order_summaries_v2" {
 		t.Fatalf("switches %v", switched)
 	}
 	eventually(t, "both models complete", func() bool {
