@@ -46,17 +46,8 @@ func newSummaries(t *testing.T, pool *pgxpool.Pool) *summaries {
 func newProjectionStore(t *testing.T, pool *pgxpool.Pool) *postgres.ProjectionStore {
 	t.Helper()
 	s, err := postgres.NewProjectionStore(pool, postgres.ProjectionStoreConfig{Table: unique("projections_")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE `+s.Table())
-		_, _ = pool.Exec(context.Background(), `DROP TABLE `+s.Table()+`_seen`)
-	})
-	return s
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+s.Table()+`_seen`) })
+	return migrated(t, pool, s, err)
 }
 
 // projection returns the summaries projection on store; its switch points
@@ -195,6 +186,16 @@ func runProjection(t *testing.T, p *projection.Projection, src eventstore.AllRea
 	return cancel, errc
 }
 
+// killFixture is an event store with 30 orders (45 events), a
+// projection store and a summaries read model.
+func killFixture(t *testing.T) (*postgres.EventStore, *postgres.ProjectionStore, *summaries) {
+	t.Helper()
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	appendOrders(t, es, 0, 30)
+	return es, newProjectionStore(t, pool), newSummaries(t, pool)
+}
+
 // TestProjectionKilledMidBatchResumesWithoutDuplicates kills a projection
 // in the middle of a batch, after a handler's write and before the commit,
 // in two real ways: its database connection is terminated by the server
@@ -205,11 +206,7 @@ func runProjection(t *testing.T, p *projection.Projection, src eventstore.AllRea
 func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 	ctx := context.Background()
 	t.Run("ConnectionTerminated", func(t *testing.T) {
-		pool := newPool(t)
-		es := newEventStore(t, pool, postgres.EventStoreConfig{})
-		store := newProjectionStore(t, pool)
-		sum := newSummaries(t, pool)
-		appendOrders(t, es, 0, 30)
+		es, store, sum := killFixture(t)
 		var killed atomic.Bool
 		sum.hook = func(ctx context.Context, id string) error {
 			if id != "o13" || !killed.CompareAndSwap(false, true) {
@@ -238,11 +235,7 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 	})
 
 	t.Run("ProcessStopped", func(t *testing.T) {
-		pool := newPool(t)
-		es := newEventStore(t, pool, postgres.EventStoreConfig{})
-		store := newProjectionStore(t, pool)
-		sum := newSummaries(t, pool)
-		appendOrders(t, es, 0, 30)
+		es, store, sum := killFixture(t)
 
 		// The first process: its own pool, stopped after the write of the
 		// last event of a batch (o19's order_placed, at position 30 with

@@ -333,15 +333,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	})
 
 	t.Run("ReadAllByTypeAndHead", func(t *testing.T) {
-		st := newStore(t)
-		s, ok := st.(eventstore.AllReader)
-		if !ok {
-			t.Skip("the store does not implement eventstore.AllReader")
-		}
-		head, err := s.Head(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, s, head := allReader(t, newStore)
 		a, b := stream("acct"), stream("acct")
 		if err := st.Append(ctx, a, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}); err != nil {
 			t.Fatal(err)
@@ -388,15 +380,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	})
 
 	t.Run("SubscriptionCatchesUpAndFollows", func(t *testing.T) {
-		st := newStore(t)
-		s, ok := st.(eventstore.AllReader)
-		if !ok {
-			t.Skip("the store does not implement eventstore.AllReader")
-		}
-		head, err := s.Head(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, s, head := allReader(t, newStore)
 		id := stream("acct")
 		if err := st.Append(ctx, id, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}, deposited{Amount: 2}); err != nil {
 			t.Fatal(err)
@@ -450,6 +434,22 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 			t.Fatalf("history %v, want [1 2]", got)
 		}
 	})
+}
+
+// allReader returns a store from newStore as an AllReader and its head,
+// skipping the test for a store that is not one.
+func allReader(t *testing.T, newStore func(t *testing.T) eventstore.Store) (eventstore.Store, eventstore.AllReader, int64) {
+	t.Helper()
+	st := newStore(t)
+	s, ok := st.(eventstore.AllReader)
+	if !ok {
+		t.Skip("the store does not implement eventstore.AllReader")
+	}
+	head, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, s, head
 }
 
 // RunSnapshots runs the snapshot suite: the snapshot store keeps the
