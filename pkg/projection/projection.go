@@ -157,7 +157,7 @@ func Handle[T event.Event](p *Projection, fn func(ctx context.Context, e T) erro
 	}
 	p.handlers[typ] = func(ctx context.Context, e event.Event) error { return fn(ctx, e.(T)) }
 	p.subs = append(p.subs, func(svc *service.Service, opts []service.HandlerOption) error {
-		opts = append([]service.HandlerOption{service.Group(p.name)}, opts...)
+		opts = append([]service.HandlerOption{service.Group(p.name), service.Concurrency(1)}, opts...)
 		return service.Handle(svc, p.name+"."+typ, func(ctx context.Context, e T) error {
 			return p.applyMessage(ctx, e)
 		}, opts...)
@@ -405,7 +405,8 @@ func (p *Projection) commitBatch(ctx context.Context, sub *eventstore.Subscripti
 // Each message is applied in a unit of work of its own that also records
 // its message id, so a redelivered message changes nothing: exactly-once
 // effects on PostgreSQL. Units of work of one projection run one at a
-// time, whatever the handler's concurrency.
+// time, so the handlers' concurrency defaults to 1 (more only lets
+// deliveries wait in the store's turn).
 func (p *Projection) Subscribe(svc *service.Service, opts ...service.HandlerOption) error {
 	p.brokerFed.Store(true)
 	for _, s := range p.subs {
