@@ -277,7 +277,9 @@ func (p *Projection) apply(ctx context.Context, tx Tx, target string, rec events
 // checkpointed in one unit of work. It blocks until ctx ends (then it
 // returns nil) or an event cannot be applied for good (an undecodable
 // event, a permanent handler error: Run returns it, and the checkpoint
-// stays before it). Other errors are retried with backoff. Several
+// stays before it). Other errors are retried with backoff, except one
+// before the first read (the store unreachable at start), which Run
+// returns. Several
 // processes may run the same projection: the store's lock lets one
 // batch at a time commit, and a process whose checkpoint was moved
 // continues from the new one.
@@ -300,6 +302,7 @@ func (p *Projection) Run(ctx context.Context, src eventstore.AllReader) error {
 	p.setRunning(true)
 	defer p.setRunning(false)
 	backoff := p.poll
+	wake := p.wake
 	var wait *time.Timer
 	for {
 		from := sub.Position()
@@ -317,7 +320,10 @@ func (p *Projection) Run(ctx context.Context, src eventstore.AllReader) error {
 			case <-ctx.Done():
 				return nil
 			case <-wait.C:
-			case <-p.wake:
+			case _, ok := <-wake:
+				if !ok {
+					wake = nil // closed (its listener stopped): poll only
+				}
 			}
 			continue
 		}

@@ -405,3 +405,31 @@ func TestRebuildCatchesEventsCommittedBeforeTheSwitch(t *testing.T) {
 		t.Fatalf("rebuilt model %v, want %v: the event applied live before the switch is missing", got, want(0, 5))
 	}
 }
+
+type orderPlacedV2 struct {
+	OrderID string `json:"order_id"`
+}
+
+func (orderPlacedV2) EventType() string { return "orders.order_placed" }
+func (orderPlacedV2) EventVersion() int { return 2 }
+
+// An event the code cannot decode (a schema version newer than it knows)
+// stops Run with a permanent error naming it, before it: nothing is
+// skipped. A closed wake channel leaves Run polling, not spinning.
+func TestRunStopsOnAnUndecodableEvent(t *testing.T) {
+	es := eventstore.NewMemory(eventstore.Encoder{})
+	store := projection.NewMemory()
+	m := newModels()
+	wake := make(chan struct{})
+	close(wake)
+	p := newProjection(t, store, m, projection.WithWake(wake))
+	appendOrders(t, es, 0, 1)
+	_ = es.Append(context.Background(), "o9", 0, orderPlacedV2{OrderID: "o9"})
+	err := p.Run(context.Background(), es)
+	if failure.ReasonOf(err) != failure.ReasonUnsupportedVersion || !strings.Contains(err.Error(), "position 4") {
+		t.Fatalf("Run: %v, want unsupported_version at position 4", err)
+	}
+	if cp := store.Checkpoint("order_summaries"); cp.Position != 3 {
+		t.Fatalf("checkpoint %d, want 3, right before the undecodable event", cp.Position)
+	}
+}
