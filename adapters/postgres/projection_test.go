@@ -545,3 +545,68 @@ func TestEventStoreListenWakesSubscriptions(t *testing.T) {
 		t.Fatalf("bad config: %v, want both fields named", err)
 	}
 }
+
+// TestProjectionTwoProcessesApplyEachEventOnce runs one projection in two
+// processes (two pools) while writers append: the checkpoint row's lock
+// lets one batch at a time commit and the other process continues from the
+// moved checkpoint, so every event is applied exactly once.
+func TestProjectionTwoProcessesApplyEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	store := newProjectionStore(t, pool)
+	sum := newSummaries(t, pool)
+	for range 2 {
+		other, err := postgres.NewProjectionStore(newPool(t), postgres.ProjectionStoreConfig{Table: store.Table()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runProjection(t, sum.projection(t, other), es)
+	}
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() { appendOrders(t, es, 100*w, 100*w+30) })
+	}
+	wg.Wait()
+	head, _ := es.Head(ctx)
+	eventually(t, func() bool { return checkpoint(t, store, sum.name).Position == head })
+	if got, want := sum.rows(t, sum.name+"_v1"), expected(t, es, head); !maps.Equal(got, want) {
+		t.Fatalf("two processes: %d rows, want %d, or an event applied twice", len(got), len(want))
+	}
+}
+
+// TestProjectionRebuildResumesAfterAStop stops a rebuild half-way (its
+// context cancelled inside a handler): the live target still serves, the
+// rebuild's progress is in the checkpoint, and the next Rebuild resumes it
+// and produces the model once.
+func TestProjectionRebuildResumesAfterAStop(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	store := newProjectionStore(t, pool)
+	sum := newSummaries(t, pool)
+	appendOrders(t, es, 0, 40)
+	rctx, stop := context.WithCancel(ctx)
+	sum.hook = func(ctx context.Context, id string) error {
+		if id == "o25" && projection.Target(ctx) == sum.name+"_v2" {
+			stop()
+		}
+		return nil
+	}
+	p := sum.projection(t, store)
+	if err := p.Rebuild(rctx, es); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped rebuild: %v, want context.Canceled", err)
+	}
+	cp := checkpoint(t, store, sum.name)
+	if cp.Rebuild == nil || cp.Rebuild.Position == 0 || cp.Target != sum.name+"_v1" {
+		t.Fatalf("checkpoint after the stop %+v, want a rebuild in progress beside v1", cp)
+	}
+	sum.hook = nil
+	if err := sum.projection(t, store).Rebuild(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := es.Head(ctx)
+	if got, want := sum.rows(t, sum.name), expected(t, es, head); !maps.Equal(got, want) {
+		t.Fatalf("resumed rebuild: %d rows, want %d (or an event applied twice)", len(got), len(want))
+	}
+}
