@@ -380,6 +380,9 @@ func TestProjectionRebuildMatchesLive(t *testing.T) {
 	if st := pr.Status(); st.Rebuilding || st.Target != rebuilt.name+"_v2" || st.Lag != 0 {
 		t.Errorf("status after the rebuild %+v", st)
 	}
+	if target, err := pr.Target(ctx); err != nil || target != rebuilt.name+"_v2" {
+		t.Errorf("Target after the rebuild: %q, %v", target, err)
+	}
 }
 
 // TestProjectionFromBrokerAppliesEachMessageOnce feeds a projection from a

@@ -576,8 +576,16 @@ func (p *Projection) applyAll(ctx context.Context, tx Tx, target string, recs []
 
 // Target returns the live target as of the store's checkpoint, for
 // readers that look it up rather than read a view switched by
-// [WithSwitch]. It creates the first target if there is none yet.
+// [WithSwitch]. It does not wait for a unit of work in progress; it
+// creates the first target if there is none yet.
 func (p *Projection) Target(ctx context.Context) (string, error) {
+	cp, err := p.store.Checkpoint(ctx, p.name)
+	if err != nil {
+		return "", err
+	}
+	if cp.Target != "" {
+		return cp.Target, nil
+	}
 	tx, cp, err := p.begin(ctx)
 	if err != nil {
 		return "", err

@@ -101,6 +101,15 @@ func newProjection(t *testing.T, store projection.Store, m *models, opts ...proj
 	return p
 }
 
+func checkpoint(t *testing.T, store projection.Store, name string) projection.Checkpoint {
+	t.Helper()
+	cp, err := store.Checkpoint(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -221,7 +230,7 @@ func TestRunRetriesAndStopsOnPermanentErrors(t *testing.T) {
 	if !seen["o0"] || !seen["o1"] {
 		t.Fatalf("applied %v, want o0 and o1 after the retries", seen)
 	}
-	if cp := store.Checkpoint("flaky"); cp.Position != 4 { // o0: placed 1, (ignored 2), paid 3; o1: placed 4, (ignored 5)
+	if cp := checkpoint(t, store, "flaky"); cp.Position != 4 { // o0: placed 1, (ignored 2), paid 3; o1: placed 4, (ignored 5)
 		t.Fatalf("checkpoint at %d, want 4 (right before the bad event)", cp.Position)
 	}
 	if st := p.Status(); st.LastError == nil {
@@ -260,7 +269,7 @@ func TestRebuildSwitchesToAnEqualModel(t *testing.T) {
 		return maps.Equal(m.get("order_summaries_v2"), want(0, 40)) && p.Status().Target == "order_summaries_v2"
 	})
 	// The live v1 stopped at the switch; v2 has everything.
-	if cp := store.Checkpoint("order_summaries"); cp.Target != "order_summaries_v2" || cp.Generation != 2 || cp.Rebuild != nil {
+	if cp := checkpoint(t, store, "order_summaries"); cp.Target != "order_summaries_v2" || cp.Generation != 2 || cp.Rebuild != nil {
 		t.Fatalf("checkpoint %+v", cp)
 	}
 	if got := m.calls("order_summaries_v2"); got != 60 {
@@ -268,6 +277,17 @@ func TestRebuildSwitchesToAnEqualModel(t *testing.T) {
 	}
 	if st := p.Status(); st.Rebuilding {
 		t.Fatalf("status after the switch: %+v", st)
+	}
+	// Readers ask for the live target without waiting for a unit of work.
+	held, err := store.Begin(ctx, "order_summaries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(ctx)
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if target, err := p.Target(tctx); err != nil || target != "order_summaries_v2" {
+		t.Fatalf("Target during a unit of work: %q, %v", target, err)
 	}
 }
 
@@ -429,7 +449,7 @@ func TestRunStopsOnAnUndecodableEvent(t *testing.T) {
 	if failure.ReasonOf(err) != failure.ReasonUnsupportedVersion || !strings.Contains(err.Error(), "position 4") {
 		t.Fatalf("Run: %v, want unsupported_version at position 4", err)
 	}
-	if cp := store.Checkpoint("order_summaries"); cp.Position != 3 {
+	if cp := checkpoint(t, store, "order_summaries"); cp.Position != 3 {
 		t.Fatalf("checkpoint %d, want 3, right before the undecodable event", cp.Position)
 	}
 }
