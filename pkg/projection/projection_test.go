@@ -453,3 +453,24 @@ func TestRunStopsOnAnUndecodableEvent(t *testing.T) {
 		t.Fatalf("checkpoint %d, want 3, right before the undecodable event", cp.Position)
 	}
 }
+
+// A rebuild finished by another process while this one was reading ends
+// with ErrRebuildSuperseded, and the other's switch stands.
+func TestRebuildSupersededByAnother(t *testing.T) {
+	es := eventstore.NewMemory(eventstore.Encoder{})
+	store := projection.NewMemory()
+	m := newModels()
+	appendOrders(t, es, 0, 3)
+	mine, other := newProjection(t, store, m), newProjection(t, store, m)
+	src := &lateSource{Memory: es, late: func() {
+		if err := other.Rebuild(context.Background(), es); err != nil {
+			t.Error(err)
+		}
+	}}
+	if err := mine.Rebuild(context.Background(), src); !errors.Is(err, projection.ErrRebuildSuperseded) {
+		t.Fatalf("Rebuild: %v, want ErrRebuildSuperseded", err)
+	}
+	if cp := checkpoint(t, store, "order_summaries"); cp.Target != "order_summaries_v2" || cp.Rebuild != nil {
+		t.Fatalf("checkpoint %+v, want the other's switch to v2", cp)
+	}
+}
