@@ -34,6 +34,12 @@ type EventStoreConfig struct {
 	// Encoder encodes events; its Source, if set, wins over Source.
 	// Default: JSON, time.Now.
 	Encoder eventstore.Encoder `yaml:"-"`
+	// Channel is the NOTIFY channel that each append notifies on commit,
+	// so that catch-up subscriptions following the store live wake at once
+	// ([EventStore.Listen]) instead of waiting for their next poll.
+	// Default: the table name with dots replaced by underscores; "-" for
+	// none.
+	Channel string `yaml:"channel"`
 	// Outbox, if set, receives every appended event in the append's
 	// transaction, to its topic (event.TopicOf) under Namespace, so that a
 	// relay publishes each stored event at least once.
@@ -42,10 +48,14 @@ type EventStoreConfig struct {
 
 // Validate reports every problem at once.
 func (c EventStoreConfig) Validate() error {
+	var err error
 	if c.Table != "" && !identRE.MatchString(c.Table) {
-		return fmt.Errorf("eventstore.table: %q, want an SQL identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified", c.Table)
+		err = errors.Join(err, fmt.Errorf("eventstore.table: %q, want an SQL identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified", c.Table))
 	}
-	return nil
+	if c.Channel != "" && c.Channel != "-" && (!identRE.MatchString(c.Channel) || strings.Contains(c.Channel, ".")) {
+		err = errors.Join(err, fmt.Errorf("eventstore.channel: %q, want an SQL identifier without dots, or \"-\" for none", c.Channel))
+	}
+	return err
 }
 
 // EventStore is an [eventstore.Store] in PostgreSQL: one row per event,
@@ -66,17 +76,19 @@ func (c EventStoreConfig) Validate() error {
 // insert to the end of the transaction: keep the transactions of
 // [EventStore.AppendTx] short after the append.
 type EventStore struct {
-	pool  *pgxpool.Pool
-	table string
-	base  string
-	ns    string
-	enc   eventstore.Encoder
-	ob    *Outbox
+	pool    *pgxpool.Pool
+	table   string
+	channel string
+	base    string
+	ns      string
+	enc     eventstore.Encoder
+	ob      *Outbox
 }
 
 var (
-	_ eventstore.Store     = (*EventStore)(nil)
-	_ eventstore.AllReader = (*EventStore)(nil)
+	_ eventstore.Store        = (*EventStore)(nil)
+	_ eventstore.AllReader    = (*EventStore)(nil)
+	_ eventstore.StreamReader = (*EventStore)(nil)
 )
 
 // NewEventStore returns an event store on pool. Run [EventStore.Migrate]
@@ -91,11 +103,14 @@ func NewEventStore(pool *pgxpool.Pool, cfg EventStoreConfig) (*EventStore, error
 	if cfg.Encoder.Source == "" {
 		cfg.Encoder.Source = cfg.Source
 	}
+	if cfg.Channel == "" {
+		cfg.Channel = strings.ReplaceAll(cfg.Table, ".", "_")
+	}
 	base := cfg.Table
 	if i := strings.IndexByte(base, '.'); i >= 0 {
 		base = base[i+1:]
 	}
-	return &EventStore{pool: pool, table: cfg.Table, base: base, ns: cfg.Namespace, enc: cfg.Encoder, ob: cfg.Outbox}, nil
+	return &EventStore{pool: pool, table: cfg.Table, channel: cfg.Channel, base: base, ns: cfg.Namespace, enc: cfg.Encoder, ob: cfg.Outbox}, nil
 }
 
 // Table returns the events table's name.
@@ -162,8 +177,13 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 		}
 	}
 	var cur int
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+s.table+` WHERE stream_id = $1`, streamID).Scan(&cur); err != nil {
+	var last string
+	err := tx.QueryRow(ctx, `SELECT version, type FROM `+s.table+` WHERE stream_id = $1 ORDER BY version DESC LIMIT 1`, streamID).Scan(&cur, &last)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: append to %q: %w", streamID, err)
+	}
+	if last == eventstore.StreamDeletedType {
+		return eventstore.DeletedError(streamID)
 	}
 	if expectedVersion != eventstore.AnyVersion && cur != expectedVersion {
 		return eventstore.ConflictError(streamID, expectedVersion, cur)
@@ -185,6 +205,9 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 		b.Queue(`INSERT INTO `+s.table+` (stream_id, version, event_id, type, schema_version, metadata, data)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			r.StreamID, r.Version, r.Envelope.ID, r.Envelope.Type, r.Envelope.Version, map[string]string(md), r.Data)
+	}
+	if s.channel != "-" {
+		b.Queue(`SELECT pg_notify($1, '')`, s.channel) // delivered on commit, once per transaction
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if isUniqueViolation(err) {
@@ -211,6 +234,18 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 // blind appends to a stream.
 const positionLockClass = "1937204598" // "swev" in ASCII
 
+// Listen returns a channel that receives (without blocking: a wake-up
+// stands for one or more commits) after appends commit, for
+// eventstore.SubscriptionConfig.Wake or projection.WithWake. It LISTENs
+// on a dedicated connection taken from the pool until ctx ends; a lost
+// connection is re-established and polling covers what it missed.
+func (s *EventStore) Listen(ctx context.Context) (<-chan struct{}, error) {
+	if s.channel == "-" {
+		return nil, errors.New("postgres: event store notifications are disabled (channel \"-\")")
+	}
+	return listen(ctx, s.pool, s.channel, "event store")
+}
+
 // Load implements [eventstore.Store].
 func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Record, error) {
 	recs, err := s.query(ctx, `SELECT position, stream_id, version, event_id, metadata, data FROM `+s.table+` WHERE stream_id = $1 ORDER BY version`, streamID)
@@ -221,15 +256,42 @@ func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Re
 }
 
 // ReadAll implements [eventstore.AllReader]: up to limit records of every
-// stream with a position greater than after, in position order, which is
-// commit order (see [EventStore]).
-func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Record, error) {
+// stream with a position greater than after, of the given types (none:
+// all), in position order, which is commit order (see [EventStore]).
+func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int, types ...string) ([]eventstore.Record, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("postgres: read all from %d: limit %d, want >= 1", after, limit)
 	}
-	recs, err := s.query(ctx, `SELECT position, stream_id, version, event_id, metadata, data FROM `+s.table+` WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+	const cols = `SELECT position, stream_id, version, event_id, metadata, data FROM `
+	var recs []eventstore.Record
+	var err error
+	if len(types) == 0 {
+		recs, err = s.query(ctx, cols+s.table+` WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+	} else {
+		recs, err = s.query(ctx, cols+s.table+` WHERE position > $1 AND type = ANY($3) ORDER BY position LIMIT $2`, after, limit, types)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all from %d: %w", after, err)
+	}
+	return recs, nil
+}
+
+// Head implements [eventstore.AllReader]. Like ReadAll it sees committed
+// appends only, and since positions follow commit order every position
+// below the head that will ever exist already does.
+func (s *EventStore) Head(ctx context.Context) (int64, error) {
+	var head int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM `+s.table).Scan(&head); err != nil {
+		return 0, fmt.Errorf("postgres: head of %s: %w", s.table, err)
+	}
+	return head, nil
+}
+
+// LoadAfter implements [eventstore.StreamReader].
+func (s *EventStore) LoadAfter(ctx context.Context, streamID string, after int) ([]eventstore.Record, error) {
+	recs, err := s.query(ctx, `SELECT position, stream_id, version, event_id, metadata, data FROM `+s.table+` WHERE stream_id = $1 AND version > $2 ORDER BY version`, streamID, after)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: load %q after version %d: %w", streamID, after, err)
 	}
 	return recs, nil
 }

@@ -21,6 +21,30 @@ func newEventStore(t *testing.T, pool *pgxpool.Pool, cfg postgres.EventStoreConf
 	t.Helper()
 	cfg.Table = unique("events_")
 	s, err := postgres.NewEventStore(pool, cfg)
+	return migrated(t, pool, s, err)
+}
+
+func TestEventStoreConformance(t *testing.T) {
+	pool := newPool(t)
+	s := newEventStore(t, pool, postgres.EventStoreConfig{Source: "test"})
+	eventstoretest.Run(t, func(*testing.T) eventstore.Store { return s })
+	snaps := newSnapshotStore(t, pool)
+	eventstoretest.RunSnapshots(t, func(*testing.T) eventstore.Store { return s }, func(*testing.T) eventstore.SnapshotStore { return snaps })
+}
+
+func newSnapshotStore(t *testing.T, pool *pgxpool.Pool) *postgres.SnapshotStore {
+	t.Helper()
+	s, err := postgres.NewSnapshotStore(pool, postgres.SnapshotStoreConfig{Table: unique("snapshots_")})
+	return migrated(t, pool, s, err)
+}
+
+// migrated fails the test on err, migrates s and drops its table after
+// the test.
+func migrated[S interface {
+	Migrate(context.Context) error
+	Table() string
+}](t *testing.T, pool *pgxpool.Pool, s S, err error) S {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,12 +53,6 @@ func newEventStore(t *testing.T, pool *pgxpool.Pool, cfg postgres.EventStoreConf
 	}
 	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE `+s.Table()) })
 	return s
-}
-
-func TestEventStoreConformance(t *testing.T) {
-	pool := newPool(t)
-	s := newEventStore(t, pool, postgres.EventStoreConfig{Source: "test"})
-	eventstoretest.Run(t, func(*testing.T) eventstore.Store { return s })
 }
 
 type orderPaid struct {
