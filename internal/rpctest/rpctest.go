@@ -51,8 +51,8 @@ type Ask struct {
 	From string `json:"from"`
 }
 
-func (Ask) EventType() string { return "rpctest.ask" }
-func (Ask) EventVersion() int { return 1 }
+func (Ask) EventType() string  { return "rpctest.ask" }
+func (Ask) EventVersion() int  { return 1 }
 func (a Ask) EventKey() string { return a.From }
 
 // Answer is the response of the suite.
@@ -407,7 +407,9 @@ type countingBroker struct {
 	publishes, asyncCalls atomic.Int32
 }
 
-func (b *countingBroker) Publisher() message.Publisher { return &countingPublisher{b.Broker.Publisher(), b} }
+func (b *countingBroker) Publisher() message.Publisher {
+	return &countingPublisher{b.Broker.Publisher(), b}
+}
 
 type countingPublisher struct {
 	message.Publisher

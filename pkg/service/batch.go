@@ -146,4 +146,3 @@ func (s *Service) PublishBatch(ctx context.Context, events ...event.Event) error
 	}
 	return nil
 }
-
