@@ -310,10 +310,15 @@ func testTimeout(t *testing.T, h Harness) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Subscribe the group once, so that requests are kept for it while
-	// the replier is down.
-	start(t, h, replier)()
+	// Subscribe the group and open the requester's inbox with a first
+	// request, so that requests are kept for the group while the replier
+	// is down and the short request below spends its time waiting only.
+	stop := start(t, h, replier)
 	requester := newService(t, h, ns)
+	if _, err := request(context.Background(), h, requester, Ask{N: 0, From: "k"}); err != nil {
+		t.Fatalf("first request: %v", err)
+	}
+	stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	began := time.Now()
 	_, err := service.Request[Ask, Answer](ctx, requester, Ask{N: 1, From: "k"})
