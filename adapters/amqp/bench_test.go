@@ -12,6 +12,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/rpctest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
@@ -305,4 +306,37 @@ func BenchmarkConsume(b *testing.B) {
 			b.StopTimer()
 		})
 	}
+}
+
+// BenchmarkPublishBatch compares Publish one event at a time (a confirm
+// wait each) with PublishBatch (one wait for all the confirms) of
+// rpctest.BatchSize persistent events to a fanout exchange with one bound
+// durable queue.
+func BenchmarkPublishBatch(b *testing.B) {
+	url := benchURL(b)
+	prefix := "sybench-" + randomSuffix() + "."
+	br, err := New(context.Background(), Config{URL: url, ExchangePrefix: prefix, QueuePrefix: prefix, ConnectionName: prefix}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	topic := "bench.batch"
+	defer func() {
+		_ = br.Close()
+		conn, err := amqp091.Dial(url)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		ch, _ := conn.Channel()
+		_, _ = ch.QueueDelete(prefix+topic+".sink", false, false, false)
+		_ = ch.ExchangeDelete(prefix+topic, false, false)
+	}()
+	s, err := br.Subscriber("sink", broker.SubscriberOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+		b.Fatal(err)
+	}
+	rpctest.BenchPublishBatch(b, br, topic)
 }
