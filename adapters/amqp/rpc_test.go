@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/switchyard-go/switchyard/internal/brokertest"
 	"github.com/switchyard-go/switchyard/internal/rpctest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 )
@@ -22,13 +19,12 @@ import (
 // of a test has its own Broker (its own connections and inbox queue), as
 // separate instances would.
 func TestRequestReplyAndBatch(t *testing.T) {
-	url := brokertest.AMQPURL(t)
-	prefix := "sytest-rpc-" + randomSuffix() + "."
-	t.Cleanup(func() { deleteByPrefix(t, url, prefix) })
+	e := newEnv(t)
+	t.Cleanup(e.deleteByPrefix) // after every subtest's brokers closed
 	var seq atomic.Int64
 	rpctest.Run(t, rpctest.Harness{
 		Open: func(t *testing.T) broker.Broker {
-			b, err := New(context.Background(), Config{URL: url, ExchangePrefix: prefix, QueuePrefix: prefix}, nil)
+			b, err := New(context.Background(), e.config(), nil)
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -78,42 +74,5 @@ func TestInboxQueueGoesWithItsConnection(t *testing.T) {
 	err = sender.SendToInbox(context.Background(), in.Address(), message.NewMessage("r2", []byte("{}")))
 	if !errors.Is(err, broker.ErrNoInbox) {
 		t.Fatalf("SendToInbox after close = %v, want broker.ErrNoInbox", err)
-	}
-}
-
-// deleteByPrefix deletes the queues and exchanges whose names start with
-// prefix, found with rabbitmqctl.
-func deleteByPrefix(t *testing.T, url, prefix string) {
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-		return
-	}
-	defer conn.Close()
-	for _, kind := range []string{"list_queues", "list_exchanges"} {
-		out, err := exec.Command(brokertest.Rabbitmqctl(), "-q", kind, "name").Output()
-		if err != nil {
-			t.Logf("cleanup: rabbitmqctl %s: %v", kind, err)
-			continue
-		}
-		for _, name := range strings.Fields(string(out)) {
-			if !strings.HasPrefix(name, prefix) {
-				continue
-			}
-			ch, err := conn.Channel()
-			if err != nil {
-				t.Logf("cleanup: %v", err)
-				return
-			}
-			if kind == "list_queues" {
-				_, err = ch.QueueDelete(name, false, false, false)
-			} else {
-				err = ch.ExchangeDelete(name, false, false)
-			}
-			if err != nil {
-				t.Logf("cleanup: delete %s: %v", name, err)
-			}
-			_ = ch.Close()
-		}
 	}
 }
