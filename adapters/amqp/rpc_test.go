@@ -76,3 +76,35 @@ func TestInboxQueueGoesWithItsConnection(t *testing.T) {
 		t.Fatalf("SendToInbox after close = %v, want broker.ErrNoInbox", err)
 	}
 }
+
+// The exclusive queue dies with its connection; once the connection is
+// back the inbox declares it again under the same address, and replies
+// reach it again.
+func TestInboxComesBackAfterConnectionLoss(t *testing.T) {
+	e := newEnv(t)
+	b := e.broker(nil)
+	in, err := b.OpenInbox(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	killConnections(t, e.name)
+	n := 0
+	waitFor(t, 30*time.Second, "a send to reach the inbox again", func() bool {
+		n++
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := b.SendToInbox(ctx, in.Address(), message.NewMessage(fmt.Sprint("after-", n), []byte("{}"))); err != nil {
+			return false // disconnected, or the queue not declared again yet
+		}
+		select {
+		case m, ok := <-in.Messages():
+			if !ok {
+				t.Fatal("inbox closed by a connection loss")
+			}
+			return strings.HasPrefix(m.UUID, "after-")
+		case <-time.After(10 * time.Second):
+			t.Fatal("a confirmed send did not reach the inbox")
+		}
+		return false
+	})
+}

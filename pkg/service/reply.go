@@ -56,7 +56,7 @@ func Reply[Req, Resp event.Event](s *Service, name string, fn func(ctx context.C
 	})
 	return Handle(s, name, func(ctx context.Context, req Req) error {
 		d := middleware.DeliveryFrom(ctx)
-		if d.Msg.Metadata[header.ReplyTo] == "" {
+		if d == nil || d.Msg.Metadata[header.ReplyTo] == "" {
 			return failure.Permanent(ErrNotARequest)
 		}
 		if raw := d.Msg.Metadata[header.ReplyDeadline]; raw != "" {
