@@ -135,7 +135,7 @@ func (b *Bus) handle(ctx context.Context, name string, fn func(context.Context) 
 		b.resolve(d.Envelope.ID, outcome{version: res.version})
 		return nil
 	case errors.As(err, &rej):
-		b.logger.LogAttrs(ctx, slog.LevelWarn, "command rejected",
+		b.logger.LogAttrs(ctx, slog.LevelInfo, "command rejected",
 			slog.String("handler", name), slog.String("command", d.Envelope.Type),
 			slog.String("id", d.Envelope.ID), slog.String("reason", rej.Err.Error()))
 		b.resolve(d.Envelope.ID, outcome{version: res.version, err: err})
