@@ -75,8 +75,9 @@ type EventStore struct {
 }
 
 var (
-	_ eventstore.Store     = (*EventStore)(nil)
-	_ eventstore.AllReader = (*EventStore)(nil)
+	_ eventstore.Store        = (*EventStore)(nil)
+	_ eventstore.AllReader    = (*EventStore)(nil)
+	_ eventstore.StreamReader = (*EventStore)(nil)
 )
 
 // NewEventStore returns an event store on pool. Run [EventStore.Migrate]
@@ -221,15 +222,42 @@ func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Re
 }
 
 // ReadAll implements [eventstore.AllReader]: up to limit records of every
-// stream with a position greater than after, in position order, which is
-// commit order (see [EventStore]).
-func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Record, error) {
+// stream with a position greater than after, of the given types (none:
+// all), in position order, which is commit order (see [EventStore]).
+func (s *EventStore) ReadAll(ctx context.Context, after int64, limit int, types ...string) ([]eventstore.Record, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("postgres: read all from %d: limit %d, want >= 1", after, limit)
 	}
-	recs, err := s.query(ctx, `SELECT position, stream_id, version, event_id, metadata, data FROM `+s.table+` WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+	const cols = `SELECT position, stream_id, version, event_id, metadata, data FROM `
+	var recs []eventstore.Record
+	var err error
+	if len(types) == 0 {
+		recs, err = s.query(ctx, cols+s.table+` WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+	} else {
+		recs, err = s.query(ctx, cols+s.table+` WHERE position > $1 AND type = ANY($3) ORDER BY position LIMIT $2`, after, limit, types)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all from %d: %w", after, err)
+	}
+	return recs, nil
+}
+
+// Head implements [eventstore.AllReader]. Like ReadAll it sees committed
+// appends only, and since positions follow commit order every position
+// below the head that will ever exist already does.
+func (s *EventStore) Head(ctx context.Context) (int64, error) {
+	var head int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM `+s.table).Scan(&head); err != nil {
+		return 0, fmt.Errorf("postgres: head of %s: %w", s.table, err)
+	}
+	return head, nil
+}
+
+// LoadAfter implements [eventstore.StreamReader].
+func (s *EventStore) LoadAfter(ctx context.Context, streamID string, after int) ([]eventstore.Record, error) {
+	recs, err := s.query(ctx, `SELECT position, stream_id, version, event_id, metadata, data FROM `+s.table+` WHERE stream_id = $1 AND version > $2 ORDER BY version`, streamID, after)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: load %q after version %d: %w", streamID, after, err)
 	}
 	return recs, nil
 }

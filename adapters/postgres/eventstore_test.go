@@ -35,6 +35,21 @@ func TestEventStoreConformance(t *testing.T) {
 	pool := newPool(t)
 	s := newEventStore(t, pool, postgres.EventStoreConfig{Source: "test"})
 	eventstoretest.Run(t, func(*testing.T) eventstore.Store { return s })
+	snaps := newSnapshotStore(t, pool)
+	eventstoretest.RunSnapshots(t, func(*testing.T) eventstore.Store { return s }, func(*testing.T) eventstore.SnapshotStore { return snaps })
+}
+
+func newSnapshotStore(t *testing.T, pool *pgxpool.Pool) *postgres.SnapshotStore {
+	t.Helper()
+	s, err := postgres.NewSnapshotStore(pool, postgres.SnapshotStoreConfig{Table: unique("snapshots_")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE `+s.Table()) })
+	return s
 }
 
 type orderPaid struct {

@@ -27,8 +27,9 @@ type Aggregate[S any] struct {
 	// expected version of the next Save.
 	Version int
 
-	apply   func(S, event.Event) S
-	pending []event.Event
+	apply      func(S, event.Event) S
+	pending    []event.Event
+	snapshotAt int // version of the last snapshot loaded or taken
 }
 
 // Record applies events to the state and keeps them for the next Save.
@@ -52,6 +53,11 @@ type Repository[S any] struct {
 	// Init returns the state of an aggregate with no events. Default:
 	// S's zero value.
 	Init func(id string) S
+	// Snapshots, if set, makes Load start from the stream's latest
+	// snapshot and replay only the events after it, and Save take
+	// snapshots by its policy. Default: no snapshots, every Load replays
+	// the whole stream.
+	Snapshots *Snapshots[S]
 }
 
 func (r *Repository[S]) check() error {
@@ -64,6 +70,9 @@ func (r *Repository[S]) check() error {
 	}
 	if r.Apply == nil {
 		err = errors.Join(err, errors.New("eventstore: repository.apply: required"))
+	}
+	if r.Snapshots != nil {
+		err = errors.Join(err, r.Snapshots.check())
 	}
 	return err
 }
@@ -78,16 +87,30 @@ func (r *Repository[S]) New(id string) *Aggregate[S] {
 }
 
 // Load folds the stream id into an aggregate. An unknown stream gives a
-// new aggregate at version 0.
+// new aggregate at version 0. With [Repository.Snapshots] it starts from
+// the latest snapshot of the current schema version and folds only the
+// events after it (read with [StreamReader] where the store has it).
 func (r *Repository[S]) Load(ctx context.Context, id string) (*Aggregate[S], error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
-	recs, err := r.Store.Load(ctx, id)
+	a := r.New(id)
+	if r.Snapshots != nil {
+		if state, version, ok := r.Snapshots.load(ctx, id); ok {
+			a.State, a.Version, a.snapshotAt = state, version, version
+		}
+	}
+	recs, err := r.loadAfter(ctx, id, a.Version)
 	if err != nil {
 		return nil, err
 	}
-	a := r.New(id)
+	if a.Version > 0 && len(recs) > 0 && recs[0].Version != a.Version+1 {
+		// The snapshot does not fit the stream: trust the events.
+		a = r.New(id)
+		if recs, err = r.Store.Load(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	for _, rec := range recs {
 		e, err := r.Decoder.Decode(rec)
 		if err != nil {
@@ -97,6 +120,17 @@ func (r *Repository[S]) Load(ctx context.Context, id string) (*Aggregate[S], err
 		a.Version = rec.Version
 	}
 	return a, nil
+}
+
+func (r *Repository[S]) loadAfter(ctx context.Context, id string, after int) ([]Record, error) {
+	if sr, ok := r.Store.(StreamReader); ok {
+		return sr.LoadAfter(ctx, id, after)
+	}
+	recs, err := r.Store.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return recs[min(after, len(recs)):], nil
 }
 
 // Save appends the aggregate's recorded events at the version it was
@@ -115,5 +149,8 @@ func (r *Repository[S]) Save(ctx context.Context, a *Aggregate[S]) error {
 	}
 	a.Version += len(a.pending)
 	a.pending = nil
+	if r.Snapshots != nil && r.Snapshots.due(a) {
+		r.Snapshots.take(ctx, a)
+	}
 	return nil
 }

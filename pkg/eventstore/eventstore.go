@@ -56,13 +56,26 @@ type Record struct {
 // subscriptions need.
 type AllReader interface {
 	// ReadAll returns up to limit records whose position is greater than
-	// after, in position order (after 0 reads from the start). Positions
-	// follow commit order: an append that commits later has higher
-	// positions than every append committed before it, so a reader that
-	// continues from the last position it read never misses an event,
-	// however its appends interleaved with others. Positions may have gaps
-	// (a rolled-back append leaves one).
-	ReadAll(ctx context.Context, after int64, limit int) ([]Record, error)
+	// after, in position order (after 0 reads from the start), of the
+	// given event types only (none: every type). Positions follow commit
+	// order: an append that commits later has higher positions than every
+	// append committed before it, so a reader that continues from the last
+	// position it read never misses an event, however its appends
+	// interleaved with others. Positions may have gaps (a rolled-back
+	// append leaves one, and so does a type filter).
+	ReadAll(ctx context.Context, after int64, limit int, types ...string) ([]Record, error)
+	// Head returns the highest position committed so far (0 for an empty
+	// store), to measure how far a reader lags.
+	Head(ctx context.Context) (int64, error)
+}
+
+// StreamReader is implemented by stores that read a stream from a version,
+// as [Repository] does after a snapshot.
+type StreamReader interface {
+	// LoadAfter returns the stream's records whose version is greater
+	// than after, in version order (after 0 is the whole stream, like
+	// Load).
+	LoadAfter(ctx context.Context, streamID string, after int) ([]Record, error)
 }
 
 // Type returns the event type name.

@@ -19,8 +19,9 @@ type Memory struct {
 }
 
 var (
-	_ Store     = (*Memory)(nil)
-	_ AllReader = (*Memory)(nil)
+	_ Store        = (*Memory)(nil)
+	_ AllReader    = (*Memory)(nil)
+	_ StreamReader = (*Memory)(nil)
 )
 
 // NewMemory returns an empty store that encodes events with enc.
@@ -54,7 +55,7 @@ func (m *Memory) Append(ctx context.Context, streamID string, expectedVersion in
 
 // ReadAll implements [AllReader]: appends are serialized, so positions are
 // append order without gaps.
-func (m *Memory) ReadAll(ctx context.Context, after int64, limit int) ([]Record, error) {
+func (m *Memory) ReadAll(ctx context.Context, after int64, limit int, types ...string) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -63,17 +64,44 @@ func (m *Memory) ReadAll(ctx context.Context, after int64, limit int) ([]Record,
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if after < 0 {
-		after = 0
+	var out []Record
+	for i := max(after, 0); i < int64(len(m.all)) && len(out) < limit; i++ {
+		if len(types) == 0 || slices.Contains(types, m.all[i].Envelope.Type) {
+			out = append(out, cloneRecord(m.all[i]))
+		}
 	}
-	if after >= int64(len(m.all)) {
-		return nil, nil
+	return out, nil
+}
+
+// Head implements [AllReader].
+func (m *Memory) Head(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
-	recs := slices.Clone(m.all[after:min(int64(len(m.all)), after+int64(limit))])
-	for i := range recs {
-		recs[i].Data = slices.Clone(recs[i].Data)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return int64(len(m.all)), nil
+}
+
+// LoadAfter implements [StreamReader].
+func (m *Memory) LoadAfter(ctx context.Context, streamID string, after int) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return recs, nil
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	recs := m.streams[streamID]
+	recs = recs[min(max(after, 0), len(recs)):]
+	out := make([]Record, len(recs))
+	for i, r := range recs {
+		out[i] = cloneRecord(r)
+	}
+	return out, nil
+}
+
+func cloneRecord(r Record) Record {
+	r.Data = slices.Clone(r.Data)
+	return r
 }
 
 // Load implements [Store].
@@ -81,11 +109,5 @@ func (m *Memory) Load(ctx context.Context, streamID string) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	recs := slices.Clone(m.streams[streamID])
-	for i := range recs {
-		recs[i].Data = slices.Clone(recs[i].Data)
-	}
-	return recs, nil
+	return m.LoadAfter(ctx, streamID, 0)
 }

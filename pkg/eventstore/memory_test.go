@@ -45,3 +45,9 @@ func TestMemoryReadAll(t *testing.T) {
 		t.Fatal("ReadAll with limit 0 returned no error")
 	}
 }
+
+func TestMemorySnapshotConformance(t *testing.T) {
+	eventstoretest.RunSnapshots(t,
+		func(*testing.T) eventstore.Store { return eventstore.NewMemory(eventstore.Encoder{}) },
+		func(*testing.T) eventstore.SnapshotStore { return eventstore.NewMemorySnapshots() })
+}

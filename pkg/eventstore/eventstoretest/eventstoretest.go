@@ -1,10 +1,15 @@
 // Package eventstoretest is the conformance suite every
 // [eventstore.Store] passes: round trip, version checks, one winner among
 // concurrent appends, upcasting on load, envelopes that continue the
-// correlation chain, and aggregates through a Repository.
+// correlation chain, and aggregates through a Repository; reading a stream
+// after a version for an [eventstore.StreamReader]; reading all by
+// position and type, the head and a catch-up subscription for an
+// [eventstore.AllReader]. [RunSnapshots] is the suite of an
+// [eventstore.SnapshotStore] and of a Repository that uses one.
 //
 //	func TestConformance(t *testing.T) {
 //		eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return newMyStore(t) })
+//		eventstoretest.RunSnapshots(t, newMyStore, newMySnapshotStore)
 //	}
 package eventstoretest
 
@@ -300,6 +305,301 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		}
 		if got.State != (account{Owner: "ada", Balance: 11, Events: 3}) || got.Version != 3 {
 			t.Fatalf("folded %+v at version %d, want ada with 11 from 3 events", got.State, got.Version)
+		}
+	})
+
+	t.Run("LoadAfter", func(t *testing.T) {
+		s, ok := newStore(t).(eventstore.StreamReader)
+		if !ok {
+			t.Skip("the store does not implement eventstore.StreamReader")
+		}
+		id := stream("acct")
+		if err := s.(eventstore.Store).Append(ctx, id, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}, deposited{Amount: 2}); err != nil {
+			t.Fatal(err)
+		}
+		for after, want := range map[int][]int{0: {1, 2, 3}, 1: {2, 3}, 3: nil, 9: nil} {
+			recs, err := s.LoadAfter(ctx, id, after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, r := range recs {
+				got = append(got, r.Version)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("LoadAfter(%d): versions %v, want %v", after, got, want)
+			}
+		}
+	})
+
+	t.Run("ReadAllByTypeAndHead", func(t *testing.T) {
+		st := newStore(t)
+		s, ok := st.(eventstore.AllReader)
+		if !ok {
+			t.Skip("the store does not implement eventstore.AllReader")
+		}
+		head, err := s.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := stream("acct"), stream("acct")
+		if err := st.Append(ctx, a, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Append(ctx, b, 0, accountOpened{Owner: "b"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Append(ctx, a, 2, deposited{Amount: 2}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.ReadAll(ctx, head, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 4 || all[0].StreamID != a || all[2].StreamID != b || all[3].Version != 3 {
+			t.Fatalf("ReadAll after the head: %d records, want a/1 a/2 b/1 a/3", len(all))
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i].Position <= all[i-1].Position {
+				t.Fatalf("positions %d then %d: want increasing", all[i-1].Position, all[i].Position)
+			}
+		}
+		if h, err := s.Head(ctx); err != nil || h != all[3].Position {
+			t.Fatalf("Head = %d, %v; want the last position %d", h, err, all[3].Position)
+		}
+		deps, err := s.ReadAll(ctx, head, 100, "test.deposited")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(deps) != 2 || deps[0].Position != all[1].Position || deps[1].Position != all[3].Position {
+			t.Fatalf("ReadAll of test.deposited: %d records, want a/2 and a/3", len(deps))
+		}
+		both, _ := s.ReadAll(ctx, head, 100, "test.deposited", "test.account_opened")
+		page, _ := s.ReadAll(ctx, all[0].Position, 1, "test.account_opened")
+		if len(both) != 4 || len(page) != 1 || page[0].StreamID != b {
+			t.Fatalf("two types: %d records (want 4); one opened after a/1: %v (want b/1)", len(both), page)
+		}
+		if none, err := s.ReadAll(ctx, head, 100, "test.never"); err != nil || len(none) != 0 {
+			t.Fatalf("unknown type: %d records, %v", len(none), err)
+		}
+		if _, err := s.ReadAll(ctx, 0, 0); err == nil {
+			t.Fatal("ReadAll with limit 0 returned no error")
+		}
+	})
+
+	t.Run("SubscriptionCatchesUpAndFollows", func(t *testing.T) {
+		st := newStore(t)
+		s, ok := st.(eventstore.AllReader)
+		if !ok {
+			t.Skip("the store does not implement eventstore.AllReader")
+		}
+		head, err := s.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := stream("acct")
+		if err := st.Append(ctx, id, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}, deposited{Amount: 2}); err != nil {
+			t.Fatal(err)
+		}
+		wake := make(chan struct{}, 1)
+		sub, err := eventstore.NewSubscription(s, head, eventstore.SubscriptionConfig{
+			Types: []string{"test.deposited"}, BatchSize: 1, PollInterval: time.Hour, Wake: wake,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var got []float64
+		for len(got) < 2 {
+			recs, err := sub.Next(tctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 1 {
+				t.Fatalf("batch of %d, want 1", len(recs))
+			}
+			evs, _ := decoder(t).DecodeAll(recs)
+			got = append(got, evs[0].(deposited).Amount)
+		}
+		// Caught up: Next waits; an append and a wake bring the next.
+		done := make(chan []eventstore.Record, 1)
+		go func() {
+			recs, err := sub.Next(tctx)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- recs
+		}()
+		if err := st.Append(ctx, id, 3, accountOpened{Owner: "ignored"}, deposited{Amount: 3}); err != nil {
+			t.Fatal(err)
+		}
+		wake <- struct{}{}
+		recs := <-done
+		if len(recs) != 1 || recs[0].Version != 5 {
+			t.Fatalf("live batch %v, want version 5 (the deposit, not the other type)", recs)
+		}
+		if sub.Position() != recs[0].Position || sub.Lag() != 0 {
+			t.Fatalf("position %d lag %d, want %d and 0", sub.Position(), sub.Lag(), recs[0].Position)
+		}
+		cancel()
+		if _, err := sub.Next(tctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next after cancel: %v", err)
+		}
+		if fmt.Sprint(got) != "[1 2]" {
+			t.Fatalf("history %v, want [1 2]", got)
+		}
+	})
+}
+
+// RunSnapshots runs the snapshot suite: the snapshot store keeps the
+// latest snapshot per stream and schema version, and a Repository using it
+// loads the same state as a full replay, from the snapshot and the events
+// after it, and ignores a snapshot of another schema version.
+func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventstore.Store, newSnapshots func(t *testing.T) eventstore.SnapshotStore) {
+	ctx := context.Background()
+
+	t.Run("StoreKeepsTheLatest", func(t *testing.T) {
+		ss := newSnapshots(t)
+		id := stream("snap")
+		if _, ok, err := ss.LoadSnapshot(ctx, id); ok || err != nil {
+			t.Fatalf("snapshot of an unknown stream: %v %v", ok, err)
+		}
+		at := time.Now().UTC().Truncate(time.Millisecond)
+		for _, s := range []eventstore.Snapshot{
+			{StreamID: id, Version: 5, SchemaVersion: 1, Data: []byte(`{"v":5}`), Time: at},
+			{StreamID: id, Version: 3, SchemaVersion: 1, Data: []byte(`{"v":3}`), Time: at}, // a slower writer
+		} {
+			if err := ss.SaveSnapshot(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, ok, err := ss.LoadSnapshot(ctx, id)
+		if err != nil || !ok || got.Version != 5 || string(got.Data) != `{"v":5}` || !got.Time.Equal(at) || got.StreamID != id {
+			t.Fatalf("after saving 5 then 3: %+v %v %v, want version 5", got, ok, err)
+		}
+		// A new schema replaces a higher version of the old one.
+		if err := ss.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Version: 4, SchemaVersion: 2, Data: []byte(`{}`), Time: at}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := ss.LoadSnapshot(ctx, id); got.SchemaVersion != 2 || got.Version != 4 {
+			t.Fatalf("after a schema 2 snapshot: %+v", got)
+		}
+	})
+
+	// counting wraps apply to count the events folded by a Load.
+	counting := func(n *atomic.Int32) func(account, event.Event) account {
+		return func(a account, e event.Event) account { n.Add(1); return apply(a, e) }
+	}
+
+	t.Run("RepositoryLoadsTheSnapshotThenTheRest", func(t *testing.T) {
+		store, snaps := newStore(t), newSnapshots(t)
+		var folded atomic.Int32
+		repo := &eventstore.Repository[account]{Store: store, Decoder: decoder(t), Apply: counting(&folded),
+			Snapshots: &eventstore.Snapshots[account]{Store: snaps, Every: 4, OnError: func(id string, err error) { t.Error(err) }}}
+		full := &eventstore.Repository[account]{Store: store, Decoder: decoder(t), Apply: apply}
+		id := stream("acct")
+		a := repo.New(id)
+		a.Record(accountOpened{Owner: "ada"})
+		if err := repo.Save(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 { // one deposit per save: snapshots at 4 and 8 events
+			a, err := repo.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Record(deposited{Amount: float64(i + 1)})
+			if err := repo.Save(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, ok, err := snaps.LoadSnapshot(ctx, id)
+		if err != nil || !ok || snap.Version != 8 || snap.SchemaVersion != 1 {
+			t.Fatalf("snapshot %+v %v %v, want one at version 8 (every 4 events), schema 1", snap, ok, err)
+		}
+		folded.Store(0)
+		got, err := repo.Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := full.Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != want.State || got.Version != want.Version || got.Version != 11 {
+			t.Fatalf("from the snapshot: %+v at %d; full replay: %+v at %d", got.State, got.Version, want.State, want.Version)
+		}
+		if n := folded.Load(); n != 3 {
+			t.Fatalf("folded %d events on load, want 3 (versions 9-11 after the snapshot at 8)", n)
+		}
+		// A stale aggregate loaded from the snapshot still conflicts.
+		x, _ := repo.Load(ctx, id)
+		y, _ := repo.Load(ctx, id)
+		x.Record(deposited{Amount: 1})
+		y.Record(deposited{Amount: 1})
+		if err := repo.Save(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		if err := repo.Save(ctx, y); !errors.Is(err, eventstore.ErrConcurrencyConflict) {
+			t.Fatalf("stale save after a snapshot load: %v", err)
+		}
+	})
+
+	t.Run("AggregateDecides", func(t *testing.T) {
+		store, snaps := newStore(t), newSnapshots(t)
+		repo := &eventstore.Repository[account]{Store: store, Decoder: decoder(t), Apply: apply,
+			Snapshots: &eventstore.Snapshots[account]{Store: snaps, When: func(a account, _ int) bool { return a.Balance >= 100 }}}
+		id := stream("acct")
+		a := repo.New(id)
+		a.Record(accountOpened{Owner: "ada"}, deposited{Amount: 50})
+		_ = repo.Save(ctx, a)
+		if _, ok, _ := snaps.LoadSnapshot(ctx, id); ok {
+			t.Fatal("a snapshot before the aggregate asked for one")
+		}
+		a.Record(deposited{Amount: 50})
+		_ = repo.Save(ctx, a)
+		if s, ok, _ := snaps.LoadSnapshot(ctx, id); !ok || s.Version != 3 {
+			t.Fatalf("snapshot %+v %v, want one at version 3, when the balance reached 100", s, ok)
+		}
+	})
+
+	t.Run("OtherSchemaVersionIsIgnored", func(t *testing.T) {
+		store, snaps := newStore(t), newSnapshots(t)
+		id := stream("acct")
+		if err := store.Append(ctx, id, 0, accountOpened{Owner: "ada"}, deposited{Amount: 5}); err != nil {
+			t.Fatal(err)
+		}
+		// A snapshot written by older code whose state had another shape:
+		// decoded as today's account it would read Balance 0.
+		old := eventstore.Snapshot{StreamID: id, Version: 2, SchemaVersion: 1, Data: []byte(`{"Owner":"ada","Cents":500,"Events":2}`), Time: time.Now()}
+		if err := snaps.SaveSnapshot(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		var folded atomic.Int32
+		repo := &eventstore.Repository[account]{Store: store, Decoder: decoder(t), Apply: counting(&folded),
+			Snapshots: &eventstore.Snapshots[account]{Store: snaps, Every: 1, SchemaVersion: 2}}
+		a, err := repo.Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.State != (account{Owner: "ada", Balance: 5, Events: 2}) || folded.Load() != 2 {
+			t.Fatalf("loaded %+v folding %d events, want the full replay (balance 5, 2 events)", a.State, folded.Load())
+		}
+		a.Record(deposited{Amount: 1})
+		if err := repo.Save(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if s, _, _ := snaps.LoadSnapshot(ctx, id); s.SchemaVersion != 2 || s.Version != 3 {
+			t.Fatalf("after a save: snapshot %+v, want schema 2 at version 3 replacing the old one", s)
+		}
+		// An undecodable snapshot is ignored too, and reported.
+		_ = snaps.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Version: 3, SchemaVersion: 2, Data: []byte(`not json`), Time: time.Now()})
+		var reported error
+		repo.Snapshots.OnError = func(_ string, err error) { reported = err }
+		folded.Store(0)
+		if a, err := repo.Load(ctx, id); err != nil || a.State.Balance != 6 || folded.Load() != 3 || reported == nil {
+			t.Fatalf("undecodable snapshot: %+v %v, folded %d, reported %v; want a full replay and a report", a, err, folded.Load(), reported)
 		}
 	})
 }
