@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/pkg/command"
+	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -17,6 +18,24 @@ import (
 type store interface {
 	eventstore.Store
 	eventstore.AllReader
+}
+
+// wakingStore tells the read model about each append of this process, so
+// that it need not wait for its next poll.
+type wakingStore struct {
+	store
+	wake chan struct{}
+}
+
+func (w wakingStore) Append(ctx context.Context, streamID string, expectedVersion int, events ...event.Event) error {
+	err := w.store.Append(ctx, streamID, expectedVersion, events...)
+	if err == nil {
+		select {
+		case w.wake <- struct{}{}:
+		default: // a wake is pending already
+		}
+	}
+	return err
 }
 
 // app is the order service: the command side (bus, OrderAggregate
@@ -32,8 +51,15 @@ type app struct {
 	logger         *slog.Logger
 }
 
-func newApp(svc *service.Service, st store, table summaryTable, s settings, logger *slog.Logger) (*app, error) {
+func newApp(env *environment, logger *slog.Logger) (*app, error) {
+	svc, s := env.svc, env.settings
 	dec, err := newDecoder(svc.Registry())
+	if err != nil {
+		return nil, err
+	}
+	wake := make(chan struct{}, 1)
+	st := wakingStore{store: env.store, wake: wake}
+	summaries, err := newReadModel(s.ReadModel, env.table, env.checkpoints, env.store, dec, wake)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +72,7 @@ func newApp(svc *service.Service, st store, table summaryTable, s settings, logg
 		bus:            bus,
 		store:          st,
 		repo:           &eventstore.Repository[Order]{Store: st, Decoder: dec, Apply: applyOrder},
-		summaries:      newReadModel(s.ReadModel, table, st, dec),
+		summaries:      summaries,
 		commandTimeout: s.CommandTimeout,
 		logger:         logger,
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/switchyard-go/switchyard/adapters/postgres"
 	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
+	"github.com/switchyard-go/switchyard/pkg/projection"
 	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -27,7 +28,9 @@ type environment struct {
 	svc      *service.Service
 	store    store
 	table    summaryTable
-	closers  []func()
+	// checkpoints keeps the read model's checkpoint, with the table.
+	checkpoints projection.Store
+	closers     []func()
 }
 
 func (e *environment) close() {
@@ -71,6 +74,7 @@ func open(ctx context.Context, path string, logger *slog.Logger) (_ *environment
 		}
 		env.store = eventstore.NewMemory(eventstore.Encoder{Source: sourceOf(cfg)})
 		env.table = newMemoryTable()
+		env.checkpoints = projection.NewMemory()
 		return env, nil
 	}
 	pool, err := cfg.OpenPostgres(ctx)
@@ -98,8 +102,16 @@ func open(ctx context.Context, path string, logger *slog.Logger) (_ *environment
 	if err := es.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("creating the events table: %w", err)
 	}
+	cps, err := postgres.NewProjectionStore(pool, postgres.ProjectionStoreConfig{})
+	if err != nil {
+		return nil, err
+	}
+	if err := cps.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("creating the checkpoints table: %w", err)
+	}
 	env.store = es
 	env.table = newPostgresTable(pool)
+	env.checkpoints = cps
 	return env, nil
 }
 

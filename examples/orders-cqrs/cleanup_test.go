@@ -15,7 +15,10 @@ func dropTables(t *testing.T, env *environment) {
 	}
 	pt := env.table.(*postgresTable)
 	ctx := context.Background()
-	for _, table := range []string{es.Table(), env.settings.ReadModel + "_v1", env.settings.ReadModel + "_v2"} {
+	if _, err := pt.pool.Exec(ctx, `DELETE FROM `+postgres.DefaultProjectionsTable+` WHERE name = $1`, env.settings.ReadModel); err != nil {
+		t.Errorf("delete the checkpoint: %v", err)
+	}
+	for _, table := range []string{es.Table(), env.settings.ReadModel + "_v1", env.settings.ReadModel + "_v2", env.settings.ReadModel + "_v3"} {
 		if _, err := pt.pool.Exec(ctx, `DROP TABLE IF EXISTS `+ident(table)); err != nil {
 			t.Errorf("drop %s: %v", table, err)
 		}

@@ -53,7 +53,7 @@ func startApp(t *testing.T, file string) (string, *app) {
 		cancel()
 		t.Fatal(err)
 	}
-	a, err := newApp(env.svc, env.store, env.table, env.settings, logger)
+	a, err := newApp(env, logger)
 	if err != nil {
 		cancel()
 		env.close()
@@ -231,8 +231,8 @@ func TestOrderLifecycleOnEveryBroker(t *testing.T) {
 			if got := fmt.Sprintf("%T", a.svc.Broker()); !strings.Contains(strings.ToLower(got), strings.TrimSuffix(tc.pkg, "/")) {
 				t.Fatalf("broker %s, want one of package %s", got, tc.pkg)
 			}
-			if _, ok := a.store.(*postgres.EventStore); !ok {
-				t.Fatalf("event store %T, want the PostgreSQL one", a.store)
+			if _, ok := a.store.(wakingStore).store.(*postgres.EventStore); !ok {
+				t.Fatalf("event store %T, want the PostgreSQL one", a.store.(wakingStore).store)
 			}
 			orderLifecycle(t, base)
 		})

@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opts.addr != "" {
 		env.settings.Addr = opts.addr
 	}
-	a, err := newApp(env.svc, env.store, env.table, env.settings, logger)
+	a, err := newApp(env, logger)
 	if err != nil {
 		return err
 	}

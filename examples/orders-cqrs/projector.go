@@ -2,116 +2,58 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
 	"time"
 
+	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
+	"github.com/switchyard-go/switchyard/pkg/projection"
 )
 
-// readModel is the orderSummaries read model: a summary table filled from
-// the event store's global stream, from its checkpoint on.
+// readModel is the orderSummaries read model: a summary table filled by a
+// projection that follows the event store's global stream from its
+// checkpoint, and that a rebuild refills from position zero.
 type readModel struct {
 	name  string
 	table summaryTable
+	proj  *projection.Projection
 	src   eventstore.AllReader
-	dec   *eventstore.Decoder
-
-	mu       sync.Mutex // one batch or rebuild at a time
-	target   string
-	gen      int
-	position int64
 }
 
-func newReadModel(name string, table summaryTable, src eventstore.AllReader, dec *eventstore.Decoder) *readModel {
-	return &readModel{name: name, table: table, src: src, dec: dec}
+// newReadModel builds the projection. wake, fed by this process's
+// appends, makes a caught-up projection read at once instead of at its
+// next poll: a client waiting to read its own write waits less.
+func newReadModel(name string, table summaryTable, checkpoints projection.Store, src eventstore.AllReader, dec *eventstore.Decoder, wake <-chan struct{}) (*readModel, error) {
+	p, err := projection.New(name, checkpoints, dec,
+		projection.WithSetup(table.create),
+		// Readers look the live target up, so the old one can go in the
+		// unit of work that switches them.
+		projection.WithSwitch(func(ctx context.Context, from, _ string) error { return table.drop(ctx, from) }),
+		projection.WithPollInterval(100*time.Millisecond),
+		projection.WithWake(wake),
+	)
+	if err != nil {
+		return nil, err
+	}
+	r := &readModel{name: name, table: table, proj: p, src: src}
+	return r, errors.Join(
+		projection.Handle(p, r.onPlaced),
+		projection.Handle(p, r.onPaid),
+		projection.Handle(p, r.onShipped),
+	)
+}
+
+func (r *readModel) onPlaced(ctx context.Context, e OrderPlaced) error        { return r.apply(ctx, e) }
+func (r *readModel) onPaid(ctx context.Context, e OrderPaid) error      { return r.apply(ctx, e) }
+func (r *readModel) onShipped(ctx context.Context, e OrderShipped) error { return r.apply(ctx, e) }
+
+func (r *readModel) apply(ctx context.Context, e event.Event) error {
+	return r.table.apply(ctx, projection.Target(ctx), projection.Envelope(ctx), e)
 }
 
 // Run follows the store until ctx ends.
-func (r *readModel) Run(ctx context.Context) error {
-	for {
-		n, err := r.step(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		if n == 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
-}
-
-func (r *readModel) ensure(ctx context.Context) error {
-	if r.target != "" {
-		return nil
-	}
-	r.gen = 1
-	r.target = fmt.Sprintf("%s_v%d", r.name, r.gen)
-	return r.table.create(ctx, r.target)
-}
-
-func (r *readModel) step(ctx context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.ensure(ctx); err != nil {
-		return 0, err
-	}
-	n, pos, err := r.fill(ctx, r.target, r.position)
-	r.position = pos
-	return n, err
-}
-
-func (r *readModel) fill(ctx context.Context, target string, after int64) (int, int64, error) {
-	recs, err := r.src.ReadAll(ctx, after, 100)
-	if err != nil {
-		return 0, after, err
-	}
-	for _, rec := range recs {
-		e, err := r.dec.Decode(rec)
-		if err != nil {
-			return 0, after, err
-		}
-		if err := r.table.apply(ctx, target, rec.Envelope, e); err != nil {
-			return 0, after, err
-		}
-		after = rec.Position
-	}
-	return len(recs), after, nil
-}
-
-// Rebuild replays every event into a new target and switches readers to
-// it.
-func (r *readModel) Rebuild(ctx context.Context) (RebuildResult, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.ensure(ctx); err != nil {
-		return RebuildResult{}, err
-	}
-	next := fmt.Sprintf("%s_v%d", r.name, r.gen+1)
-	if err := r.table.create(ctx, next); err != nil {
-		return RebuildResult{}, err
-	}
-	var pos int64
-	for {
-		n, p, err := r.fill(ctx, next, pos)
-		if err != nil {
-			return RebuildResult{}, err
-		}
-		pos = p
-		if n == 0 {
-			break
-		}
-	}
-	old := r.target
-	r.target, r.gen, r.position = next, r.gen+1, pos
-	return RebuildResult{From: old, To: next, Position: pos}, r.table.drop(ctx, old)
-}
+func (r *readModel) Run(ctx context.Context) error { return r.proj.Run(ctx, r.src) }
 
 // RebuildResult says what a rebuild did.
 type RebuildResult struct {
@@ -120,13 +62,42 @@ type RebuildResult struct {
 	Position int64  `json:"position"`
 }
 
-// Get reads an order's summary.
-func (r *readModel) Get(ctx context.Context, id string) (Summary, bool, error) {
-	r.mu.Lock()
-	target := r.target
-	r.mu.Unlock()
-	if target == "" {
-		return Summary{}, false, nil
+// Rebuild replays every event into a new table while the live one keeps
+// serving, then switches readers to it (see projection.Projection.Rebuild).
+func (r *readModel) Rebuild(ctx context.Context) (RebuildResult, error) {
+	from, err := r.proj.Target(ctx)
+	if err != nil {
+		return RebuildResult{}, err
 	}
-	return r.table.get(ctx, target, id)
+	if err := r.proj.Rebuild(ctx, r.src); err != nil {
+		return RebuildResult{}, err
+	}
+	to, err := r.proj.Target(ctx)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	return RebuildResult{From: from, To: to, Position: r.proj.Status().Position}, nil
+}
+
+// Get reads an order's summary from the live table.
+func (r *readModel) Get(ctx context.Context, id string) (Summary, bool, error) {
+	target := r.proj.Status().Target // no I/O; empty until the projection first ran here
+	if target == "" {
+		t, err := r.proj.Target(ctx)
+		if err != nil {
+			return Summary{}, false, err
+		}
+		target = t
+	}
+	s, ok, err := r.table.get(ctx, target, id)
+	if err == nil {
+		return s, ok, nil
+	}
+	// The table may have been dropped by a rebuild's switch (in another
+	// process, say) since this process last looked: ask once more.
+	now, terr := r.proj.Target(ctx)
+	if terr != nil || now == target {
+		return Summary{}, false, fmt.Errorf("reading %s: %w", target, err)
+	}
+	return r.table.get(ctx, now, id)
 }
