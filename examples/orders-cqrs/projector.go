@@ -44,8 +44,8 @@ func newReadModel(name string, table summaryTable, checkpoints projection.Store,
 	)
 }
 
-func (r *readModel) onPlaced(ctx context.Context, e OrderPlaced) error        { return r.apply(ctx, e) }
-func (r *readModel) onPaid(ctx context.Context, e OrderPaid) error      { return r.apply(ctx, e) }
+func (r *readModel) onPlaced(ctx context.Context, e OrderPlaced) error   { return r.apply(ctx, e) }
+func (r *readModel) onPaid(ctx context.Context, e OrderPaid) error       { return r.apply(ctx, e) }
 func (r *readModel) onShipped(ctx context.Context, e OrderShipped) error { return r.apply(ctx, e) }
 
 func (r *readModel) apply(ctx context.Context, e event.Event) error {
