@@ -4,7 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/switchyard-go/switchyard/adapters/postgres"
+	"github.com/switchyard-go/switchyard/internal/brokertest"
 )
 
 // dropTables removes what a test created in PostgreSQL.
@@ -22,5 +25,18 @@ func dropTables(t *testing.T, env *environment) {
 		if _, err := pt.pool.Exec(ctx, `DROP TABLE IF EXISTS `+ident(table)); err != nil {
 			t.Errorf("drop %s: %v", table, err)
 		}
+	}
+}
+
+// dropTable drops one table of the shared database.
+func dropTable(t *testing.T, table string) {
+	pool, err := pgxpool.New(context.Background(), brokertest.PostgresURL(t))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+ident(table)); err != nil {
+		t.Errorf("drop %s: %v", table, err)
 	}
 }

@@ -44,7 +44,7 @@ func usePostgres(t *testing.T) {
 
 // startApp opens the example as configured by file and the environment,
 // runs it, and serves its API on an httptest server.
-func startApp(t *testing.T, file string) (string, *app) {
+func startApp(t *testing.T, file string, before ...func(*app)) (string, *app) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -58,6 +58,9 @@ func startApp(t *testing.T, file string) (string, *app) {
 		cancel()
 		env.close()
 		t.Fatal(err)
+	}
+	for _, fn := range before {
+		fn(a)
 	}
 	started, err := a.start(ctx)
 	if err != nil {
