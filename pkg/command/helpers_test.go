@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/pkg/command"
 	"github.com/switchyard-go/switchyard/pkg/event"
@@ -159,3 +161,5 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -48,6 +48,10 @@ func setVersion(ctx context.Context, v int) {
 // wrapping [ErrNoOutcome] and ctx's error (the command may still be
 // handled: give ctx a deadline).
 //
+// A command that deduplication (service.WithIdempotency) skips as a
+// redelivery of one already handled has no outcome of its own: send it
+// with a new id, or wait on the read model.
+//
 // It sees the outcome of commands handled by this process. With several
 // instances in one consumer group another instance may take the command
 // and SendAndWait runs into ctx's deadline; such services send with
