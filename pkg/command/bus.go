@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -140,17 +141,25 @@ func (b *Bus) handle(ctx context.Context, name string, fn func(context.Context) 
 			slog.String("id", d.Envelope.ID), slog.String("reason", rej.Err.Error()))
 		b.resolve(d.Envelope.ID, outcome{version: res.version, err: err})
 		return nil
-	case failure.IsPermanent(err) || b.lastAttempt(name, d.Attempt):
+	case failure.IsPermanent(err) || b.lastAttempt(name, d):
 		b.resolve(d.Envelope.ID, outcome{err: err})
 	}
 	return err
 }
 
-// lastAttempt reports whether attempt is the handler's last before its
-// message is dead-lettered.
-func (b *Bus) lastAttempt(name string, attempt int) bool {
+// lastAttempt reports whether the failed attempt of d is the handler's
+// last before its message is dead-lettered, as the retry middleware
+// decides: by attempts, or by the time since the first failure.
+func (b *Bus) lastAttempt(name string, d *middleware.Delivery) bool {
 	p, ok := b.svc.PolicyOf(name)
-	return !ok || attempt >= p.Retry.WithDefaults().MaxAttempts
+	if !ok {
+		return true
+	}
+	r := p.Retry.WithDefaults()
+	if d.Attempt >= r.MaxAttempts {
+		return true
+	}
+	return r.MaxElapsed > 0 && !d.FirstFailure.IsZero() && time.Since(d.FirstFailure) >= r.MaxElapsed
 }
 
 // SendOption adjusts one send.

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard-go/switchyard/pkg/command"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
 	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
+	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -202,6 +204,25 @@ func TestPermanentFailureIsReportedAndDeadLettered(t *testing.T) {
 	_, err := bus.SendAndWait(waitCtx(t), payCart{CartID: "c"})
 	if !errors.Is(err, boom) || command.IsRejected(err) {
 		t.Fatalf("send: %v, want boom, not a rejection", err)
+	}
+	eventually(t, "the dead letter", func() bool { return svc.Stats().DeadLettered == 1 })
+}
+
+// TestGivingUpByTimeIsReported: a handler whose retries end by
+// max_elapsed, not by attempts, still reports its failure to the sender.
+func TestGivingUpByTimeIsReported(t *testing.T) {
+	svc := newService(t)
+	bus := newBus(t, svc)
+	flaky := errors.New("downstream unavailable")
+	err := command.Handle(bus, "carts.pay", func(context.Context, payCart) error { return flaky },
+		service.Retry(retry.Policy{MaxAttempts: 1000, InitialInterval: 5 * time.Millisecond, MaxInterval: 5 * time.Millisecond, MaxElapsed: 50 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, svc)
+	_, err = bus.SendAndWait(waitCtx(t), payCart{CartID: "c"})
+	if !errors.Is(err, flaky) || errors.Is(err, command.ErrNoOutcome) {
+		t.Fatalf("send: %v, want the handler's error once it gave up", err)
 	}
 	eventually(t, "the dead letter", func() bool { return svc.Stats().DeadLettered == 1 })
 }
