@@ -61,7 +61,6 @@ func open(ctx context.Context, path string, logger *slog.Logger) (_ *environment
 	}
 	env.closers = append(env.closers, func() { _ = b.Close() })
 	env.svc = service.New(b, append(cfg.ServiceOptions(),
-		service.WithSource(sourceOf(cfg)),
 		service.WithDefaults(cfg.Defaults.Inherit(examplePolicy)),
 		service.WithLogger(logger),
 	)...)
@@ -72,7 +71,7 @@ func open(ctx context.Context, path string, logger *slog.Logger) (_ *environment
 		if cfg.Outbox.Enabled() {
 			return nil, errors.New("outbox.store: postgres needs the PostgreSQL event store: set postgres.dsn")
 		}
-		env.store = eventstore.NewMemory(eventstore.Encoder{Source: sourceOf(cfg)})
+		env.store = eventstore.NewMemory(eventstore.Encoder{Source: cfg.Service.Name})
 		env.table = newMemoryTable()
 		env.checkpoints = projection.NewMemory()
 		return env, nil
@@ -82,7 +81,7 @@ func open(ctx context.Context, path string, logger *slog.Logger) (_ *environment
 		return nil, err
 	}
 	env.closers = append(env.closers, pool.Close)
-	esCfg := postgres.EventStoreConfig{Table: s.EventsTable, Source: sourceOf(cfg), Namespace: cfg.Service.Namespace}
+	esCfg := postgres.EventStoreConfig{Table: s.EventsTable, Source: cfg.Service.Name, Namespace: cfg.Service.Namespace}
 	if cfg.Outbox.Enabled() {
 		// Every stored event is also published, at least once and in
 		// stream order, by the relay the outbox section runs.
@@ -113,11 +112,4 @@ func open(ctx context.Context, path string, logger *slog.Logger) (_ *environment
 	env.table = newPostgresTable(pool)
 	env.checkpoints = cps
 	return env, nil
-}
-
-func sourceOf(cfg config.Config) string {
-	if cfg.Service.Name != "" {
-		return cfg.Service.Name
-	}
-	return "orders-cqrs"
 }
