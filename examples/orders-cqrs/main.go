@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/switchyard-go/switchyard/pkg/command"
+	"github.com/switchyard-go/switchyard/pkg/eventstore"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -152,6 +153,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch opts.mode {
 	case "rebuild":
+		if _, inMemory := env.store.(*eventstore.Memory); inMemory {
+			return errors.New("rebuild: the in-memory event store starts empty in every process, so there is nothing to rebuild from: " +
+				"set postgres.dsn (or SWITCHYARD_POSTGRES_DSN); the demo and POST /rebuild show a rebuild in memory")
+		}
 		return rebuildOnly(ctx, a, stdout)
 	case "serve":
 		return serve(ctx, a, env.settings.Addr, stdout, logger)

@@ -42,6 +42,7 @@ func TestBadFlagsAndSettingsAreNamed(t *testing.T) {
 		{[]string{"frobnicate"}, nil, `unexpected arguments ["frobnicate"]`},
 		{[]string{"demo", "--addr", ":1"}, nil, "--addr: only for serve"},
 		{[]string{"--log-level", "loud"}, nil, `--log-level: "loud"`},
+		{[]string{"rebuild"}, nil, "rebuild: the in-memory event store starts empty in every process"},
 		{nil, map[string]string{"SWITCHYARD_APP_COMMAND_TIMEOUT": "-1s"}, "app.command_timeout: -1s, want > 0"},
 		{nil, map[string]string{"SWITCHYARD_OUTBOX_STORE": "postgres"}, "postgres.dsn: required when outbox.store is postgres"},
 	} {
