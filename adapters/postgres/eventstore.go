@@ -34,6 +34,12 @@ type EventStoreConfig struct {
 	// Encoder encodes events; its Source, if set, wins over Source.
 	// Default: JSON, time.Now.
 	Encoder eventstore.Encoder `yaml:"-"`
+	// Channel is the NOTIFY channel that each append notifies on commit,
+	// so that catch-up subscriptions following the store live wake at once
+	// ([EventStore.Listen]) instead of waiting for their next poll.
+	// Default: the table name with dots replaced by underscores; "-" for
+	// none.
+	Channel string `yaml:"channel"`
 	// Outbox, if set, receives every appended event in the append's
 	// transaction, to its topic (event.TopicOf) under Namespace, so that a
 	// relay publishes each stored event at least once.
@@ -42,10 +48,14 @@ type EventStoreConfig struct {
 
 // Validate reports every problem at once.
 func (c EventStoreConfig) Validate() error {
+	var err error
 	if c.Table != "" && !identRE.MatchString(c.Table) {
-		return fmt.Errorf("eventstore.table: %q, want an SQL identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified", c.Table)
+		err = errors.Join(err, fmt.Errorf("eventstore.table: %q, want an SQL identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified", c.Table))
 	}
-	return nil
+	if c.Channel != "" && c.Channel != "-" && (!identRE.MatchString(c.Channel) || strings.Contains(c.Channel, ".")) {
+		err = errors.Join(err, fmt.Errorf("eventstore.channel: %q, want an SQL identifier without dots, or \"-\" for none", c.Channel))
+	}
+	return err
 }
 
 // EventStore is an [eventstore.Store] in PostgreSQL: one row per event,
@@ -66,12 +76,13 @@ func (c EventStoreConfig) Validate() error {
 // insert to the end of the transaction: keep the transactions of
 // [EventStore.AppendTx] short after the append.
 type EventStore struct {
-	pool  *pgxpool.Pool
-	table string
-	base  string
-	ns    string
-	enc   eventstore.Encoder
-	ob    *Outbox
+	pool    *pgxpool.Pool
+	table   string
+	channel string
+	base    string
+	ns      string
+	enc     eventstore.Encoder
+	ob      *Outbox
 }
 
 var (
@@ -92,11 +103,14 @@ func NewEventStore(pool *pgxpool.Pool, cfg EventStoreConfig) (*EventStore, error
 	if cfg.Encoder.Source == "" {
 		cfg.Encoder.Source = cfg.Source
 	}
+	if cfg.Channel == "" {
+		cfg.Channel = strings.ReplaceAll(cfg.Table, ".", "_")
+	}
 	base := cfg.Table
 	if i := strings.IndexByte(base, '.'); i >= 0 {
 		base = base[i+1:]
 	}
-	return &EventStore{pool: pool, table: cfg.Table, base: base, ns: cfg.Namespace, enc: cfg.Encoder, ob: cfg.Outbox}, nil
+	return &EventStore{pool: pool, table: cfg.Table, channel: cfg.Channel, base: base, ns: cfg.Namespace, enc: cfg.Encoder, ob: cfg.Outbox}, nil
 }
 
 // Table returns the events table's name.
@@ -187,6 +201,9 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			r.StreamID, r.Version, r.Envelope.ID, r.Envelope.Type, r.Envelope.Version, map[string]string(md), r.Data)
 	}
+	if s.channel != "-" {
+		b.Queue(`SELECT pg_notify($1, '')`, s.channel) // delivered on commit, once per transaction
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if isUniqueViolation(err) {
 			// Another append at this version committed while we checked.
@@ -211,6 +228,18 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 // space of their own, apart from the one-key locks of migrate and of
 // blind appends to a stream.
 const positionLockClass = "1937204598" // "swev" in ASCII
+
+// Listen returns a channel that receives (without blocking: a wake-up
+// stands for one or more commits) after appends commit, for
+// eventstore.SubscriptionConfig.Wake or projection.WithWake. It LISTENs
+// on a dedicated connection taken from the pool until ctx ends; a lost
+// connection is re-established and polling covers what it missed.
+func (s *EventStore) Listen(ctx context.Context) (<-chan struct{}, error) {
+	if s.channel == "-" {
+		return nil, errors.New("postgres: event store notifications are disabled (channel \"-\")")
+	}
+	return listen(ctx, s.pool, s.channel, "event store")
+}
 
 // Load implements [eventstore.Store].
 func (s *EventStore) Load(ctx context.Context, streamID string) ([]eventstore.Record, error) {

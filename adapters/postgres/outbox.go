@@ -394,59 +394,7 @@ func (o *Outbox) Listen(ctx context.Context) (<-chan struct{}, error) {
 	if o.channel == "-" {
 		return nil, errors.New("postgres: outbox notifications are disabled (channel \"-\")")
 	}
-	conn, err := o.listenConn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan struct{}, 1)
-	go func() {
-		defer close(out)
-		for {
-			if conn != nil {
-				_, err := conn.WaitForNotification(ctx)
-				if err == nil {
-					select {
-					case out <- struct{}{}:
-					default:
-					}
-					continue
-				}
-				closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-				_ = conn.Close(closeCtx)
-				cancel()
-				conn = nil
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			if c, err := o.listenConn(ctx); err == nil {
-				conn = c
-				select { // something may have been committed meanwhile
-				case out <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	return out, nil
-}
-
-func (o *Outbox) listenConn(ctx context.Context) (*pgx.Conn, error) {
-	pc, err := o.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: outbox listen: %w", err)
-	}
-	conn := pc.Hijack()
-	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{o.channel}.Sanitize()); err != nil {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("postgres: outbox listen on %q: %w", o.channel, err)
-	}
-	return conn, nil
+	return listen(ctx, o.pool, o.channel, "outbox")
 }
 
 // Parked implements [outbox.Parker]: up to limit parked records, oldest

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -243,7 +244,13 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 		sum := newSummaries(t, pool)
 		appendOrders(t, es, 0, 30)
 
-		// The first process: its own pool, stopped after o13's write.
+		// The first process: its own pool, stopped after the write of the
+		// last event of a batch (o19's order_placed, at position 30 with
+		// batches of 10), so that only the commit is left to fail.
+		recs, _ := es.ReadAll(ctx, 29, 1)
+		if len(recs) != 1 || recs[0].StreamID != "o19" || recs[0].Position != 30 {
+			t.Fatalf("position 30 holds %v, want o19's order_placed", recs)
+		}
 		pool1 := newPool(t)
 		store1, err := postgres.NewProjectionStore(pool1, postgres.ProjectionStoreConfig{Table: store.Table()})
 		if err != nil {
@@ -252,7 +259,7 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 		first := sum.projection(t, store1)
 		runCtx, stop := context.WithCancel(ctx)
 		sum.hook = func(_ context.Context, id string) error {
-			if id == "o13" {
+			if id == "o19" {
 				stop()
 			}
 			return nil
@@ -268,8 +275,8 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 		if got, want := sum.rows(t, sum.name+"_v1"), expected(t, es, cp.Position); !maps.Equal(got, want) {
 			t.Fatalf("read model at the stop does not match its checkpoint %d:\n got %v\nwant %v", cp.Position, got, want)
 		}
-		if _, ok := sum.rows(t, sum.name+"_v1")["o13"]; ok {
-			t.Fatal("o13's write survived the stop before its commit")
+		if _, ok := sum.rows(t, sum.name+"_v1")["o19"]; ok || cp.Position != 20 {
+			t.Fatalf("checkpoint %d, o19 written %v: want the batch of o19 undone, the checkpoint at 20", cp.Position, ok)
 		}
 
 		// The next process resumes from the checkpoint.
@@ -496,5 +503,55 @@ func TestSubscriptionNeverMissesLateCommits(t *testing.T) {
 			seen[r.StreamID] = r.Version
 			total++
 		}
+	}
+}
+
+// TestEventStoreListenWakesSubscriptions: with an hour between polls, a
+// caught-up subscription and a projection still see an append at once,
+// woken by the append's NOTIFY.
+func TestEventStoreListenWakesSubscriptions(t *testing.T) {
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	store := newProjectionStore(t, pool)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wakeSub, err := es.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wakeProj, err := es.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := newSummaries(t, pool)
+	p := sum.projection(t, store, projection.WithPollInterval(time.Hour), projection.WithWake(wakeProj))
+	runProjection(t, p, es)
+	sub, err := eventstore.NewSubscription(es, 0, eventstore.SubscriptionConfig{PollInterval: time.Hour, Wake: wakeSub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return p.Status().Target != "" }) // Run is past its first read
+	got := make(chan []eventstore.Record, 1)
+	go func() {
+		recs, err := sub.Next(ctx)
+		if err != nil && ctx.Err() == nil {
+			t.Error(err)
+		}
+		got <- recs
+	}()
+	appendOrders(t, es, 0, 1)
+	select {
+	case recs := <-got:
+		if len(recs) == 0 || recs[0].StreamID != "o0" {
+			t.Fatalf("woken with %v", recs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription was not woken by the append")
+	}
+	eventually(t, func() bool { return maps.Equal(sum.rows(t, sum.name+"_v1"), map[string]row{"o0": {"paid", 2}}) })
+	if _, err := (func() (*postgres.EventStore, error) {
+		return postgres.NewEventStore(pool, postgres.EventStoreConfig{Channel: "a.b", Table: "bad table"})
+	})(); err == nil || !strings.Contains(err.Error(), "eventstore.channel") || !strings.Contains(err.Error(), "eventstore.table") {
+		t.Fatalf("bad config: %v, want both fields named", err)
 	}
 }

@@ -7,7 +7,8 @@
 //
 // # A projection
 //
-//	store := postgres.NewProjectionStore(pool) // or projection.NewMemory()
+//	store, err := postgres.NewProjectionStore(pool, postgres.ProjectionStoreConfig{}) // or projection.NewMemory()
+//	// once: store.Migrate(ctx)
 //	summaries, err := projection.New("order_summaries", store, dec,
 //		projection.WithSetup(func(ctx context.Context, target string) error {
 //			_, err := postgres.TxFrom(ctx).Exec(ctx, `CREATE TABLE `+target+` (id text PRIMARY KEY, status text)`)
@@ -17,7 +18,7 @@
 //			_, err := postgres.TxFrom(ctx).Exec(ctx, `CREATE OR REPLACE VIEW order_summaries AS SELECT * FROM `+to)
 //			return err
 //		}))
-//	projection.Handle(summaries, func(ctx context.Context, e OrderPlaced) error {
+//	err = projection.Handle(summaries, func(ctx context.Context, e OrderPlaced) error {
 //		_, err := postgres.TxFrom(ctx).Exec(ctx,
 //			`INSERT INTO `+projection.Target(ctx)+` (id, status) VALUES ($1, 'placed')`, e.OrderID)
 //		return err
@@ -34,6 +35,9 @@
 // checkpoint: history in batches, then live):
 //
 //	go summaries.Run(ctx, eventStore) // blocks until ctx ends
+//
+// On PostgreSQL, projection.WithWake(ch) with ch from the event store's
+// Listen makes a caught-up projection react to appends at once.
 //
 // From a broker, as ordinary service handlers in one consumer group named
 // after the projection; each message is applied once, deduplicated by its
@@ -54,5 +58,17 @@
 //
 // [Memory] needs no configuration, for tests and examples; the PostgreSQL
 // store (adapters/postgres) keeps checkpoints in a table keyed by
-// projection name. Any [Store] can be plugged in.
+// projection name, and the message ids of broker-fed projections in a
+// second one. Any [Store] can be plugged in.
+//
+// # Ordering and handlers
+//
+// Fed by the event store, a projection sees every event in global
+// position order, one batch at a time. Fed by a broker, it sees each
+// topic's events in the broker's order (per key), but events of different
+// topics in any order: write handlers that do not depend on that (upserts
+// rather than updates of a row another event creates). Either way a
+// handler error rolls its unit of work back and it is retried; a
+// permanent error (failure.Permanent, an undecodable event) stops Run
+// with the checkpoint right before the event.
 package projection

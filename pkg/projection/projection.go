@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-go/switchyard/pkg/event"
@@ -42,7 +43,10 @@ type Projection struct {
 	poll       time.Duration
 	wake       <-chan struct{}
 	logger     *slog.Logger
-	brokerFed  bool
+	// brokerFed and storeFed say how this process feeds the projection:
+	// a rebuild marks the events it replays seen unless it is known to
+	// be fed by the store only (see Rebuild).
+	brokerFed, storeFed atomic.Bool
 
 	mu     sync.Mutex
 	status Status
@@ -263,6 +267,7 @@ func (p *Projection) apply(ctx context.Context, tx Tx, target string, rec events
 // batch at a time commit, and a process whose checkpoint was moved
 // continues from the new one.
 func (p *Projection) Run(ctx context.Context, src eventstore.AllReader) error {
+	p.storeFed.Store(true)
 	tx, cp, err := p.begin(ctx)
 	if err != nil {
 		return p.stopped(ctx, err)
@@ -387,7 +392,7 @@ func (p *Projection) commitBatch(ctx context.Context, sub *eventstore.Subscripti
 // effects on PostgreSQL. Units of work of one projection run one at a
 // time, whatever the handler's concurrency.
 func (p *Projection) Subscribe(svc *service.Service, opts ...service.HandlerOption) error {
-	p.brokerFed = true
+	p.brokerFed.Store(true)
 	for _, s := range p.subs {
 		if err := s(svc, opts); err != nil {
 			return fmt.Errorf("projection %q: %w", p.name, err)
@@ -431,9 +436,11 @@ func (p *Projection) applyMessage(ctx context.Context, e event.Event) error {
 // applies what committed meanwhile, runs the [WithSwitch] function and
 // makes the new target live. It returns once switched, or when ctx ends
 // (the rebuild's progress is checkpointed: a later Rebuild resumes it).
-// The events of a broker-fed projection are marked seen in the new target
-// as they are replayed, so their redeliveries after the switch change
-// nothing.
+// The events it replays are marked seen in the new target (by message id),
+// so that a broker-fed projection's deliveries after the switch of events
+// the rebuild already applied (a consumer group's backlog) change
+// nothing; only a process that runs the projection with Run and never
+// Subscribe skips that.
 func (p *Projection) Rebuild(ctx context.Context, src eventstore.AllReader) error {
 	tx, cp, err := p.begin(ctx)
 	if err != nil {
@@ -539,7 +546,7 @@ func (p *Projection) rebuildBatch(ctx context.Context, sub *eventstore.Subscript
 // applyAll applies recs to a rebuild's target and advances its position.
 func (p *Projection) applyAll(ctx context.Context, tx Tx, target string, recs []eventstore.Record, rb *RebuildState) (int, error) {
 	for _, r := range recs {
-		if err := p.apply(ctx, tx, target, r, p.brokerFed); err != nil {
+		if err := p.apply(ctx, tx, target, r, p.brokerFed.Load() || !p.storeFed.Load()); err != nil {
 			return 0, err
 		}
 		rb.Position = r.Position

@@ -364,3 +364,44 @@ func TestNewValidates(t *testing.T) {
 		t.Error("a second handler for one type was accepted")
 	}
 }
+
+// lateSource is the rebuild's view of the store: on its first short read
+// (the rebuild thinks it caught up) it first lets an event commit and the
+// live side apply it, before the rebuild takes the projection's lock.
+type lateSource struct {
+	*eventstore.Memory
+	once  sync.Once
+	late  func()
+	batch int
+}
+
+func (s *lateSource) ReadAll(ctx context.Context, after int64, limit int, types ...string) ([]eventstore.Record, error) {
+	recs, err := s.Memory.ReadAll(ctx, after, limit, types...)
+	if err == nil && len(recs) < limit {
+		s.once.Do(s.late)
+	}
+	return recs, err
+}
+
+// An event that commits and reaches the live target after the rebuild's
+// last read but before its switch is in the new target too: the switch
+// reads on under the projection's lock.
+func TestRebuildCatchesEventsCommittedBeforeTheSwitch(t *testing.T) {
+	es := eventstore.NewMemory(eventstore.Encoder{})
+	store := projection.NewMemory()
+	m := newModels()
+	p := newProjection(t, store, m)
+	appendOrders(t, es, 0, 4)
+	run(t, p, es)
+	eventually(t, "live model", func() bool { return maps.Equal(m.get("order_summaries_v1"), want(0, 4)) })
+	src := &lateSource{Memory: es, late: func() {
+		appendOrders(t, es, 4, 5)
+		eventually(t, "the live side applied the late event", func() bool { return maps.Equal(m.get("order_summaries_v1"), want(0, 5)) })
+	}}
+	if err := p.Rebuild(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.get("order_summaries_v2"); !maps.Equal(got, want(0, 5)) {
+		t.Fatalf("rebuilt model %v, want %v: the event applied live before the switch is missing", got, want(0, 5))
+	}
+}
