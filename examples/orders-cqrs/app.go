@@ -30,12 +30,24 @@ type wakingStore struct {
 func (w wakingStore) Append(ctx context.Context, streamID string, expectedVersion int, events ...event.Event) error {
 	err := w.store.Append(ctx, streamID, expectedVersion, events...)
 	if err == nil {
-		select {
-		case w.wake <- struct{}{}:
-		default: // a wake is pending already
-		}
+		nudge(w.wake)
 	}
 	return err
+}
+
+// nudge wakes the read model without blocking: one pending wake stands
+// for any number.
+func nudge(wake chan<- struct{}) {
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
+// listener is implemented by event stores that tell of commits, other
+// processes' included (postgres.EventStore.Listen).
+type listener interface {
+	Listen(ctx context.Context) (<-chan struct{}, error)
 }
 
 // app is the order service: the command side (bus, OrderAggregate
@@ -49,6 +61,7 @@ type app struct {
 	summaries      *readModel
 	commandTimeout time.Duration
 	logger         *slog.Logger
+	wake           chan struct{} // the read model's
 }
 
 func newApp(env *environment, logger *slog.Logger) (*app, error) {
@@ -75,6 +88,7 @@ func newApp(env *environment, logger *slog.Logger) (*app, error) {
 		summaries:      summaries,
 		commandTimeout: s.CommandTimeout,
 		logger:         logger,
+		wake:           wake,
 	}
 	// One handler per command; handler names key per-handler settings in
 	// a configuration file's handlers section.
@@ -94,6 +108,18 @@ func newApp(env *environment, logger *slog.Logger) (*app, error) {
 func (a *app) run(ctx context.Context, ready chan<- struct{}) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if l, ok := a.store.(wakingStore).store.(listener); ok {
+		// Appends of other instances wake the read model too.
+		if commits, err := l.Listen(ctx); err != nil {
+			a.logger.Warn("read model: no commit notifications, polling only", "error", err)
+		} else {
+			go func() {
+				for range commits {
+					nudge(a.wake)
+				}
+			}()
+		}
+	}
 	projErr := make(chan error, 1)
 	go func() { projErr <- a.summaries.Run(ctx) }()
 	runErr := make(chan error, 1)

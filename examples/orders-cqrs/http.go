@@ -113,6 +113,7 @@ func (a *app) getSummary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	deadline := time.Now().Add(wait)
+	poll := time.Millisecond // doubling to 20ms: the projection usually lands within a few
 	for {
 		s, ok, err := a.summaries.Get(r.Context(), id)
 		switch {
@@ -135,8 +136,9 @@ func (a *app) getSummary(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-time.After(10 * time.Millisecond): // poll: the read model is a table, not a stream
+		case <-time.After(poll): // the read model is a table, not a stream
 		}
+		poll = min(2*poll, 20*time.Millisecond)
 	}
 }
 
