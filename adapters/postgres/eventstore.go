@@ -177,8 +177,13 @@ func (s *EventStore) AppendTx(ctx context.Context, tx pgx.Tx, streamID string, e
 		}
 	}
 	var cur int
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+s.table+` WHERE stream_id = $1`, streamID).Scan(&cur); err != nil {
+	var last string
+	err := tx.QueryRow(ctx, `SELECT version, type FROM `+s.table+` WHERE stream_id = $1 ORDER BY version DESC LIMIT 1`, streamID).Scan(&cur, &last)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: append to %q: %w", streamID, err)
+	}
+	if last == eventstore.StreamDeletedType {
+		return eventstore.DeletedError(streamID)
 	}
 	if expectedVersion != eventstore.AnyVersion && cur != expectedVersion {
 		return eventstore.ConflictError(streamID, expectedVersion, cur)

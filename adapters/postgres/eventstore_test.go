@@ -21,14 +21,7 @@ func newEventStore(t *testing.T, pool *pgxpool.Pool, cfg postgres.EventStoreConf
 	t.Helper()
 	cfg.Table = unique("events_")
 	s, err := postgres.NewEventStore(pool, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE `+s.Table()) })
-	return s
+	return migrated(t, pool, s, err)
 }
 
 func TestEventStoreConformance(t *testing.T) {
@@ -42,6 +35,16 @@ func TestEventStoreConformance(t *testing.T) {
 func newSnapshotStore(t *testing.T, pool *pgxpool.Pool) *postgres.SnapshotStore {
 	t.Helper()
 	s, err := postgres.NewSnapshotStore(pool, postgres.SnapshotStoreConfig{Table: unique("snapshots_")})
+	return migrated(t, pool, s, err)
+}
+
+// migrated fails the test on err, migrates s and drops its table after
+// the test.
+func migrated[S interface {
+	Migrate(context.Context) error
+	Table() string
+}](t *testing.T, pool *pgxpool.Pool, s S, err error) S {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,11 +44,15 @@ func (c ProjectionStoreConfig) Validate() error {
 // lets a rebuild switch targets atomically.
 //
 // Each unit of work holds one pool connection while its handlers run:
-// handlers write through [TxFrom], not through the pool.
+// handlers write through [TxFrom], not through the pool. Units of work of
+// one projection in this process wait for their turn before they take a
+// connection, so a broker-fed projection with many deliveries in flight
+// holds one connection, not one per delivery blocked on the row lock.
 type ProjectionStore struct {
 	pool  *pgxpool.Pool
 	table string
 	seen  string
+	locks sync.Map // projection name → chan struct{}: one unit of work per name in this process
 }
 
 var _ projection.Store = (*ProjectionStore)(nil)
@@ -93,13 +98,21 @@ func (s *ProjectionStore) Migrate(ctx context.Context) error {
 
 // Begin implements [projection.Store].
 func (s *ProjectionStore) Begin(ctx context.Context, name string) (projection.Tx, error) {
+	v, _ := s.locks.LoadOrStore(name, make(chan struct{}, 1))
+	turn := v.(chan struct{})
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("postgres: projection %q: waiting for its turn: %w", name, context.Cause(ctx))
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
+		<-turn
 		return nil, fmt.Errorf("postgres: projection %q: begin: %w", name, err)
 	}
-	ptx := &projectionTx{s: s, tx: tx, name: name}
+	ptx := &projectionTx{s: s, tx: tx, name: name, turn: turn}
 	if err := ptx.load(ctx); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+		_ = ptx.Rollback(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("postgres: projection %q: read checkpoint: %w", name, err)
 	}
 	return ptx, nil
@@ -142,6 +155,16 @@ type projectionTx struct {
 	tx   pgx.Tx
 	name string
 	cp   projection.Checkpoint
+	turn chan struct{}
+	done bool
+}
+
+// release gives the projection's turn to the next unit of work, once.
+func (t *projectionTx) release() {
+	if !t.done {
+		t.done = true
+		<-t.turn
+	}
 }
 
 // load makes sure the projection has a row and locks it.
@@ -183,6 +206,13 @@ func (t *projectionTx) MarkSeen(ctx context.Context, target, id string) (bool, e
 }
 
 func (t *projectionTx) Commit(ctx context.Context, cp projection.Checkpoint) error {
+	if t.done {
+		return errors.New("postgres: projection " + t.name + ": unit of work already committed or rolled back")
+	}
+	// Whatever happens below, the transaction ends (committed, or rolled
+	// back by a failed statement or commit): give the turn on.
+	defer t.release()
+	defer t.tx.Rollback(context.WithoutCancel(ctx))
 	var rt *string
 	var rp *int64
 	var rg *int
@@ -207,6 +237,7 @@ func (t *projectionTx) Commit(ctx context.Context, cp projection.Checkpoint) err
 }
 
 func (t *projectionTx) Rollback(ctx context.Context) error {
+	defer t.release()
 	err := t.tx.Rollback(ctx)
 	if errors.Is(err, pgx.ErrTxClosed) {
 		return nil

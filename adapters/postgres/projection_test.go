@@ -46,17 +46,8 @@ func newSummaries(t *testing.T, pool *pgxpool.Pool) *summaries {
 func newProjectionStore(t *testing.T, pool *pgxpool.Pool) *postgres.ProjectionStore {
 	t.Helper()
 	s, err := postgres.NewProjectionStore(pool, postgres.ProjectionStoreConfig{Table: unique("projections_")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), `DROP TABLE `+s.Table())
-		_, _ = pool.Exec(context.Background(), `DROP TABLE `+s.Table()+`_seen`)
-	})
-	return s
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+s.Table()+`_seen`) })
+	return migrated(t, pool, s, err)
 }
 
 // projection returns the summaries projection on store; its switch points
@@ -72,7 +63,7 @@ func (s *summaries) projection(t *testing.T, store projection.Store, opts ...pro
 		}),
 		projection.WithSwitch(func(ctx context.Context, from, to string) error {
 			tx := postgres.TxFrom(ctx)
-			if _, err := tx.Exec(ctx, `CREATE OR REPLACE VIEW `+s.name+` AS SELECT * FROM `+to); err != nil {
+			if _, err := tx.Exec(ctx, `CREATE OR REPLACE VIEW `+s.name+` AS SELECT * FROM `+to); err != nil || from == "" {
 				return err
 			}
 			_, err := tx.Exec(ctx, `DROP TABLE `+from)
@@ -195,6 +186,16 @@ func runProjection(t *testing.T, p *projection.Projection, src eventstore.AllRea
 	return cancel, errc
 }
 
+// killFixture is an event store with 30 orders (45 events), a
+// projection store and a summaries read model.
+func killFixture(t *testing.T) (*postgres.EventStore, *postgres.ProjectionStore, *summaries) {
+	t.Helper()
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	appendOrders(t, es, 0, 30)
+	return es, newProjectionStore(t, pool), newSummaries(t, pool)
+}
+
 // TestProjectionKilledMidBatchResumesWithoutDuplicates kills a projection
 // in the middle of a batch, after a handler's write and before the commit,
 // in two real ways: its database connection is terminated by the server
@@ -205,11 +206,7 @@ func runProjection(t *testing.T, p *projection.Projection, src eventstore.AllRea
 func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 	ctx := context.Background()
 	t.Run("ConnectionTerminated", func(t *testing.T) {
-		pool := newPool(t)
-		es := newEventStore(t, pool, postgres.EventStoreConfig{})
-		store := newProjectionStore(t, pool)
-		sum := newSummaries(t, pool)
-		appendOrders(t, es, 0, 30)
+		es, store, sum := killFixture(t)
 		var killed atomic.Bool
 		sum.hook = func(ctx context.Context, id string) error {
 			if id != "o13" || !killed.CompareAndSwap(false, true) {
@@ -238,11 +235,7 @@ func TestProjectionKilledMidBatchResumesWithoutDuplicates(t *testing.T) {
 	})
 
 	t.Run("ProcessStopped", func(t *testing.T) {
-		pool := newPool(t)
-		es := newEventStore(t, pool, postgres.EventStoreConfig{})
-		store := newProjectionStore(t, pool)
-		sum := newSummaries(t, pool)
-		appendOrders(t, es, 0, 30)
+		es, store, sum := killFixture(t)
 
 		// The first process: its own pool, stopped after the write of the
 		// last event of a batch (o19's order_placed, at position 30 with
@@ -310,9 +303,6 @@ func TestProjectionRebuildMatchesLive(t *testing.T) {
 		head, _ := es.Head(ctx)
 		return checkpoint(t, store, rebuilt.name).Position == head && checkpoint(t, store, live.name).Position == head
 	})
-	if _, err := pool.Exec(ctx, `CREATE VIEW `+rebuilt.name+` AS SELECT * FROM `+rebuilt.name+`_v1`); err != nil {
-		t.Fatal(err)
-	}
 
 	var wg sync.WaitGroup
 	writersDone := make(chan struct{})
@@ -389,6 +379,9 @@ func TestProjectionRebuildMatchesLive(t *testing.T) {
 	}
 	if st := pr.Status(); st.Rebuilding || st.Target != rebuilt.name+"_v2" || st.Lag != 0 {
 		t.Errorf("status after the rebuild %+v", st)
+	}
+	if target, err := pr.Target(ctx); err != nil || target != rebuilt.name+"_v2" {
+		t.Errorf("Target after the rebuild: %q, %v", target, err)
 	}
 }
 
@@ -553,5 +546,70 @@ func TestEventStoreListenWakesSubscriptions(t *testing.T) {
 		return postgres.NewEventStore(pool, postgres.EventStoreConfig{Channel: "a.b", Table: "bad table"})
 	})(); err == nil || !strings.Contains(err.Error(), "eventstore.channel") || !strings.Contains(err.Error(), "eventstore.table") {
 		t.Fatalf("bad config: %v, want both fields named", err)
+	}
+}
+
+// TestProjectionTwoProcessesApplyEachEventOnce runs one projection in two
+// processes (two pools) while writers append: the checkpoint row's lock
+// lets one batch at a time commit and the other process continues from the
+// moved checkpoint, so every event is applied exactly once.
+func TestProjectionTwoProcessesApplyEachEventOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	store := newProjectionStore(t, pool)
+	sum := newSummaries(t, pool)
+	for range 2 {
+		other, err := postgres.NewProjectionStore(newPool(t), postgres.ProjectionStoreConfig{Table: store.Table()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runProjection(t, sum.projection(t, other), es)
+	}
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() { appendOrders(t, es, 100*w, 100*w+30) })
+	}
+	wg.Wait()
+	head, _ := es.Head(ctx)
+	eventually(t, func() bool { return checkpoint(t, store, sum.name).Position == head })
+	if got, want := sum.rows(t, sum.name+"_v1"), expected(t, es, head); !maps.Equal(got, want) {
+		t.Fatalf("two processes: %d rows, want %d, or an event applied twice", len(got), len(want))
+	}
+}
+
+// TestProjectionRebuildResumesAfterAStop stops a rebuild half-way (its
+// context cancelled inside a handler): the live target still serves, the
+// rebuild's progress is in the checkpoint, and the next Rebuild resumes it
+// and produces the model once.
+func TestProjectionRebuildResumesAfterAStop(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	es := newEventStore(t, pool, postgres.EventStoreConfig{})
+	store := newProjectionStore(t, pool)
+	sum := newSummaries(t, pool)
+	appendOrders(t, es, 0, 40)
+	rctx, stop := context.WithCancel(ctx)
+	sum.hook = func(ctx context.Context, id string) error {
+		if id == "o25" && projection.Target(ctx) == sum.name+"_v2" {
+			stop()
+		}
+		return nil
+	}
+	p := sum.projection(t, store)
+	if err := p.Rebuild(rctx, es); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped rebuild: %v, want context.Canceled", err)
+	}
+	cp := checkpoint(t, store, sum.name)
+	if cp.Rebuild == nil || cp.Rebuild.Position == 0 || cp.Target != sum.name+"_v1" {
+		t.Fatalf("checkpoint after the stop %+v, want a rebuild in progress beside v1", cp)
+	}
+	sum.hook = nil
+	if err := sum.projection(t, store).Rebuild(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := es.Head(ctx)
+	if got, want := sum.rows(t, sum.name), expected(t, es, head); !maps.Equal(got, want) {
+		t.Fatalf("resumed rebuild: %d rows, want %d (or an event applied twice)", len(got), len(want))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	wmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/interoptest"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -51,21 +52,21 @@ func cqrsName(v any) string { return strings.TrimPrefix(fmt.Sprintf("%T", v), "*
 // an OrderPlaced, Switchyard's typed handler gets it with Watermill's UUID
 // and correlation id, and the invoice it publishes reaches Watermill's
 // subscriber with our id as its UUID and the correlation id kept.
-func (w *watermillService) exchange(t *testing.T, got <-chan handled, invoices <-chan *message.Message) {
+func (w *watermillService) exchange(t *testing.T, got <-chan interoptest.Handled, invoices <-chan *message.Message) {
 	t.Helper()
-	payload, _ := json.Marshal(OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 5})
+	payload, _ := json.Marshal(interoptest.OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 5})
 	msg := message.NewMessage(watermill.NewUUID(), payload)
-	msg.Metadata.Set("name", cqrsName(OrderPlaced{}))
+	msg.Metadata.Set("name", cqrsName(interoptest.OrderPlaced{}))
 	wmiddleware.SetCorrelationID("corr-W", msg)
 	if err := w.pub.Publish(w.ns+"orders", msg); err != nil {
 		t.Fatalf("Watermill publish: %v", err)
 	}
-	h := receiveHandled(t, got, 1)["orders.order_placed"]
-	if e, ok := h.event.(OrderPlaced); !ok || e.OrderID != "order-1" || e.Total != 5 {
-		t.Errorf("Switchyard handler got %#v", h.event)
+	h := interoptest.ReceiveHandled(t, got, 1)["orders.order_placed"]
+	if e, ok := h.Event.(interoptest.OrderPlaced); !ok || e.OrderID != "order-1" || e.Total != 5 {
+		t.Errorf("Switchyard handler got %#v", h.Event)
 	}
-	if h.env.CorrelationID != "corr-W" || h.env.ID != msg.UUID {
-		t.Errorf("envelope %+v, want Watermill's UUID %s as id and correlation corr-W", h.env, msg.UUID)
+	if h.Envelope.CorrelationID != "corr-W" || h.Envelope.ID != msg.UUID {
+		t.Errorf("envelope %+v, want Watermill's UUID %s as id and correlation corr-W", h.Envelope, msg.UUID)
 	}
 	select {
 	case m := <-invoices:
@@ -75,15 +76,15 @@ func (w *watermillService) exchange(t *testing.T, got <-chan handled, invoices <
 		if c := wmiddleware.MessageCorrelationID(m); c != "corr-W" {
 			t.Errorf("Watermill correlation id %q, want corr-W", c)
 		}
-		if m.Metadata.Get("ce_causationid") != h.env.ID {
-			t.Errorf("causation %q, want %q", m.Metadata.Get("ce_causationid"), h.env.ID)
+		if m.Metadata.Get("ce_causationid") != h.Envelope.ID {
+			t.Errorf("causation %q, want %q", m.Metadata.Get("ce_causationid"), h.Envelope.ID)
 		}
-		var inv InvoiceRequested
+		var inv interoptest.InvoiceRequested
 		if err := json.Unmarshal(m.Payload, &inv); err != nil || inv.OrderID != "order-1" {
 			t.Errorf("Watermill payload %s: %v", m.Payload, err)
 		}
 		m.Ack()
-	case <-time.After(wait):
+	case <-time.After(interoptest.Wait):
 		t.Fatal("the Watermill subscriber got no invoice")
 	}
 }
@@ -92,14 +93,14 @@ func (w *watermillService) exchange(t *testing.T, got <-chan handled, invoices <
 // names them after their Go type.
 var watermillMapping = inbound.Mapping{
 	Preset: inbound.PresetWatermill,
-	Types:  map[string]string{cqrsName(OrderPlaced{}): "orders.order_placed"},
+	Types:  map[string]string{cqrsName(interoptest.OrderPlaced{}): "orders.order_placed"},
 }
 
 func TestWatermillKafkaAndSwitchyardExchangeEvents(t *testing.T) {
-	ns := namespace(t)
+	ns := interoptest.Namespace(t)
 	brokers := strings.Split(brokertest.KafkaBrokers(t), ",")
-	b := kafkaBroker(t, ns, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	b := interoptest.KafkaBroker(t, ns, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), interoptest.Wait)
 	defer cancel()
 	for _, topic := range []string{"orders", "invoices"} {
 		if err := b.Provision(ctx, ns+topic, ns+"billing"); err != nil {
@@ -131,21 +132,19 @@ func TestWatermillKafkaAndSwitchyardExchangeEvents(t *testing.T) {
 	svc := service.New(b, service.WithNamespace(ns), service.WithSource("billing-service"),
 		service.WithInbound("orders", watermillMapping), service.WithWatermillHeaders("invoices"))
 	got := billing(t, svc)
-	run(t, svc)
+	interoptest.Run(t, svc)
 	wm.exchange(t, got, invoices)
 }
 
 func TestWatermillAMQPAndSwitchyardExchangeEvents(t *testing.T) {
-	ns := namespace(t)
-	env := newAMQPEnv(t, ns)
-	env.topic("orders", "billing")
-	invoices := env.topic("invoices")
-	env.mu.Lock()
-	env.queues = append(env.queues, invoices+"_watermill")
-	env.mu.Unlock()
-	b := env.broker(nil)
+	ns := interoptest.Namespace(t)
+	env := interoptest.NewAMQPEnv(t, ns)
+	env.Topic("orders", "billing")
+	invoices := env.Topic("invoices")
+	env.Queue(invoices + "_watermill")
+	b := env.Broker(nil)
 
-	cfg := wamqp.NewDurablePubSubConfig(env.url, wamqp.GenerateQueueNameTopicNameWithSuffix("watermill"))
+	cfg := wamqp.NewDurablePubSubConfig(env.URL(), wamqp.GenerateQueueNameTopicNameWithSuffix("watermill"))
 	pub, err := wamqp.NewPublisher(cfg, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +164,6 @@ func TestWatermillAMQPAndSwitchyardExchangeEvents(t *testing.T) {
 	svc := service.New(b, service.WithNamespace(ns), service.WithSource("billing-service"),
 		service.WithInbound("orders", watermillMapping), service.WithWatermillHeaders("invoices"))
 	got := billing(t, svc)
-	run(t, svc)
+	interoptest.Run(t, svc)
 	wm.exchange(t, got, wmInvoices)
 }

@@ -29,7 +29,12 @@ func newReadModel(name string, table summaryTable, checkpoints projection.Store,
 		projection.WithSetup(table.create),
 		// Readers look the live target up, so the old one can go in the
 		// unit of work that switches them.
-		projection.WithSwitch(func(ctx context.Context, from, _ string) error { return table.drop(ctx, from) }),
+		projection.WithSwitch(func(ctx context.Context, from, _ string) error {
+			if from == "" { // the first target: nothing to drop
+				return nil
+			}
+			return table.drop(ctx, from)
+		}),
 		projection.WithPollInterval(100*time.Millisecond),
 		projection.WithWake(wake),
 	)

@@ -107,6 +107,8 @@ func TestScenarios(t *testing.T) {
 			{Name: "long_backoff_does_not_block", Run: longBackoffDoesNotBlock},
 			{Name: "breaker_pauses_consumption", Run: breakerPausesConsumption},
 			{Name: "pause_and_resume", Run: pauseAndResume},
+			{Name: "batch_partial_failure", Run: batchPartialFailure},
+			{Name: "batch_shutdown_mid_batch", Run: batchShutdownMidBatch},
 			// The CLI is another process: the in-memory broker lives in this one.
 			{Name: "cli_replays_dead_letters", Run: cliReplaysDeadLetters, Brokers: []string{"amqp", "kafka"}},
 		},

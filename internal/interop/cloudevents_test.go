@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/adapters/amqp"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/interoptest"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -24,23 +25,23 @@ func sdkEvents(ns string) []map[string]any {
 }
 
 // checkSDKEvents compares what the typed handlers got with sdkEvents.
-func checkSDKEvents(t *testing.T, h map[string]handled, ns, source string) {
+func checkSDKEvents(t *testing.T, h map[string]interoptest.Handled, ns, source string) {
 	t.Helper()
 	placed, paid := h["orders.order_placed"], h["orders.order_paid"]
-	if e, ok := placed.event.(OrderPlaced); !ok || e != (OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 3.5}) {
-		t.Errorf("OrderPlaced handler got %#v", placed.event)
+	if e, ok := placed.Event.(interoptest.OrderPlaced); !ok || e != (interoptest.OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 3.5}) {
+		t.Errorf("OrderPlaced handler got %#v", placed.Event)
 	}
-	if e, ok := paid.event.(OrderPaid); !ok || e.OrderID != "order-1" {
-		t.Errorf("OrderPaid handler got %#v", paid.event)
+	if e, ok := paid.Event.(interoptest.OrderPaid); !ok || e.OrderID != "order-1" {
+		t.Errorf("OrderPaid handler got %#v", paid.Event)
 	}
-	for id, x := range map[string]handled{ns + "ce-1": placed, ns + "ce-2": paid} {
-		if x.env.ID != id || x.env.Source != source || x.env.CorrelationID != "corr-C" || x.env.Key != "order-1" ||
-			x.env.Version != 1 || x.env.Time.IsZero() {
-			t.Errorf("%s: envelope %+v, want id %s, source %s, correlation corr-C, key order-1, a time", x.env.Type, x.env, id, source)
+	for id, x := range map[string]interoptest.Handled{ns + "ce-1": placed, ns + "ce-2": paid} {
+		if x.Envelope.ID != id || x.Envelope.Source != source || x.Envelope.CorrelationID != "corr-C" || x.Envelope.Key != "order-1" ||
+			x.Envelope.Version != 1 || x.Envelope.Time.IsZero() {
+			t.Errorf("%s: envelope %+v, want id %s, source %s, correlation corr-C, key order-1, a time", x.Envelope.Type, x.Envelope, id, source)
 		}
 	}
-	if want, _ := time.Parse(time.RFC3339Nano, "2026-03-04T05:06:07.089Z"); !placed.env.Time.Equal(want) {
-		t.Errorf("OrderPlaced time %v, want %v", placed.env.Time, want)
+	if want, _ := time.Parse(time.RFC3339Nano, "2026-03-04T05:06:07.089Z"); !placed.Envelope.Time.Equal(want) {
+		t.Errorf("OrderPlaced time %v, want %v", placed.Envelope.Time, want)
 	}
 }
 
@@ -51,19 +52,19 @@ func TestCloudEventsSDKToSwitchyardOnKafka(t *testing.T) {
 	n := node(t)
 	for _, mode := range []string{"binary", "structured"} {
 		t.Run(mode, func(t *testing.T) {
-			ns := namespace(t)
-			b := kafkaBroker(t, ns, nil)
+			ns := interoptest.Namespace(t)
+			b := interoptest.KafkaBroker(t, ns, nil)
 			svc := service.New(b, service.WithNamespace(ns))
 			got := billing(t, svc)
-			run(t, svc)
+			interoptest.Run(t, svc)
 			p := n.Start(t, "kafka-produce.mjs", map[string]any{
 				"brokers": strings.Split(brokertest.KafkaBrokers(t), ","), "topic": ns + "orders", "mode": mode,
-				"source": "/checkout/kafkajs", "events": sdkEvents(ns), "timeoutMs": wait.Milliseconds(),
+				"source": "/checkout/kafkajs", "events": sdkEvents(ns), "timeoutMs": interoptest.Wait.Milliseconds(),
 			})
 			var sent struct{ Sent int }
-			p.Next(&sent, wait)
-			p.Wait(wait)
-			checkSDKEvents(t, receiveHandled(t, got, 2), ns, "/checkout/kafkajs")
+			p.Next(&sent, interoptest.Wait)
+			p.Wait(interoptest.Wait)
+			checkSDKEvents(t, interoptest.ReceiveHandled(t, got, 2), ns, "/checkout/kafkajs")
 		})
 	}
 }
@@ -74,22 +75,22 @@ func TestCloudEventsSDKToSwitchyardOnRabbitMQ(t *testing.T) {
 	n := node(t)
 	for _, mode := range []string{"binary", "structured"} {
 		t.Run(mode, func(t *testing.T) {
-			ns := namespace(t)
-			env := newAMQPEnv(t, ns)
-			orders := env.topic("orders", "billing")
-			env.topic("invoices") // the invoices published have no consumer: allowed below
-			b := env.broker(func(c *amqp.Config) { c.AllowUnroutable = true })
+			ns := interoptest.Namespace(t)
+			env := interoptest.NewAMQPEnv(t, ns)
+			orders := env.Topic("orders", "billing")
+			env.Topic("invoices") // the invoices published have no consumer: allowed below
+			b := env.Broker(func(c *amqp.Config) { c.AllowUnroutable = true })
 			svc := service.New(b, service.WithNamespace(ns))
 			got := billing(t, svc)
-			run(t, svc)
+			interoptest.Run(t, svc)
 			p := n.Start(t, "amqp-produce.mjs", map[string]any{
-				"url": env.url, "exchange": orders, "mode": mode, "prefix": "cloudEvents_",
-				"source": "/checkout/amqplib", "events": sdkEvents(ns), "timeoutMs": wait.Milliseconds(),
+				"url": env.URL(), "exchange": orders, "mode": mode, "prefix": "cloudEvents_",
+				"source": "/checkout/amqplib", "events": sdkEvents(ns), "timeoutMs": interoptest.Wait.Milliseconds(),
 			})
 			var sent struct{ Sent int }
-			p.Next(&sent, wait)
-			p.Wait(wait)
-			checkSDKEvents(t, receiveHandled(t, got, 2), ns, "/checkout/amqplib")
+			p.Next(&sent, interoptest.Wait)
+			p.Wait(interoptest.Wait)
+			checkSDKEvents(t, interoptest.ReceiveHandled(t, got, 2), ns, "/checkout/amqplib")
 		})
 	}
 }
@@ -101,22 +102,22 @@ func TestSwitchyardStructuredToCloudEventsSDK(t *testing.T) {
 	n := node(t)
 	structuredCT := "application/cloudevents+json; charset=utf-8"
 	t.Run("kafka", func(t *testing.T) {
-		ns := namespace(t)
-		b := kafkaBroker(t, ns, nil)
+		ns := interoptest.Namespace(t)
+		b := interoptest.KafkaBroker(t, ns, nil)
 		svc := service.New(b, service.WithNamespace(ns), service.WithSource("orders-service"),
 			service.WithContentMode("orders", event.ContentModeStructured))
 		want := publishOrders(t, svc, ns)
 		p := n.Start(t, "kafka-consume.mjs", map[string]any{
 			"brokers": strings.Split(brokertest.KafkaBrokers(t), ","), "topic": ns + "orders", "groupId": ns + "kafkajs",
-			"count": len(want), "timeoutMs": wait.Milliseconds(),
+			"count": len(want), "timeoutMs": interoptest.Wait.Milliseconds(),
 		})
 		got := map[string]readEvent{}
 		for range want {
 			var e readEvent
-			p.Next(&e, wait)
+			p.Next(&e, interoptest.Wait)
 			got[fmt.Sprint(e.CloudEvent["id"])] = e
 		}
-		p.Wait(wait)
+		p.Wait(interoptest.Wait)
 		for _, w := range want {
 			e, ok := got[w.id]
 			if !ok {
@@ -135,25 +136,25 @@ func TestSwitchyardStructuredToCloudEventsSDK(t *testing.T) {
 		}
 	})
 	t.Run("rabbitmq", func(t *testing.T) {
-		ns := namespace(t)
-		env := newAMQPEnv(t, ns)
-		exchange := env.topic("orders")
-		b := env.broker(nil)
+		ns := interoptest.Namespace(t)
+		env := interoptest.NewAMQPEnv(t, ns)
+		exchange := env.Topic("orders")
+		b := env.Broker(nil)
 		p := n.Start(t, "amqp-consume.mjs", map[string]any{
-			"url": env.url, "exchange": exchange, "count": 3, "prefix": "ce_", "timeoutMs": wait.Milliseconds(),
+			"url": env.URL(), "exchange": exchange, "count": 3, "prefix": "ce_", "timeoutMs": interoptest.Wait.Milliseconds(),
 		})
 		var ready struct{ Ready bool }
-		p.Next(&ready, wait)
+		p.Next(&ready, interoptest.Wait)
 		svc := service.New(b, service.WithNamespace(ns), service.WithSource("orders-service"),
 			service.WithContentMode("orders", event.ContentModeStructured))
 		want := publishOrders(t, svc, ns)
 		got := map[string]readEvent{}
 		for range want {
 			var e readEvent
-			p.Next(&e, wait)
+			p.Next(&e, interoptest.Wait)
 			got[fmt.Sprint(e.Properties["messageId"])] = e
 		}
-		p.Wait(wait)
+		p.Wait(interoptest.Wait)
 		for _, w := range want {
 			e, ok := got[w.id]
 			if !ok {

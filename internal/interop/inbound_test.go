@@ -10,66 +10,35 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/interoptest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
-	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/inbound"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
-// InvoiceRequested is what the billing handler publishes for an order.
-type InvoiceRequested struct {
-	OrderID string `json:"orderId"`
-}
-
-func (InvoiceRequested) EventType() string  { return "billing.invoice_requested" }
-func (InvoiceRequested) EventVersion() int  { return 1 }
-func (e InvoiceRequested) EventKey() string { return e.OrderID }
-func (InvoiceRequested) EventTopic() string { return "invoices" }
-
-// handled is one event a typed handler got, with its envelope.
-type handled struct {
-	event any
-	env   event.Envelope
-}
-
 // billing registers typed handlers for OrderPlaced (which requests an
 // invoice) and OrderPaid in group "billing", reporting what they handle.
-func billing(t *testing.T, svc *service.Service) <-chan handled {
+func billing(t *testing.T, svc *service.Service) <-chan interoptest.Handled {
 	t.Helper()
-	got := make(chan handled, 16)
+	got := make(chan interoptest.Handled, 16)
 	report := func(ctx context.Context, e any) {
-		got <- handled{e, middleware.DeliveryFrom(ctx).Envelope}
+		got <- interoptest.Handled{Event: e, Envelope: middleware.DeliveryFrom(ctx).Envelope}
 	}
-	if err := service.Handle(svc, "billing.placed", func(ctx context.Context, e OrderPlaced) error {
+	if err := service.Handle(svc, "billing.placed", func(ctx context.Context, e interoptest.OrderPlaced) error {
 		report(ctx, e)
-		return svc.Publish(ctx, InvoiceRequested{OrderID: e.OrderID})
-	}, service.Group("billing"), service.Publishes(InvoiceRequested{})); err != nil {
+		return svc.Publish(ctx, interoptest.InvoiceRequested{OrderID: e.OrderID})
+	}, service.Group("billing"), service.Publishes(interoptest.InvoiceRequested{})); err != nil {
 		t.Fatal(err)
 	}
-	if err := service.Handle(svc, "billing.paid", func(ctx context.Context, e OrderPaid) error {
+	if err := service.Handle(svc, "billing.paid", func(ctx context.Context, e interoptest.OrderPaid) error {
 		report(ctx, e)
 		return nil
 	}, service.Group("billing")); err != nil {
 		t.Fatal(err)
 	}
 	return got
-}
-
-// receiveHandled collects n handled events by type.
-func receiveHandled(t *testing.T, got <-chan handled, n int) map[string]handled {
-	t.Helper()
-	out := map[string]handled{}
-	for range n {
-		select {
-		case h := <-got:
-			out[h.env.Type] = h
-		case <-time.After(wait):
-			t.Fatalf("handled %d of %d events: %v", len(out), n, out)
-		}
-	}
-	return out
 }
 
 // findDeadLetter browses topic as the dead-letter group until a dead
@@ -80,7 +49,7 @@ func findDeadLetter(t *testing.T, b broker.Broker, topic string, match func(*mes
 	if !ok {
 		t.Fatalf("%s cannot browse", b.Name())
 	}
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(interoptest.Wait)
 	for {
 		var found *message.Message
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -109,8 +78,8 @@ func findDeadLetter(t *testing.T, b broker.Broker, topic string, match func(*mes
 // message without eventType is dead-lettered naming the mapping.
 func TestKafkaJSPlainEventsReachTypedHandlers(t *testing.T) {
 	n := node(t)
-	ns := namespace(t)
-	b := kafkaBroker(t, ns, nil)
+	ns := interoptest.Namespace(t)
+	b := interoptest.KafkaBroker(t, ns, nil)
 	svc := service.New(b, service.WithNamespace(ns), service.WithSource("billing-service"),
 		service.WithInbound("orders", inbound.Mapping{
 			Type:          inbound.From{Header: "eventType"},
@@ -120,17 +89,17 @@ func TestKafkaJSPlainEventsReachTypedHandlers(t *testing.T) {
 			Key:           inbound.From{Field: "orderId"},
 		}))
 	got := billing(t, svc)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), interoptest.Wait)
 	defer cancel()
 	if err := b.Provision(ctx, ns+"orders", ns+"billing"); err != nil {
 		t.Fatal(err)
 	}
-	run(t, svc)
+	interoptest.Run(t, svc)
 
 	placedAt := "2026-03-04T05:06:07.089Z"
 	brokers := strings.Split(brokertest.KafkaBrokers(t), ",")
 	p := n.Start(t, "kafka-produce.mjs", map[string]any{
-		"brokers": brokers, "topic": ns + "orders", "mode": "plain", "timeoutMs": wait.Milliseconds(),
+		"brokers": brokers, "topic": ns + "orders", "mode": "plain", "timeoutMs": interoptest.Wait.Milliseconds(),
 		"events": []map[string]any{
 			{"type": "OrderPlaced", "aggregateId": "order-1", "correlationId": "corr-A", "time": placedAt,
 				"body": map[string]any{"orderId": "order-1", "userId": "u-1", "total": 12.5}},
@@ -139,34 +108,34 @@ func TestKafkaJSPlainEventsReachTypedHandlers(t *testing.T) {
 		},
 	})
 	var sent struct{ Sent int }
-	p.Next(&sent, wait)
-	p.Wait(wait)
+	p.Next(&sent, interoptest.Wait)
+	p.Wait(interoptest.Wait)
 
-	h := receiveHandled(t, got, 2)
+	h := interoptest.ReceiveHandled(t, got, 2)
 	placed, paid := h["orders.order_placed"], h["orders.order_paid"]
-	if e, ok := placed.event.(OrderPlaced); !ok || e != (OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 12.5}) {
-		t.Errorf("OrderPlaced handler got %#v", placed.event)
+	if e, ok := placed.Event.(interoptest.OrderPlaced); !ok || e != (interoptest.OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 12.5}) {
+		t.Errorf("OrderPlaced handler got %#v", placed.Event)
 	}
-	if _, ok := paid.event.(OrderPaid); !ok {
-		t.Errorf("OrderPaid handler got %#v", paid.event)
+	if _, ok := paid.Event.(interoptest.OrderPaid); !ok {
+		t.Errorf("OrderPaid handler got %#v", paid.Event)
 	}
-	for _, x := range []handled{placed, paid} {
-		if x.env.CorrelationID != "corr-A" || x.env.Key != "order-1" || !strings.HasPrefix(x.env.ID, ns+"orders/") {
-			t.Errorf("%s: envelope %+v, want correlation corr-A, key order-1, id <topic>/<partition>/<offset>", x.env.Type, x.env)
+	for _, x := range []interoptest.Handled{placed, paid} {
+		if x.Envelope.CorrelationID != "corr-A" || x.Envelope.Key != "order-1" || !strings.HasPrefix(x.Envelope.ID, ns+"orders/") {
+			t.Errorf("%s: envelope %+v, want correlation corr-A, key order-1, id <topic>/<partition>/<offset>", x.Envelope.Type, x.Envelope)
 		}
 	}
-	if want, _ := time.Parse(time.RFC3339Nano, placedAt); !placed.env.Time.Equal(want) {
-		t.Errorf("OrderPlaced time %v, want %v (the timestamp header)", placed.env.Time, want)
+	if want, _ := time.Parse(time.RFC3339Nano, placedAt); !placed.Envelope.Time.Equal(want) {
+		t.Errorf("OrderPlaced time %v, want %v (the timestamp header)", placed.Envelope.Time, want)
 	}
 
 	c := n.Start(t, "kafka-consume.mjs", map[string]any{
-		"brokers": brokers, "topic": ns + "invoices", "groupId": ns + "kafkajs", "count": 1, "timeoutMs": wait.Milliseconds(),
+		"brokers": brokers, "topic": ns + "invoices", "groupId": ns + "kafkajs", "count": 1, "timeoutMs": interoptest.Wait.Milliseconds(),
 	})
 	var inv readEvent
-	c.Next(&inv, wait)
-	c.Wait(wait)
-	if inv.Headers[header.CorrelationID] != "corr-A" || inv.Headers[header.CausationID] != placed.env.ID || inv.Headers[header.HopCount] != "1" {
-		t.Errorf("invoice headers %v, want correlation corr-A, causation %s, hop count 1", inv.Headers, placed.env.ID)
+	c.Next(&inv, interoptest.Wait)
+	c.Wait(interoptest.Wait)
+	if inv.Headers[header.CorrelationID] != "corr-A" || inv.Headers[header.CausationID] != placed.Envelope.ID || inv.Headers[header.HopCount] != "1" {
+		t.Errorf("invoice headers %v, want correlation corr-A, causation %s, hop count 1", inv.Headers, placed.Envelope.ID)
 	}
 
 	dl := findDeadLetter(t, b, service.DeadLetterTopicFor(ns+"billing"), func(m *message.Message) bool {
@@ -188,11 +157,11 @@ func TestKafkaJSPlainEventsReachTypedHandlers(t *testing.T) {
 // publishes with the foreign correlation id.
 func TestAmqplibPlainEventsReachTypedHandlers(t *testing.T) {
 	n := node(t)
-	ns := namespace(t)
-	env := newAMQPEnv(t, ns)
-	orders := env.topic("orders", "billing")
-	invoices := env.topic("invoices")
-	b := env.broker(nil)
+	ns := interoptest.Namespace(t)
+	env := interoptest.NewAMQPEnv(t, ns)
+	orders := env.Topic("orders", "billing")
+	invoices := env.Topic("invoices")
+	b := env.Broker(nil)
 	svc := service.New(b, service.WithNamespace(ns), service.WithSource("billing-service"),
 		service.WithInbound("orders", inbound.Mapping{
 			Type:          inbound.From{Field: "type"},
@@ -203,20 +172,20 @@ func TestAmqplibPlainEventsReachTypedHandlers(t *testing.T) {
 			DataField:     "data",
 		}))
 	got := billing(t, svc)
-	run(t, svc)
+	interoptest.Run(t, svc)
 
 	c := n.Start(t, "amqp-consume.mjs", map[string]any{
-		"url": env.url, "exchange": invoices, "count": 1, "prefix": "ce_", "timeoutMs": wait.Milliseconds(),
+		"url": env.URL(), "exchange": invoices, "count": 1, "prefix": "ce_", "timeoutMs": interoptest.Wait.Milliseconds(),
 	})
 	var ready struct{ Ready bool }
-	c.Next(&ready, wait)
+	c.Next(&ready, interoptest.Wait)
 
 	placedAt := "2026-03-04T05:06:07.089Z"
 	domainEvent := func(typ string, data map[string]any) map[string]any {
 		return map[string]any{"type": typ, "aggregateId": "order-1", "timestamp": placedAt, "data": data}
 	}
 	p := n.Start(t, "amqp-produce.mjs", map[string]any{
-		"url": env.url, "exchange": orders, "mode": "plain", "timeoutMs": wait.Milliseconds(),
+		"url": env.URL(), "exchange": orders, "mode": "plain", "timeoutMs": interoptest.Wait.Milliseconds(),
 		"events": []map[string]any{
 			{"id": ns + "m-1", "correlationId": "corr-B", "body": domainEvent("OrderPlaced", map[string]any{"orderId": "order-1", "userId": "u-1", "total": 7})},
 			{"id": ns + "m-2", "correlationId": "corr-B", "body": domainEvent("OrderPaid", map[string]any{"orderId": "order-1"})},
@@ -224,26 +193,26 @@ func TestAmqplibPlainEventsReachTypedHandlers(t *testing.T) {
 		},
 	})
 	var sent struct{ Sent int }
-	p.Next(&sent, wait)
-	p.Wait(wait)
+	p.Next(&sent, interoptest.Wait)
+	p.Wait(interoptest.Wait)
 
-	h := receiveHandled(t, got, 2)
+	h := interoptest.ReceiveHandled(t, got, 2)
 	placed, paid := h["orders.order_placed"], h["orders.order_paid"]
-	if e, ok := placed.event.(OrderPlaced); !ok || e != (OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 7}) {
-		t.Errorf("OrderPlaced handler got %#v", placed.event)
+	if e, ok := placed.Event.(interoptest.OrderPlaced); !ok || e != (interoptest.OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 7}) {
+		t.Errorf("OrderPlaced handler got %#v", placed.Event)
 	}
-	if _, ok := paid.event.(OrderPaid); !ok {
-		t.Errorf("OrderPaid handler got %#v", paid.event)
+	if _, ok := paid.Event.(interoptest.OrderPaid); !ok {
+		t.Errorf("OrderPaid handler got %#v", paid.Event)
 	}
-	for id, x := range map[string]handled{ns + "m-1": placed, ns + "m-2": paid} {
-		if x.env.ID != id || x.env.CorrelationID != "corr-B" || x.env.Key != "order-1" || x.env.Time.Format(time.RFC3339Nano) != placedAt {
-			t.Errorf("%s: envelope %+v, want id %s (message-id), correlation corr-B, key order-1, time %s", x.env.Type, x.env, id, placedAt)
+	for id, x := range map[string]interoptest.Handled{ns + "m-1": placed, ns + "m-2": paid} {
+		if x.Envelope.ID != id || x.Envelope.CorrelationID != "corr-B" || x.Envelope.Key != "order-1" || x.Envelope.Time.Format(time.RFC3339Nano) != placedAt {
+			t.Errorf("%s: envelope %+v, want id %s (message-id), correlation corr-B, key order-1, time %s", x.Envelope.Type, x.Envelope, id, placedAt)
 		}
 	}
 
 	var inv readEvent
-	c.Next(&inv, wait)
-	c.Wait(wait)
+	c.Next(&inv, interoptest.Wait)
+	c.Wait(interoptest.Wait)
 	if inv.Headers[header.CorrelationID] != "corr-B" || inv.Headers[header.CausationID] != ns+"m-1" {
 		t.Errorf("invoice headers %v, want correlation corr-B, causation %s", inv.Headers, ns+"m-1")
 	}

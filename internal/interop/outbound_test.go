@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard-go/switchyard/adapters/amqp"
 	"github.com/switchyard-go/switchyard/adapters/kafka"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/interoptest"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -26,16 +27,16 @@ type published struct {
 // first two in one correlation chain.
 func publishOrders(t *testing.T, svc *service.Service, ns string) []published {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), interoptest.Wait)
 	defer cancel()
 	var out []published
 	for i, e := range []interface {
 		EventType() string
 		EventVersion() int
 	}{
-		OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 12.5},
-		OrderPlaced{OrderID: "order-2", UserID: "u-2", Total: 99},
-		OrderPaid{OrderID: "order-1"},
+		interoptest.OrderPlaced{OrderID: "order-1", UserID: "u-1", Total: 12.5},
+		interoptest.OrderPlaced{OrderID: "order-2", UserID: "u-2", Total: 99},
+		interoptest.OrderPaid{OrderID: "order-1"},
 	} {
 		id := fmt.Sprintf("%sevt-%d", ns, i)
 		corr := "chain-" + ns
@@ -109,23 +110,23 @@ func checkCloudEvent(t *testing.T, got readEvent, want published, source string)
 // Kafka binding reads each as a valid CloudEvent with our attributes.
 func TestKafkaJSReadsWhatSwitchyardPublishes(t *testing.T) {
 	n := node(t)
-	ns := namespace(t)
-	b := kafkaBroker(t, ns, nil)
+	ns := interoptest.Namespace(t)
+	b := interoptest.KafkaBroker(t, ns, nil)
 	svc := service.New(b, service.WithNamespace(ns), service.WithSource("orders-service"))
 	want := publishOrders(t, svc, ns)
 
 	p := n.Start(t, "kafka-consume.mjs", map[string]any{
 		"brokers": strings.Split(brokertest.KafkaBrokers(t), ","),
 		"topic":   ns + "orders", "groupId": ns + "kafkajs", "count": len(want),
-		"timeoutMs": wait.Milliseconds(),
+		"timeoutMs": interoptest.Wait.Milliseconds(),
 	})
 	got := map[string]readEvent{}
 	for range want {
 		var e readEvent
-		p.Next(&e, wait)
+		p.Next(&e, interoptest.Wait)
 		got[e.Headers["ce_id"]] = e
 	}
-	p.Wait(wait)
+	p.Wait(interoptest.Wait)
 	for _, w := range want {
 		e, ok := got[w.id]
 		if !ok {
@@ -151,8 +152,8 @@ func TestKafkaJSAndCompression(t *testing.T) {
 		{kafka.CompressionSnappy, false},
 	} {
 		t.Run(tc.compression, func(t *testing.T) {
-			ns := namespace(t)
-			b := kafkaBroker(t, ns, func(c *kafka.Config) { c.Compression = tc.compression })
+			ns := interoptest.Namespace(t)
+			b := interoptest.KafkaBroker(t, ns, func(c *kafka.Config) { c.Compression = tc.compression })
 			svc := service.New(b, service.WithNamespace(ns))
 			want := publishOrders(t, svc, ns)
 			p := n.Start(t, "kafka-consume.mjs", map[string]any{
@@ -163,13 +164,13 @@ func TestKafkaJSAndCompression(t *testing.T) {
 			if tc.readable {
 				for range want {
 					var e readEvent
-					p.Next(&e, wait)
+					p.Next(&e, interoptest.Wait)
 				}
-				p.Wait(wait)
+				p.Wait(interoptest.Wait)
 				return
 			}
 			var e readEvent
-			if err := p.NextOrExit(&e, wait); err == nil {
+			if err := p.NextOrExit(&e, interoptest.Wait); err == nil {
 				t.Fatalf("kafkajs read a snappy batch without a codec plugin: %+v", e)
 			}
 			if !strings.Contains(p.Stderr(), "Snappy compression not implemented") {
@@ -187,26 +188,26 @@ func TestAmqplibReadsWhatSwitchyardPublishes(t *testing.T) {
 	n := node(t)
 	for _, prefix := range []string{amqp.PrefixCE, amqp.PrefixCloudEvents} {
 		t.Run(prefix, func(t *testing.T) {
-			ns := namespace(t)
-			env := newAMQPEnv(t, ns)
-			exchange := env.topic("orders")
-			b := env.broker(func(c *amqp.Config) { c.CloudEventsPrefix = prefix })
+			ns := interoptest.Namespace(t)
+			env := interoptest.NewAMQPEnv(t, ns)
+			exchange := env.Topic("orders")
+			b := env.Broker(func(c *amqp.Config) { c.CloudEventsPrefix = prefix })
 			p := n.Start(t, "amqp-consume.mjs", map[string]any{
-				"url": env.url, "exchange": exchange, "count": 3, "prefix": prefix,
-				"timeoutMs": wait.Milliseconds(),
+				"url": env.URL(), "exchange": exchange, "count": 3, "prefix": prefix,
+				"timeoutMs": interoptest.Wait.Milliseconds(),
 			})
 			var ready struct{ Ready bool }
-			p.Next(&ready, wait)
+			p.Next(&ready, interoptest.Wait)
 
 			svc := service.New(b, service.WithNamespace(ns), service.WithSource("orders-service"))
 			want := publishOrders(t, svc, ns)
 			got := map[string]readEvent{}
 			for range want {
 				var e readEvent
-				p.Next(&e, wait)
+				p.Next(&e, interoptest.Wait)
 				got[fmt.Sprint(e.Properties["messageId"])] = e
 			}
-			p.Wait(wait)
+			p.Wait(interoptest.Wait)
 			for _, w := range want {
 				e, ok := got[w.id]
 				if !ok {

@@ -87,7 +87,8 @@ func (r *Repository[S]) New(id string) *Aggregate[S] {
 }
 
 // Load folds the stream id into an aggregate. An unknown stream gives a
-// new aggregate at version 0. With [Repository.Snapshots] it starts from
+// new aggregate at version 0; a deleted one ([Delete]) an error wrapping
+// [ErrStreamDeleted]. With [Repository.Snapshots] it starts from
 // the latest snapshot of the current schema version and folds only the
 // events after it (read with [StreamReader] where the store has it).
 func (r *Repository[S]) Load(ctx context.Context, id string) (*Aggregate[S], error) {
@@ -110,6 +111,9 @@ func (r *Repository[S]) Load(ctx context.Context, id string) (*Aggregate[S], err
 		if recs, err = r.Store.Load(ctx, id); err != nil {
 			return nil, err
 		}
+	}
+	if n := len(recs); n > 0 && recs[n-1].Envelope.Type == StreamDeletedType {
+		return nil, fmt.Errorf("eventstore: load %q: %w", id, ErrStreamDeleted)
 	}
 	for _, rec := range recs {
 		e, err := r.Decoder.Decode(rec)

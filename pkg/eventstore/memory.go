@@ -38,6 +38,9 @@ func (m *Memory) Append(ctx context.Context, streamID string, expectedVersion in
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := len(m.streams[streamID])
+	if cur > 0 && m.streams[streamID][cur-1].Envelope.Type == StreamDeletedType {
+		return DeletedError(streamID)
+	}
 	if expectedVersion != AnyVersion && expectedVersion != cur {
 		return ConflictError(streamID, expectedVersion, cur)
 	}

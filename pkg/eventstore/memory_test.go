@@ -2,9 +2,12 @@ package eventstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
 	"github.com/switchyard-go/switchyard/pkg/eventstore/eventstoretest"
@@ -50,4 +53,44 @@ func TestMemorySnapshotConformance(t *testing.T) {
 	eventstoretest.RunSnapshots(t,
 		func(*testing.T) eventstore.Store { return eventstore.NewMemory(eventstore.Encoder{}) },
 		func(*testing.T) eventstore.SnapshotStore { return eventstore.NewMemorySnapshots() })
+}
+
+type countingReader struct {
+	*eventstore.Memory
+	reads atomic.Int32
+}
+
+func (c *countingReader) ReadAll(ctx context.Context, after int64, limit int, types ...string) ([]eventstore.Record, error) {
+	c.reads.Add(1)
+	return c.Memory.ReadAll(ctx, after, limit, types...)
+}
+
+// A closed wake channel (its listener stopped) leaves a caught-up
+// subscription polling at its interval, not spinning on the closed channel.
+func TestSubscriptionClosedWakePolls(t *testing.T) {
+	src := &countingReader{Memory: eventstore.NewMemory(eventstore.Encoder{})}
+	wake := make(chan struct{})
+	close(wake)
+	sub, err := eventstore.NewSubscription(src, 0, eventstore.SubscriptionConfig{PollInterval: 50 * time.Millisecond, Wake: wake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := sub.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next: %v", err)
+	}
+	if n := src.reads.Load(); n > 10 {
+		t.Fatalf("%d reads in 200ms at a 50ms interval: spinning on the closed wake channel", n)
+	}
+}
+
+func TestSubscriptionConfigValidates(t *testing.T) {
+	_, err := eventstore.NewSubscription(eventstore.NewMemory(eventstore.Encoder{}), 0, eventstore.SubscriptionConfig{BatchSize: -1, PollInterval: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "batch_size: -1") || !strings.Contains(err.Error(), "poll_interval: -1s") {
+		t.Fatalf("NewSubscription: %v, want both fields named", err)
+	}
+	if _, err := eventstore.NewSubscription(nil, 0, eventstore.SubscriptionConfig{}); err == nil {
+		t.Fatal("a nil source was accepted")
+	}
 }

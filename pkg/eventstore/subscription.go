@@ -21,7 +21,8 @@ type SubscriptionConfig struct {
 	// Wake, if set, makes a caught-up Next read again at once when it
 	// receives, without waiting for the poll interval: feed it from a
 	// notification (PostgreSQL LISTEN/NOTIFY) to cut the latency of
-	// following the store live. A missed wake only costs one interval.
+	// following the store live. A missed wake only costs one interval; a
+	// closed channel leaves polling.
 	Wake <-chan struct{}
 }
 
@@ -147,7 +148,10 @@ func (s *Subscription) Next(ctx context.Context) ([]Record, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-t.C:
-		case <-s.cfg.Wake:
+		case _, ok := <-s.cfg.Wake:
+			if !ok {
+				s.cfg.Wake = nil // closed (its listener stopped): poll only
+			}
 		}
 	}
 }

@@ -24,6 +24,7 @@ type Recorder interface {
 // Stats keeps running totals. The zero value is ready to use.
 type Stats struct {
 	published, handled, retried, deadLettered, nacked, duplicates atomic.Int64
+	batches, batched                                              atomic.Int64 // see BatchRecorder
 }
 
 // Snapshot is a copy of the totals at one moment.
@@ -34,6 +35,10 @@ type Snapshot struct {
 	DeadLettered int64 `json:"dead_lettered"`
 	Nacked       int64 `json:"nacked"`
 	Duplicates   int64 `json:"duplicates"`
+	// Batches counts the batches batch handlers handled, and Batched the
+	// messages in them (each attempt at a message counts).
+	Batches int64 `json:"batches,omitempty"`
+	Batched int64 `json:"batched,omitempty"`
 }
 
 func (s *Stats) Published(string, string)      { s.published.Add(1) }
@@ -52,6 +57,8 @@ func (s *Stats) Snapshot() Snapshot {
 		DeadLettered: s.deadLettered.Load(),
 		Nacked:       s.nacked.Load(),
 		Duplicates:   s.duplicates.Load(),
+		Batches:      s.batches.Load(),
+		Batched:      s.batched.Load(),
 	}
 }
 

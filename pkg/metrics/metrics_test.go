@@ -58,3 +58,37 @@ switchyard_handled_total{handler="inventory.reserve"} 2
 		t.Error("registering twice in one registry succeeded; want the duplicate-registration error")
 	}
 }
+
+// Batches reach Stats and, through Multi, the Prometheus histograms.
+func TestBatchRecorder(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p, err := NewPrometheus(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Stats
+	var r Recorder = Multi{&s, p}
+	r.(BatchRecorder).Batch("sink", 7, time.Millisecond)
+	r.(BatchRecorder).Batch("sink", 3, time.Millisecond)
+	if snap := s.Snapshot(); snap.Batches != 2 || snap.Batched != 10 {
+		t.Errorf("snapshot %+v, want 2 batches of 10 messages", snap)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]uint64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				found[f.GetName()] = h.GetSampleCount()
+				if f.GetName() == "switchyard_batch_size" && h.GetSampleSum() != 10 {
+					t.Errorf("batch_size sum %v, want 10", h.GetSampleSum())
+				}
+			}
+		}
+	}
+	if found["switchyard_batch_size"] != 2 || found["switchyard_batch_duration_seconds"] != 2 {
+		t.Errorf("histograms %v, want 2 observations each", found)
+	}
+}

@@ -17,6 +17,8 @@ type Prometheus struct {
 	duplicates   *prometheus.CounterVec
 	breakerState *prometheus.GaugeVec // see flow.go
 	paused       *prometheus.GaugeVec
+	// batchSize and batchDuration: see batch.go.
+	batchSize, batchDuration *prometheus.HistogramVec
 }
 
 // NewPrometheus registers Switchyard's metrics with reg (namespace
@@ -41,8 +43,12 @@ func NewPrometheus(reg prometheus.Registerer) (*Prometheus, error) {
 			Help: "1 for the current state of the handler's circuit breaker (closed, open, half_open), 0 for the others."}, []string{"handler", "state"}),
 		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "switchyard", Name: "handler_paused",
 			Help: "1 while the handler is paused by Service.Pause."}, []string{"handler"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "switchyard", Name: "batch_size",
+			Help: "Messages in each batch a batch handler handled.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}, []string{"handler"}),
+		batchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "switchyard", Name: "batch_duration_seconds",
+			Help: "Time a batch handler took for one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"handler"}),
 	}
-	for _, c := range []prometheus.Collector{p.published, p.handled, p.duration, p.retried, p.deadLettered, p.nacked, p.duplicates, p.breakerState, p.paused} {
+	for _, c := range []prometheus.Collector{p.published, p.handled, p.duration, p.retried, p.deadLettered, p.nacked, p.duplicates, p.breakerState, p.paused, p.batchSize, p.batchDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

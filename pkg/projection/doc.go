@@ -15,7 +15,11 @@
 //			return err
 //		}),
 //		projection.WithSwitch(func(ctx context.Context, from, to string) error {
-//			_, err := postgres.TxFrom(ctx).Exec(ctx, `CREATE OR REPLACE VIEW order_summaries AS SELECT * FROM `+to)
+//			tx := postgres.TxFrom(ctx)
+//			if _, err := tx.Exec(ctx, `CREATE OR REPLACE VIEW order_summaries AS SELECT * FROM `+to); err != nil || from == "" {
+//				return err // from is empty for the first target
+//			}
+//			_, err := tx.Exec(ctx, `DROP TABLE `+from)
 //			return err
 //		}))
 //	err = projection.Handle(summaries, func(ctx context.Context, e OrderPlaced) error {

@@ -63,10 +63,11 @@ func WithSetup(fn func(ctx context.Context, target string) error) Option {
 	return func(p *Projection) { p.setup = fn }
 }
 
-// WithSwitch sets fn to run when a rebuild switches readers from target
-// from to target to, in the same unit of work as the checkpoint that makes
-// to live (on PostgreSQL: replace the view readers query, drop the old
-// table). Readers that look the target up ([Projection.Target]) need none.
+// WithSwitch sets fn to run when a target becomes live, in the same unit
+// of work as the checkpoint that makes it live: the first target (from is
+// empty) and each rebuild's, when it replaces from. On PostgreSQL: create
+// or replace the view readers query, drop the old table. Readers that look
+// the target up ([Projection.Target]) need none.
 func WithSwitch(fn func(ctx context.Context, from, to string) error) Option {
 	return func(p *Projection) { p.onSwitch = fn }
 }
@@ -156,7 +157,7 @@ func Handle[T event.Event](p *Projection, fn func(ctx context.Context, e T) erro
 	}
 	p.handlers[typ] = func(ctx context.Context, e event.Event) error { return fn(ctx, e.(T)) }
 	p.subs = append(p.subs, func(svc *service.Service, opts []service.HandlerOption) error {
-		opts = append([]service.HandlerOption{service.Group(p.name)}, opts...)
+		opts = append([]service.HandlerOption{service.Group(p.name), service.Concurrency(1)}, opts...)
 		return service.Handle(svc, p.name+"."+typ, func(ctx context.Context, e T) error {
 			return p.applyMessage(ctx, e)
 		}, opts...)
@@ -216,8 +217,22 @@ func (p *Projection) begin(ctx context.Context) (Tx, Checkpoint, error) {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 			return nil, Checkpoint{}, err
 		}
+		if err := p.runSwitch(ctx, tx, "", cp.Target); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return nil, Checkpoint{}, err
+		}
 	}
 	return tx, cp, nil
+}
+
+func (p *Projection) runSwitch(ctx context.Context, tx Tx, from, to string) error {
+	if p.onSwitch == nil {
+		return nil
+	}
+	if err := p.onSwitch(tx.Context(ctx), from, to); err != nil {
+		return fmt.Errorf("projection %q: switch %q to %q: %w", p.name, from, to, err)
+	}
+	return nil
 }
 
 func (p *Projection) runSetup(ctx context.Context, tx Tx, target string) error {
@@ -262,7 +277,9 @@ func (p *Projection) apply(ctx context.Context, tx Tx, target string, rec events
 // checkpointed in one unit of work. It blocks until ctx ends (then it
 // returns nil) or an event cannot be applied for good (an undecodable
 // event, a permanent handler error: Run returns it, and the checkpoint
-// stays before it). Other errors are retried with backoff. Several
+// stays before it). Other errors are retried with backoff, except one
+// before the first read (the store unreachable at start), which Run
+// returns. Several
 // processes may run the same projection: the store's lock lets one
 // batch at a time commit, and a process whose checkpoint was moved
 // continues from the new one.
@@ -285,6 +302,7 @@ func (p *Projection) Run(ctx context.Context, src eventstore.AllReader) error {
 	p.setRunning(true)
 	defer p.setRunning(false)
 	backoff := p.poll
+	wake := p.wake
 	var wait *time.Timer
 	for {
 		from := sub.Position()
@@ -302,7 +320,10 @@ func (p *Projection) Run(ctx context.Context, src eventstore.AllReader) error {
 			case <-ctx.Done():
 				return nil
 			case <-wait.C:
-			case <-p.wake:
+			case _, ok := <-wake:
+				if !ok {
+					wake = nil // closed (its listener stopped): poll only
+				}
 			}
 			continue
 		}
@@ -390,7 +411,8 @@ func (p *Projection) commitBatch(ctx context.Context, sub *eventstore.Subscripti
 // Each message is applied in a unit of work of its own that also records
 // its message id, so a redelivered message changes nothing: exactly-once
 // effects on PostgreSQL. Units of work of one projection run one at a
-// time, whatever the handler's concurrency.
+// time, so the handlers' concurrency defaults to 1 (more only lets
+// deliveries wait in the store's turn).
 func (p *Projection) Subscribe(svc *service.Service, opts ...service.HandlerOption) error {
 	p.brokerFed.Store(true)
 	for _, s := range p.subs {
@@ -527,10 +549,8 @@ func (p *Projection) rebuildBatch(ctx context.Context, sub *eventstore.Subscript
 		n += m
 	}
 	old := cp.Target
-	if p.onSwitch != nil {
-		if err := p.onSwitch(tx.Context(ctx), old, rb.Target); err != nil {
-			return false, fmt.Errorf("projection %q: switch %q to %q: %w", p.name, old, rb.Target, err)
-		}
+	if err := p.runSwitch(ctx, tx, old, rb.Target); err != nil {
+		return false, err
 	}
 	next := Checkpoint{Position: max(cp.Rebuild.Position, cp.Position), Target: rb.Target, Generation: rb.Generation}
 	if err := tx.Commit(ctx, next); err != nil {
@@ -556,8 +576,16 @@ func (p *Projection) applyAll(ctx context.Context, tx Tx, target string, recs []
 
 // Target returns the live target as of the store's checkpoint, for
 // readers that look it up rather than read a view switched by
-// [WithSwitch]. It creates the first target if there is none yet.
+// [WithSwitch]. It does not wait for a unit of work in progress; it
+// creates the first target if there is none yet.
 func (p *Projection) Target(ctx context.Context) (string, error) {
+	cp, err := p.store.Checkpoint(ctx, p.name)
+	if err != nil {
+		return "", err
+	}
+	if cp.Target != "" {
+		return cp.Target, nil
+	}
 	tx, cp, err := p.begin(ctx)
 	if err != nil {
 		return "", err

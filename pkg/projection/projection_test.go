@@ -101,6 +101,15 @@ func newProjection(t *testing.T, store projection.Store, m *models, opts ...proj
 	return p
 }
 
+func checkpoint(t *testing.T, store projection.Store, name string) projection.Checkpoint {
+	t.Helper()
+	cp, err := store.Checkpoint(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -221,7 +230,7 @@ func TestRunRetriesAndStopsOnPermanentErrors(t *testing.T) {
 	if !seen["o0"] || !seen["o1"] {
 		t.Fatalf("applied %v, want o0 and o1 after the retries", seen)
 	}
-	if cp := store.Checkpoint("flaky"); cp.Position != 4 { // o0: placed 1, (ignored 2), paid 3; o1: placed 4, (ignored 5)
+	if cp := checkpoint(t, store, "flaky"); cp.Position != 4 { // o0: placed 1, (ignored 2), paid 3; o1: placed 4, (ignored 5)
 		t.Fatalf("checkpoint at %d, want 4 (right before the bad event)", cp.Position)
 	}
 	if st := p.Status(); st.LastError == nil {
@@ -253,14 +262,14 @@ func TestRebuildSwitchesToAnEqualModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-writing
-	if len(switched) != 1 || switched[0] != "order_summaries_v1->order_summaries_v2" {
+	if len(switched) != 2 || switched[0] != "->order_summaries_v1" || switched[1] != "order_summaries_v1->order_summaries_v2" {
 		t.Fatalf("switches %v", switched)
 	}
 	eventually(t, "both models complete", func() bool {
 		return maps.Equal(m.get("order_summaries_v2"), want(0, 40)) && p.Status().Target == "order_summaries_v2"
 	})
 	// The live v1 stopped at the switch; v2 has everything.
-	if cp := store.Checkpoint("order_summaries"); cp.Target != "order_summaries_v2" || cp.Generation != 2 || cp.Rebuild != nil {
+	if cp := checkpoint(t, store, "order_summaries"); cp.Target != "order_summaries_v2" || cp.Generation != 2 || cp.Rebuild != nil {
 		t.Fatalf("checkpoint %+v", cp)
 	}
 	if got := m.calls("order_summaries_v2"); got != 60 {
@@ -268,6 +277,17 @@ func TestRebuildSwitchesToAnEqualModel(t *testing.T) {
 	}
 	if st := p.Status(); st.Rebuilding {
 		t.Fatalf("status after the switch: %+v", st)
+	}
+	// Readers ask for the live target without waiting for a unit of work.
+	held, err := store.Begin(ctx, "order_summaries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(ctx)
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if target, err := p.Target(tctx); err != nil || target != "order_summaries_v2" {
+		t.Fatalf("Target during a unit of work: %q, %v", target, err)
 	}
 }
 
@@ -403,5 +423,54 @@ func TestRebuildCatchesEventsCommittedBeforeTheSwitch(t *testing.T) {
 	}
 	if got := m.get("order_summaries_v2"); !maps.Equal(got, want(0, 5)) {
 		t.Fatalf("rebuilt model %v, want %v: the event applied live before the switch is missing", got, want(0, 5))
+	}
+}
+
+type orderPlacedV2 struct {
+	OrderID string `json:"order_id"`
+}
+
+func (orderPlacedV2) EventType() string { return "orders.order_placed" }
+func (orderPlacedV2) EventVersion() int { return 2 }
+
+// An event the code cannot decode (a schema version newer than it knows)
+// stops Run with a permanent error naming it, before it: nothing is
+// skipped. A closed wake channel leaves Run polling, not spinning.
+func TestRunStopsOnAnUndecodableEvent(t *testing.T) {
+	es := eventstore.NewMemory(eventstore.Encoder{})
+	store := projection.NewMemory()
+	m := newModels()
+	wake := make(chan struct{})
+	close(wake)
+	p := newProjection(t, store, m, projection.WithWake(wake))
+	appendOrders(t, es, 0, 1)
+	_ = es.Append(context.Background(), "o9", 0, orderPlacedV2{OrderID: "o9"})
+	err := p.Run(context.Background(), es)
+	if failure.ReasonOf(err) != failure.ReasonUnsupportedVersion || !strings.Contains(err.Error(), "position 4") {
+		t.Fatalf("Run: %v, want unsupported_version at position 4", err)
+	}
+	if cp := checkpoint(t, store, "order_summaries"); cp.Position != 3 {
+		t.Fatalf("checkpoint %d, want 3, right before the undecodable event", cp.Position)
+	}
+}
+
+// A rebuild finished by another process while this one was reading ends
+// with ErrRebuildSuperseded, and the other's switch stands.
+func TestRebuildSupersededByAnother(t *testing.T) {
+	es := eventstore.NewMemory(eventstore.Encoder{})
+	store := projection.NewMemory()
+	m := newModels()
+	appendOrders(t, es, 0, 3)
+	mine, other := newProjection(t, store, m), newProjection(t, store, m)
+	src := &lateSource{Memory: es, late: func() {
+		if err := other.Rebuild(context.Background(), es); err != nil {
+			t.Error(err)
+		}
+	}}
+	if err := mine.Rebuild(context.Background(), src); !errors.Is(err, projection.ErrRebuildSuperseded) {
+		t.Fatalf("Rebuild: %v, want ErrRebuildSuperseded", err)
+	}
+	if cp := checkpoint(t, store, "order_summaries"); cp.Target != "order_summaries_v2" || cp.Rebuild != nil {
+		t.Fatalf("checkpoint %+v, want the other's switch to v2", cp)
 	}
 }

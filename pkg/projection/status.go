@@ -108,7 +108,8 @@ func (p *Projection) setError(err error) {
 //	switchyard_projection_rebuild_position  position the rebuild reached
 //	switchyard_projection_applied_total     events applied by this process
 //
-//	reg.MustRegister(projection.NewCollector(summaries, stock))
+//	srv, err := ops.New(ops.Config{Addr: ":9090"}) // the service's /metrics
+//	srv.Registry().MustRegister(projection.NewCollector(summaries, stock))
 type Collector struct {
 	ps []*Projection
 }

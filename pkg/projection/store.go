@@ -48,6 +48,10 @@ type Store interface {
 	// Rollback, so the units of work of one projection, in any process,
 	// run one at a time.
 	Begin(ctx context.Context, name string) (Tx, error)
+	// Checkpoint returns the committed checkpoint of the projection name
+	// (the zero value if none) without waiting for its lock: what
+	// readers and status pages ask.
+	Checkpoint(ctx context.Context, name string) (Checkpoint, error)
 }
 
 // Tx is one unit of work of a projection, begun by [Store.Begin].
@@ -113,11 +117,19 @@ func (m *Memory) Begin(ctx context.Context, name string) (Tx, error) {
 	return &memoryTx{m: m, name: name, lock: lock, cp: cp, seen: map[string]bool{}}, nil
 }
 
-// Checkpoint returns the committed checkpoint of the projection name.
-func (m *Memory) Checkpoint(name string) Checkpoint {
+// Checkpoint implements [Store].
+func (m *Memory) Checkpoint(ctx context.Context, name string) (Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return Checkpoint{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.cps[name]
+	cp := m.cps[name]
+	if cp.Rebuild != nil {
+		rb := *cp.Rebuild
+		cp.Rebuild = &rb
+	}
+	return cp, nil
 }
 
 type memoryTx struct {

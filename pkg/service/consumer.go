@@ -90,6 +90,9 @@ func (s *Service) plan() ([]*consumer, error) {
 				concurrency: h.policy.Concurrency,
 				opts:        broker.SubscriberOptions{Prefetch: h.policy.Prefetch, Ordered: h.policy.IsOrdered()},
 			}
+			if h.batch != nil {
+				c.concurrency, c.opts.Prefetch = batchSubscription(h.policy)
+			}
 			byKey[k] = c
 			out = append(out, c)
 		} else {
@@ -120,6 +123,15 @@ func sharedSubscription(c *consumer, h *handler) error {
 		if first == nil || o.info.Name < first.info.Name {
 			first = o
 		}
+	}
+	if h.batch != nil || first.batch != nil {
+		batch, other := h, first
+		if h.batch == nil {
+			batch, other = first, h
+		}
+		return fmt.Errorf("handlers.%s: a batch handler, but handler %q shares its subscription (group %q on %q): "+
+			"a batch handler's subscription is sized by its batches; give one of them another group",
+			batch.info.Name, other.info.Name, c.key.group, c.key.topic)
 	}
 	var errs error
 	differ := func(field string, a, b any) {

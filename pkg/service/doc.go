@@ -51,6 +51,16 @@
 // reports itself unhealthy ([Service.Health]) and backs off. A panic
 // anywhere in the stack is dead-lettered, never crashes the process.
 //
+// # Batches
+//
+// [HandleBatch] registers a handler of up to [BatchPolicy.Size] events at
+// once, or what arrived within [BatchPolicy.Window]. Each message keeps
+// its own stack and its own outcome: the handler returns nil, a
+// [BatchErrors] naming the items that failed (retried or dead-lettered on
+// their own; the others are acked), or an error failing them all. A batch
+// holds at most one message of a key, so a key's order holds across
+// retries as above. docs/batching.md tells the whole story.
+//
 // # Circuit breaker, pause and rate limit
 //
 // A handler's circuit breaker ([Breaker], [Policy.Breaker]) opens after too

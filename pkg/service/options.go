@@ -77,6 +77,9 @@ type Policy struct {
 	// RateBurst is how many attempts may start at once above RateLimit.
 	// Default 1.
 	RateBurst int `yaml:"rate_burst"`
+	// Batch is how a batch handler ([HandleBatch]) gathers messages into
+	// batches. Only batch handlers may set it.
+	Batch BatchPolicy `yaml:"batch"`
 }
 
 // Values of [Policy.OrderOnRetry].
@@ -159,6 +162,7 @@ func (p Policy) Inherit(base Policy) Policy {
 	if p.RateBurst == 0 {
 		p.RateBurst = base.RateBurst
 	}
+	p.Batch = p.Batch.inherit(base.Batch)
 	r, b := p.Retry, base.Retry
 	if r.MaxAttempts == 0 {
 		r.MaxAttempts = b.MaxAttempts
@@ -221,7 +225,7 @@ func (p Policy) Validate(prefix string) error {
 	if p.RateBurst < 0 {
 		err = errors.Join(err, fmt.Errorf("%s.rate_burst: %d, want >= 1 (0 means the default 1)", prefix, p.RateBurst))
 	}
-	return errors.Join(err, p.Retry.Validate(prefix+".retry"), p.Breaker.Validate(prefix+".breaker"))
+	return errors.Join(err, p.Retry.Validate(prefix+".retry"), p.Breaker.Validate(prefix+".breaker"), p.Batch.validate(prefix+".batch"))
 }
 
 func (p Policy) withFrameworkDefaults(handlerName string) Policy {

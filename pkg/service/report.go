@@ -36,6 +36,9 @@ type HandlerReport struct {
 	Breaker string
 	// RateLimit is the attempts-per-second cap, "none" when there is none.
 	RateLimit string
+	// Batch says how a batch handler ([HandleBatch]) gathers its batches;
+	// "none" for other handlers.
+	Batch string
 }
 
 // Report describes every registered handler on this broker.
@@ -80,6 +83,7 @@ func (s *Service) Report() []HandlerReport {
 			r.DeadLetter += "; in key order: later messages of a dead-lettered key follow it (key_parked) until it is replayed or released; parked keys kept " + where
 		}
 		r.Breaker, r.RateLimit = describeFlow(h)
+		r.Batch = describeBatch(h)
 		out = append(out, r)
 	}
 	return out
@@ -101,7 +105,8 @@ func (s *Service) describe() {
 			slog.Int("max_attempts", r.MaxAttempts),
 			slog.String("dead_letter", r.DeadLetter),
 			slog.String("breaker", r.Breaker),
-			slog.String("rate_limit", r.RateLimit))
+			slog.String("rate_limit", r.RateLimit),
+			slog.String("batch", r.Batch))
 	}
 }
 

@@ -142,6 +142,11 @@ func (s *Service) open(intake, handlerCtx context.Context, c *consumer, readers 
 	}
 	c.sub = sub
 	c.handlerCtx = handlerCtx
+	for _, h := range c.byType {
+		if h.batch != nil {
+			h.batch.start(handlerCtx)
+		}
+	}
 	if c.parking != nil {
 		readers.Add(1)
 		go func() {

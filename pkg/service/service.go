@@ -179,12 +179,56 @@ type handler struct {
 	declared map[string]bool
 	chain    middleware.Handler
 	flow     *flow // pause, breaker, rate limit; nil for a consumer's reject stack
+	// batch gathers the deliveries of a batch handler ([HandleBatch]) into
+	// batches; nil for other handlers.
+	batch batchRunner
 }
 
 // Handle registers fn as the handler named name for events of type T.
 // Names are unique within a service; they key per-handler configuration.
 // A failed Handle changes nothing: neither the handlers nor the registry.
 func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context, e T) error, opts ...HandlerOption) error {
+	recorder := s.recorder
+	return register[T](s, name, opts, false, func(h *handler) middleware.Handler {
+		decode := decoder[T](s)
+		return func(ctx context.Context, d *middleware.Delivery) error {
+			ev, err := decode(d)
+			if err != nil {
+				return err
+			}
+			if err := fn(ctx, ev); err != nil {
+				return err
+			}
+			recorder.Handled(name, time.Since(d.Received))
+			return nil
+		}
+	})
+}
+
+// decoder returns a function that decodes a delivery's payload into a T.
+// Decoding into a pooled *T instead of a new one saves an allocation per
+// message: the event is copied out before the handler runs.
+func decoder[T event.Event](s *Service) func(d *middleware.Delivery) (T, error) {
+	registry, codec := s.registry, s.codec
+	var decoded sync.Pool
+	return func(d *middleware.Delivery) (T, error) {
+		var zero T
+		p, _ := decoded.Get().(*T)
+		if p == nil {
+			p = new(T)
+		}
+		err := event.DecodeInto(registry, codec, &d.Envelope, d.Msg.Payload, p)
+		ev := *p
+		*p = zero
+		decoded.Put(p)
+		return ev, err
+	}
+}
+
+// register registers a handler of T named name whose innermost step
+// terminal(h) returns; batch says whether it is a batch handler
+// ([HandleBatch]), the only kind that may set a [BatchPolicy].
+func register[T event.Event](s *Service, name string, opts []HandlerOption, batch bool, terminal func(h *handler) middleware.Handler) error {
 	if s.optErr != nil {
 		return s.optErr
 	}
@@ -195,6 +239,11 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 	}
 	if name == "" {
 		return errors.New("service: handler name is empty")
+	}
+	if !batch {
+		if err := noBatchPolicy(name, spec.policy, s.overrides[name]); err != nil {
+			return err
+		}
 	}
 	policy := spec.policy
 	if o, ok := s.overrides[name]; ok {
@@ -209,6 +258,11 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 		policy.DeadLetterTopic = s.namespace + policy.DeadLetterTopic
 	}
 	policy = policy.withFrameworkDefaults(name)
+	if batch {
+		policy.Batch = policy.Batch.withDefaults()
+	} else {
+		policy.Batch = BatchPolicy{} // the service defaults' batch is for batch handlers
+	}
 	if err := policy.Validate("handlers." + name); err != nil {
 		return err
 	}
@@ -231,30 +285,9 @@ func Handle[T event.Event](s *Service, name string, fn func(ctx context.Context,
 		h.info.Publishes = append(h.info.Publishes, e.EventType())
 		h.declared[e.EventType()] = true
 	}
-	registry, codec, recorder := s.registry, s.codec, s.recorder
-	// Decoding into a pooled *T instead of a new one saves an allocation
-	// per message: the event is copied out before the handler runs.
-	var decoded sync.Pool
-	terminal := func(ctx context.Context, d *middleware.Delivery) error {
-		p, _ := decoded.Get().(*T)
-		if p == nil {
-			p = new(T)
-		}
-		err := event.DecodeInto(registry, codec, &d.Envelope, d.Msg.Payload, p)
-		ev := *p
-		*p = zero
-		decoded.Put(p)
-		if err != nil {
-			return err
-		}
-		if err := fn(ctx, ev); err != nil {
-			return err
-		}
-		recorder.Handled(name, time.Since(d.Received))
-		return nil
-	}
 	h.flow = newFlow(name, policy, s.clock.Now, s.notifyFor(name))
-	h.chain = s.buildChain(h, terminal)
+	term := terminal(h) // sets h.batch, which buildChain reads
+	h.chain = s.buildChain(h, term)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -329,7 +362,11 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 		stack = append(stack, h.flow.middleware())
 	}
 	stack = append(stack, s.userMiddleware...)
-	stack = append(stack, middleware.Timeout(h.policy.Timeout), middleware.Recover())
+	timeout := h.policy.Timeout
+	if h.batch != nil {
+		timeout = 0 // the batch's call is bounded instead: waiting for a batch to fill is no attempt's time
+	}
+	stack = append(stack, middleware.Timeout(timeout), middleware.Recover())
 	return middleware.Chain(terminal, stack...)
 }
 

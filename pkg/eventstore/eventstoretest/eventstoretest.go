@@ -333,15 +333,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	})
 
 	t.Run("ReadAllByTypeAndHead", func(t *testing.T) {
-		st := newStore(t)
-		s, ok := st.(eventstore.AllReader)
-		if !ok {
-			t.Skip("the store does not implement eventstore.AllReader")
-		}
-		head, err := s.Head(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, s, head := allReader(t, newStore)
 		a, b := stream("acct"), stream("acct")
 		if err := st.Append(ctx, a, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}); err != nil {
 			t.Fatal(err)
@@ -388,15 +380,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 	})
 
 	t.Run("SubscriptionCatchesUpAndFollows", func(t *testing.T) {
-		st := newStore(t)
-		s, ok := st.(eventstore.AllReader)
-		if !ok {
-			t.Skip("the store does not implement eventstore.AllReader")
-		}
-		head, err := s.Head(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, s, head := allReader(t, newStore)
 		id := stream("acct")
 		if err := st.Append(ctx, id, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}, deposited{Amount: 2}); err != nil {
 			t.Fatal(err)
@@ -450,6 +434,57 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 			t.Fatalf("history %v, want [1 2]", got)
 		}
 	})
+
+	t.Run("SoftDelete", func(t *testing.T) {
+		s := newStore(t)
+		repo := &eventstore.Repository[account]{Store: s, Decoder: decoder(t), Apply: apply}
+		id := stream("acct")
+		if err := s.Append(ctx, id, 0, accountOpened{Owner: "a"}, deposited{Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := eventstore.Delete(ctx, s, id, 1, "closed"); !errors.Is(err, eventstore.ErrConcurrencyConflict) {
+			t.Fatalf("delete at a stale version: %v, want ErrConcurrencyConflict", err)
+		}
+		if err := eventstore.Delete(ctx, s, id, eventstore.AnyVersion, "closed"); err == nil {
+			t.Fatal("delete at AnyVersion was accepted")
+		}
+		if err := eventstore.Delete(ctx, s, id, 2, "closed"); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []int{3, eventstore.AnyVersion} {
+			if err := s.Append(ctx, id, v, deposited{Amount: 1}); !errors.Is(err, eventstore.ErrStreamDeleted) {
+				t.Errorf("append at %d to a deleted stream: %v, want ErrStreamDeleted", v, err)
+			}
+		}
+		if _, err := repo.Load(ctx, id); !errors.Is(err, eventstore.ErrStreamDeleted) {
+			t.Errorf("Repository.Load of a deleted stream: %v, want ErrStreamDeleted", err)
+		}
+		recs, err := s.Load(ctx, id)
+		if err != nil || len(recs) != 3 || recs[2].Type() != eventstore.StreamDeletedType {
+			t.Fatalf("Load of a deleted stream: %d records, %v; want its events and the tombstone", len(recs), err)
+		}
+		d := eventstore.NewDecoder(nil, nil)
+		_ = eventstore.Register[eventstore.StreamDeleted](d)
+		if e, err := d.Decode(recs[2]); err != nil || e != (eventstore.StreamDeleted{Reason: "closed"}) {
+			t.Fatalf("tombstone %v %v", e, err)
+		}
+	})
+}
+
+// allReader returns a store from newStore as an AllReader and its head,
+// skipping the test for a store that is not one.
+func allReader(t *testing.T, newStore func(t *testing.T) eventstore.Store) (eventstore.Store, eventstore.AllReader, int64) {
+	t.Helper()
+	st := newStore(t)
+	s, ok := st.(eventstore.AllReader)
+	if !ok {
+		t.Skip("the store does not implement eventstore.AllReader")
+	}
+	head, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, s, head
 }
 
 // RunSnapshots runs the snapshot suite: the snapshot store keeps the
