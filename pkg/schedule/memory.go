@@ -52,9 +52,12 @@ func (m *Memory) Cancel(_ context.Context, id string) error {
 func (m *Memory) Claim(_ context.Context, now time.Time, limit int, lease time.Duration) ([]Entry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Due times are on the caller's clock; leases, like the PostgreSQL
+	// store's, on the wall clock.
+	wall := time.Now()
 	var due []*memEntry
 	for _, e := range m.entries {
-		if !e.Due.After(now) && !now.Before(e.claimedUntil) {
+		if !e.Due.After(now) && !wall.Before(e.claimedUntil) {
 			due = append(due, e)
 		}
 	}
@@ -64,7 +67,7 @@ func (m *Memory) Claim(_ context.Context, now time.Time, limit int, lease time.D
 	}
 	out := make([]Entry, len(due))
 	for i, e := range due {
-		e.claimedUntil = now.Add(lease)
+		e.claimedUntil = wall.Add(lease)
 		out[i] = e.Entry
 		out[i].Message = e.Message.Copy()
 	}
