@@ -264,7 +264,9 @@ type failingBroker struct {
 	fail  int
 }
 
-func (f *failingBroker) Publisher() message.Publisher { return failingPublisher{f, f.Broker.Publisher()} }
+func (f *failingBroker) Publisher() message.Publisher {
+	return failingPublisher{f, f.Broker.Publisher()}
+}
 
 type failingPublisher struct {
 	f *failingBroker
