@@ -1,8 +1,10 @@
-// Package schedule publishes events later: [Scheduler] is the store-backed
-// [service.Scheduler] behind [service.Service.PublishAt] and
-// [service.Service.PublishAfter], and the relay that publishes each
-// scheduled message to its topic once it is due, so that every consumer
-// group of the topic receives it, on every broker.
+// Package schedule publishes events later, behind [service.Service.PublishAt]
+// and [service.Service.PublishAfter], so that every consumer group of the
+// event's topic receives it once due, on every broker. Two schedulers:
+// [Scheduler] keeps due times in a [Store] (memory or PostgreSQL; cancel
+// supported) and its relay publishes what is due; [OnBroker] keeps them in
+// the broker's own delay machinery ([broker.Delayer]; durable as the
+// broker, no cancel).
 //
 //	store := schedule.NewMemory()                 // or postgres.NewSchedule(pool, ...)
 //	sch := schedule.New(store, schedule.Config{})
@@ -11,7 +13,7 @@
 //	...
 //	err = svc.CancelScheduled(ctx, id)
 //
-// # Guarantees
+// # Guarantees of the store-backed Scheduler
 //
 //   - Never early: a message is published only once the relay's clock has
 //     passed its due time. It may be late by up to [Config.PollInterval]
@@ -31,6 +33,6 @@
 //   - Cancel: both stores take back an entry that is not claimed for
 //     publishing yet ([Store.Cancel]).
 //
-// docs/scheduling.md tells the whole story and why the broker's own delay
-// machinery ([broker.Delayer]) is not used for this.
+// [OnBroker] keeps none of the store's promises on cancel, and is late by
+// the broker's delay tiers (never early). docs/scheduling.md compares them.
 package schedule
