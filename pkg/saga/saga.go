@@ -190,22 +190,21 @@ func (sg *Saga[S]) flush(ctx context.Context, id string, version int64, pending 
 	if err := json.Unmarshal(pending, &out); err != nil {
 		return failure.Permanent(fmt.Errorf("saga %s %q: decode pending: %w", sg.name, id, err))
 	}
-	pub := sg.svc.Broker().Publisher()
 	for _, o := range out {
 		msg := message.NewMessage(o.ID, o.Payload)
 		msg.Metadata = o.Metadata
-		msg.SetContext(ctx)
 		if o.At != nil {
 			sch := sg.svc.Scheduler()
 			if sch == nil {
 				return service.ErrNoScheduler
 			}
+			msg.SetContext(ctx)
 			if err := sch.Schedule(ctx, o.Topic, msg, *o.At); err != nil {
 				return fmt.Errorf("saga %s %q: schedule timeout: %w", sg.name, id, err)
 			}
 			continue
 		}
-		if err := pub.Publish(o.Topic, msg); err != nil {
+		if err := sg.svc.PublishMessage(ctx, o.Topic, msg); err != nil {
 			return fmt.Errorf("saga %s %q: publish to %q: %w", sg.name, id, o.Topic, err)
 		}
 	}

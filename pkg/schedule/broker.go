@@ -139,7 +139,7 @@ func (s *OnBroker) Cancel(context.Context, string) error {
 }
 
 // Start subscribes the relay.
-func (s *OnBroker) Start(ctx context.Context, _ *service.Service) error {
+func (s *OnBroker) Start(ctx context.Context, svc *service.Service) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -160,13 +160,12 @@ func (s *OnBroker) Start(ctx context.Context, _ *service.Service) error {
 		return fmt.Errorf("schedule: relay subscribe %q: %w", s.cfg.Topic, err)
 	}
 	s.sub, s.cancel, s.done = sub, cancel, make(chan struct{})
-	go s.relay(ctx, msgs)
+	go s.relay(ctx, svc, msgs)
 	return nil
 }
 
-func (s *OnBroker) relay(ctx context.Context, msgs <-chan *message.Message) {
+func (s *OnBroker) relay(ctx context.Context, svc *service.Service, msgs <-chan *message.Message) {
 	defer close(s.done)
-	pub := s.b.Publisher()
 	for {
 		var msg *message.Message
 		select {
@@ -178,7 +177,7 @@ func (s *OnBroker) relay(ctx context.Context, msgs <-chan *message.Message) {
 			}
 			msg = m
 		}
-		if err := s.forward(ctx, pub, msg); err != nil {
+		if err := s.forward(ctx, svc, msg); err != nil {
 			if ctx.Err() == nil {
 				s.cfg.Logger.Warn("schedule: relay due message (redelivered by the broker)", "id", msg.UUID, "error", err)
 			}
@@ -191,7 +190,7 @@ func (s *OnBroker) relay(ctx context.Context, msgs <-chan *message.Message) {
 
 // forward publishes a due message to its topic, or delays it again if the
 // broker handed it out early.
-func (s *OnBroker) forward(ctx context.Context, pub message.Publisher, msg *message.Message) error {
+func (s *OnBroker) forward(ctx context.Context, svc *service.Service, msg *message.Message) error {
 	target := msg.Metadata.Get(TargetHeader)
 	if target == "" {
 		s.cfg.Logger.Warn("schedule: message without a target topic on the relay topic dropped", "id", msg.UUID, "topic", s.cfg.Topic)
@@ -215,8 +214,7 @@ func (s *OnBroker) forward(ctx context.Context, pub message.Publisher, msg *mess
 			out.Metadata[k] = v
 		}
 	}
-	out.SetContext(ctx)
-	return pub.Publish(target, out)
+	return svc.PublishMessage(ctx, target, out)
 }
 
 // Stop stops the relay; what it did not acknowledge is redelivered.

@@ -164,9 +164,8 @@ func (s *Scheduler) Start(ctx context.Context, svc *service.Service) error {
 	if s.err != nil {
 		return s.err
 	}
-	pub := svc.Broker().Publisher()
 	return s.start(ctx, func(topic string, msg *message.Message) error {
-		return pub.Publish(topic, msg)
+		return svc.PublishMessage(msg.Context(), topic, msg)
 	})
 }
 

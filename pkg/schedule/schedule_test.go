@@ -12,6 +12,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/schedule"
 	"github.com/switchyard-go/switchyard/pkg/service"
@@ -295,4 +297,46 @@ func (p flakyPublisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	p.f.mu.Unlock()
 	return p.Publisher.Publish(topic, msgs...)
+}
+
+// TestRelayPublishesThroughTheService: the relay publishes as the service
+// would (the topic's content mode applies, it counts as published).
+func TestRelayPublishesThroughTheService(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	sch := schedule.New(schedule.NewMemory(), schedule.Config{PollInterval: 5 * time.Millisecond})
+	svc := service.New(b, service.WithScheduler(sch), service.WithCompanion(sch),
+		service.WithContentMode("schedtest.tick", event.ContentModeStructured))
+	if err := service.Handle(svc, "h", func(context.Context, tick) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscriber("raw", broker.SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, "schedtest.tick")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, svc)
+	if _, err := svc.PublishAfter(context.Background(), tick{N: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		m.Ack()
+		if !event.IsStructured(m.Metadata) {
+			t.Errorf("published in binary mode (%v), the topic asks for structured", m.Metadata)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing published")
+	}
+	if p := svc.Stats().Published; p != 1 {
+		t.Errorf("Stats().Published = %d, want 1", p)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
 // A Scheduler keeps messages until they are due and then publishes them to
@@ -82,4 +83,20 @@ func (s *Service) CancelScheduled(ctx context.Context, id string) error {
 		return ErrNoScheduler
 	}
 	return s.scheduler.Cancel(ctx, id)
+}
+
+// PublishMessage publishes msg, a message [Service.NewMessage] built
+// earlier, to topic through the service's publisher: the topic's content
+// mode and Watermill headers ([WithContentMode], [WithWatermillHeaders])
+// apply and it counts as published, as if [Service.Publish] had sent it
+// now. Relays of messages kept for later (a scheduler, a saga's pending
+// messages) use it. It returns once the broker confirmed; ctx bounds the
+// wait where the adapter watches the message's context.
+func (s *Service) PublishMessage(ctx context.Context, topic string, msg *message.Message) error {
+	msg.SetContext(ctx)
+	if err := s.publisher.Publish(topic, msg); err != nil {
+		return fmt.Errorf("service: publish %s to %q: %w", msg.Metadata.Get(header.Type), topic, err)
+	}
+	s.recorder.Published(topic, msg.Metadata.Get(header.Type))
+	return nil
 }
