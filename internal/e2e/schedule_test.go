@@ -165,7 +165,9 @@ func scheduled(t *testing.T, b broker.Broker, newScheduler func(broker.Broker, s
 	mu.Lock()
 	defer mu.Unlock()
 	got := map[string]bool{}
+	var latest time.Duration
 	for _, h := range seen {
+		latest = max(latest, h.at.Sub(dueAt[h.n]))
 		if h.n == 2 && want == 2 {
 			t.Errorf("%s handled event 2, which was cancelled", h.group)
 			continue
@@ -175,6 +177,7 @@ func scheduled(t *testing.T, b broker.Broker, newScheduler func(broker.Broker, s
 			t.Errorf("%s handled event %d %s before it was due", h.group, h.n, dueAt[h.n].Sub(h.at))
 		}
 	}
+	t.Logf("%d handlings, the latest %s after its due time", len(seen), latest.Round(time.Millisecond))
 	if len(got) != want || len(seen) != want {
 		t.Errorf("handlings %+v, want %d: each event once in each of left and right", seen, want)
 	}
