@@ -1,7 +1,10 @@
 // Package postgres is Switchyard's PostgreSQL adapter (pgx/v5, pgxpool): the
 // durable stores behind idempotent consumers, the transactional outbox
 // ([NewOutbox], see docs/outbox.md) and the event store ([NewEventStore], see
-// docs/cqrs-event-sourcing.md). Each has its own Migrate.
+// docs/cqrs-event-sourcing.md), with its snapshots ([NewSnapshotStore]), its
+// commit notifications ([EventStore.Listen]) and the checkpoints and
+// exactly-once units of work of projections ([NewProjectionStore]). Each has
+// its own Migrate.
 //
 // # Idempotency records
 //
