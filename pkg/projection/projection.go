@@ -88,7 +88,8 @@ func WithBatchSize(n int) Option { return func(p *Projection) { p.batch = n } }
 func WithPollInterval(d time.Duration) Option { return func(p *Projection) { p.poll = d } }
 
 // WithWake makes a caught-up [Projection.Run] look for new events at once
-// when ch receives (see eventstore.SubscriptionConfig.Wake).
+// when ch receives (see eventstore.SubscriptionConfig.Wake). A receive
+// takes the wake-up: give each projection a channel of its own.
 func WithWake(ch <-chan struct{}) Option { return func(p *Projection) { p.wake = ch } }
 
 // WithLogger sets the logger; nil discards.
