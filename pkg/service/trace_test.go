@@ -404,4 +404,32 @@ func TestPublishBatchSpans(t *testing.T) {
 	if spans := rec2.Ended(); len(spans) != 1 || spans[0].Status().Code != codes.Error {
 		t.Fatalf("spans of a refused batch: %d, want one with an error status", len(spans))
 	}
+
+	// A batch refused before sending (an event cannot be encoded) ends
+	// every span with an error: none of its events went out.
+	rec3 := tracetest.NewSpanRecorder()
+	tp3 := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec3))
+	defer tp3.Shutdown(context.Background())
+	invalid := service.New(newBroker(t), service.WithTracerProvider(tp3))
+	var berr *service.PublishBatchError
+	if err := invalid.PublishBatch(context.Background(), orderPlaced{OrderID: "o-1"}, unencodable{}); !errors.As(err, &berr) || berr.Sent {
+		t.Fatalf("PublishBatch = %v, want it refused before sending", err)
+	}
+	spans := rec3.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans ended, want 2 (one per event)", len(spans))
+	}
+	for _, s := range spans {
+		if s.Status().Code != codes.Error {
+			t.Errorf("span %q of a refused batch: status %+v, want an error", s.Name(), s.Status())
+		}
+	}
 }
+
+// unencodable cannot be encoded as JSON.
+type unencodable struct {
+	F func() `json:"f"`
+}
+
+func (unencodable) EventType() string { return "test.unencodable" }
+func (unencodable) EventVersion() int { return 1 }
