@@ -116,8 +116,9 @@ func NewEventStore(pool *pgxpool.Pool, cfg EventStoreConfig) (*EventStore, error
 // Table returns the events table's name.
 func (s *EventStore) Table() string { return s.table }
 
-// Migrate creates the events table if it does not exist. It is idempotent
-// and safe to run from several instances at once.
+// Migrate creates the events table and its indexes if they do not exist
+// (an older table gains the missing indexes). It is idempotent and safe to
+// run from several instances at once.
 func (s *EventStore) Migrate(ctx context.Context) error {
 	return migrate(ctx, s.pool, s.table,
 		`CREATE TABLE IF NOT EXISTS `+s.table+` (
@@ -132,6 +133,10 @@ func (s *EventStore) Migrate(ctx context.Context) error {
 			recorded_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
 			CONSTRAINT `+s.base+`_stream_version UNIQUE (stream_id, version)
 		)`,
+		// ReadAll by type (projections, type-filtered subscriptions) reads
+		// only the rows of those types in position order, instead of
+		// walking the whole position index and filtering.
+		`CREATE INDEX IF NOT EXISTS `+s.base+`_type_position ON `+s.table+` (type, position)`,
 	)
 }
 

@@ -301,3 +301,37 @@ func TestEventStoreReadAllUnderConcurrentWriters(t *testing.T) {
 		t.Fatalf("read %d events, want %d", total, writers*appends)
 	}
 }
+
+// TestEventStoreMigrateIndexesType: Migrate adds the (type, position)
+// index that ReadAll by type reads, also to a table created before it,
+// and running it again changes nothing.
+func TestEventStoreMigrateIndexesType(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	s := newEventStore(t, pool, postgres.EventStoreConfig{Source: "test"})
+	indexdef := func() string {
+		t.Helper()
+		var def string
+		err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(indexdef, '; '), '') FROM pg_indexes
+			WHERE tablename = $1 AND indexdef LIKE '%(type, "position")%'`, s.Table()).Scan(&def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return def
+	}
+	if def := indexdef(); def == "" {
+		t.Fatalf("no index on (type, position) of %s after Migrate", s.Table())
+	}
+	// A table from before the index: Migrate adds it, twice is harmless.
+	if _, err := pool.Exec(ctx, `DROP INDEX `+s.Table()+`_type_position`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate on an existing table: %v", err)
+		}
+	}
+	if def := indexdef(); def == "" {
+		t.Fatalf("Migrate did not add the (type, position) index to an existing table")
+	}
+}
