@@ -55,8 +55,10 @@ func NewSnapshotStore(pool *pgxpool.Pool, cfg SnapshotStoreConfig) (*SnapshotSto
 // Table returns the snapshot table's name.
 func (s *SnapshotStore) Table() string { return s.table }
 
-// Migrate creates the snapshot table if it does not exist. It is idempotent
-// and safe to run from several instances at once.
+// Migrate creates the snapshot table if it does not exist, and adds the
+// event_id column to a table created before it (its rows get '' and are
+// not trusted by Load until the next snapshot replaces them). It is
+// idempotent and safe to run from several instances at once.
 func (s *SnapshotStore) Migrate(ctx context.Context) error {
 	return migrate(ctx, s.pool, s.table,
 		`CREATE TABLE IF NOT EXISTS `+s.table+` (
@@ -66,17 +68,18 @@ func (s *SnapshotStore) Migrate(ctx context.Context) error {
 			data           bytea NOT NULL,
 			taken_at       timestamptz NOT NULL
 		)`,
+		`ALTER TABLE `+s.table+` ADD COLUMN IF NOT EXISTS event_id text NOT NULL DEFAULT ''`,
 	)
 }
 
 // SaveSnapshot implements [eventstore.SnapshotStore].
 func (s *SnapshotStore) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` AS t (stream_id, version, schema_version, data, taken_at)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, schema_version = EXCLUDED.schema_version,
-			data = EXCLUDED.data, taken_at = EXCLUDED.taken_at
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+s.table+` AS t (stream_id, version, event_id, schema_version, data, taken_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, event_id = EXCLUDED.event_id,
+			schema_version = EXCLUDED.schema_version, data = EXCLUDED.data, taken_at = EXCLUDED.taken_at
 		WHERE t.schema_version <> EXCLUDED.schema_version OR t.version <= EXCLUDED.version`,
-		snap.StreamID, snap.Version, snap.SchemaVersion, snap.Data, snap.Time)
+		snap.StreamID, snap.Version, snap.EventID, snap.SchemaVersion, snap.Data, snap.Time)
 	if err != nil {
 		return fmt.Errorf("postgres: save snapshot of %q at version %d: %w", snap.StreamID, snap.Version, err)
 	}
@@ -86,8 +89,8 @@ func (s *SnapshotStore) SaveSnapshot(ctx context.Context, snap eventstore.Snapsh
 // LoadSnapshot implements [eventstore.SnapshotStore].
 func (s *SnapshotStore) LoadSnapshot(ctx context.Context, streamID string) (eventstore.Snapshot, bool, error) {
 	snap := eventstore.Snapshot{StreamID: streamID}
-	err := s.pool.QueryRow(ctx, `SELECT version, schema_version, data, taken_at FROM `+s.table+` WHERE stream_id = $1`, streamID).
-		Scan(&snap.Version, &snap.SchemaVersion, &snap.Data, &snap.Time)
+	err := s.pool.QueryRow(ctx, `SELECT version, event_id, schema_version, data, taken_at FROM `+s.table+` WHERE stream_id = $1`, streamID).
+		Scan(&snap.Version, &snap.EventID, &snap.SchemaVersion, &snap.Data, &snap.Time)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Snapshot{}, false, nil
 	}

@@ -96,18 +96,11 @@ func (r *Repository[S]) Load(ctx context.Context, id string) (*Aggregate[S], err
 		return nil, err
 	}
 	a := r.New(id)
-	if r.Snapshots != nil {
-		if state, version, ok := r.Snapshots.load(ctx, id); ok {
-			a.State, a.Version, a.snapshotAt = state, version, version
-		}
-	}
-	recs, err := r.loadAfter(ctx, id, a.Version)
+	recs, err := r.loadFromSnapshot(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	if a.Version > 0 && len(recs) > 0 && recs[0].Version != a.Version+1 {
-		// The snapshot does not fit the stream: trust the events.
-		a = r.New(id)
+	if recs == nil {
 		if recs, err = r.Store.Load(ctx, id); err != nil {
 			return nil, err
 		}
@@ -124,6 +117,35 @@ func (r *Repository[S]) Load(ctx context.Context, id string) (*Aggregate[S], err
 		a.Version = rec.Version
 	}
 	return a, nil
+}
+
+// loadFromSnapshot starts a from the stream's snapshot, if there is one
+// that fits the stream, and returns the records after it (non-nil, maybe
+// empty). It returns nil records when there is no usable snapshot, a at
+// version 0: the caller replays the whole stream.
+func (r *Repository[S]) loadFromSnapshot(ctx context.Context, a *Aggregate[S]) ([]Record, error) {
+	if r.Snapshots == nil {
+		return nil, nil
+	}
+	state, snap, ok := r.Snapshots.load(ctx, a.ID)
+	if !ok {
+		return nil, nil
+	}
+	// Read from the snapshot's own version: its last event must still be
+	// there, the same one, or the snapshot is of another history.
+	recs, err := r.loadAfter(ctx, a.ID, snap.Version-1)
+	if err != nil {
+		return nil, err
+	}
+	if !r.Snapshots.fits(snap, recs) {
+		return nil, nil
+	}
+	recs = recs[1:]
+	if len(recs) > 0 && recs[0].Version != snap.Version+1 {
+		return nil, nil // a gap the store should never have: trust a full replay
+	}
+	a.State, a.Version, a.snapshotAt = state, snap.Version, snap.Version
+	return append([]Record{}, recs...), nil
 }
 
 func (r *Repository[S]) loadAfter(ctx context.Context, id string, after int) ([]Record, error) {
@@ -154,7 +176,22 @@ func (r *Repository[S]) Save(ctx context.Context, a *Aggregate[S]) error {
 	a.Version += len(a.pending)
 	a.pending = nil
 	if r.Snapshots != nil && r.Snapshots.due(a) {
-		r.Snapshots.take(ctx, a)
+		r.snapshot(ctx, a)
 	}
 	return nil
+}
+
+// snapshot takes a snapshot of a with the id of its last event, read back
+// because the store gives events their ids as it appends them. Like a
+// failed snapshot, a failed read is reported, never returned.
+func (r *Repository[S]) snapshot(ctx context.Context, a *Aggregate[S]) {
+	recs, err := r.loadAfter(ctx, a.ID, a.Version-1)
+	if err == nil && (len(recs) == 0 || recs[0].Version != a.Version) {
+		err = fmt.Errorf("no event at version %d after saving it", a.Version)
+	}
+	if err != nil {
+		r.Snapshots.report(a.ID, fmt.Errorf("eventstore: snapshot %q at version %d: read its last event: %w", a.ID, a.Version, err))
+		return
+	}
+	r.Snapshots.take(ctx, a, recs[0].Envelope.ID)
 }

@@ -17,6 +17,12 @@ type Snapshot struct {
 	StreamID string
 	// Version is the stream version the state was folded to.
 	Version int
+	// EventID is the id of the stream's event at Version, the last one
+	// folded into the state. Load uses the snapshot only if the stream
+	// still has that event at that version: a stream restored from an
+	// older backup, or shorter than the snapshot, is replayed in full. A
+	// snapshot without it (taken before it was kept) is never trusted.
+	EventID string
 	// SchemaVersion is the version of Data's layout (see
 	// [Snapshots.SchemaVersion]): a snapshot of another schema version is
 	// ignored on load, never decoded into the wrong shape.
@@ -58,10 +64,17 @@ type Snapshots[S any] struct {
 	// replaced by the next one taken. Default 1.
 	SchemaVersion int
 	// OnError, if set, is told about snapshots that could not be saved or
-	// decoded. Neither fails Load or Save: a snapshot is only a shortcut,
-	// and the events stay the truth.
+	// decoded, or that do not match their stream (wrapping
+	// [ErrSnapshotMismatch]). None of these fails Load or Save: a snapshot
+	// is only a shortcut, and the events stay the truth.
 	OnError func(streamID string, err error)
 }
+
+// ErrSnapshotMismatch is reported to [Snapshots.OnError] when a snapshot
+// is ahead of its stream, or its last event is not the stream's event at
+// that version (the events were restored from an older backup, or the
+// stream was written again): Load ignores it and replays the stream.
+var ErrSnapshotMismatch = errors.New("snapshot does not match its stream")
 
 func (s *Snapshots[S]) schema() int {
 	if s.SchemaVersion == 0 {
@@ -90,23 +103,40 @@ func (s *Snapshots[S]) report(streamID string, err error) {
 	}
 }
 
-// load returns the usable snapshot of id, if any.
-func (s *Snapshots[S]) load(ctx context.Context, id string) (S, int, bool) {
+// load returns the usable snapshot of id, if any, and its state. The
+// caller still checks it against the stream ([Snapshots.fits]).
+func (s *Snapshots[S]) load(ctx context.Context, id string) (S, Snapshot, bool) {
 	var state S
 	snap, ok, err := s.Store.LoadSnapshot(ctx, id)
 	if err != nil {
 		s.report(id, fmt.Errorf("eventstore: load snapshot of %q: %w", id, err))
-		return state, 0, false
+		return state, Snapshot{}, false
 	}
-	if !ok || snap.SchemaVersion != s.schema() || snap.Version < 1 {
-		return state, 0, false
+	if !ok || snap.SchemaVersion != s.schema() || snap.Version < 1 || snap.EventID == "" {
+		return state, Snapshot{}, false
 	}
 	if err := json.Unmarshal(snap.Data, &state); err != nil {
 		s.report(id, fmt.Errorf("eventstore: decode snapshot of %q at version %d: %w", id, snap.Version, err))
 		var zero S
-		return zero, 0, false
+		return zero, Snapshot{}, false
 	}
-	return state, snap.Version, true
+	return state, snap, true
+}
+
+// fits reports whether snap's last event is recs[0], the stream's record
+// at the snapshot's version, and reports the mismatch when it is not.
+func (s *Snapshots[S]) fits(snap Snapshot, recs []Record) bool {
+	switch {
+	case len(recs) == 0 || recs[0].Version > snap.Version:
+		s.report(snap.StreamID, fmt.Errorf("eventstore: snapshot of %q at version %d: the stream has no event at that version: %w",
+			snap.StreamID, snap.Version, ErrSnapshotMismatch))
+	case recs[0].Version != snap.Version || recs[0].Envelope.ID != snap.EventID:
+		s.report(snap.StreamID, fmt.Errorf("eventstore: snapshot of %q at version %d: its last event is %q, the stream's is %q: %w",
+			snap.StreamID, snap.Version, snap.EventID, recs[0].Envelope.ID, ErrSnapshotMismatch))
+	default:
+		return true
+	}
+	return false
 }
 
 // due reports whether Save should take a snapshot of a.
@@ -117,10 +147,11 @@ func (s *Snapshots[S]) due(a *Aggregate[S]) bool {
 	return s.When != nil && s.When(a.State, a.Version)
 }
 
-func (s *Snapshots[S]) take(ctx context.Context, a *Aggregate[S]) {
+// take snapshots a, whose last event (at a.Version) has id lastID.
+func (s *Snapshots[S]) take(ctx context.Context, a *Aggregate[S], lastID string) {
 	data, err := json.Marshal(a.State)
 	if err == nil {
-		err = s.Store.SaveSnapshot(ctx, Snapshot{StreamID: a.ID, Version: a.Version, SchemaVersion: s.schema(), Data: data, Time: time.Now().UTC()})
+		err = s.Store.SaveSnapshot(ctx, Snapshot{StreamID: a.ID, Version: a.Version, EventID: lastID, SchemaVersion: s.schema(), Data: data, Time: time.Now().UTC()})
 	}
 	if err != nil {
 		s.report(a.ID, fmt.Errorf("eventstore: snapshot %q at version %d: %w", a.ID, a.Version, err))

@@ -502,7 +502,7 @@ func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventstore.Store, ne
 		}
 		at := time.Now().UTC().Truncate(time.Millisecond)
 		for _, s := range []eventstore.Snapshot{
-			{StreamID: id, Version: 5, SchemaVersion: 1, Data: []byte(`{"v":5}`), Time: at},
+			{StreamID: id, Version: 5, EventID: "ev-5", SchemaVersion: 1, Data: []byte(`{"v":5}`), Time: at},
 			{StreamID: id, Version: 3, SchemaVersion: 1, Data: []byte(`{"v":3}`), Time: at}, // a slower writer
 		} {
 			if err := ss.SaveSnapshot(ctx, s); err != nil {
@@ -510,8 +510,8 @@ func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventstore.Store, ne
 			}
 		}
 		got, ok, err := ss.LoadSnapshot(ctx, id)
-		if err != nil || !ok || got.Version != 5 || string(got.Data) != `{"v":5}` || !got.Time.Equal(at) || got.StreamID != id {
-			t.Fatalf("after saving 5 then 3: %+v %v %v, want version 5", got, ok, err)
+		if err != nil || !ok || got.Version != 5 || got.EventID != "ev-5" || string(got.Data) != `{"v":5}` || !got.Time.Equal(at) || got.StreamID != id {
+			t.Fatalf("after saving 5 then 3: %+v %v %v, want version 5 with event id ev-5", got, ok, err)
 		}
 		// A new schema replaces a higher version of the old one.
 		if err := ss.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Version: 4, SchemaVersion: 2, Data: []byte(`{}`), Time: at}); err != nil {
@@ -552,6 +552,9 @@ func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventstore.Store, ne
 		snap, ok, err := snaps.LoadSnapshot(ctx, id)
 		if err != nil || !ok || snap.Version != 8 || snap.SchemaVersion != 1 {
 			t.Fatalf("snapshot %+v %v %v, want one at version 8 (every 4 events), schema 1", snap, ok, err)
+		}
+		if recs, err := store.Load(ctx, id); err != nil || len(recs) < 8 || snap.EventID != recs[7].Envelope.ID || snap.EventID == "" {
+			t.Fatalf("snapshot's event id %q, want the id of the stream's event at version 8 (%v)", snap.EventID, err)
 		}
 		folded.Store(0)
 		got, err := repo.Load(ctx, id)
@@ -629,12 +632,84 @@ func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventstore.Store, ne
 			t.Fatalf("after a save: snapshot %+v, want schema 2 at version 3 replacing the old one", s)
 		}
 		// An undecodable snapshot is ignored too, and reported.
-		_ = snaps.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Version: 3, SchemaVersion: 2, Data: []byte(`not json`), Time: time.Now()})
+		recs, err := store.Load(ctx, id)
+		if err != nil || len(recs) != 3 {
+			t.Fatalf("stream: %d records, %v", len(recs), err)
+		}
+		_ = snaps.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Version: 3, EventID: recs[2].Envelope.ID, SchemaVersion: 2, Data: []byte(`not json`), Time: time.Now()})
 		var reported error
 		repo.Snapshots.OnError = func(_ string, err error) { reported = err }
 		folded.Store(0)
 		if a, err := repo.Load(ctx, id); err != nil || a.State.Balance != 6 || folded.Load() != 3 || reported == nil {
 			t.Fatalf("undecodable snapshot: %+v %v, folded %d, reported %v; want a full replay and a report", a, err, folded.Load(), reported)
+		}
+	})
+
+	t.Run("SnapshotMustMatchItsStream", func(t *testing.T) {
+		store, snaps := newStore(t), newSnapshots(t)
+		id := stream("acct")
+		if err := store.Append(ctx, id, 0, accountOpened{Owner: "ada"}, deposited{Amount: 5}, deposited{Amount: 7}); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := store.Load(ctx, id)
+		if err != nil || len(recs) != 3 {
+			t.Fatalf("stream: %d records, %v", len(recs), err)
+		}
+		var folded atomic.Int32
+		var reported []error
+		repo := &eventstore.Repository[account]{Store: store, Decoder: decoder(t), Apply: counting(&folded),
+			Snapshots: &eventstore.Snapshots[account]{Store: snaps, OnError: func(_ string, err error) { reported = append(reported, err) }}}
+		// The snapshots' states are marked (balance 1000) to tell whether
+		// Load used them; the stream's true balance is 12.
+		marked := func(version int, eventID string) eventstore.Snapshot {
+			return eventstore.Snapshot{StreamID: id, Version: version, EventID: eventID, SchemaVersion: 1,
+				Data: []byte(fmt.Sprintf(`{"Owner":"ada","Balance":1000,"Events":%d}`, version)), Time: time.Now()}
+		}
+		for _, c := range []struct {
+			name string
+			snap eventstore.Snapshot
+		}{
+			// The events were restored from an older backup, the snapshots were not.
+			{"ahead of the stream", marked(5, "restored-away")},
+			// The stream was written again after a restore: another event at version 2.
+			{"another event at its version", marked(2, "not-"+recs[1].Envelope.ID)},
+			// Taken before snapshots kept their last event's id: cannot be checked.
+			{"without an event id", marked(2, "")},
+		} {
+			if _, err := store.Load(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			// Stores keep the highest version of a schema: start afresh.
+			_ = snaps.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Version: 1, SchemaVersion: 99, Data: []byte(`{}`)})
+			if err := snaps.SaveSnapshot(ctx, c.snap); err != nil {
+				t.Fatal(err)
+			}
+			folded.Store(0)
+			reported = nil
+			a, err := repo.Load(ctx, id)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if a.State != (account{Owner: "ada", Balance: 12, Events: 3}) || a.Version != 3 || folded.Load() != 3 {
+				t.Fatalf("%s: loaded %+v at %d folding %d events, want the full replay (balance 12, 3 events)", c.name, a.State, a.Version, folded.Load())
+			}
+			if c.snap.EventID == "" {
+				continue // nothing to report: an old snapshot, replaced by the next one taken
+			}
+			if len(reported) != 1 || !errors.Is(reported[0], eventstore.ErrSnapshotMismatch) {
+				t.Fatalf("%s: reported %v, want one error wrapping ErrSnapshotMismatch", c.name, reported)
+			}
+		}
+		// The snapshot whose last event is the stream's at its version is used.
+		_ = snaps.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: id, Version: 1, SchemaVersion: 99, Data: []byte(`{}`)})
+		if err := snaps.SaveSnapshot(ctx, marked(2, recs[1].Envelope.ID)); err != nil {
+			t.Fatal(err)
+		}
+		folded.Store(0)
+		reported = nil
+		a, err := repo.Load(ctx, id)
+		if err != nil || a.State.Balance != 1007 || a.Version != 3 || folded.Load() != 1 || reported != nil {
+			t.Fatalf("matching snapshot: %+v %v, folded %d, reported %v; want the snapshot (balance 1000) plus version 3", a, err, folded.Load(), reported)
 		}
 	})
 }
