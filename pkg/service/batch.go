@@ -54,6 +54,23 @@ func (b BatchPolicy) withDefaults() BatchPolicy {
 // follows it.
 const maxBatchSize = 10_000
 
+// maxBatchHeld bounds Concurrency × Size, the messages a batch handler's
+// subscription holds at once, which becomes its prefetch: the largest
+// prefetch a broker takes (AMQP's basic.qos count is 16-bit).
+const maxBatchHeld = 65535
+
+// checkBatchHeld refuses a batch handler's effective policy whose batches
+// hold more messages at once than a broker's prefetch allows. Checked at
+// registration, where the policy is final, so that the error names the
+// fields the user set rather than a prefetch the adapter refuses at Run.
+func checkBatchHeld(prefix string, p Policy) error {
+	if held := p.Concurrency * p.Batch.Size; held > maxBatchHeld {
+		return fmt.Errorf("%s: batch.size %d × concurrency %d = %d messages held at once (the subscription's prefetch), want at most %d, the largest prefetch a broker takes; lower batch.size or concurrency",
+			prefix, p.Batch.Size, p.Concurrency, held, maxBatchHeld)
+	}
+	return nil
+}
+
 func (b BatchPolicy) validate(prefix string) error {
 	var err error
 	if b.Size < 0 || b.Size > maxBatchSize {

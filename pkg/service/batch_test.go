@@ -485,6 +485,15 @@ func TestHandleBatchRefusesBadPolicy(t *testing.T) {
 			return service.Handle(s, "plain", func(context.Context, tick) error { return nil })
 		}, "handlers.plain.batch"},
 		{"nil fn", func(s *service.Service) error { return service.HandleBatch[tick](s, "sink", nil) }, "fn is nil"},
+		// Each valid alone, but 10000 × 7 messages held at once exceed any
+		// broker's prefetch: refused here, not by the adapter at Run.
+		{"size × concurrency", func(s *service.Service) error {
+			return service.HandleBatch(s, "sink", ok, service.BatchSize(10000), service.Concurrency(7))
+		}, "handlers.sink: batch.size 10000 × concurrency 7 = 70000 messages held at once (the subscription's prefetch), want at most 65535"},
+		{"size × concurrency from config", func(*service.Service) error {
+			s := service.New(b, service.WithOverrides(map[string]service.Policy{"sink": {Concurrency: 700}}))
+			return service.HandleBatch(s, "sink", ok)
+		}, "handlers.sink: batch.size 100 × concurrency 700 = 70000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.reg(service.New(b))

@@ -279,6 +279,11 @@ func register[T event.Event](s *Service, name string, opts []HandlerOption, batc
 	if err := policy.Validate("handlers." + name); err != nil {
 		return err
 	}
+	if batch {
+		if err := checkBatchHeld("handlers."+name, policy); err != nil {
+			return err
+		}
+	}
 	topic := spec.topic
 	if topic == "" {
 		topic = event.TopicOf(zero)
