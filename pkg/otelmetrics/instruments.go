@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -24,6 +25,12 @@ const (
 	Nacks            = "switchyard.nacks"
 	Duplicates       = "switchyard.duplicates"
 	InFlight         = "switchyard.in_flight"
+	// BatchSize and BatchDuration are recorded for batch handlers
+	// (service.HandleBatch): switchyard_batch_size and
+	// switchyard_batch_duration_seconds through the Prometheus exporter,
+	// as in package metrics.
+	BatchSize     = "switchyard.batch.size"
+	BatchDuration = "switchyard.batch.duration"
 )
 
 // Attribute keys of Switchyard's own.
@@ -46,6 +53,17 @@ const ScopeName = "github.com/switchyard-go/switchyard"
 // a delivery that retried for a while.
 var processBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 
+// batchSizeBuckets and batchDurationBuckets are those of package metrics'
+// switchyard_batch_size (1 to 2048 messages) and
+// switchyard_batch_duration_seconds (0.5ms to about 2 minutes), so that
+// both exports read alike.
+var (
+	batchSizeBuckets     = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048}
+	batchDurationBuckets = []float64{0.0005, 0.002, 0.008, 0.032, 0.128, 0.512, 2.048, 8.192, 32.768, 131.072}
+)
+
+var _ metrics.BatchRecorder = (*instruments)(nil)
+
 // instruments records a service's metrics; it is the service's recorder
 // (see package metrics) for what the runtime reports by handler name, and
 // its delivery middleware for what a delivery shows.
@@ -53,7 +71,8 @@ type instruments struct {
 	system attribute.KeyValue
 
 	sent, consumed, retries, deadLetters, nacks, duplicates metric.Int64Counter
-	duration                                                metric.Float64Histogram
+	duration, batchDuration                                 metric.Float64Histogram
+	batchSize                                               metric.Int64Histogram
 	inFlight                                                metric.Int64UpDownCounter
 
 	byHandler sync.Map // handler name -> attribute.Set of its deliveries
@@ -80,7 +99,7 @@ func newInstruments(mp metric.MeterProvider, s *service.Service) (*instruments, 
 	if b := s.Broker(); b != nil {
 		in.system = semconv.MessagingSystemKey.String(middleware.MessagingSystem(b.Name()))
 	}
-	var errs [8]error
+	var errs [10]error
 	in.sent, errs[0] = m.Int64Counter(SentMessages, metric.WithUnit("{message}"),
 		metric.WithDescription("Events published and confirmed by the broker."))
 	in.consumed, errs[1] = m.Int64Counter(ConsumedMessages, metric.WithUnit("{message}"),
@@ -98,6 +117,12 @@ func newInstruments(mp metric.MeterProvider, s *service.Service) (*instruments, 
 		metric.WithDescription("Redelivered messages skipped by the idempotency check."))
 	in.inFlight, errs[7] = m.Int64UpDownCounter(InFlight, metric.WithUnit("{message}"),
 		metric.WithDescription("Deliveries being processed now."))
+	in.batchSize, errs[8] = m.Int64Histogram(BatchSize, metric.WithUnit("{message}"),
+		metric.WithDescription("Messages in each batch a batch handler handled."),
+		metric.WithExplicitBucketBoundaries(batchSizeBuckets...))
+	in.batchDuration, errs[9] = m.Float64Histogram(BatchDuration, metric.WithUnit("s"),
+		metric.WithDescription("Time a batch handler took for one batch."),
+		metric.WithExplicitBucketBoundaries(batchDurationBuckets...))
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -191,4 +216,11 @@ func (in *instruments) Nacked(h string) {
 
 func (in *instruments) Duplicate(h string) {
 	in.duplicates.Add(context.Background(), 1, metric.WithAttributeSet(in.handlerAttrs(h)))
+}
+
+// Batch implements metrics.BatchRecorder.
+func (in *instruments) Batch(h string, size int, d time.Duration) {
+	attrs := metric.WithAttributeSet(in.handlerAttrs(h))
+	in.batchSize.Record(context.Background(), int64(size), attrs)
+	in.batchDuration.Record(context.Background(), d.Seconds(), attrs)
 }
