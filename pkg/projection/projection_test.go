@@ -371,6 +371,42 @@ switchyard_projection_rebuilding{projection="order_summaries"} 0
 	}
 }
 
+// A projection given twice to one collector is refused when the
+// collector is registered, naming it, rather than failing every scrape on
+// duplicate series.
+func TestCollectorRefusesAProjectionTwice(t *testing.T) {
+	p := newProjection(t, projection.NewMemory(), newModels())
+	same, err := projection.New("order_summaries", projection.NewMemory(), nil) // another one of the same name
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*projection.Collector{
+		"the same projection": projection.NewCollector(p, p),
+		"one name twice":      projection.NewCollector(p, same),
+	} {
+		reg := prometheus.NewPedanticRegistry()
+		err := reg.Register(c)
+		if err == nil || !strings.Contains(err.Error(), `projection "order_summaries" given twice (arguments 1 and 2)`) {
+			t.Errorf("%s: Register = %v, want the duplicate named", name, err)
+		}
+		if _, err := reg.Gather(); err != nil {
+			t.Errorf("%s: a scrape after the refused registration failed: %v", name, err)
+		}
+	}
+	// Unchecked (registered past Describe), the scrape fails with the reason.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(uncheckedCollector{projection.NewCollector(p, p)})
+	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("unchecked: Gather = %v, want the duplicate named", err)
+	}
+}
+
+// uncheckedCollector describes nothing, so the registry skips its checks.
+type uncheckedCollector struct{ c *projection.Collector }
+
+func (uncheckedCollector) Describe(chan<- *prometheus.Desc)      {}
+func (u uncheckedCollector) Collect(ch chan<- prometheus.Metric) { u.c.Collect(ch) }
+
 func TestNewValidates(t *testing.T) {
 	_, err := projection.New("Order-Summaries", nil, nil, projection.WithBatchSize(-1))
 	for _, w := range []string{`name "Order-Summaries"`, "store: required", "batch size -1"} {

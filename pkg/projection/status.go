@@ -1,6 +1,9 @@
 package projection
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
@@ -111,11 +114,27 @@ func (p *Projection) setError(err error) {
 //	srv, err := ops.New(ops.Config{Addr: ":9090"}) // the service's /metrics
 //	srv.Registry().MustRegister(projection.NewCollector(summaries, stock))
 type Collector struct {
-	ps []*Projection
+	ps  []*Projection
+	err error // projections given twice, by name
 }
 
-// NewCollector returns a collector for ps.
-func NewCollector(ps ...*Projection) *Collector { return &Collector{ps: ps} }
+// NewCollector returns a collector for ps. Its series are labelled by
+// projection name, so each name may be given once: a projection given
+// twice (or two of one name) makes registering the collector fail with an
+// error naming it, instead of every later scrape failing on duplicate
+// metrics.
+func NewCollector(ps ...*Projection) *Collector {
+	c := &Collector{ps: ps}
+	seen := make(map[string]int, len(ps))
+	for i, p := range ps {
+		if j, ok := seen[p.Name()]; ok {
+			c.err = errors.Join(c.err, fmt.Errorf("projection: collector: projection %q given twice (arguments %d and %d); its series are labelled by name, give each projection once", p.Name(), j+1, i+1))
+			continue
+		}
+		seen[p.Name()] = i
+	}
+	return c
+}
 
 var (
 	descPosition        = prometheus.NewDesc("switchyard_projection_position", "Last global position applied to the projection's live read model.", []string{"projection"}, nil)
@@ -126,8 +145,14 @@ var (
 	descApplied         = prometheus.NewDesc("switchyard_projection_applied_total", "Events applied by the projection in this process, rebuilds included.", []string{"projection"}, nil)
 )
 
-// Describe implements prometheus.Collector.
+// Describe implements prometheus.Collector. With projections given twice
+// it describes an invalid metric instead, which makes Register return the
+// error.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	if c.err != nil {
+		ch <- prometheus.NewInvalidDesc(c.err)
+		return
+	}
 	for _, d := range []*prometheus.Desc{descPosition, descHead, descLag, descRebuilding, descRebuildPosition, descApplied} {
 		ch <- d
 	}
@@ -135,6 +160,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c.err != nil { // registered unchecked: fail the scrape with the reason
+		ch <- prometheus.NewInvalidMetric(prometheus.NewInvalidDesc(c.err), c.err)
+		return
+	}
 	for _, p := range c.ps {
 		s := p.Status()
 		rebuilding := 0.0
