@@ -56,7 +56,7 @@ func NewSnapshotStore(pool *pgxpool.Pool, cfg SnapshotStoreConfig) (*SnapshotSto
 func (s *SnapshotStore) Table() string { return s.table }
 
 // Migrate creates the snapshot table if it does not exist, and adds the
-// event_id column to a table created before it (its rows get '' and are
+// event_id column to a table created before it (its rows get an empty one and are
 // not trusted by Load until the next snapshot replaces them). It is
 // idempotent and safe to run from several instances at once.
 func (s *SnapshotStore) Migrate(ctx context.Context) error {
