@@ -9,10 +9,13 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/header"
+	"github.com/switchyard-go/switchyard/pkg/middleware"
 )
 
 // DefaultRequestTimeout is how long [Request] waits for a reply when its
@@ -80,7 +83,13 @@ func WithRequestTimeout(d time.Duration) Option { return func(s *Service) { s.re
 // (correlation, causation) and the handler must declare Req with
 // [Publishes]. Replies are matched by request id: a Request whose id
 // ([WithID]) is that of a request still waiting is refused.
-func Request[Req, Resp event.Event](ctx context.Context, s *Service, req Req, opts ...PublishOption) (Resp, error) {
+//
+// With tracing on, the request gets the producer span ("send <topic>")
+// Publish would give it, lasting until the reply or the deadline and
+// ended with an error status when Request returns one; the replier's span
+// is its child, and the span links to the trace context the reply
+// carries.
+func Request[Req, Resp event.Event](ctx context.Context, s *Service, req Req, opts ...PublishOption) (_ Resp, err error) {
 	var zero Resp
 	if s.optErr != nil {
 		return zero, s.optErr
@@ -95,6 +104,15 @@ func Request[Req, Resp event.Event](ctx context.Context, s *Service, req Req, op
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
+	var span trace.Span
+	if s.tracer != nil {
+		// The producer span Publish would give the request, lasting until
+		// the reply (or the deadline): the request carries its context, so
+		// the replier's span is its child, and the span links to the
+		// reply's context.
+		ctx, span = s.startProducerSpan(ctx, req, opts)
+		defer func() { endProducerSpan(span, err, true) }()
+	}
 	inbox, err := s.requests.inbox(ctx, s, ib)
 	if err != nil {
 		return zero, s.requestFailed(ctx, req, err)
@@ -105,6 +123,9 @@ func Request[Req, Resp event.Event](ctx context.Context, s *Service, req Req, op
 	}
 	msg.Metadata[header.ReplyTo] = inbox.Address()
 	msg.Metadata[header.ReplyDeadline] = deadline.UTC().Format(time.RFC3339Nano)
+	if span != nil {
+		s.setProducerAttributes(span, msg)
+	}
 	wait, err := s.requests.expect(msg.UUID)
 	if err != nil {
 		return zero, fmt.Errorf("service: request %s: %w", req.EventType(), err)
@@ -118,9 +139,22 @@ func Request[Req, Resp event.Event](ctx context.Context, s *Service, req Req, op
 		if !ok {
 			return zero, fmt.Errorf("service: request %s %s: %w", req.EventType(), msg.UUID, ErrInboxClosed)
 		}
+		if span != nil {
+			linkReply(span, reply)
+		}
 		return decodeReply[Resp](s, reply)
 	case <-ctx.Done():
 		return zero, s.requestFailed(ctx, req, fmt.Errorf("no reply to %s", msg.UUID))
+	}
+}
+
+// linkReply links a request's span to the reply's trace context (the
+// replier's span, when it traces), so the trace shows the way back.
+func linkReply(span trace.Span, reply *message.Message) {
+	env := event.Envelope{TraceParent: reply.Metadata.Get(header.TraceParent), TraceState: reply.Metadata.Get(header.TraceState)}
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), middleware.TraceCarrier{Env: &env}))
+	if sc.IsValid() {
+		span.AddLink(trace.Link{SpanContext: sc})
 	}
 }
 

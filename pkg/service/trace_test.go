@@ -433,3 +433,59 @@ type unencodable struct {
 
 func (unencodable) EventType() string { return "test.unencodable" }
 func (unencodable) EventVersion() int { return 1 }
+
+// TestRequestSpans: Request gets the producer span Publish would give the
+// request (the replier's consumer span is its child), lasting until the
+// reply, to whose trace context it links; a request that gets no reply
+// ends its span with an error.
+func TestRequestSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	svc := service.New(newBroker(t), service.WithTracerProvider(tp))
+	if err := service.Reply(svc, "reserve", func(_ context.Context, e orderPlaced) (stockReserved, error) {
+		return stockReserved{OrderID: e.OrderID}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if resp, err := service.Request[orderPlaced, stockReserved](ctx, svc, orderPlaced{OrderID: "o-1"}, service.WithID("req-1")); err != nil || resp.OrderID != "o-1" {
+		t.Fatalf("Request = %+v, %v", resp, err)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	if _, err := service.Request[stockReserved, orderPlaced](short, svc, stockReserved{OrderID: "o-2"}, service.WithID("req-2")); !errors.Is(err, service.ErrRequestTimeout) {
+		t.Fatalf("Request nobody answers = %v, want ErrRequestTimeout", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var request, unanswered, replier sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		switch {
+		case s.SpanKind() == trace.SpanKindProducer && spanAttrs(s)["messaging.message.id"].AsString() == "req-1":
+			request = s
+		case s.SpanKind() == trace.SpanKindProducer && spanAttrs(s)["messaging.message.id"].AsString() == "req-2":
+			unanswered = s
+		case s.SpanKind() == trace.SpanKindConsumer && spanAttrs(s)[middleware.AttrHandler].AsString() == "reserve":
+			replier = s
+		}
+	}
+	if request == nil || unanswered == nil || replier == nil {
+		t.Fatalf("spans found: request %t, unanswered %t, replier %t; want a producer span per request and the replier's consumer span", request != nil, unanswered != nil, replier != nil)
+	}
+	if request.Name() != "send orders" || request.Status().Code == codes.Error {
+		t.Errorf("request span %q status %+v, want send orders, not an error", request.Name(), request.Status())
+	}
+	if replier.Parent().SpanID() != request.SpanContext().SpanID() {
+		t.Errorf("replier's span has parent %s, want the request's producer span %s", replier.Parent().SpanID(), request.SpanContext().SpanID())
+	}
+	if links := request.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != replier.SpanContext().SpanID() {
+		t.Errorf("request span links %+v, want one to the replier's span %s, whose context the reply carries", links, replier.SpanContext().SpanID())
+	}
+	if unanswered.Status().Code != codes.Error || len(unanswered.Links()) != 0 {
+		t.Errorf("unanswered request's span: status %+v, %d links; want an error, no link", unanswered.Status(), len(unanswered.Links()))
+	}
+}
