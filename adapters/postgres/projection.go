@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +18,15 @@ import (
 // [ProjectionStoreConfig.Table] is empty; the table of seen message ids is
 // its name with "_seen" appended.
 const DefaultProjectionsTable = "switchyard_projections"
+
+// DefaultSeenRetention is a retention for [ProjectionStore.PruneSeen]
+// longer than brokers commonly redeliver (retention of a week, delayed
+// retries, dead-letter replays).
+const DefaultSeenRetention = 7 * 24 * time.Hour
+
+// seenPruneChunk is how many seen ids one statement of PruneSeen deletes,
+// so that each holds its locks and writes its WAL briefly.
+const seenPruneChunk = 1000
 
 // ProjectionStoreConfig configures a [ProjectionStore].
 type ProjectionStoreConfig struct {
@@ -69,12 +80,45 @@ func NewProjectionStore(pool *pgxpool.Pool, cfg ProjectionStoreConfig) (*Project
 	return &ProjectionStore{pool: pool, table: cfg.Table, seen: cfg.Table + "_seen"}, nil
 }
 
+// PruneSeen deletes the message ids broker-fed projections saw before now
+// minus olderThan, in chunks of a thousand, each its own statement, and
+// returns how many. A redelivery of a pruned id is applied again, so keep
+// ids longer than the brokers may redeliver ([DefaultSeenRetention] is a
+// week). Run it periodically; nothing prunes on its own. Ids seen while it
+// runs are not pruned.
+func (s *ProjectionStore) PruneSeen(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if olderThan <= 0 {
+		return 0, fmt.Errorf("postgres: prune seen ids of %s: older than %s, want > 0 (e.g. postgres.DefaultSeenRetention)", s.table, olderThan)
+	}
+	var cutoff time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT clock_timestamp() - $1 * interval '1 microsecond'`, olderThan.Microseconds()).Scan(&cutoff); err != nil {
+		return 0, fmt.Errorf("postgres: prune seen ids of %s: %w", s.table, err)
+	}
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM `+s.seen+` WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM `+s.seen+` WHERE seen_at < $1 LIMIT $2))`, cutoff, seenPruneChunk)
+		if err != nil {
+			return total, fmt.Errorf("postgres: prune seen ids of %s: %w", s.table, err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < seenPruneChunk {
+			return total, nil
+		}
+	}
+}
+
 // Table returns the checkpoint table's name.
 func (s *ProjectionStore) Table() string { return s.table }
 
-// Migrate creates the checkpoint and seen-id tables if they do not exist.
-// It is idempotent and safe to run from several instances at once.
+// Migrate creates the checkpoint and seen-id tables and their indexes if
+// they do not exist. It is idempotent and safe to run from several
+// instances at once.
 func (s *ProjectionStore) Migrate(ctx context.Context) error {
+	base := s.seen
+	if i := strings.IndexByte(base, '.'); i >= 0 {
+		base = base[i+1:]
+	}
 	return migrate(ctx, s.pool, s.table,
 		`CREATE TABLE IF NOT EXISTS `+s.table+` (
 			name               text PRIMARY KEY,
@@ -93,6 +137,8 @@ func (s *ProjectionStore) Migrate(ctx context.Context) error {
 			seen_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
 			PRIMARY KEY (projection, target, message_id)
 		)`,
+		// PruneSeen finds the oldest ids without reading the whole table.
+		`CREATE INDEX IF NOT EXISTS `+base+`_seen_at ON `+s.seen+` (seen_at)`,
 	)
 }
 

@@ -613,3 +613,54 @@ func TestProjectionRebuildResumesAfterAStop(t *testing.T) {
 		t.Fatalf("resumed rebuild: %d rows, want %d (or an event applied twice)", len(got), len(want))
 	}
 }
+
+// TestProjectionStorePrunesSeenIDs: PruneSeen deletes, chunk by chunk,
+// every id seen before the retention and none seen after; a pruned id is
+// no longer seen, a kept one still is.
+func TestProjectionStorePrunesSeenIDs(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	store := newProjectionStore(t, pool)
+	mark := func(id string) bool {
+		t.Helper()
+		tx, err := store.Begin(ctx, "feed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen, err := tx.MarkSeen(ctx, "feed_v1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx, projection.Checkpoint{Target: "feed_v1", Generation: 1}); err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	mark("recent")
+	mark("old")
+	// 2,500 more ids seen two days ago: more than two chunks.
+	if _, err := pool.Exec(ctx, `INSERT INTO `+store.Table()+`_seen (projection, target, message_id, seen_at)
+		SELECT 'feed', 'feed_v1', 'old-' || i, now() - interval '2 days' FROM generate_series(1, 2500) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE `+store.Table()+`_seen SET seen_at = now() - interval '2 days' WHERE message_id = 'old'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PruneSeen(ctx, 0); err == nil || !strings.Contains(err.Error(), "older than 0s, want > 0") {
+		t.Fatalf("PruneSeen(0) = %v, want it refused", err)
+	}
+	n, err := store.PruneSeen(ctx, 24*time.Hour)
+	if err != nil || n != 2501 {
+		t.Fatalf("PruneSeen(24h) = %d, %v; want the 2501 ids seen two days ago", n, err)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+store.Table()+`_seen`).Scan(&left); err != nil || left != 1 {
+		t.Fatalf("%d ids left (%v), want the recent one", left, err)
+	}
+	if !mark("recent") {
+		t.Error("the recent id is no longer seen")
+	}
+	if mark("old") {
+		t.Error("the pruned id is still seen")
+	}
+}

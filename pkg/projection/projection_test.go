@@ -542,3 +542,44 @@ func TestRunStopsOnAPanickingHandler(t *testing.T) {
 		t.Fatalf("Rebuild: %v, want a permanent error of reason panic", err)
 	}
 }
+
+// The memory store forgets seen ids older than PruneSeen's age, and only
+// those.
+func TestMemoryPrunesSeenIDs(t *testing.T) {
+	ctx := context.Background()
+	m := projection.NewMemory()
+	mark := func(id string) bool {
+		t.Helper()
+		tx, err := m.Begin(ctx, "feed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen, err := tx.MarkSeen(ctx, "feed_v1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx, projection.Checkpoint{Target: "feed_v1"}); err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	mark("a")
+	mark("b")
+	if _, err := m.PruneSeen(ctx, 0); err == nil {
+		t.Fatal("PruneSeen(0) accepted")
+	}
+	if n, err := m.PruneSeen(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("PruneSeen(1h) = %d, %v; want nothing that young pruned", n, err)
+	}
+	if !mark("a") {
+		t.Fatal("a is not seen after a prune of older ids")
+	}
+	for at := time.Now(); !time.Now().After(at); { // let a nanosecond pass
+	}
+	if n, err := m.PruneSeen(ctx, time.Nanosecond); err != nil || n != 2 {
+		t.Fatalf("PruneSeen(1ns) = %d, %v; want both ids", n, err)
+	}
+	if mark("a") {
+		t.Fatal("a is still seen after it was pruned")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Checkpoint is where a projection is, kept by a [Store] under the
@@ -83,12 +84,35 @@ type Memory struct {
 	mu    sync.Mutex
 	locks map[string]chan struct{}
 	cps   map[string]Checkpoint
-	seen  map[string]bool // name \x00 target \x00 id
+	seen  map[string]time.Time // name \x00 target \x00 id → when it was seen
 }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{locks: map[string]chan struct{}{}, cps: map[string]Checkpoint{}, seen: map[string]bool{}}
+	return &Memory{locks: map[string]chan struct{}{}, cps: map[string]Checkpoint{}, seen: map[string]time.Time{}}
+}
+
+// PruneSeen forgets the message ids broker-fed projections saw before now
+// minus olderThan and returns how many, as the PostgreSQL store's
+// PruneSeen does: a redelivery of a forgotten id is applied again.
+func (m *Memory) PruneSeen(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if olderThan <= 0 {
+		return 0, fmt.Errorf("projection: prune seen ids: older than %s, want > 0", olderThan)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for k, at := range m.seen {
+		if at.Before(cutoff) {
+			delete(m.seen, k)
+			n++
+		}
+	}
+	return n, nil
 }
 
 var _ Store = (*Memory)(nil)
@@ -152,7 +176,7 @@ func (t *memoryTx) MarkSeen(_ context.Context, target, id string) (bool, error) 
 	}
 	k := t.name + "\x00" + target + "\x00" + id
 	t.m.mu.Lock()
-	old := t.m.seen[k]
+	_, old := t.m.seen[k]
 	t.m.mu.Unlock()
 	if old || t.seen[k] {
 		return true, nil
@@ -172,8 +196,9 @@ func (t *memoryTx) Commit(_ context.Context, cp Checkpoint) error {
 		cp.Rebuild = &rb
 	}
 	t.m.cps[t.name] = cp
+	now := time.Now()
 	for k := range t.seen {
-		t.m.seen[k] = true
+		t.m.seen[k] = now
 	}
 	t.m.mu.Unlock()
 	<-t.lock
