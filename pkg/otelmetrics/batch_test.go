@@ -2,15 +2,13 @@ package otelmetrics_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/otelmetrics"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -20,12 +18,7 @@ import (
 // it returns once Run did. While Run still runs, it calls running.
 func runBatches(t *testing.T, opt service.Option, running func()) {
 	t.Helper()
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	svc := service.New(b, opt)
+	svc := newService(t, opt)
 	handled := make(chan int, 10)
 	if err := service.HandleBatch(svc, "rollup", func(_ context.Context, items []service.Item[orderPlaced]) error {
 		handled <- len(items)
@@ -33,56 +26,29 @@ func runBatches(t *testing.T, opt service.Option, running func()) {
 	}, service.BatchSize(5), service.BatchWindow(guard), service.Concurrency(1)); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	select {
-	case <-svc.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	for _, id := range []string{"o-1", "o-2", "o-3", "o-4", "o-5"} {
-		if err := svc.Publish(context.Background(), orderPlaced{OrderID: id}); err != nil {
-			t.Fatal(err)
+	serve(t, svc, func() {
+		for _, id := range []string{"o-1", "o-2", "o-3", "o-4", "o-5"} {
+			if err := svc.Publish(context.Background(), orderPlaced{OrderID: id}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	for n := 0; n < 5; {
-		select {
-		case k := <-handled:
-			n += k
-		case <-time.After(guard):
-			t.Fatalf("%d of 5 orders handled", n)
+		for n := 0; n < 5; {
+			select {
+			case k := <-handled:
+				n += k
+			case <-time.After(guard):
+				t.Fatalf("%d of 5 orders handled", n)
+			}
 		}
-	}
-	// The batch is recorded after the handler returned: wait for the
-	// service's own count of it.
-	deadline := time.Now().Add(guard)
-	for svc.Stats().Batches < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v, want a batch", svc.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if running != nil {
-		running()
-	}
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run: %v", err)
-	}
+		// The batch is recorded after the handler returned.
+		waitStats(t, svc, func(st metrics.Snapshot) bool { return st.Batches >= 1 })
+	}, running)
 }
 
 // TestBatchInstruments: a batch handler's batches are recorded, by
 // handler, as switchyard.batch.size and switchyard.batch.duration.
 func TestBatchInstruments(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	runBatches(t, otelmetrics.Instrument(mp), nil)
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
+	rm := collect(t, runBatches)
 	var sizes, durations uint64
 	var messages int64
 	for _, sm := range rm.ScopeMetrics {
@@ -119,14 +85,7 @@ func TestBatchInstruments(t *testing.T) {
 func TestBatchInstrumentsKeepThePrometheusNames(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	runBatches(t, otelmetrics.With(otelmetrics.Config{Exporters: []string{otelmetrics.ExporterPrometheus}}, otelmetrics.WithRegisterer(reg)), func() {
-		families, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		names := map[string]bool{}
-		for _, f := range families {
-			names[f.GetName()] = true
-		}
+		names := gatheredNames(t, reg)
 		for _, n := range []string{"switchyard_batch_size", "switchyard_batch_duration_seconds"} {
 			if !names[n] {
 				t.Errorf("no %s in %v", n, names)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/otelmetrics"
 	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
@@ -50,16 +51,11 @@ func (orderPlaced) EventTopic() string { return "orders" }
 // still runs, it calls running if not nil.
 func runOrders(t *testing.T, opt service.Option, running func()) {
 	t.Helper()
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	svc := service.New(b, opt)
+	svc := newService(t, opt)
 	var mu sync.Mutex
 	failedOnce := false
 	done3 := make(chan struct{}, 3)
-	err = service.Handle(svc, "charge", func(_ context.Context, e orderPlaced) error {
+	err := service.Handle(svc, "charge", func(_ context.Context, e orderPlaced) error {
 		mu.Lock()
 		defer mu.Unlock()
 		switch e.OrderID {
@@ -78,6 +74,42 @@ func runOrders(t *testing.T, opt service.Option, running func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serve(t, svc, func() {
+		for _, id := range []string{"o-ok", "o-retry", "o-bad"} {
+			if err := svc.Publish(context.Background(), orderPlaced{OrderID: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 3 {
+			select {
+			case <-done3:
+			case <-time.After(guard):
+				t.Fatal("not every order was handled")
+			}
+		}
+		// The dead letter's counter moves once its publish is confirmed,
+		// after the handler returned: wait for the service's own count.
+		waitStats(t, svc, func(st metrics.Snapshot) bool { return st.DeadLettered >= 1 && st.Handled >= 2 })
+	}, running)
+}
+
+// newService returns a service with opt on a memory broker closed after
+// the test.
+func newService(t *testing.T, opt service.Option) *service.Service {
+	t.Helper()
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return service.New(b, opt)
+}
+
+// serve runs svc, calls work once it is ready and then running (if not
+// nil) while Run still runs, and returns once Run did, so the provider
+// shut down after a last export.
+func serve(t *testing.T, svc *service.Service, work, running func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -86,33 +118,25 @@ func runOrders(t *testing.T, opt service.Option, running func()) {
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
-	for _, id := range []string{"o-ok", "o-retry", "o-bad"} {
-		if err := svc.Publish(context.Background(), orderPlaced{OrderID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 3 {
-		select {
-		case <-done3:
-		case <-time.After(guard):
-			t.Fatal("not every order was handled")
-		}
-	}
-	// The dead letter's counter moves once its publish is confirmed,
-	// after the handler returned: wait for the service's own count.
-	deadline := time.Now().Add(guard)
-	for svc.Stats().DeadLettered < 1 || svc.Stats().Handled < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v", svc.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	work()
 	if running != nil {
 		running()
 	}
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// waitStats waits until the service's own counts satisfy ok.
+func waitStats(t *testing.T, svc *service.Service, ok func(metrics.Snapshot) bool) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for !ok(svc.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", svc.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -182,18 +206,25 @@ func with(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-// TestInstrumentsHaveTheSemanticConventionNamesAndAttributes reads the
-// instruments with the SDK's manual reader.
-func TestInstrumentsHaveTheSemanticConventionNamesAndAttributes(t *testing.T) {
+// collect runs run with the instruments on a manual reader and returns
+// what the reader collected after it.
+func collect(t *testing.T, run func(*testing.T, service.Option, func())) metricdata.ResourceMetrics {
+	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	runOrders(t, otelmetrics.Instrument(mp), nil)
+	run(t, otelmetrics.Instrument(mp), nil)
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	got := points(rm)
+	return rm
+}
+
+// TestInstrumentsHaveTheSemanticConventionNamesAndAttributes reads the
+// instruments with the SDK's manual reader.
+func TestInstrumentsHaveTheSemanticConventionNamesAndAttributes(t *testing.T) {
+	got := points(collect(t, runOrders))
 	want(t, got, otelmetrics.SentMessages, 3, map[string]string{
 		"messaging.system": "memory", "messaging.destination.name": "orders", "messaging.operation.name": "send",
 		"cloudevents.event_type": "orders.order_placed",
@@ -218,7 +249,8 @@ func TestPrometheusExporterServesTheInstruments(t *testing.T) {
 		otelmetrics.WithRegisterer(reg), otelmetrics.WithServiceName("billing-svc")), func() { checkPrometheus(t, reg) })
 }
 
-func checkPrometheus(t *testing.T, reg *prometheus.Registry) {
+// gatheredNames returns the names of the metric families reg serves.
+func gatheredNames(t *testing.T, reg *prometheus.Registry) map[string]bool {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -228,6 +260,12 @@ func checkPrometheus(t *testing.T, reg *prometheus.Registry) {
 	for _, f := range families {
 		names[f.GetName()] = true
 	}
+	return names
+}
+
+func checkPrometheus(t *testing.T, reg *prometheus.Registry) {
+	t.Helper()
+	names := gatheredNames(t, reg)
 	for _, n := range []string{
 		"messaging_client_sent_messages_total", "messaging_client_consumed_messages_total",
 		"messaging_process_duration_seconds", "switchyard_retries_total", "switchyard_dead_letters_total",
