@@ -146,13 +146,15 @@ func (b *Broker) Subscriber(group string, opts broker.SubscriberOptions) (messag
 }
 
 // Capabilities: at-least-once, per-key order, delayed redelivery through
-// retry topics, durable.
+// retry topics, durable; a nack holds back the partition's committed offset
+// (NackRewinds).
 func (b *Broker) Capabilities() broker.Capabilities {
 	return broker.Capabilities{
 		Delivery:          "at-least-once",
 		Ordering:          broker.OrderPerKey,
 		DelayedRedelivery: true,
 		Durable:           true,
+		NackRewinds:       true,
 	}
 }
 

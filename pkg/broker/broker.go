@@ -89,6 +89,14 @@ type Capabilities struct {
 	// its metadata or its payload once it returned: the runtime may then
 	// reuse the message for its next publish.
 	PublishCopies bool
+	// NackRewinds is true when a nack also takes back the acks of the
+	// messages after it: the broker keeps a committed position per
+	// partition (Kafka's offset) that cannot pass an unresolved message,
+	// so whoever reads the partition next handles again everything acked
+	// after a handed-back message. The runtime then finishes the messages
+	// it holds when it shuts down, within the shutdown timeout, rather
+	// than handing them back.
+	NackRewinds bool
 }
 
 // AsyncPublisher is implemented by publishers that can pipeline: one
