@@ -41,12 +41,14 @@ const closeTimeout = 10 * time.Second
 // the group with its own franz-go client, so several subscriptions of one
 // group (in this process or others) share the topic's partitions.
 type Subscriber struct {
-	b        *Broker
-	group    string
-	prefetch int
+	b           *Broker
+	group       string
+	prefetch    int
+	exactlyOnce bool
 
 	mu      sync.Mutex
 	subs    map[*subscription]struct{}
+	txns    map[*txnSubscription]struct{}
 	closed  bool
 	failure error
 }
@@ -94,6 +96,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	if topic == "" {
 		return nil, errors.New("kafka: subscribe: topic required")
+	}
+	if s.exactlyOnce {
+		return s.subscribeTxn(ctx, topic)
 	}
 	// The topic and its group's retry topics are provisioned here, not on
 	// the first Delay: a retry consumer must exist before the first retry
@@ -250,7 +255,12 @@ func (s *Subscriber) Close() error {
 		subs = append(subs, sub)
 	}
 	s.subs = map[*subscription]struct{}{}
+	txns := s.txns
+	s.txns = map[*txnSubscription]struct{}{}
 	s.mu.Unlock()
+	for t := range txns {
+		t.shutdown()
+	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(subs))

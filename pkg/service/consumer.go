@@ -88,7 +88,7 @@ func (s *Service) plan() ([]*consumer, error) {
 				inbound:     s.normalizeInbound,
 				health:      newPathHealth(),
 				concurrency: h.policy.Concurrency,
-				opts:        broker.SubscriberOptions{Prefetch: h.policy.Prefetch, Ordered: h.policy.IsOrdered()},
+				opts:        broker.SubscriberOptions{Prefetch: h.policy.Prefetch, Ordered: h.policy.IsOrdered(), ExactlyOnce: h.policy.IsExactlyOnce()},
 			}
 			byKey[k] = c
 			out = append(out, c)
@@ -136,6 +136,9 @@ func sharedSubscription(c *consumer, h *handler) error {
 	}
 	if h.policy.IsOrdered() != c.opts.Ordered {
 		differ("ordered", c.opts.Ordered, h.policy.IsOrdered())
+	}
+	if h.policy.IsExactlyOnce() != c.opts.ExactlyOnce {
+		differ("exactly_once", c.opts.ExactlyOnce, h.policy.IsExactlyOnce())
 	}
 	return errs
 }
@@ -334,6 +337,10 @@ var errRevoked = errors.New("the broker took the message back (partition revoked
 // a handler context that ends when it does; other messages get the
 // service's handler context as it is, at no cost.
 func (c *consumer) run(chain middleware.Handler, msg *message.Message, d *middleware.Delivery) error {
+	if sc, ok := msg.Context().(broker.Scoped); ok {
+		// A transaction's message: what the handler publishes joins it.
+		return chain(sc.Scope(c.handlerCtx), d)
+	}
 	r, ok := msg.Context().(broker.Revocable)
 	if !ok {
 		return chain(c.handlerCtx, d)

@@ -31,7 +31,7 @@ type fakeBroker struct {
 	subscribeErr func() error
 	nackDelay    time.Duration
 	ordering     broker.Ordering
-	nackRewinds  bool // what Capabilities reports as NackRewinds
+	nackRewinds  bool     // what Capabilities reports as NackRewinds
 	acks, nacks  []string // message ids, in the order settled
 	redeliver    []redelivery
 	redelivering bool
