@@ -201,6 +201,9 @@ func (s *subscription) newSource(retry bool, instance string, extra ...kgo.Opt) 
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
 		kgo.FetchMaxWait(time.Second),
+		// Outputs of exactly-once handlers whose transaction aborted are
+		// never handed out (without transactions it changes nothing).
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
 			s.onAssigned(src, parts)
 		}),
