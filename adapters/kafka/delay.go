@@ -142,7 +142,7 @@ func (b *Broker) delayUntil(ctx context.Context, topic, group string, msg *messa
 	// Normally a cache hit: Subscribe provisioned the group's retry topics.
 	// A process that delays without subscribing (a replay tool) looks the
 	// topic up once.
-	if err := b.ensureTopics(ctx, rt); err != nil {
+	if err := b.ensureRetryTopics(ctx, rt); err != nil {
 		return fmt.Errorf("kafka: delay to %q: %w", rt, err)
 	}
 	extra := []kgo.RecordHeader{

@@ -119,3 +119,41 @@ func TestProvisionCreateUsesTheClusterReplicationFactor(t *testing.T) {
 		}
 	}
 }
+
+// Retry topics are created with retry_partitions partitions, the subscribed
+// topic with partitions: five tiers per group need not cost five times the
+// topic's partitions.
+func TestRetryTopicsHaveTheirOwnPartitionCount(t *testing.T) {
+	b := newBroker(t, func(c *kafka.Config) { c.Partitions = 3; c.RetryPartitions = 2 })
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ds, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		t.Fatalf("ListTopics: %v", err)
+	}
+	retries := 0
+	for name, d := range ds {
+		switch {
+		case name == topic:
+			if len(d.Partitions) != 3 {
+				t.Errorf("%s: %d partitions, want 3", name, len(d.Partitions))
+			}
+		case strings.HasPrefix(name, topic+".retry."):
+			retries++
+			if len(d.Partitions) != 2 {
+				t.Errorf("%s: %d partitions, want 2", name, len(d.Partitions))
+			}
+		}
+	}
+	if retries != 5 {
+		t.Errorf("%d retry topics, want one per tier (5)", retries)
+	}
+}

@@ -103,7 +103,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	// The topic and its group's retry topics are provisioned here, not on
 	// the first Delay: a retry consumer must exist before the first retry
 	// record does, or a rebalance could start it past that record.
-	if err := s.b.ensureTopics(ctx, append([]string{topic}, s.b.retryTopics(topic, s.group)...)...); err != nil {
+	if err := s.b.ensureTopics(ctx, topic); err != nil {
+		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
+	}
+	if err := s.b.ensureRetryTopics(ctx, s.b.retryTopics(topic, s.group)...); err != nil {
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 	}
 
