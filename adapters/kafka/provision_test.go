@@ -15,8 +15,9 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
-// topicExists asks the test broker whether topic exists.
-func topicExists(t *testing.T, topic string) bool {
+// listTopics describes topics (all of them when none is given) on the
+// test broker.
+func listTopics(t *testing.T, topics ...string) kadm.TopicDetails {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...))
 	if err != nil {
@@ -25,11 +26,17 @@ func topicExists(t *testing.T, topic string) bool {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	ds, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
 	if err != nil {
 		t.Fatalf("ListTopics: %v", err)
 	}
-	d, ok := ds[topic]
+	return ds
+}
+
+// topicExists asks the test broker whether topic exists.
+func topicExists(t *testing.T, topic string) bool {
+	t.Helper()
+	d, ok := listTopics(t, topic)[topic]
 	return ok && d.Err == nil && len(d.Partitions) > 0
 }
 
@@ -128,19 +135,8 @@ func TestRetryTopicsHaveTheirOwnPartitionCount(t *testing.T) {
 	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
 	cleanupTopic(t, topic, group)
 	subscribe(t, b, group, topic, broker.SubscriberOptions{})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ds, err := kadm.NewClient(cl).ListTopics(ctx)
-	if err != nil {
-		t.Fatalf("ListTopics: %v", err)
-	}
 	retries := 0
-	for name, d := range ds {
+	for name, d := range listTopics(t) {
 		switch {
 		case name == topic:
 			if len(d.Partitions) != 3 {

@@ -42,6 +42,26 @@ func runService(t *testing.T, svc *service.Service) {
 	}
 }
 
+// waitChanged waits until cond, checked under mu, holds: again after each
+// signal on changed, for 90s at most.
+func waitChanged(t *testing.T, mu *sync.Mutex, changed <-chan struct{}, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(90 * time.Second)
+	for {
+		mu.Lock()
+		ok := cond()
+		mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 // A handler of the runtime that outlives the drain of a rebalance has its
 // context cancelled (cause: the partition was revoked), so it stops before
 // the new owner handles the same message; the message is nacked, not
@@ -74,20 +94,7 @@ func TestRuntimeHandlerCancelledWhenItsPartitionIsRevoked(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.After(90 * time.Second)
-		for {
-			mu.Lock()
-			ok := cond()
-			mu.Unlock()
-			if ok {
-				return
-			}
-			select {
-			case <-changed:
-			case <-deadline:
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
+		waitChanged(t, &mu, changed, what, cond)
 	}
 	b1 := newBroker(t, mutate)
 	svc1 := service.New(b1, service.WithNamespace(ns))
@@ -185,20 +192,7 @@ func TestGracefulLeaveFinishesHeldMessagesNoDuplicates(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.After(90 * time.Second)
-		for {
-			mu.Lock()
-			ok := cond()
-			mu.Unlock()
-			if ok {
-				return
-			}
-			select {
-			case <-changed:
-			case <-deadline:
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
+		waitChanged(t, &mu, changed, what, cond)
 	}
 	publish := func(svc *service.Service, b *kafka.Broker, id, key string) {
 		t.Helper()
