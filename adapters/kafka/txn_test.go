@@ -2,6 +2,8 @@ package kafka_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -242,4 +244,102 @@ func TestExactlyOncePolicyIsValidated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "handlers.x.order_on_retry") {
 		t.Errorf("Validate = %v, want order_on_retry release refused", err)
 	}
+}
+
+// envEOChild makes the test binary the child of TestExactlyOnceSurvivesKill9.
+const envEOChild = "SWITCHYARD_TEST_EO_CHILD" // "<namespace>"
+
+// eoReserve registers the exactly-once handler of the kill -9 test on svc:
+// one output per input, paced by pause.
+func eoReserve(t *testing.T, svc *service.Service, pause time.Duration) {
+	t.Helper()
+	if err := service.Handle(svc, "reserve", func(ctx context.Context, e orderPlaced) error {
+		if err := svc.Publish(ctx, itemReserved{OrderID: e.OrderID}); err != nil {
+			return err
+		}
+		time.Sleep(pause) // pacing, so that the kill lands mid-stream; not synchronisation
+		return nil
+	}, service.Group("inventory"), service.Publishes(itemReserved{}), service.WithPolicy(service.Policy{ExactlyOnce: service.On, Prefetch: 16})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A service with an exactly-once handler killed with SIGKILL mid-stream
+// (its transaction open, outputs produced but not committed), then
+// replaced: a read_committed consumer of the output topic sees each output
+// exactly once, and none is missing.
+func TestExactlyOnceSurvivesKill9(t *testing.T) {
+	mutate := func(c *kafka.Config) { c.Partitions = 2 }
+	if ns := os.Getenv(envEOChild); ns != "" { // the child: handle until killed
+		b := newBroker(t, mutate)
+		svc := service.New(b, service.WithNamespace(ns))
+		eoReserve(t, svc, 10*time.Millisecond)
+		_ = svc.Run(context.Background())
+		return
+	}
+	ns := uniqueName(t, "eok") + "."
+	group := ns + "inventory"
+	topic := ns + orderPlaced{}.EventType()
+	outTopic := ns + itemReserved{}.EventType()
+	cleanupTopic(t, topic, group)
+	cleanupTopic(t, outTopic)
+	b := newBroker(t, mutate)
+	pub := service.New(b, service.WithNamespace(ns))
+	const n = 300
+	var want []string
+	for i := range n {
+		id := "o-" + strconv.Itoa(i)
+		want = append(want, `{"order_id":"`+id+`"}`)
+		if err := pub.Publish(context.Background(), orderPlaced{OrderID: id}, service.WithKey("k-"+strconv.Itoa(i%20))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	child := exec.Command(os.Args[0], "-test.run=^TestExactlyOnceSurvivesKill9$", "-test.count=1")
+	child.Env = append(os.Environ(), envEOChild+"="+ns)
+	child.Stdout, child.Stderr = os.Stderr, os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			_ = child.Process.Kill()
+			_ = child.Wait()
+		}
+	}()
+	// Kill it once a third of the outputs were produced (committed or not).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...),
+		kgo.ConsumeTopics(outTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produced := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for produced < n/3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child produced %d outputs in 90s", produced)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		produced += cl.PollFetches(ctx).NumRecords()
+		cancel()
+	}
+	cl.Close()
+	if err := child.Process.Kill(); err != nil { // SIGKILL: no shutdown, no abort
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	killed = true
+
+	svc := service.New(newBroker(t, mutate), service.WithNamespace(ns))
+	eoReserve(t, svc, 0)
+	runService(t, svc)
+	got := outputs(t, outTopic, kgo.ReadCommitted(), want, 3*time.Second)
+	for _, w := range want {
+		if got[w] != 1 {
+			t.Errorf("%s seen %d times with read_committed, want 1", w, got[w])
+		}
+	}
+	raw := outputs(t, outTopic, kgo.ReadUncommitted(), want, time.Second)
+	t.Logf("killed after %d outputs were produced; %d produced in all, %d committed, each once", produced, sumOf(raw), sumOf(got))
 }
