@@ -32,6 +32,7 @@ type fakeBroker struct {
 	nackDelay    time.Duration
 	ordering     broker.Ordering
 	nackRewinds  bool     // what Capabilities reports as NackRewinds
+	exactlyOnce  bool     // what Capabilities reports as ExactlyOnce
 	acks, nacks  []string // message ids, in the order settled
 	redeliver    []redelivery
 	redelivering bool
@@ -55,7 +56,7 @@ func (b *fakeBroker) Name() string                 { return "fake" }
 func (b *fakeBroker) Publisher() message.Publisher { return fakePublisher{b} }
 func (b *fakeBroker) Close() error                 { return nil }
 func (b *fakeBroker) Capabilities() broker.Capabilities {
-	return broker.Capabilities{Delivery: "at-least-once", Ordering: b.ordering, NackRewinds: b.nackRewinds}
+	return broker.Capabilities{Delivery: "at-least-once", Ordering: b.ordering, NackRewinds: b.nackRewinds, ExactlyOnce: b.exactlyOnce}
 }
 
 func (b *fakeBroker) Subscriber(string, broker.SubscriberOptions) (message.Subscriber, error) {
