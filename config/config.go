@@ -91,6 +91,9 @@ type Service struct {
 	// FailurePathTimeout bounds each dead-letter and delayed-retry publish;
 	// one that takes longer nacks its message. Default 10s.
 	FailurePathTimeout time.Duration `yaml:"failure_path_timeout"`
+	// RequestTimeout is how long service.Request waits for a reply when
+	// its context has no deadline. Default 10s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Namespace prefixes every topic, consumer group and dead-letter topic,
 	// e.g. "staging.", so environments can share a broker. Default none.
 	Namespace string `yaml:"namespace"`
@@ -151,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.Service.FailurePathTimeout < 0 {
 		err = errors.Join(err, fmt.Errorf("service.failure_path_timeout: %s, want > 0 (0 means %s)", c.Service.FailurePathTimeout, service.DefaultFailurePathTimeout))
+	}
+	if c.Service.RequestTimeout < 0 {
+		err = errors.Join(err, fmt.Errorf("service.request_timeout: %s, want > 0 (0 means %s)", c.Service.RequestTimeout, service.DefaultRequestTimeout))
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		err = errors.Join(err, fmt.Errorf("log.level: %q, want one of %s", c.Log.Level, strings.Join(logLevels, ", ")))
@@ -366,6 +372,7 @@ func (c Config) serviceOptions(w io.Writer) []service.Option {
 		service.WithSource(c.Service.Name),
 		service.WithShutdownTimeout(c.Service.ShutdownTimeout),
 		service.WithFailurePathTimeout(c.Service.FailurePathTimeout),
+		service.WithRequestTimeout(c.Service.RequestTimeout),
 		service.WithDefaults(c.Defaults),
 		service.WithOverrides(c.Handlers),
 		service.WithNamespace(c.Service.Namespace),

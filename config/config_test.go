@@ -103,7 +103,7 @@ handlers:
 	if c.Handlers["inventory.reserve"].Concurrency != 8 {
 		t.Errorf("handlers: %+v", c.Handlers)
 	}
-	if got := len(c.ServiceOptions()); got != 7 {
+	if got := len(c.ServiceOptions()); got != 8 {
 		t.Errorf("ServiceOptions: %d options", got)
 	}
 }
@@ -203,8 +203,9 @@ func TestOrderedFalseOverrides(t *testing.T) {
 	if c.Defaults.OrderOnRetry != "keep" || c.Service.FailurePathTimeout != 3*time.Second {
 		t.Errorf("defaults.order_on_retry = %q, service.failure_path_timeout = %s", c.Defaults.OrderOnRetry, c.Service.FailurePathTimeout)
 	}
-	_, err = Parse([]byte("defaults: {order_on_retry: later}\nservice: {failure_path_timeout: -1s}\n"), env(nil))
-	for _, w := range []string{`defaults.order_on_retry: "later", want "keep" or "release"`, "service.failure_path_timeout: -1s"} {
+	_, err = Parse([]byte("defaults: {order_on_retry: later}\nservice: {failure_path_timeout: -1s, request_timeout: -2s}\n"), env(nil))
+	for _, w := range []string{`defaults.order_on_retry: "later", want "keep" or "release"`, "service.failure_path_timeout: -1s",
+		"service.request_timeout: -2s, want > 0 (0 means 10s)"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v\nlacks %q", err, w)
 		}

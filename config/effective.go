@@ -16,6 +16,9 @@ func (c Config) Effective() Config {
 	if c.Service.FailurePathTimeout == 0 {
 		c.Service.FailurePathTimeout = service.DefaultFailurePathTimeout
 	}
+	if c.Service.RequestTimeout == 0 {
+		c.Service.RequestTimeout = service.DefaultRequestTimeout
+	}
 	b := Broker{Type: c.Broker.Type}
 	switch c.Broker.Type {
 	case BrokerMemory:

@@ -12,6 +12,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/rpctest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
@@ -31,32 +32,7 @@ func BenchmarkPublishConfirmed(b *testing.B) {
 	url := benchURL(b)
 	payload := bytes.Repeat([]byte("x"), 1024)
 
-	setup := func(b *testing.B) (*Broker, string, func()) {
-		prefix := "sybench-" + randomSuffix() + "."
-		br, err := New(context.Background(), Config{URL: url, ExchangePrefix: prefix, QueuePrefix: prefix, ConnectionName: prefix}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		topic := "bench"
-		s, err := br.Subscriber("sink", broker.SubscriberOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
-			b.Fatal(err)
-		}
-		return br, topic, func() {
-			_ = br.Close()
-			conn, err := amqp091.Dial(url)
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			ch, _ := conn.Channel()
-			_, _ = ch.QueueDelete(prefix+topic+".sink", false, false, false)
-			_ = ch.ExchangeDelete(prefix+topic, false, false)
-		}
-	}
+	setup := func(b *testing.B) (*Broker, string, func()) { return benchBroker(b, url, "bench") }
 
 	b.Run("raw", func(b *testing.B) {
 		br, topic, cleanup := setup(b)
@@ -175,6 +151,34 @@ func startCPU() cpuMeter { return cpuMeter{processCPU()} }
 
 func (m cpuMeter) report(b *testing.B) {
 	b.ReportMetric(float64(processCPU()-m.start)/float64(b.N), "cpu-ns/op")
+}
+
+// benchBroker opens a Broker on a fresh prefix with group "sink" bound to
+// topic; cleanup closes it and deletes the queue and exchange.
+func benchBroker(b *testing.B, url, topic string) (*Broker, string, func()) {
+	prefix := "sybench-" + randomSuffix() + "."
+	br, err := New(context.Background(), Config{URL: url, ExchangePrefix: prefix, QueuePrefix: prefix, ConnectionName: prefix}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := br.Subscriber("sink", broker.SubscriberOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+		b.Fatal(err)
+	}
+	return br, topic, func() {
+		_ = br.Close()
+		conn, err := amqp091.Dial(url)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		ch, _ := conn.Channel()
+		_, _ = ch.QueueDelete(prefix+topic+".sink", false, false, false)
+		_ = ch.ExchangeDelete(prefix+topic, false, false)
+	}
 }
 
 func benchURL(b *testing.B) string {
@@ -305,4 +309,14 @@ func BenchmarkConsume(b *testing.B) {
 			b.StopTimer()
 		})
 	}
+}
+
+// BenchmarkPublishBatch compares Publish one event at a time (a confirm
+// wait each) with PublishBatch (one wait for all the confirms) of
+// rpctest.BatchSize persistent events to a fanout exchange with one bound
+// durable queue.
+func BenchmarkPublishBatch(b *testing.B) {
+	br, topic, cleanup := benchBroker(b, benchURL(b), "bench.batch")
+	defer cleanup()
+	rpctest.BenchPublishBatch(b, br, topic)
 }

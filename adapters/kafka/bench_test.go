@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/adapters/kafka"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/rpctest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
 )
@@ -189,4 +190,13 @@ func BenchmarkConsume(b *testing.B) {
 		_ = sub.Close()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
+}
+
+// BenchmarkPublishBatch compares Publish one event at a time (an
+// acks=all round trip each) with PublishBatch (produce all, wait once) of
+// rpctest.BatchSize events, with the adapter's default linger.
+func BenchmarkPublishBatch(b *testing.B) {
+	topic := uniqueName(b, "bench")
+	cleanupTopic(b, topic)
+	rpctest.BenchPublishBatch(b, newBroker(b, nil), topic)
 }

@@ -40,6 +40,7 @@ type Broker struct {
 	// instances holds the static-membership numbers in use per group and
 	// topic (Config.InstanceID).
 	instances map[string]map[int]bool
+	inboxes   inboxes // see OpenInbox
 }
 
 // instanceSeq returns the lowest number not in use by a subscription of
@@ -174,6 +175,7 @@ func (b *Broker) Close() error {
 	for _, s := range subs {
 		errs = append(errs, s.Close())
 	}
+	b.inboxes.closeAll()
 	errs = append(errs, b.pub.Close())
 	b.admCl.Close()
 	return errors.Join(errs...)

@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/internal/rpctest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
 )
@@ -193,4 +194,15 @@ func benchRouter(b *testing.B, pub message.Publisher, sub message.Subscriber, pa
 	wg.Wait()
 	_ = sub.Close()
 	_ = pub.Close()
+}
+
+// BenchmarkPublishBatch compares Publish one event at a time with
+// PublishBatch (see rpctest.BenchPublishBatch).
+func BenchmarkPublishBatch(b *testing.B) {
+	br, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	rpctest.BenchPublishBatch(b, br, "bench.batch")
 }

@@ -33,6 +33,7 @@ type Broker struct {
 	closed  atomic.Bool
 	closing chan struct{}
 	wg      sync.WaitGroup // every subscription goroutine
+	inboxes inboxes        // see OpenInbox
 }
 
 var (

@@ -90,6 +90,23 @@ const (
 	DeadLetterParkedBehind = "sy_dlq_parked_behind" // key_parked: id of the key's first dead letter
 )
 
+// Request-reply headers (service.Request and service.Reply). A request
+// carries where to answer and until when; a reply carries which request it
+// answers and, when the replier refused, the refusal's code and message.
+const (
+	// ReplyTo is the inbox address the reply goes to (broker.Inbox).
+	ReplyTo = "sy_reply_to"
+	// ReplyDeadline is when the requester stops waiting, RFC 3339 with
+	// nanoseconds: a replier skips a request whose deadline has passed.
+	ReplyDeadline = "sy_reply_deadline"
+	// ReplyFor is the id of the request a reply answers.
+	ReplyFor = "sy_reply_for"
+	// ReplyErrorCode and ReplyErrorMessage are set on a reply that carries
+	// the replier's error instead of a response (service.ReplyError).
+	ReplyErrorCode    = "sy_reply_error_code"
+	ReplyErrorMessage = "sy_reply_error"
+)
+
 // Metadata the Kafka adapter adds to every message it hands out (never
 // written as record headers). Defined here so that code outside the adapter
 // (tracing) can read them without importing it.

@@ -30,6 +30,18 @@
 // [Publishes]: the declared flow is what the event-flow graph shows and what
 // loop detection checks.
 //
+// [Service.PublishBatch] publishes many events with one wait for all
+// their confirms, reporting failures per event ([PublishBatchError]).
+//
+// # Request-reply
+//
+// [Request] publishes a request and waits for the answer of the [Reply]
+// handler that consumes it, routed back to the requesting instance through
+// the broker's inbox ([broker.Inboxer]); a refusal comes back as a
+// [*ReplyError], no answer in time as [ErrRequestTimeout]. The replier is
+// an ordinary handler, with retries and dead-lettering. docs/request-reply.md
+// says when not to use it.
+//
 // # Dispatch and order
 //
 // Each subscription dispatches to a pool of workers ([Policy.Concurrency])

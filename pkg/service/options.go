@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/pkg/breaker"
 	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/failure"
 	"github.com/switchyard-go/switchyard/pkg/metrics"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/retry"
@@ -339,9 +340,10 @@ func WithRegistry(r *event.Registry) Option { return func(s *Service) { s.regist
 type HandlerOption func(*handlerSpec)
 
 type handlerSpec struct {
-	policy    Policy
-	topic     string
-	publishes []event.Event
+	policy       Policy
+	topic        string
+	publishes    []event.Event
+	onDeadLetter func(d *middleware.Delivery, reason failure.Reason, err error) // see Reply
 }
 
 // Group sets the handler's consumer group.

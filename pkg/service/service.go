@@ -80,7 +80,11 @@ type Service struct {
 	consumers []*consumer // of the current Run, for Health
 
 	companions []Companion               // see WithCompanion
+	scheduler  Scheduler                 // see WithScheduler
 	stopping   atomic.Pointer[stopCause] // set while Run shuts down; see ShuttingDown
+
+	requests       requester     // pending requests and their inbox; see Request
+	requestTimeout time.Duration // see WithRequestTimeout
 }
 
 // New returns a service on broker b. Invalid options (every problem at
@@ -118,6 +122,9 @@ func New(b broker.Broker, opts ...Option) *Service {
 	if s.failurePathTimeout == 0 {
 		s.failurePathTimeout = DefaultFailurePathTimeout
 	}
+	if s.requestTimeout == 0 {
+		s.requestTimeout = DefaultRequestTimeout
+	}
 	s.optErr = s.validate()
 	if b != nil {
 		// Only the broker's own publisher is known to copy; a wrapper
@@ -139,6 +146,9 @@ func (s *Service) validate() error {
 	}
 	if s.failurePathTimeout < 0 {
 		errs = errors.Join(errs, fmt.Errorf("failure_path_timeout: %s, want > 0 (0 means the default %s)", s.failurePathTimeout, DefaultFailurePathTimeout))
+	}
+	if s.requestTimeout < 0 {
+		errs = errors.Join(errs, fmt.Errorf("request_timeout: %s, want > 0 (0 means the default %s)", s.requestTimeout, DefaultRequestTimeout))
 	}
 	errs = errors.Join(errs, s.defaults.Validate("defaults"))
 	for _, name := range slices.Sorted(maps.Keys(s.overrides)) {
@@ -182,6 +192,9 @@ type handler struct {
 	// batch gathers the deliveries of a batch handler ([HandleBatch]) into
 	// batches; nil for other handlers.
 	batch batchRunner
+	// onDeadLetter runs after one of its messages was dead-lettered (Reply
+	// answers the requester then, so that it need not wait for its timeout).
+	onDeadLetter func(d *middleware.Delivery, reason failure.Reason, err error)
 }
 
 // Handle registers fn as the handler named name for events of type T.
@@ -278,8 +291,9 @@ func register[T event.Event](s *Service, name string, opts []HandlerOption, batc
 			Topic:     topic,
 			EventType: zero.EventType(),
 		},
-		policy:   policy,
-		declared: map[string]bool{},
+		policy:       policy,
+		declared:     map[string]bool{},
+		onDeadLetter: spec.onDeadLetter,
 	}
 	for _, e := range spec.publishes {
 		h.info.Publishes = append(h.info.Publishes, e.EventType())
@@ -339,8 +353,11 @@ func (s *Service) buildChain(h *handler, terminal middleware.Handler) middleware
 			Topic:     func(*middleware.Delivery) string { return dlTopic },
 			Clock:     s.clock,
 			Timeout:   s.failurePathTimeout,
-			OnDeadLetter: func(d *middleware.Delivery, reason failure.Reason, _ error) {
+			OnDeadLetter: func(d *middleware.Delivery, reason failure.Reason, err error) {
 				s.recorder.DeadLettered(name, string(reason))
+				if h.onDeadLetter != nil {
+					h.onDeadLetter(d, reason, err)
+				}
 			},
 			BeforePublish: s.beforeDeadLetter(h),
 		}),
