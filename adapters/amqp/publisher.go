@@ -404,8 +404,8 @@ type pubChan struct {
 	// queue holds the messages awaiting confirms in publish (delivery
 	// tag) order from head on: the dispatcher waits for the oldest one's
 	// confirm, then takes every later one already confirmed. No map by
-	// tag: RabbitMQ confirms a channel's messages in order, and one that
-	// came early waits only until those before it are confirmed.
+	// tag: RabbitMQ confirms a channel's messages in order in practice,
+	// and one confirmed early is reported once those before it are.
 	queue []pending
 	head  int
 	idle  bool          // the dispatcher waits for wake: the queue was empty
@@ -422,8 +422,10 @@ const maxStrays = 16
 
 // pending is a message awaiting its confirm.
 type pending struct {
-	dc  *amqp091.DeferredConfirmation
-	msg *message.Message
+	dc       *amqp091.DeferredConfirmation
+	msg      *message.Message
+	exchange string          // published to, to match a return with msg's id
+	returned *amqp091.Return // set when RabbitMQ returned msg (unroutable)
 	// batch is the Publish call, or nil for PublishAsync.
 	batch *batch
 	// PublishAsync: the caller's done, the topic and exchange for its
@@ -432,8 +434,6 @@ type pending struct {
 	topic    string
 	x        *exchangeNames
 	expires  int64
-	exchange string
-	returned *amqp091.Return
 	resolved bool // reported already (ConfirmTimeout): the confirm is ignored
 }
 
