@@ -1,0 +1,126 @@
+package command_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/pkg/broker"
+	"github.com/switchyard-go/switchyard/pkg/command"
+	"github.com/switchyard-go/switchyard/pkg/eventstore"
+	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/service"
+)
+
+// instance is one instance of a cart service: its bus with the cart
+// handlers, and how many commands it handled.
+type instance struct {
+	svc     *service.Service
+	bus     *command.Bus
+	handled atomic.Int32
+}
+
+// newInstance builds an instance on b (instances of one service share the
+// event store and the command group).
+func newInstance(t *testing.T, b broker.Broker, repo *eventstore.Repository[cart], opts ...command.Option) *instance {
+	t.Helper()
+	in := &instance{svc: service.New(b, service.WithSource("carts"), service.WithDefaults(quickRetries))}
+	bus, err := command.New(in.svc, command.Config{Topic: "test.commands", Group: "carts"},
+		append([]command.Option{command.RejectionReasons(errAlreadyPaid, errEmpty)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.bus = bus
+	count := func(fn func(context.Context, payCart) error) func(context.Context, payCart) error {
+		return func(ctx context.Context, c payCart) error { in.handled.Add(1); return fn(ctx, c) }
+	}
+	add := command.OnAggregate(repo, decideAdd)
+	err = errors.Join(
+		command.Handle(bus, "carts.add", func(ctx context.Context, c addItem) error { in.handled.Add(1); return add(ctx, c) }),
+		command.Handle(bus, "carts.pay", count(command.OnAggregate(repo, decidePay))),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// TestSendAndWaitAcrossInstances: instance A sends, instance B (the only
+// one consuming the command group) handles; A still learns the version,
+// the rejection with its reason, and a failure.
+func TestSendAndWaitAcrossInstances(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	crossInstances(t, func(*testing.T) broker.Broker { return b })
+}
+
+// crossInstances runs the cross-instance checks with the brokers open
+// returns: one per instance, or one shared (memory).
+func crossInstances(t *testing.T, open func(*testing.T) broker.Broker) {
+	repo := newRepo(t, eventstore.NewMemory(eventstore.Encoder{}))
+	// A runs nothing: its commands can only be handled by B.
+	a, bb := newInstance(t, open(t), repo), newInstance(t, open(t), repo)
+	start(t, bb.svc)
+	ctx := waitCtx(t)
+
+	res, err := a.bus.SendAndWait(ctx, addItem{CartID: "cart-x"})
+	if err != nil || res.Version != 1 || res.ID == "" {
+		t.Fatalf("add from A: %+v, %v; want version 1", res, err)
+	}
+	if res, err = a.bus.SendAndWait(ctx, payCart{CartID: "cart-x"}); err != nil || res.Version != 2 {
+		t.Fatalf("pay from A: %+v, %v; want version 2", res, err)
+	}
+	_, err = a.bus.SendAndWait(ctx, payCart{CartID: "cart-x"})
+	if !command.IsRejected(err) || !errors.Is(err, errAlreadyPaid) || errors.Is(err, errEmpty) {
+		t.Fatalf("paying twice from A: %v, want a rejection that errors.Is errAlreadyPaid only", err)
+	}
+	if err.Error() != (&command.RejectedError{Err: errAlreadyPaid}).Error() {
+		t.Errorf("rejection %q, want the handler's text", err)
+	}
+	if a.handled.Load() != 0 || bb.handled.Load() != 3 {
+		t.Fatalf("A handled %d, B %d; want every command on B", a.handled.Load(), bb.handled.Load())
+	}
+	// Plain Send still just sends.
+	if _, err := a.bus.Send(ctx, addItem{CartID: "cart-y"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the plain send handled on B", func() bool { return bb.handled.Load() == 4 })
+}
+
+// TestFailureAcrossInstances: a command whose handler fails for good on
+// B is reported to A as ErrFailed with the handler's text, at once.
+func TestFailureAcrossInstances(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	newFailing := func() (*service.Service, *command.Bus) {
+		svc := service.New(b, service.WithDefaults(quickRetries))
+		bus, err := command.New(svc, command.Config{Topic: "test.commands", Group: "carts"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := command.Handle(bus, "carts.pay", func(context.Context, payCart) error { return failure.Permanent(errors.New("card processor down")) }); err != nil {
+			t.Fatal(err)
+		}
+		return svc, bus
+	}
+	_, busA := newFailing()
+	svcB, _ := newFailing()
+	start(t, svcB)
+	_, err = busA.SendAndWait(waitCtx(t), payCart{CartID: "c"})
+	if !errors.Is(err, command.ErrFailed) || command.IsRejected(err) || errors.Is(err, command.ErrNoOutcome) {
+		t.Fatalf("send: %v, want ErrFailed", err)
+	}
+	if want := "card processor down"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	eventually(t, "the dead letter on B", func() bool { return svcB.Stats().DeadLettered == 1 })
+}
