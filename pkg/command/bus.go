@@ -120,7 +120,11 @@ func Handle[C event.Event](b *Bus, name string, fn func(ctx context.Context, c C
 	b.handlers[typ] = name // reserved while service.Handle runs
 	b.mu.Unlock()
 
-	opts = append(opts, service.Topic(b.cfg.Topic), service.Group(b.cfg.Group), service.Publishes(outcomeReply{}))
+	opts = append(opts, service.Topic(b.cfg.Topic), service.Group(b.cfg.Group), service.Publishes(outcomeReply{}),
+		service.OnDuplicate(func(ctx context.Context) {
+			// Its outcome is not kept: say so rather than let the sender wait.
+			b.finish(ctx, middleware.DeliveryFrom(ctx), outcome{err: ErrAlreadyHandled})
+		}))
 	err := service.Handle(b.svc, name, func(ctx context.Context, c C) error {
 		return b.handle(ctx, name, func(ctx context.Context) error { return fn(ctx, c) })
 	}, opts...)

@@ -6,12 +6,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard-go/switchyard/adapters/memory"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/command"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
 	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/idempotency"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -123,4 +125,49 @@ func TestFailureAcrossInstances(t *testing.T) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 	eventually(t, "the dead letter on B", func() bool { return svcB.Stats().DeadLettered == 1 })
+}
+
+// TestDuplicateAcrossInstancesAnswers: with deduplication on, a command
+// sent again under the same id is skipped by B, which still tells A so
+// at once (ErrAlreadyHandled) instead of letting it wait for its deadline.
+func TestDuplicateAcrossInstancesAnswers(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	seen, err := idempotency.NewMemory(idempotency.MemoryConfig{MaxEntries: 100, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := newRepo(t, eventstore.NewMemory(eventstore.Encoder{}))
+	newDeduplicating := func() (*service.Service, *command.Bus) {
+		svc := service.New(b, service.WithDefaults(quickRetries), service.WithIdempotency(seen))
+		bus, err := command.New(svc, command.Config{Topic: "test.commands", Group: "carts"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := command.Handle(bus, "carts.add", command.OnAggregate(repo, decideAdd)); err != nil {
+			t.Fatal(err)
+		}
+		return svc, bus
+	}
+	_, busA := newDeduplicating()
+	svcB, _ := newDeduplicating()
+	start(t, svcB)
+	ctx := waitCtx(t)
+	if res, err := busA.SendAndWait(ctx, addItem{CartID: "c"}, command.WithID("key-1")); err != nil || res.Version != 1 {
+		t.Fatalf("first send: %+v, %v; want version 1", res, err)
+	}
+	begun := time.Now()
+	_, err = busA.SendAndWait(ctx, addItem{CartID: "c"}, command.WithID("key-1"))
+	if !errors.Is(err, command.ErrAlreadyHandled) {
+		t.Fatalf("second send: %v, want ErrAlreadyHandled", err)
+	}
+	if waited := time.Since(begun); waited > 5*time.Second {
+		t.Errorf("the duplicate's answer took %s: it waited for the deadline", waited)
+	}
+	if recs, _ := repo.Store.Load(ctx, "c"); len(recs) != 1 {
+		t.Errorf("%d events, want 1: the duplicate was handled", len(recs))
+	}
 }

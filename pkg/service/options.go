@@ -1,6 +1,8 @@
 package service
 
 import (
+	"context"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -344,6 +346,7 @@ type handlerSpec struct {
 	topic        string
 	publishes    []event.Event
 	onDeadLetter func(d *middleware.Delivery, reason failure.Reason, err error) // see Reply
+	onDuplicate  func(ctx context.Context)                                      // see OnDuplicate
 }
 
 // Group sets the handler's consumer group.

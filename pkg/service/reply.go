@@ -132,3 +132,11 @@ func Answer(ctx context.Context, s *Service, resp event.Event, rerr *ReplyError)
 	}
 	return s.sendReply(ctx, ib, d, resp, rerr)
 }
+
+// OnDuplicate calls fn for each message of the handler that deduplication
+// ([WithIdempotency]) skipped as already handled, with a context carrying
+// the skipped delivery: a handler that answers requests with [Answer] can
+// still answer a duplicate (the sender would wait in vain otherwise).
+func OnDuplicate(fn func(ctx context.Context)) HandlerOption {
+	return func(h *handlerSpec) { h.onDuplicate = fn }
+}
