@@ -76,7 +76,10 @@ func newApp(env *environment, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	bus, err := command.New(svc, s.Commands, command.WithLogger(logger))
+	// The rules the HTTP API tells apart must be recognised on whichever
+	// instance sent the command, not only the one that handled it.
+	bus, err := command.New(svc, s.Commands, command.WithLogger(logger),
+		command.RejectionReasons(errInvalid, errUnknownOrder))
 	if err != nil {
 		return nil, err
 	}

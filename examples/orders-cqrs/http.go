@@ -89,6 +89,11 @@ func (a *app) send(w http.ResponseWriter, r *http.Request, okStatus int, cmd com
 			w.Header().Set("Location", "/orders/"+reply.OrderID)
 		}
 		writeJSON(w, okStatus, reply)
+	case errors.Is(err, command.ErrAlreadyHandled):
+		// A retry of a request whose Idempotency-Key was handled before
+		// (with deduplication on): its effect is in the read model.
+		reply.Status = "already_handled"
+		writeJSON(w, http.StatusOK, reply)
 	case errors.Is(err, command.ErrNoOutcome) && res.ID != "":
 		// Sent, but not decided within the timeout: it may still be.
 		reply.Status = "pending"
