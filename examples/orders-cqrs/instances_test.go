@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func TestCommandsAcrossInstances(t *testing.T) {
 				}
 			}
 			onB := map[string]bool{}
+			took := map[string][]time.Duration{} // by the instance that handled
 			var sent int64
 			// Which instance takes a command is the broker's choice (round
 			// robin on RabbitMQ, the key's partition on Kafka): send orders
@@ -61,7 +63,7 @@ func TestCommandsAcrossInstances(t *testing.T) {
 					}
 					begun := time.Now()
 					got := request(t, st.method, baseA+st.path, st.body, nil, &reply)
-					took := time.Since(begun)
+					answered := time.Since(begun)
 					sent++
 					// Counted once acked, just after the answer was sent.
 					deadline := time.Now().Add(30 * time.Second)
@@ -76,14 +78,26 @@ func TestCommandsAcrossInstances(t *testing.T) {
 						where = "B"
 						onB[st.name] = true
 					}
+					took[where] = append(took[where], answered)
 					if got != st.status || reply.Version != st.version || !strings.Contains(reply.Error, st.why) {
-						t.Fatalf("%s (handled on %s, %s): %d %+v, want %d, version %d, saying %q", st.name, where, took, got, reply, st.status, st.version, st.why)
+						t.Fatalf("%s (handled on %s, %s): %d %+v, want %d, version %d, saying %q", st.name, where, answered, got, reply, st.status, st.version, st.why)
 					}
 				}
 			}
 			if len(onB) < len(steps("")) {
 				t.Fatalf("B handled only %v of the commands sent through A", onB)
 			}
+			t.Logf("answer through A's API, median: handled on A %s (%d), on B %s (%d)",
+				median(took["A"]), len(took["A"]), median(took["B"]), len(took["B"]))
 		})
 	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }

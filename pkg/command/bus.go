@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -166,9 +167,12 @@ func (b *Bus) handle(ctx context.Context, name string, fn func(context.Context) 
 // finish hands a command's final outcome to the SendAndWait waiting for
 // it: in this process directly, with the handler's own error, or else
 // through the broker to the sender's inbox, if the command came with one
-// (it was sent with SendAndWait, not Send).
+// (it was sent with SendAndWait, not Send). Both, when a SendAndWait here
+// waits for the id but this message came from another instance's (one
+// idempotency key sent through two instances at once).
 func (b *Bus) finish(ctx context.Context, d *middleware.Delivery, o outcome) {
-	if b.resolve(d.Envelope.ID, o) {
+	replyTo := d.Msg.Metadata[header.ReplyTo]
+	if b.resolve(d.Envelope.ID, o) && (replyTo == "" || replyTo == b.svc.ReplyAddress()) {
 		return
 	}
 	reply, rerr := b.encode(o)
