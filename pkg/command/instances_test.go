@@ -171,3 +171,29 @@ func TestDuplicateAcrossInstancesAnswers(t *testing.T) {
 		t.Errorf("%d events, want 1: the duplicate was handled", len(recs))
 	}
 }
+
+// noInboxes hides the memory broker's inboxes (broker.Inboxer), as a
+// broker without them would.
+type noInboxes struct{ broker.Broker }
+
+// TestSendAndWaitWithoutInboxes: on a broker that cannot route replies,
+// SendAndWait still hears outcomes handled by its own process.
+func TestSendAndWaitWithoutInboxes(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	in := newInstance(t, noInboxes{b}, newRepo(t, eventstore.NewMemory(eventstore.Encoder{})))
+	if _, ok := in.svc.Broker().(broker.Inboxer); ok {
+		t.Fatal("the broker still has inboxes")
+	}
+	start(t, in.svc)
+	res, err := in.bus.SendAndWait(waitCtx(t), addItem{CartID: "c"})
+	if err != nil || res.Version != 1 {
+		t.Fatalf("send: %+v, %v; want version 1", res, err)
+	}
+	if _, err := in.bus.SendAndWait(waitCtx(t), payCart{CartID: "empty"}); !errors.Is(err, errEmpty) {
+		t.Fatalf("pay an empty cart: %v, want errEmpty", err)
+	}
+}

@@ -204,7 +204,8 @@ func (b *Bus) SendAndWait(ctx context.Context, cmd event.Event, opts ...SendOpti
 		case a.err == nil || errors.As(a.err, &rerr):
 			o := b.decode(a.reply, rerr)
 			return Result{ID: spec.id, Version: o.version}, o.err
-		case errors.Is(a.err, service.ErrRequestTimeout) || ctx.Err() != nil:
+		case errors.Is(a.err, service.ErrRequestTimeout) || errors.Is(a.err, service.ErrInboxClosed) || ctx.Err() != nil:
+			// Sent (or maybe sent), but the answer can no longer come.
 			select { // it may have been decided here as the request gave up
 			case o := <-local:
 				return Result{ID: spec.id, Version: o.version}, o.err
