@@ -197,3 +197,66 @@ func TestSendAndWaitWithoutInboxes(t *testing.T) {
 		t.Fatalf("pay an empty cart: %v, want errEmpty", err)
 	}
 }
+
+// TestOneIDSentThroughTwoInstances: A and B wait for the same command id
+// (a client retried its Idempotency-Key through another instance). B
+// handles A's message while its own send waits: both senders get an
+// answer, B's in memory and A's through its inbox.
+func TestOneIDSentThroughTwoInstances(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	started := make(chan struct{}, 2)
+	release := map[string]chan struct{}{"c1": make(chan struct{}), "c2": make(chan struct{})}
+	newBlocking := func() (*service.Service, *command.Bus) {
+		svc := service.New(b, service.WithDefaults(quickRetries))
+		bus, err := command.New(svc, command.Config{Topic: "test.commands", Group: "carts"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = command.Handle(bus, "carts.add", func(_ context.Context, c addItem) error {
+			started <- struct{}{}
+			<-release[c.CartID]
+			return nil
+		}, service.Concurrency(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc, bus
+	}
+	_, busA := newBlocking()
+	svcB, busB := newBlocking()
+	start(t, svcB)
+	ctx := waitCtx(t)
+	answers := make(chan error, 2)
+	// Other carts, so that the broker need not keep the two in key order.
+	send := func(bus *command.Bus, cart string) {
+		_, err := bus.SendAndWait(ctx, addItem{CartID: cart}, command.WithID("key-7"))
+		answers <- err
+	}
+	step := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+	go send(busA, "c1")
+	step("A's message on B", started)
+	go send(busB, "c2")
+	step("B's own message on B (its waiter is registered)", started)
+	for i, cart := range []string{"c1", "c2"} { // A's first: B's waiter still waits
+		close(release[cart])
+		select {
+		case err := <-answers:
+			if err != nil {
+				t.Fatalf("answer %d: %v", i+1, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("answer %d never came", i+1)
+		}
+	}
+}
