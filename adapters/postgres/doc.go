@@ -1,7 +1,11 @@
 // Package postgres is Switchyard's PostgreSQL adapter (pgx/v5, pgxpool): the
 // durable stores behind idempotent consumers, the transactional outbox
-// ([NewOutbox], see docs/outbox.md) and the event store ([NewEventStore], see
-// docs/cqrs-event-sourcing.md). Each has its own Migrate.
+// ([NewOutbox], see docs/outbox.md), the event store ([NewEventStore], see
+// docs/cqrs-event-sourcing.md) with its snapshots ([NewSnapshotStore]), its
+// commit notifications ([EventStore.Listen]) and the checkpoints and
+// exactly-once units of work of projections ([NewProjectionStore]), saga
+// instances ([NewSagaStore], see docs/sagas.md) and scheduled messages
+// ([NewSchedule], see docs/scheduling.md). Each has its own Migrate.
 //
 // # Idempotency records
 //

@@ -239,6 +239,10 @@ const positionLockClass = "1937204598" // "swev" in ASCII
 // eventstore.SubscriptionConfig.Wake or projection.WithWake. It LISTENs
 // on a dedicated connection taken from the pool until ctx ends; a lost
 // connection is re-established and polling covers what it missed.
+//
+// Each wake-up is received once: give each follower a channel of its own
+// (one Listen each), since followers sharing one would take turns and
+// the others wait out their poll interval.
 func (s *EventStore) Listen(ctx context.Context) (<-chan struct{}, error) {
 	if s.channel == "-" {
 		return nil, errors.New("postgres: event store notifications are disabled (channel \"-\")")

@@ -219,16 +219,38 @@ func testDeadLettered(t *testing.T, h Harness) {
 }
 
 // A reply that comes after its requester gave up is dropped, and the next
-// request gets its own answer, not the stale one.
+// request gets its own answer, not the stale one: the late reply is sent
+// while the next request waits, so a reply matched to the wrong request
+// would be seen.
 func testLateReply(t *testing.T, h Harness) {
 	ns := h.Namespace(t)
-	replier := newService(t, h, ns)
 	release := make(chan struct{})
-	late := make(chan struct{})
+	nextWaits := make(chan struct{})
+	lateSent := make(chan struct{})
+	var lateID atomic.Value
+	// The replier's stack returns once its reply was sent: that is when
+	// the late reply is on its way.
+	replier := newService(t, h, ns, service.WithMiddleware(func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, d *middleware.Delivery) error {
+			err := next(ctx, d)
+			if id, _ := lateID.Load().(string); id != "" && id == d.Envelope.ID {
+				close(lateSent)
+			}
+			return err
+		}
+	}))
 	if err := service.Reply(replier, "answer", func(ctx context.Context, a Ask) (Answer, error) {
-		if a.N == 1 {
+		switch a.N {
+		case 1:
+			lateID.Store(middleware.DeliveryFrom(ctx).Envelope.ID)
 			<-release // past the requester's deadline
-			defer close(late)
+		case 2:
+			close(nextWaits) // the next request is published, so it waits
+			select {
+			case <-lateSent:
+			case <-time.After(h.Wait):
+				return Answer{}, errors.New("the late reply was never sent")
+			}
 		}
 		return Answer(a), nil
 	}, service.Concurrency(2)); err != nil {
@@ -247,11 +269,24 @@ func testLateReply(t *testing.T, h Harness) {
 	if !errors.Is(err, service.ErrRequestTimeout) {
 		t.Fatalf("Request = %v, want ErrRequestTimeout", err)
 	}
+	type result struct {
+		a   Answer
+		err error
+	}
+	next := make(chan result, 1)
+	go func() {
+		a, err := request(context.Background(), h, requester, Ask{N: 2, From: "next"})
+		next <- result{a, err}
+	}()
+	select {
+	case <-nextWaits:
+	case <-time.After(h.Wait):
+		t.Fatal("the next request never reached the replier")
+	}
 	close(release)
-	<-late
-	got, err := request(context.Background(), h, requester, Ask{N: 2, From: "late"})
-	if err != nil || got.N != 2 {
-		t.Fatalf("next Request = %+v, %v; want its own answer N=2", got, err)
+	r := <-next
+	if r.err != nil || r.a != (Answer{N: 2, From: "next"}) {
+		t.Fatalf("next Request = %+v, %v; want its own answer N=2, not the late reply", r.a, r.err)
 	}
 }
 
@@ -426,8 +461,15 @@ func (p *countingPublisher) Publish(topic string, msgs ...*message.Message) erro
 	return p.Publisher.Publish(topic, msgs...)
 }
 
+// PublishAsync counts a pipelined call, and goes on to the adapter's
+// publisher. One that cannot pipeline would be called once per message
+// by broker.PublishAsync: those calls count as the Publish calls they
+// are, so the test sees an adapter that lost its AsyncPublisher.
 func (p *countingPublisher) PublishAsync(ctx context.Context, topic string, done func(*message.Message, error), msgs ...*message.Message) {
 	p.b.asyncCalls.Add(1)
+	if _, ok := p.Publisher.(broker.AsyncPublisher); !ok {
+		p.b.publishes.Add(int32(len(msgs)))
+	}
 	broker.PublishAsync(ctx, p.Publisher, topic, done, msgs...)
 }
 

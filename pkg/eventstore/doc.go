@@ -39,4 +39,29 @@
 //	}
 //	a.Record(OrderPaid{OrderID: "order-42"})
 //	err = repo.Save(ctx, a) // ErrConcurrencyConflict if the stream moved on
+//
+// # Snapshots
+//
+// With [Repository.Snapshots] a Load starts from the stream's latest
+// [Snapshot] of the current schema version and folds only the events
+// after it (read with [StreamReader] where the store has it); Save takes
+// snapshots every N events or when the aggregate decides. A snapshot is
+// only a shortcut: one that cannot be loaded, decoded or saved never fails
+// Load or Save. [NewMemorySnapshots] keeps them in process,
+// adapters/postgres durably.
+//
+// # Following the store
+//
+// An [AllReader] reads every stream in commit order by global position,
+// optionally of some event types only, and tells its [AllReader.Head]. A
+// [Subscription] builds on it: from a checkpoint it reads history in
+// batches, then follows new commits, polling or woken by a notification
+// ([SubscriptionConfig.Wake]). Package projection keeps read models fed
+// that way, with their checkpoints.
+//
+// # Deleting a stream
+//
+// [Delete] soft-deletes a stream with a [StreamDeleted] tombstone: appends
+// to it fail with [ErrStreamDeleted] afterwards, and so does
+// [Repository.Load]; its events stay readable for rebuilds and audits.
 package eventstore

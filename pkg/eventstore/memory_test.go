@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -92,5 +93,62 @@ func TestSubscriptionConfigValidates(t *testing.T) {
 	}
 	if _, err := eventstore.NewSubscription(nil, 0, eventstore.SubscriptionConfig{}); err == nil {
 		t.Fatal("a nil source was accepted")
+	}
+}
+
+// afterReader records where each ReadAll starts.
+type afterReader struct {
+	*eventstore.Memory
+	afters []int64
+}
+
+func (r *afterReader) ReadAll(ctx context.Context, after int64, limit int, types ...string) ([]eventstore.Record, error) {
+	r.afters = append(r.afters, after)
+	return r.Memory.ReadAll(ctx, after, limit, types...)
+}
+
+// A subscription to a rare type does not scan again, on every poll, the
+// events of other types it already read past: once a short read showed
+// everything up to the head, the next read starts at that head, not at the
+// last record of its type. (Without it a caught-up projection of a rare
+// type rescans the whole store tail every poll interval.)
+func TestSubscriptionByTypeReadsOnFromTheHead(t *testing.T) {
+	ctx := context.Background()
+	src := &afterReader{Memory: eventstore.NewMemory(eventstore.Encoder{})}
+	if err := src.Append(ctx, "o1", 0, OrderPaid{OrderID: "o1"}); err != nil { // position 1: the rare type
+		t.Fatal(err)
+	}
+	for i := range 50 { // positions 2-51: others
+		if err := src.Append(ctx, fmt.Sprintf("p%d", i), 0, OrderPlaced{OrderID: "p"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := eventstore.NewSubscription(src, 0, eventstore.SubscriptionConfig{Types: []string{OrderPaid{}.EventType()}, BatchSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := sub.Read(ctx); err != nil || len(recs) != 1 || recs[0].Position != 1 {
+		t.Fatalf("first read: %v, %v; want the paid event at 1", recs, err)
+	}
+	if recs, err := sub.Read(ctx); err != nil || len(recs) != 0 {
+		t.Fatalf("second read: %v, %v; want nothing new", recs, err)
+	}
+	if err := src.Append(ctx, "o2", 0, OrderPaid{OrderID: "o2"}); err != nil { // position 52
+		t.Fatal(err)
+	}
+	recs, err := sub.Read(ctx)
+	if err != nil || len(recs) != 1 || recs[0].Position != 52 {
+		t.Fatalf("third read: %v, %v; want the paid event at 52", recs, err)
+	}
+	if want := []int64{0, 51, 51}; !slices.Equal(src.afters, want) {
+		t.Fatalf("reads started after %v, want %v: the caught-up reads rescanned what was already seen", src.afters, want)
+	}
+	if sub.Position() != 52 || sub.Lag() != 0 {
+		t.Fatalf("position %d lag %d, want 52 and 0", sub.Position(), sub.Lag())
+	}
+	// SetPosition (a checkpoint moved back by a rebuild) reads from there again.
+	sub.SetPosition(0)
+	if recs, err := sub.Read(ctx); err != nil || len(recs) != 2 {
+		t.Fatalf("after SetPosition(0): %v, %v; want both paid events again", recs, err)
 	}
 }

@@ -109,15 +109,20 @@ func (s *Subscription) Read(ctx context.Context) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: subscription: head: %w", err)
 	}
-	recs, err := s.src.ReadAll(ctx, s.pos, s.cfg.BatchSize, s.cfg.Types...)
+	// Read on from what was scanned, not from the last record returned:
+	// with a type filter the records of other types after it were read
+	// past already, and reading them again on every poll of a caught-up
+	// subscription to a rare type would scan the whole tail each time.
+	from := max(s.pos, s.scanned)
+	recs, err := s.src.ReadAll(ctx, from, s.cfg.BatchSize, s.cfg.Types...)
 	if err != nil {
-		return nil, fmt.Errorf("eventstore: subscription: read after %d: %w", s.pos, err)
+		return nil, fmt.Errorf("eventstore: subscription: read after %d: %w", from, err)
 	}
 	s.head = max(s.head, head)
 	if len(recs) > 0 {
 		last := recs[len(recs)-1].Position
-		if last <= s.pos {
-			return nil, fmt.Errorf("eventstore: subscription: read after %d returned position %d: the store's positions do not increase", s.pos, last)
+		if last <= from {
+			return nil, fmt.Errorf("eventstore: subscription: read after %d returned position %d: the store's positions do not increase", from, last)
 		}
 		s.pos = last
 		s.head = max(s.head, last)

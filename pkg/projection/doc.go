@@ -73,6 +73,6 @@
 // topics in any order: write handlers that do not depend on that (upserts
 // rather than updates of a row another event creates). Either way a
 // handler error rolls its unit of work back and it is retried; a
-// permanent error (failure.Permanent, an undecodable event) stops Run
+// permanent error (failure.Permanent, an undecodable event, a panic) stops Run
 // with the checkpoint right before the event.
 package projection

@@ -88,7 +88,8 @@ func WithBatchSize(n int) Option { return func(p *Projection) { p.batch = n } }
 func WithPollInterval(d time.Duration) Option { return func(p *Projection) { p.poll = d } }
 
 // WithWake makes a caught-up [Projection.Run] look for new events at once
-// when ch receives (see eventstore.SubscriptionConfig.Wake).
+// when ch receives (see eventstore.SubscriptionConfig.Wake). A receive
+// takes the wake-up: give each projection a channel of its own.
 func WithWake(ch <-chan struct{}) Option { return func(p *Projection) { p.wake = ch } }
 
 // WithLogger sets the logger; nil discards.
@@ -229,7 +230,7 @@ func (p *Projection) runSwitch(ctx context.Context, tx Tx, from, to string) erro
 	if p.onSwitch == nil {
 		return nil
 	}
-	if err := p.onSwitch(tx.Context(ctx), from, to); err != nil {
+	if err := recovered(func() error { return p.onSwitch(tx.Context(ctx), from, to) }); err != nil {
 		return fmt.Errorf("projection %q: switch %q to %q: %w", p.name, from, to, err)
 	}
 	return nil
@@ -239,10 +240,24 @@ func (p *Projection) runSetup(ctx context.Context, tx Tx, target string) error {
 	if p.setup == nil {
 		return nil
 	}
-	if err := p.setup(tx.Context(ctx), target); err != nil {
+	if err := recovered(func() error { return p.setup(tx.Context(ctx), target) }); err != nil {
 		return fmt.Errorf("projection %q: set up %q: %w", p.name, target, err)
 	}
 	return nil
+}
+
+// recovered runs fn, turning a panic into a permanent error of reason
+// panic: Run and Rebuild run user code on their own goroutine, where a
+// panic would take the whole process down, not just the projection. As
+// for a service handler, a panic is a bug, not worth retrying: Run stops
+// with the checkpoint before the event.
+func recovered(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = failure.WithReason(failure.ReasonPanic, failure.NewPanicError(r))
+		}
+	}()
+	return fn()
 }
 
 // apply decodes rec and runs its handler against target; events of types
@@ -266,7 +281,7 @@ func (p *Projection) apply(ctx context.Context, tx Tx, target string, rec events
 		return fmt.Errorf("projection %q: position %d: %w", p.name, rec.Position, err)
 	}
 	hctx := context.WithValue(tx.Context(ctx), ctxKey{}, &applyInfo{target: target, env: rec.Envelope})
-	if err := h(hctx, e); err != nil {
+	if err := recovered(func() error { return h(hctx, e) }); err != nil {
 		return fmt.Errorf("projection %q: %s at position %d (%s version %d): %w", p.name, rec.Envelope.Type, rec.Position, rec.StreamID, rec.Version, err)
 	}
 	return nil
@@ -276,13 +291,12 @@ func (p *Projection) apply(ctx context.Context, tx Tx, target string, rec events
 // batches, then new events as they commit, each batch applied and
 // checkpointed in one unit of work. It blocks until ctx ends (then it
 // returns nil) or an event cannot be applied for good (an undecodable
-// event, a permanent handler error: Run returns it, and the checkpoint
-// stays before it). Other errors are retried with backoff, except one
-// before the first read (the store unreachable at start), which Run
-// returns. Several
-// processes may run the same projection: the store's lock lets one
-// batch at a time commit, and a process whose checkpoint was moved
-// continues from the new one.
+// event, a permanent handler error, a panic in a handler: Run returns it,
+// and the checkpoint stays before it). Other errors are retried with
+// backoff, except one before the first read (the store unreachable at
+// start), which Run returns. Several processes may run the same
+// projection: the store's lock lets one batch at a time commit, and a
+// process whose checkpoint was moved continues from the new one.
 func (p *Projection) Run(ctx context.Context, src eventstore.AllReader) error {
 	p.storeFed.Store(true)
 	tx, cp, err := p.begin(ctx)

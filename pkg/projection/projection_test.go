@@ -474,3 +474,35 @@ func TestRebuildSupersededByAnother(t *testing.T) {
 		t.Fatalf("checkpoint %+v, want the other's switch to v2", cp)
 	}
 }
+
+// A handler that panics does not take the process down: Run (and a
+// rebuild) stop with a permanent error of reason panic, the checkpoint
+// right before the event, as for any permanent error; a service handler's
+// panic is dead-lettered the same way.
+func TestRunStopsOnAPanickingHandler(t *testing.T) {
+	es := eventstore.NewMemory(eventstore.Encoder{})
+	store := projection.NewMemory()
+	p, err := projection.New("panicky", store, nil, projection.WithPollInterval(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = projection.Handle(p, func(ctx context.Context, e orderPlaced) error {
+		if e.OrderID == "bad" {
+			var m map[string]int
+			m[e.OrderID]++ // a bug: assignment to a nil map
+		}
+		return nil
+	})
+	appendOrders(t, es, 0, 2)
+	_ = es.Append(context.Background(), "bad", 0, orderPlaced{OrderID: "bad"})
+	err = p.Run(context.Background(), es)
+	if failure.ReasonOf(err) != failure.ReasonPanic || !failure.IsPermanent(err) || !strings.Contains(err.Error(), "nil map") {
+		t.Fatalf("Run: %v, want a permanent error of reason panic naming the panic", err)
+	}
+	if cp := checkpoint(t, store, "panicky"); cp.Position != 4 { // o1 placed; the bad event is 6
+		t.Fatalf("checkpoint at %d, want 4 (right before the panicking event)", cp.Position)
+	}
+	if err := p.Rebuild(context.Background(), es); failure.ReasonOf(err) != failure.ReasonPanic {
+		t.Fatalf("Rebuild: %v, want a permanent error of reason panic", err)
+	}
+}

@@ -2,11 +2,13 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/event"
@@ -63,6 +65,10 @@ func (e *PublishBatchError) Unwrap() []error {
 	return errs
 }
 
+// errBatchRefused ends the producer spans of the valid events of a batch
+// that was refused before sending because another event was invalid.
+var errBatchRefused = errors.New("service: publish batch: not sent: another event of the batch is invalid")
+
 // PublishBatch publishes events as [Service.Publish] does (envelope,
 // correlation, key and topic of each event) and returns once the broker
 // answered for every one of them: all are handed to the broker first, and
@@ -97,16 +103,38 @@ func (s *Service) PublishBatch(ctx context.Context, events ...event.Event) error
 	}
 	entries := make([]entry, len(events))
 	errs := make([]error, len(events))
+	// With tracing on, each event gets the producer span Publish would
+	// give it: the message carries that span's context, so the
+	// consumer's span is its child and the trace looks the same whichever
+	// way the event was published.
+	var spans []trace.Span
+	if s.tracer != nil {
+		spans = make([]trace.Span, len(events))
+	}
 	invalid := false
 	for i, e := range events {
-		msg, topic, err := s.newMessage(ctx, e, nil, nil)
+		ectx := ctx
+		if spans != nil {
+			ectx, spans[i] = s.startProducerSpan(ctx, e, nil)
+		}
+		msg, topic, err := s.newMessage(ectx, e, nil, nil)
 		if err != nil {
 			errs[i], invalid = err, true
 			continue
 		}
+		if spans != nil {
+			s.setProducerAttributes(spans[i], msg)
+		}
 		entries[i] = entry{e: e, topic: topic, msg: msg}
 	}
 	if invalid {
+		for i, span := range spans {
+			err := errs[i]
+			if err == nil {
+				err = errBatchRefused
+			}
+			endProducerSpan(span, err, true)
+		}
 		return &PublishBatchError{Errs: errs}
 	}
 	// Group by topic, keeping the batch's order within each topic.
@@ -136,6 +164,9 @@ func (s *Service) PublishBatch(ctx context.Context, events ...event.Event) error
 				mu.Unlock()
 			} else {
 				s.recorder.Published(topic, entries[i].e.EventType())
+			}
+			if spans != nil {
+				endProducerSpan(spans[i], errs[i], true) // errs[i] is only ever written for i, above
 			}
 			wg.Done()
 		}, byTopic[topic]...)

@@ -78,7 +78,8 @@ func WithRequestTimeout(d time.Duration) Option { return func(s *Service) { s.re
 // once it is back, if that is before the deadline; after the deadline the
 // replier skips it. Called from a handler, Request continues its chain
 // (correlation, causation) and the handler must declare Req with
-// [Publishes].
+// [Publishes]. Replies are matched by request id: a Request whose id
+// ([WithID]) is that of a request still waiting is refused.
 func Request[Req, Resp event.Event](ctx context.Context, s *Service, req Req, opts ...PublishOption) (Resp, error) {
 	var zero Resp
 	if s.optErr != nil {
@@ -104,7 +105,10 @@ func Request[Req, Resp event.Event](ctx context.Context, s *Service, req Req, op
 	}
 	msg.Metadata[header.ReplyTo] = inbox.Address()
 	msg.Metadata[header.ReplyDeadline] = deadline.UTC().Format(time.RFC3339Nano)
-	wait := s.requests.expect(msg.UUID)
+	wait, err := s.requests.expect(msg.UUID)
+	if err != nil {
+		return zero, fmt.Errorf("service: request %s: %w", req.EventType(), err)
+	}
 	defer s.requests.forget(msg.UUID)
 	if err := s.publish(topic, req, msg); err != nil {
 		return zero, err
@@ -189,16 +193,22 @@ func (r *requester) inbox(ctx context.Context, s *Service, ib broker.Inboxer) (b
 }
 
 // expect registers a request id before its request is published, so that
-// even a reply faster than the publish's confirm finds it.
-func (r *requester) expect(id string) <-chan *message.Message {
+// even a reply faster than the publish's confirm finds it. Replies are
+// matched by request id alone, so an id already waiting (the same WithID
+// twice at once) is refused: the two requests would take each other's
+// reply, and the first to return would forget the other's wait.
+func (r *requester) expect(id string) (<-chan *message.Message, error) {
 	ch := make(chan *message.Message, 1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pending == nil {
 		r.pending = map[string]chan *message.Message{}
 	}
+	if _, dup := r.pending[id]; dup {
+		return nil, fmt.Errorf("request id %q already waits for a reply: ids of requests in flight must differ (WithID)", id)
+	}
 	r.pending[id] = ch
-	return ch
+	return ch, nil
 }
 
 func (r *requester) forget(id string) {

@@ -94,3 +94,46 @@ func TestPublishBatchReportsEveryFailure(t *testing.T) {
 		t.Fatalf("empty batch: %v", err)
 	}
 }
+
+// Two requests in flight with the same id (WithID) would share one waiting
+// slot: the second would take the first's reply, and whichever returned
+// first would forget the other's. The second is refused at once instead,
+// and once the first is answered the id can be used again.
+func TestRequestRefusesAnIDAlreadyWaiting(t *testing.T) {
+	b := newBroker(t)
+	svc := service.New(b)
+	got := make(chan struct{}, 2)
+	release := make(chan struct{})
+	if err := service.Reply(svc, "reserve", func(_ context.Context, e orderPlaced) (stockReserved, error) {
+		got <- struct{}{}
+		<-release
+		return stockReserved{OrderID: e.OrderID}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, svc)
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		resp, err := service.Request[orderPlaced, stockReserved](ctx, svc, orderPlaced{OrderID: "o1"}, service.WithID("req-1"))
+		if err == nil && resp.OrderID != "o1" {
+			err = errors.New("the first request got another's answer: " + resp.OrderID)
+		}
+		first <- err
+	}()
+	recv(t, got, "the first request")
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	_, err := service.Request[orderPlaced, stockReserved](ctx, svc, orderPlaced{OrderID: "o2"}, service.WithID("req-1"))
+	if err == nil || errors.Is(err, service.ErrRequestTimeout) || !strings.Contains(err.Error(), `"req-1"`) {
+		t.Fatalf("second Request with a waiting id = %v, want an error at once naming the id", err)
+	}
+	close(release)
+	if err := recv(t, first, "the first request's answer"); err != nil {
+		t.Fatalf("first Request: %v", err)
+	}
+	if resp, err := service.Request[orderPlaced, stockReserved](ctx, svc, orderPlaced{OrderID: "o3"}, service.WithID("req-1")); err != nil || resp.OrderID != "o3" {
+		t.Fatalf("Request reusing an id no longer waiting = %+v, %v", resp, err)
+	}
+}

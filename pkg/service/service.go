@@ -80,6 +80,7 @@ type Service struct {
 	consumers []*consumer // of the current Run, for Health
 
 	companions []Companion               // see WithCompanion
+	scheduler  Scheduler                 // see WithScheduler
 	stopping   atomic.Pointer[stopCause] // set while Run shuts down; see ShuttingDown
 
 	requests       requester     // pending requests and their inbox; see Request

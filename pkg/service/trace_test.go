@@ -341,3 +341,95 @@ func TestSpansTellFailureFromSuccess(t *testing.T) {
 		t.Errorf("successful delivery's span has %s", middleware.AttrDeadLetterReason)
 	}
 }
+
+// TestPublishBatchSpans: PublishBatch gives each event the producer span
+// Publish would (its traceparent is what the message carries, so the
+// consumer's span is its child), ended with the event's own outcome.
+func TestPublishBatchSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	b := newBroker(t)
+	svc := service.New(b, service.WithTracerProvider(tp))
+	got := make(chan message.Metadata, 2)
+	if err := service.Handle(svc, "notify", func(ctx context.Context, _ orderPlaced) error {
+		got <- middleware.DeliveryFrom(ctx).Msg.Metadata
+		return nil
+	}, service.Group("notifications")); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	if err := svc.PublishBatch(context.Background(), orderPlaced{OrderID: "o-1"}, orderPlaced{OrderID: "o-2"}); err != nil {
+		t.Fatal(err)
+	}
+	carried := map[string]string{} // message id → traceparent
+	for range 2 {
+		md := recv(t, got, "a batch event")
+		carried[md.Get(header.ID)] = md.Get(header.TraceParent)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	producers := 0
+	for _, s := range rec.Ended() {
+		if s.SpanKind() != trace.SpanKindProducer {
+			continue
+		}
+		producers++
+		id := spanAttrs(s)["messaging.message.id"].AsString()
+		tp, ok := carried[id]
+		if !ok {
+			t.Errorf("producer span %q for message %q, which was not delivered", s.Name(), id)
+			continue
+		}
+		if !strings.Contains(tp, s.SpanContext().SpanID().String()) {
+			t.Errorf("message %s carries traceparent %q, not its producer span %s", id, tp, s.SpanContext().SpanID())
+		}
+		if s.Name() != "send orders" || s.Status().Code == codes.Error {
+			t.Errorf("span %q status %+v, want send orders, not an error", s.Name(), s.Status())
+		}
+	}
+	if producers != 2 {
+		t.Fatalf("%d producer spans, want one per event of the batch (2)", producers)
+	}
+
+	// A refused event's span is an error.
+	rec2 := tracetest.NewSpanRecorder()
+	tp2 := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec2))
+	defer tp2.Shutdown(context.Background())
+	refusing := service.New(refusingBroker{newBroker(t)}, service.WithTracerProvider(tp2))
+	if err := refusing.PublishBatch(context.Background(), orderPlaced{OrderID: "o-9"}); !errors.Is(err, errFake) {
+		t.Fatalf("PublishBatch = %v, want the broker's refusal", err)
+	}
+	if spans := rec2.Ended(); len(spans) != 1 || spans[0].Status().Code != codes.Error {
+		t.Fatalf("spans of a refused batch: %d, want one with an error status", len(spans))
+	}
+
+	// A batch refused before sending (an event cannot be encoded) ends
+	// every span with an error: none of its events went out.
+	rec3 := tracetest.NewSpanRecorder()
+	tp3 := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec3))
+	defer tp3.Shutdown(context.Background())
+	invalid := service.New(newBroker(t), service.WithTracerProvider(tp3))
+	var berr *service.PublishBatchError
+	if err := invalid.PublishBatch(context.Background(), orderPlaced{OrderID: "o-1"}, unencodable{}); !errors.As(err, &berr) || berr.Sent {
+		t.Fatalf("PublishBatch = %v, want it refused before sending", err)
+	}
+	spans := rec3.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans ended, want 2 (one per event)", len(spans))
+	}
+	for _, s := range spans {
+		if s.Status().Code != codes.Error {
+			t.Errorf("span %q of a refused batch: status %+v, want an error", s.Name(), s.Status())
+		}
+	}
+}
+
+// unencodable cannot be encoded as JSON.
+type unencodable struct {
+	F func() `json:"f"`
+}
+
+func (unencodable) EventType() string { return "test.unencodable" }
+func (unencodable) EventVersion() int { return 1 }
