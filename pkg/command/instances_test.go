@@ -3,12 +3,16 @@ package command_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/switchyard-go/switchyard/adapters/amqp"
+	"github.com/switchyard-go/switchyard/adapters/kafka"
 	"github.com/switchyard-go/switchyard/adapters/memory"
+	"github.com/switchyard-go/switchyard/internal/brokertest"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/command"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
@@ -27,11 +31,11 @@ type instance struct {
 
 // newInstance builds an instance on b (instances of one service share the
 // event store and the command group).
-func newInstance(t *testing.T, b broker.Broker, repo *eventstore.Repository[cart], opts ...command.Option) *instance {
+func newInstance(t *testing.T, b broker.Broker, repo *eventstore.Repository[cart], opts ...service.Option) *instance {
 	t.Helper()
-	in := &instance{svc: service.New(b, service.WithSource("carts"), service.WithDefaults(quickRetries))}
+	in := &instance{svc: service.New(b, append([]service.Option{service.WithSource("carts"), service.WithDefaults(quickRetries)}, opts...)...)}
 	bus, err := command.New(in.svc, command.Config{Topic: "test.commands", Group: "carts"},
-		append([]command.Option{command.RejectionReasons(errAlreadyPaid, errEmpty)}, opts...)...)
+		command.RejectionReasons(errAlreadyPaid, errEmpty))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,20 +58,51 @@ func newInstance(t *testing.T, b broker.Broker, repo *eventstore.Repository[cart
 // one consuming the command group) handles; A still learns the version,
 // the rejection with its reason, and a failure.
 func TestSendAndWaitAcrossInstances(t *testing.T) {
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	crossInstances(t, func(*testing.T) broker.Broker { return b })
+	b := sharedBroker(t)
+	crossInstances(t, "", func(*testing.T) broker.Broker { return b })
+}
+
+// TestSendAndWaitAcrossInstancesOnRealBrokers: the same with each
+// instance on its own connections to the real RabbitMQ and Kafka, as
+// separate processes would be.
+func TestSendAndWaitAcrossInstancesOnRealBrokers(t *testing.T) {
+	t.Run("rabbitmq", func(t *testing.T) {
+		url := brokertest.AMQPURL(t)
+		prefix := fmt.Sprintf("sytest-cmdwait-%d.", time.Now().UnixNano())
+		dropRabbitMQ(t, url, brokertest.Rabbitmqctl(), prefix) // after the brokers closed
+		crossInstances(t, prefix, func(t *testing.T) broker.Broker {
+			b, err := amqp.New(context.Background(), amqp.Config{URL: url}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			return b
+		})
+	})
+	t.Run("kafka", func(t *testing.T) {
+		brokers := strings.Split(brokertest.KafkaBrokers(t), ",")
+		prefix := fmt.Sprintf("sytest-cmdwait-%d.", time.Now().UnixNano())
+		dropKafka(t, brokers, prefix)
+		crossInstances(t, prefix, func(t *testing.T) broker.Broker {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			b, err := kafka.New(ctx, kafka.Config{Brokers: brokers}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			return b
+		})
+	})
 }
 
 // crossInstances runs the cross-instance checks with the brokers open
-// returns: one per instance, or one shared (memory).
-func crossInstances(t *testing.T, open func(*testing.T) broker.Broker) {
+// returns (one per instance, or one shared: memory), in namespace ns.
+func crossInstances(t *testing.T, namespace string, open func(*testing.T) broker.Broker) {
 	repo := newRepo(t, eventstore.NewMemory(eventstore.Encoder{}))
+	ns := service.WithNamespace(namespace)
 	// A runs nothing: its commands can only be handled by B.
-	a, bb := newInstance(t, open(t), repo), newInstance(t, open(t), repo)
+	a, bb := newInstance(t, open(t), repo, ns), newInstance(t, open(t), repo, ns)
 	start(t, bb.svc)
 	ctx := waitCtx(t)
 
@@ -98,11 +133,7 @@ func crossInstances(t *testing.T, open func(*testing.T) broker.Broker) {
 // TestFailureAcrossInstances: a command whose handler fails for good on
 // B is reported to A as ErrFailed with the handler's text, at once.
 func TestFailureAcrossInstances(t *testing.T) {
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := sharedBroker(t)
 	newFailing := func() (*service.Service, *command.Bus) {
 		svc := service.New(b, service.WithDefaults(quickRetries))
 		bus, err := command.New(svc, command.Config{Topic: "test.commands", Group: "carts"})
@@ -117,7 +148,7 @@ func TestFailureAcrossInstances(t *testing.T) {
 	_, busA := newFailing()
 	svcB, _ := newFailing()
 	start(t, svcB)
-	_, err = busA.SendAndWait(waitCtx(t), payCart{CartID: "c"})
+	_, err := busA.SendAndWait(waitCtx(t), payCart{CartID: "c"})
 	if !errors.Is(err, command.ErrFailed) || command.IsRejected(err) || errors.Is(err, command.ErrNoOutcome) {
 		t.Fatalf("send: %v, want ErrFailed", err)
 	}
@@ -131,11 +162,7 @@ func TestFailureAcrossInstances(t *testing.T) {
 // sent again under the same id is skipped by B, which still tells A so
 // at once (ErrAlreadyHandled) instead of letting it wait for its deadline.
 func TestDuplicateAcrossInstancesAnswers(t *testing.T) {
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := sharedBroker(t)
 	seen, err := idempotency.NewMemory(idempotency.MemoryConfig{MaxEntries: 100, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -179,11 +206,7 @@ type noInboxes struct{ broker.Broker }
 // TestSendAndWaitWithoutInboxes: on a broker that cannot route replies,
 // SendAndWait still hears outcomes handled by its own process.
 func TestSendAndWaitWithoutInboxes(t *testing.T) {
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := sharedBroker(t)
 	in := newInstance(t, noInboxes{b}, newRepo(t, eventstore.NewMemory(eventstore.Encoder{})))
 	if _, ok := in.svc.Broker().(broker.Inboxer); ok {
 		t.Fatal("the broker still has inboxes")
@@ -203,11 +226,7 @@ func TestSendAndWaitWithoutInboxes(t *testing.T) {
 // handles A's message while its own send waits: both senders get an
 // answer, B's in memory and A's through its inbox.
 func TestOneIDSentThroughTwoInstances(t *testing.T) {
-	b, err := memory.New(memory.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := sharedBroker(t)
 	started := make(chan struct{}, 2)
 	release := map[string]chan struct{}{"c1": make(chan struct{}), "c2": make(chan struct{})}
 	newBlocking := func() (*service.Service, *command.Bus) {
@@ -259,4 +278,16 @@ func TestOneIDSentThroughTwoInstances(t *testing.T) {
 			t.Fatalf("answer %d never came", i+1)
 		}
 	}
+}
+
+// sharedBroker is one memory broker for the instances of a test, as one
+// RabbitMQ or Kafka cluster would be.
+func sharedBroker(t *testing.T) *memory.Broker {
+	t.Helper()
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }
