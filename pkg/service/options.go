@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -377,6 +378,7 @@ type handlerSpec struct {
 	topic        string
 	publishes    []event.Event
 	onDeadLetter func(d *middleware.Delivery, reason failure.Reason, err error) // see Reply
+	onDuplicate  func(ctx context.Context)                                      // see OnDuplicate
 }
 
 // Group sets the handler's consumer group.
