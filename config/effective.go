@@ -72,8 +72,12 @@ func frameworkDefaults(p service.Policy) service.Policy {
 		HopLimit:         service.DefaultHopLimit,
 		MaxInProcessWait: service.DefaultMaxInProcessWait,
 		Ordered:          service.Off,
+		ExactlyOnce:      service.Off,
 		DeadLetterOrder:  service.DeadLetterOrderNone,
 	})
+	if p.IsExactlyOnce() && p.Retry.MaxAttempts == 0 {
+		p.Retry.MaxAttempts = 1 // as the service does
+	}
 	p.Retry = p.Retry.WithDefaults()
 	return flowDefaults(p)
 }
@@ -89,11 +93,11 @@ func flowDefaults(p service.Policy) service.Policy {
 }
 
 // orderDefault fills order_on_retry as the service does: keep for ordered
-// handlers, release otherwise.
+// and exactly-once handlers, release otherwise.
 func orderDefault(p service.Policy) service.Policy {
 	if p.OrderOnRetry == "" {
 		p.OrderOnRetry = service.OrderRelease
-		if p.IsOrdered() {
+		if p.IsOrdered() || p.IsExactlyOnce() {
 			p.OrderOnRetry = service.OrderKeep
 		}
 	}

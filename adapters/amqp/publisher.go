@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,17 +170,12 @@ func (p *Publisher) publish(ctx context.Context, expire <-chan struct{}, topic, 
 			sendErr = err
 			break
 		}
-		pub := pc.publishing(m)
-		tag := pc.ch.GetNextPublishSeqNo()
-		if !pc.add(tag, pending{batch: bt, exchange: exchange, id: m.UUID}) {
-			sendErr = amqp091.ErrClosed
-			break
-		}
-		if _, err := pc.ch.PublishWithDeferredConfirm(exchange, key, mandatory, false, pub); err != nil {
-			pc.remove(tag)
+		dc, err := pc.ch.PublishWithDeferredConfirm(exchange, key, mandatory, false, pc.publishing(m))
+		if err != nil {
 			sendErr = err
 			break
 		}
+		pc.push(pending{dc: dc, batch: bt, msg: m, exchange: exchange})
 		sent++
 	}
 	clear(pc.headers) // keep no message's headers alive
@@ -222,10 +218,9 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*m
 		return
 	}
 	x := p.exchangeOf(topic)
-	call := &asyncCall{p: p, topic: topic, x: x, done: done}
 	failRest := func(rest []*message.Message, err error) {
 		for _, m := range rest {
-			call.fail(m, err)
+			p.tell(done, topic, x, m, err)
 		}
 	}
 	if !p.enter() {
@@ -271,21 +266,28 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*m
 				return
 			}
 		}
-		pub := pc.publishing(m)
-		tag := pc.ch.GetNextPublishSeqNo()
-		if !pc.add(tag, pending{async: call, msg: m, expires: expires, exchange: x.name, id: m.UUID}) {
-			call.report(m, disconnectedErr(amqp091.ErrClosed))
-			failRest(msgs[i+1:], disconnectedErr(amqp091.ErrClosed))
-			return
-		}
-		if _, err := pc.ch.PublishWithDeferredConfirm(x.name, "", mandatory, false, pub); err != nil {
-			if pc.remove(tag) { // else the dispatcher has reported it
-				call.report(m, disconnectedErr(err))
-			}
+		dc, err := pc.ch.PublishWithDeferredConfirm(x.name, "", mandatory, false, pc.publishing(m))
+		if err != nil {
+			pending{done: done, topic: topic, x: x, msg: m}.resolve(p, disconnectedErr(err))
 			failRest(msgs[i+1:], disconnectedErr(err))
 			return
 		}
+		pc.push(pending{dc: dc, done: done, topic: topic, x: x, msg: m, expires: expires, exchange: x.name})
 	}
+}
+
+// tell reports m's outcome to a PublishAsync caller's done, wrapping err
+// as Publish does.
+func (p *Publisher) tell(done func(*message.Message, error), topic string, x *exchangeNames, m *message.Message, err error) {
+	if err != nil {
+		var aerr *amqp091.Error
+		if errors.As(err, &aerr) && aerr.Code == amqp091.NotFound {
+			// The exchange was deleted behind our back: declare it next time.
+			p.b.topo.declared.Delete(x.key)
+		}
+		err = fmt.Errorf("amqp: publish to %q: %w", topic, err)
+	}
+	done(m, err)
 }
 
 // acquire takes a channel from the pool, replacing it with a fresh one if it
@@ -324,7 +326,7 @@ func (p *Publisher) open(conn *amqp091.Connection) (*pubChan, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("enable confirms: %w", err)
 	}
-	pc := &pubChan{ch: ch, pending: map[uint64]pending{}, allowUnroutable: p.b.cfg.AllowUnroutable}
+	pc := &pubChan{p: p, ch: ch, allowUnroutable: p.b.cfg.AllowUnroutable, wake: make(chan struct{}, 1)}
 	if prefix := p.b.cfg.CloudEventsPrefix; prefix != "" && prefix != header.CloudEventsPrefix {
 		pc.cePrefix = prefix
 	}
@@ -332,13 +334,17 @@ func (p *Publisher) open(conn *amqp091.Connection) (*pubChan, error) {
 	// basic.ack of the same message, and the library hands the return over
 	// before it reads the ack, so the dispatcher has recorded the return
 	// by the time it sees the confirm.
+	//
+	// Confirms are read from the deferred confirmations amqp091-go makes
+	// for every publish in confirm mode anyway, not from a NotifyPublish
+	// listener: the library sends a listener each confirm with a timer of
+	// its own, and the dispatcher would then look each one up by tag.
 	returns := ch.NotifyReturn(make(chan amqp091.Return))
-	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 256))
 	closes := ch.NotifyClose(make(chan *amqp091.Error, 1))
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		pc.dispatch(confirms, returns, closes, p.deadlines.grain)
+		pc.dispatch(returns, closes, p.deadlines.grain)
 	}()
 	return pc, nil
 }
@@ -375,6 +381,7 @@ func (p *Publisher) Close() error {
 
 // pubChan is one confirm-mode channel and the messages awaiting its confirms.
 type pubChan struct {
+	p               *Publisher
 	ch              *amqp091.Channel
 	allowUnroutable bool
 	// cePrefix, when set, replaces "ce_" in the names of the headers
@@ -388,59 +395,60 @@ type pubChan struct {
 	// headers that repeat from message to message (spec version, type,
 	// source, content type) are not boxed again.
 	boxed map[string]boxedValue
+	// fresh are the values boxed for the current publishing, so that one
+	// value under two names (the id as ce_id and as the correlation id of
+	// a chain's first event) is boxed once.
+	fresh []boxedValue
 
-	mu      sync.Mutex
-	pending map[uint64]pending // by delivery tag
-	dead    bool               // the channel closed: nothing more will be confirmed
+	mu sync.Mutex
+	// queue holds the messages awaiting confirms in publish (delivery
+	// tag) order from head on: the dispatcher waits for the oldest one's
+	// confirm, then takes every later one already confirmed. No map by
+	// tag: RabbitMQ confirms a channel's messages in order in practice,
+	// and one confirmed early is reported once those before it are.
+	queue []pending
+	head  int
+	idle  bool          // the dispatcher waits for wake: the queue was empty
+	wake  chan struct{} // capacity 1
+	dead  bool          // the channel closed: nothing more will be confirmed
+	// strays are returns that came before their message was queued (it
+	// is queued once Publish returned, and RabbitMQ may be quicker).
+	strays []*amqp091.Return
 }
 
+// maxStrays bounds pubChan.strays: a return whose message is never queued
+// (its publish failed on our side) is forgotten eventually.
+const maxStrays = 16
+
+// pending is a message awaiting its confirm.
 type pending struct {
-	batch    *batch     // a Publish call, or nil for PublishAsync
-	async    *asyncCall // a PublishAsync call, or nil for Publish
+	dc       *amqp091.DeferredConfirmation
 	msg      *message.Message
-	expires  int64 // PublishAsync: unix nanoseconds after which it fails
-	exchange string
-	id       string
-	returned *amqp091.Return
+	exchange string          // published to, to match a return with msg's id
+	returned *amqp091.Return // set when RabbitMQ returned msg (unroutable)
+	// batch is the Publish call, or nil for PublishAsync.
+	batch *batch
+	// PublishAsync: the caller's done, the topic and exchange for its
+	// error, and the unix nanoseconds after which the message fails.
+	done     func(*message.Message, error)
+	topic    string
+	x        *exchangeNames
+	expires  int64
+	resolved bool // reported already (ConfirmTimeout): the confirm is ignored
 }
 
-// resolve reports p's outcome to its Publish or PublishAsync call.
-func (p pending) resolve(err error) {
-	if p.async != nil {
-		p.async.report(p.msg, err)
+// resolve reports e's outcome to its Publish or PublishAsync call.
+func (e pending) resolve(p *Publisher, err error) {
+	if e.batch != nil {
+		e.batch.resolve(err)
 		return
 	}
-	p.batch.resolve(err)
-}
-
-// asyncCall is one PublishAsync call, shared by its messages' pending
-// entries.
-type asyncCall struct {
-	p     *Publisher
-	topic string
-	x     *exchangeNames
-	done  func(*message.Message, error)
-}
-
-// report frees m's window slot and tells the caller; it is called once per
-// message that took a slot.
-func (c *asyncCall) report(m *message.Message, err error) {
-	<-c.p.window
-	c.fail(m, err)
-	c.p.unconfirmed.Done()
-}
-
-// fail tells the caller about m, wrapping err as Publish does.
-func (c *asyncCall) fail(m *message.Message, err error) {
-	if err != nil {
-		var aerr *amqp091.Error
-		if errors.As(err, &aerr) && aerr.Code == amqp091.NotFound {
-			// The exchange was deleted behind our back: declare it next time.
-			c.p.b.topo.declared.Delete(c.x.key)
-		}
-		err = fmt.Errorf("amqp: publish to %q: %w", c.topic, err)
-	}
-	c.done(m, err)
+	// The window slot is freed, and Close's count lowered, for every
+	// PublishAsync message that took one, which is every one resolved
+	// here.
+	<-p.window
+	p.tell(e.done, e.topic, e.x, e.msg, err)
+	p.unconfirmed.Done()
 }
 
 // batch is one Publish call: done (capacity 1) receives once every message
@@ -464,16 +472,32 @@ func (b *batch) resolve(err error) {
 	}
 }
 
-// add registers a message about to be published; false means the channel
-// is already dead (its pending messages were failed).
-func (pc *pubChan) add(tag uint64, p pending) bool {
+// push queues a message just published for the dispatcher. On a channel
+// already dead (the dispatcher has stopped) it resolves the message itself.
+func (pc *pubChan) push(e pending) {
 	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if pc.dead {
-		return false
+	for i, r := range pc.strays {
+		if r.MessageId == e.msg.UUID && r.Exchange == e.exchange {
+			e.returned = r
+			pc.strays = slices.Delete(pc.strays, i, i+1)
+			break
+		}
 	}
-	pc.pending[tag] = p
-	return true
+	if pc.dead {
+		pc.mu.Unlock()
+		e.resolve(pc.p, pc.outcome(&e, disconnectedErr(amqp091.ErrClosed)))
+		return
+	}
+	pc.queue = append(pc.queue, e)
+	wake := pc.idle
+	pc.idle = false
+	pc.mu.Unlock()
+	if wake {
+		select {
+		case pc.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (pc *pubChan) isDead() bool {
@@ -482,14 +506,73 @@ func (pc *pubChan) isDead() bool {
 	return pc.dead
 }
 
-// remove unregisters a message whose publishing failed; false means the
-// dispatcher already resolved it (the channel died meanwhile).
-func (pc *pubChan) remove(tag uint64) bool {
+// oldest is the confirmation the dispatcher waits for next, or nil (and
+// the dispatcher idle) when nothing awaits a confirm.
+func (pc *pubChan) oldest() <-chan struct{} {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	_, ok := pc.pending[tag]
-	delete(pc.pending, tag)
-	return ok
+	if pc.head == len(pc.queue) {
+		pc.idle = true
+		return nil
+	}
+	return pc.queue[pc.head].dc.Done()
+}
+
+// takeConfirmed moves the messages whose confirm came, from the oldest on
+// up to the first still waiting, to out.
+func (pc *pubChan) takeConfirmed(out []pending) []pending {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	i := pc.head
+	for ; i < len(pc.queue) && confirmed(pc.queue[i].dc); i++ {
+		if !pc.queue[i].resolved {
+			out = append(out, pc.queue[i])
+		}
+	}
+	pc.drop(i)
+	return out
+}
+
+// drop removes the queue's entries before i (the lock held), keeping
+// none of their messages alive.
+func (pc *pubChan) drop(i int) {
+	clear(pc.queue[pc.head:i])
+	pc.head = i
+	switch {
+	case pc.head == len(pc.queue):
+		pc.queue, pc.head = pc.queue[:0], 0
+	case pc.head >= 256 && 2*pc.head >= len(pc.queue):
+		n := copy(pc.queue, pc.queue[pc.head:])
+		clear(pc.queue[n:])
+		pc.queue, pc.head = pc.queue[:n], 0
+	}
+}
+
+// confirmed reports whether RabbitMQ answered dc (or its channel closed).
+func confirmed(dc *amqp091.DeferredConfirmation) bool {
+	select {
+	case <-dc.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// outcome is the result of e, whose confirm came, or never will when the
+// channel closed (closed, not nil, says why).
+func (pc *pubChan) outcome(e *pending, closed error) error {
+	switch {
+	case !confirmed(e.dc) || !e.dc.Acked():
+		// amqp091-go nacks what is unconfirmed when the channel closes:
+		// once it did, a nack may be that rather than RabbitMQ's.
+		if closed != nil {
+			return closed
+		}
+		return ErrNacked
+	case e.returned != nil && !pc.allowUnroutable:
+		return fmt.Errorf("%w (exchange %q: %d %s)", ErrUnroutable, e.returned.Exchange, e.returned.ReplyCode, e.returned.ReplyText)
+	}
+	return nil
 }
 
 // expire fails the PublishAsync messages whose confirm is overdue
@@ -497,25 +580,45 @@ func (pc *pubChan) remove(tag uint64) bool {
 func (pc *pubChan) expire(now int64) {
 	var late []pending
 	pc.mu.Lock()
-	for tag, p := range pc.pending {
-		if p.async != nil && p.expires < now {
-			late = append(late, p)
-			delete(pc.pending, tag)
+	for i := pc.head; i < len(pc.queue); i++ {
+		e := &pc.queue[i]
+		if e.batch != nil || e.resolved {
+			continue // a Publish call waits for its own deadline
 		}
+		if e.expires >= now {
+			break // later ones were published later
+		}
+		e.resolved = true
+		late = append(late, *e)
 	}
 	pc.mu.Unlock()
-	for _, p := range late {
-		p.resolve(fmt.Errorf("waiting for confirms: %w", context.DeadlineExceeded))
+	for _, e := range late {
+		e.resolve(pc.p, fmt.Errorf("waiting for confirms: %w", context.DeadlineExceeded))
 	}
 }
 
-// dispatch matches returns and confirms to pending messages until the
+// dispatch reports confirms and returns to the pending messages until the
 // channel closes, then fails whatever is still pending.
-func (pc *pubChan) dispatch(confirms <-chan amqp091.Confirmation, returns <-chan amqp091.Return, closes <-chan *amqp091.Error, sweep time.Duration) {
+func (pc *pubChan) dispatch(returns <-chan amqp091.Return, closes <-chan *amqp091.Error, sweep time.Duration) {
 	tick := time.NewTicker(sweep)
 	defer tick.Stop()
+	var ready []pending
 	for {
 		select {
+		case <-pc.oldest(): // nil, so never, while nothing is pending
+			ready = pc.takeConfirmed(ready[:0])
+			for i := range ready {
+				if !ready[i].dc.Acked() && pc.ch.IsClosed() {
+					// Nacked by amqp091-go because the channel closed.
+					pc.die(ready, closeError(closes))
+					return
+				}
+			}
+			for i := range ready {
+				ready[i].resolve(pc.p, pc.outcome(&ready[i], nil))
+			}
+			clear(ready)
+		case <-pc.wake:
 		case now := <-tick.C:
 			pc.expire(now.UnixNano())
 		case r, ok := <-returns:
@@ -524,57 +627,49 @@ func (pc *pubChan) dispatch(confirms <-chan amqp091.Confirmation, returns <-chan
 				continue
 			}
 			pc.markReturned(&r)
-		case c, ok := <-confirms:
+		case e, ok := <-closes:
 			if !ok {
-				pc.failAll(closeError(closes))
-				return
+				e = nil
 			}
-			pc.mu.Lock()
-			p, ok := pc.pending[c.DeliveryTag]
-			delete(pc.pending, c.DeliveryTag)
-			pc.mu.Unlock()
-			if !ok {
-				continue
-			}
-			var err error
-			switch {
-			case !c.Ack:
-				err = ErrNacked
-			case p.returned != nil && !pc.allowUnroutable:
-				err = fmt.Errorf("%w (exchange %q: %d %s)", ErrUnroutable, p.returned.Exchange, p.returned.ReplyCode, p.returned.ReplyText)
-			}
-			p.resolve(err)
+			pc.die(nil, reasonOf(e))
+			return
 		}
 	}
 }
 
 // markReturned marks the oldest unconfirmed message with the returned
-// message's exchange and id.
+// message's exchange and id, or keeps the return for the message about to
+// be queued (see strays).
 func (pc *pubChan) markReturned(r *amqp091.Return) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	var best uint64
-	found := false
-	for tag, p := range pc.pending {
-		if p.returned == nil && p.id == r.MessageId && p.exchange == r.Exchange && (!found || tag < best) {
-			best, found = tag, true
+	for i := pc.head; i < len(pc.queue); i++ {
+		if e := &pc.queue[i]; e.returned == nil && e.msg.UUID == r.MessageId && e.exchange == r.Exchange {
+			e.returned = r
+			return
 		}
 	}
-	if found {
-		p := pc.pending[best]
-		p.returned = r
-		pc.pending[best] = p
+	if len(pc.strays) == maxStrays {
+		pc.strays = slices.Delete(pc.strays, 0, 1)
 	}
+	pc.strays = append(pc.strays, r)
 }
 
-func (pc *pubChan) failAll(err error) {
+// die marks the channel dead and resolves taken (messages already taken
+// from the queue) and everything still queued: with its confirm if it
+// came, else with closed.
+func (pc *pubChan) die(taken []pending, closed error) {
 	pc.mu.Lock()
-	pend := pc.pending
-	pc.pending = map[uint64]pending{}
 	pc.dead = true
+	rest := pc.queue[pc.head:]
+	pc.queue, pc.head = nil, 0
 	pc.mu.Unlock()
-	for _, p := range pend {
-		p.resolve(err)
+	for _, list := range [][]pending{taken, rest} {
+		for i := range list {
+			if !list[i].resolved {
+				list[i].resolve(pc.p, pc.outcome(&list[i], closed))
+			}
+		}
 	}
 }
 
@@ -585,6 +680,12 @@ func closeError(closes <-chan *amqp091.Error) error {
 	case e = <-closes:
 	case <-time.After(100 * time.Millisecond):
 	}
+	return reasonOf(e)
+}
+
+// reasonOf is closeError for the channel's close notification e (nil:
+// closed without one).
+func reasonOf(e *amqp091.Error) error {
 	if e != nil && e.Server && isChannelLevel(e.Code) {
 		return fmt.Errorf("channel closed by the broker before confirm: %w", e)
 	}
@@ -626,6 +727,7 @@ func (pc *pubChan) publishing(m *message.Message) amqp091.Publishing {
 		pc.boxed = make(map[string]boxedValue, len(m.Metadata))
 	}
 	clear(pc.headers)
+	pc.fresh = pc.fresh[:0]
 	for k, v := range m.Metadata {
 		if brokerOwned(k) {
 			continue
@@ -636,14 +738,27 @@ func (pc *pubChan) publishing(m *message.Message) amqp091.Publishing {
 			if !ok {
 				name = pc.headerName(k)
 			}
-			b = boxedValue{name: name, s: v, v: v}
+			b = boxedValue{name: name, s: v, v: pc.box(v)}
 			if ok || len(pc.boxed) < maxBoxed {
 				pc.boxed[k] = b
 			}
 		}
 		pc.headers[b.name] = b.v
 	}
+	clear(pc.fresh) // keep no message's values alive
 	return publishingOf(m, pc.headers)
+}
+
+// box is v as a table value, boxed once per publishing (see fresh).
+func (pc *pubChan) box(v string) any {
+	for _, f := range pc.fresh {
+		if f.s == v {
+			return f.v
+		}
+	}
+	b := boxedValue{s: v, v: v}
+	pc.fresh = append(pc.fresh, b)
+	return b.v
 }
 
 // headerName is the header written for metadata key k: k, or with "ce_"

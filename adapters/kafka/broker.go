@@ -141,19 +141,23 @@ func (b *Broker) Subscriber(group string, opts broker.SubscriberOptions) (messag
 	if b.closed {
 		return nil, broker.ErrClosed
 	}
-	s := &Subscriber{b: b, group: group, prefetch: prefetch, subs: map[*subscription]struct{}{}}
+	s := &Subscriber{b: b, group: group, prefetch: prefetch, exactlyOnce: opts.ExactlyOnce,
+		subs: map[*subscription]struct{}{}, txns: map[*txnSubscription]struct{}{}}
 	b.subs = append(b.subs, s)
 	return s, nil
 }
 
 // Capabilities: at-least-once, per-key order, delayed redelivery through
-// retry topics, durable.
+// retry topics, durable; a nack holds back the partition's committed offset
+// (NackRewinds); exactly-once subscriptions in transactions.
 func (b *Broker) Capabilities() broker.Capabilities {
 	return broker.Capabilities{
 		Delivery:          "at-least-once",
 		Ordering:          broker.OrderPerKey,
 		DelayedRedelivery: true,
 		Durable:           true,
+		NackRewinds:       true,
+		ExactlyOnce:       true,
 	}
 }
 

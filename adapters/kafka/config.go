@@ -24,6 +24,13 @@ type Config struct {
 	// Partitions is the partition count of topics the adapter creates.
 	// Default 3. Topics that already exist are left as they are.
 	Partitions int32 `yaml:"partitions"`
+	// RetryPartitions is the partition count of the retry topics the
+	// adapter creates (5 tiers per consumer group and topic: most of a
+	// small cluster's partitions if they had Partitions each). Default 1:
+	// one member of the group reads each tier, which suits the failure
+	// path; raise it when retries are a large share of the traffic. Order
+	// per key holds with any count (a key's retries share a partition).
+	RetryPartitions int32 `yaml:"retry_partitions"`
 	// ReplicationFactor of topics the adapter creates. Default -1: the
 	// cluster's default.replication.factor, so that acks "all" means what
 	// the cluster's operators set (a factor of 1 would make it meaningless).
@@ -151,6 +158,7 @@ const (
 	DefaultBroker            = "127.0.0.1:9092"
 	DefaultClientID          = "switchyard"
 	DefaultPartitions        = 3
+	DefaultRetryPartitions   = 1
 	DefaultReplicationFactor = -1
 	DefaultProvision         = ProvisionCreate
 	DefaultPrefetch          = 256
@@ -199,6 +207,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
+	}
+	if c.RetryPartitions == 0 {
+		c.RetryPartitions = DefaultRetryPartitions
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = DefaultReplicationFactor
@@ -265,6 +276,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		add("partitions", "%d, want >= 1", c.Partitions)
+	}
+	if c.RetryPartitions < 1 {
+		add("retry_partitions", "%d, want >= 1", c.RetryPartitions)
 	}
 	if c.ReplicationFactor < 1 && c.ReplicationFactor != -1 {
 		add("replication_factor", "%d, want -1 (the cluster's default) or >= 1", c.ReplicationFactor)

@@ -18,7 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
-	if c.Partitions != 3 || c.ReplicationFactor != -1 || c.Acks != AcksAll || c.InitialOffset != OffsetEarliest ||
+	if c.Partitions != 3 || c.RetryPartitions != 1 || c.ReplicationFactor != -1 || c.Acks != AcksAll || c.InitialOffset != OffsetEarliest ||
 		c.Prefetch != 256 || c.NackBackoff != 100*time.Millisecond || c.MaxNackBackoff != 5*time.Second ||
 		len(c.Brokers) != 1 || c.Brokers[0] != "127.0.0.1:9092" || len(c.DelayTiers) != 5 || c.Compression != CompressionNone {
 		t.Fatalf("unexpected defaults: %+v", c)
@@ -29,6 +29,7 @@ func TestConfigValidateNamesEveryField(t *testing.T) {
 	c := Config{
 		Brokers:           []string{"nohost"},
 		Partitions:        -1,
+		RetryPartitions:   -3,
 		ReplicationFactor: -2,
 		InitialOffset:     "middle",
 		Acks:              "some",
@@ -51,6 +52,7 @@ func TestConfigValidateNamesEveryField(t *testing.T) {
 	for _, want := range []string{
 		`broker.kafka.brokers[0]: "nohost"`,
 		"broker.kafka.partitions: -1",
+		"broker.kafka.retry_partitions: -3, want >= 1",
 		"broker.kafka.replication_factor: -2",
 		`broker.kafka.initial_offset: "middle"`,
 		`broker.kafka.acks: "some"`,

@@ -115,6 +115,9 @@ func (b *Broker) Delay(ctx context.Context, topic, group string, msg *message.Me
 	if group == "" {
 		return fmt.Errorf("kafka: delay to %q: consumer group required", topic)
 	}
+	if _, ok := msg.Context().(*txnContext); ok || txnIn(ctx) != nil {
+		return fmt.Errorf("kafka: delay to %q: a delayed redelivery cannot join an exactly-once transaction (use order_on_retry: keep)", topic)
+	}
 	return b.delayUntil(ctx, topic, group, msg, time.Now().Add(delay), false)
 }
 
@@ -139,7 +142,7 @@ func (b *Broker) delayUntil(ctx context.Context, topic, group string, msg *messa
 	// Normally a cache hit: Subscribe provisioned the group's retry topics.
 	// A process that delays without subscribing (a replay tool) looks the
 	// topic up once.
-	if err := b.ensureTopics(ctx, rt); err != nil {
+	if err := b.ensureRetryTopics(ctx, rt); err != nil {
 		return fmt.Errorf("kafka: delay to %q: %w", rt, err)
 	}
 	extra := []kgo.RecordHeader{

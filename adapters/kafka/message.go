@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,17 +94,47 @@ func recordMessage(r *kgo.Record) *message.Message {
 		m.Metadata = make(message.Metadata, len(r.Headers)+3)
 	}
 	md := m.Metadata
+	// Every header value, the record key and the partition and offset are
+	// copied into one string, and the metadata values are slices of it:
+	// one allocation per record instead of one per value.
+	size := len(r.Key) + 2*20
 	for _, h := range r.Headers {
-		md[header.Canonical(h.Key)] = string(h.Value)
+		size += len(h.Value)
 	}
+	var sb strings.Builder
+	sb.Grow(size)
+	var ends [16]int // end of each header value in sb, for the first 16
+	for i, h := range r.Headers {
+		sb.Write(h.Value)
+		if i < len(ends) {
+			ends[i] = sb.Len()
+		}
+	}
+	sb.Write(r.Key)
+	keyEnd := sb.Len()
+	var num [20]byte
+	sb.Write(strconv.AppendInt(num[:0], int64(r.Partition), 10))
+	partEnd := sb.Len()
+	sb.Write(strconv.AppendInt(num[:0], r.Offset, 10))
+	all := sb.String()
+	start := 0
+	for i, h := range r.Headers {
+		if i < len(ends) {
+			md[header.Canonical(h.Key)] = all[start:ends[i]]
+			start = ends[i]
+		} else {
+			md[header.Canonical(h.Key)] = string(h.Value)
+		}
+	}
+	start = keyEnd - len(r.Key)
 	if len(r.Key) > 0 && md[header.Key] == "" {
-		md[header.Key] = string(r.Key)
+		md[header.Key] = all[start:keyEnd]
 	}
 	delete(md, MetadataRetryDue)
 	delete(md, MetadataRetryUntil)
 	md[MetadataTopic] = r.Topic
-	md[MetadataPartition] = strconv.FormatInt(int64(r.Partition), 10)
-	md[MetadataOffset] = strconv.FormatInt(r.Offset, 10)
+	md[MetadataPartition] = all[keyEnd:partEnd]
+	md[MetadataOffset] = all[partEnd:]
 	m.UUID = md[header.ID]
 	if m.UUID == "" {
 		m.UUID = r.Topic + "/" + md[MetadataPartition] + "/" + md[MetadataOffset]

@@ -56,7 +56,10 @@ func (b *Broker) Provision(ctx context.Context, topic, group string) error {
 	if b.isClosed() {
 		return fail(broker.ErrClosed)
 	}
-	if err := b.ensureTopics(ctx, append([]string{topic}, b.retryTopics(topic, group)...)...); err != nil {
+	if err := b.ensureTopics(ctx, topic); err != nil {
+		return fail(err)
+	}
+	if err := b.ensureRetryTopics(ctx, b.retryTopics(topic, group)...); err != nil {
 		return fail(err)
 	}
 	if b.cfg.InitialOffset != OffsetLatest {

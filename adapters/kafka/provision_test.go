@@ -15,8 +15,9 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
-// topicExists asks the test broker whether topic exists.
-func topicExists(t *testing.T, topic string) bool {
+// listTopics describes topics (all of them when none is given) on the
+// test broker.
+func listTopics(t *testing.T, topics ...string) kadm.TopicDetails {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokertest.KafkaBrokers(t), ",")...))
 	if err != nil {
@@ -25,11 +26,17 @@ func topicExists(t *testing.T, topic string) bool {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	ds, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
 	if err != nil {
 		t.Fatalf("ListTopics: %v", err)
 	}
-	d, ok := ds[topic]
+	return ds
+}
+
+// topicExists asks the test broker whether topic exists.
+func topicExists(t *testing.T, topic string) bool {
+	t.Helper()
+	d, ok := listTopics(t, topic)[topic]
 	return ok && d.Err == nil && len(d.Partitions) > 0
 }
 
@@ -117,5 +124,32 @@ func TestProvisionCreateUsesTheClusterReplicationFactor(t *testing.T) {
 		if !topicExists(t, rt) {
 			t.Errorf("topic %q not created", rt)
 		}
+	}
+}
+
+// Retry topics are created with retry_partitions partitions, the subscribed
+// topic with partitions: five tiers per group need not cost five times the
+// topic's partitions.
+func TestRetryTopicsHaveTheirOwnPartitionCount(t *testing.T) {
+	b := newBroker(t, func(c *kafka.Config) { c.Partitions = 3; c.RetryPartitions = 2 })
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	retries := 0
+	for name, d := range listTopics(t) {
+		switch {
+		case name == topic:
+			if len(d.Partitions) != 3 {
+				t.Errorf("%s: %d partitions, want 3", name, len(d.Partitions))
+			}
+		case strings.HasPrefix(name, topic+".retry."):
+			retries++
+			if len(d.Partitions) != 2 {
+				t.Errorf("%s: %d partitions, want 2", name, len(d.Partitions))
+			}
+		}
+	}
+	if retries != 5 {
+		t.Errorf("%d retry topics, want one per tier (5)", retries)
 	}
 }

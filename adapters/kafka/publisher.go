@@ -62,6 +62,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := p.ensureTopic(context.Background(), topic); err != nil {
 		return fmt.Errorf("kafka: publish to %q: %w", topic, err)
 	}
+	if sess := txnIn(msgs[0].Context()); sess != nil { // published by an exactly-once handler
+		return p.publishTxn(sess, topic, msgs)
+	}
 	return p.produce(context.Background(), topic, msgs, nil)
 }
 
@@ -100,12 +103,16 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*m
 		fail(msgs, err)
 		return
 	}
+	produce := p.cl.Produce
+	if sess := txnIn(ctx); sess != nil { // published by an exactly-once handler
+		produce = sess.Produce
+	}
 	for i, m := range msgs {
 		if err := ctx.Err(); err != nil {
 			fail(msgs[i:], err)
 			return
 		}
-		p.cl.Produce(ctx, toRecord(topic, m, nil), func(_ *kgo.Record, err error) {
+		produce(ctx, toRecord(topic, m, nil), func(_ *kgo.Record, err error) {
 			if err != nil {
 				if errors.Is(err, kerr.UnknownTopicID) {
 					// Not from franz-go's goroutine: purging waits for it.

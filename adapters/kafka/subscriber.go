@@ -41,12 +41,14 @@ const closeTimeout = 10 * time.Second
 // the group with its own franz-go client, so several subscriptions of one
 // group (in this process or others) share the topic's partitions.
 type Subscriber struct {
-	b        *Broker
-	group    string
-	prefetch int
+	b           *Broker
+	group       string
+	prefetch    int
+	exactlyOnce bool
 
 	mu      sync.Mutex
 	subs    map[*subscription]struct{}
+	txns    map[*txnSubscription]struct{}
 	closed  bool
 	failure error
 }
@@ -95,10 +97,16 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if topic == "" {
 		return nil, errors.New("kafka: subscribe: topic required")
 	}
+	if s.exactlyOnce {
+		return s.subscribeTxn(ctx, topic)
+	}
 	// The topic and its group's retry topics are provisioned here, not on
 	// the first Delay: a retry consumer must exist before the first retry
 	// record does, or a rebalance could start it past that record.
-	if err := s.b.ensureTopics(ctx, append([]string{topic}, s.b.retryTopics(topic, s.group)...)...); err != nil {
+	if err := s.b.ensureTopics(ctx, topic); err != nil {
+		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
+	}
+	if err := s.b.ensureRetryTopics(ctx, s.b.retryTopics(topic, s.group)...); err != nil {
 		return nil, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 	}
 
@@ -196,6 +204,9 @@ func (s *subscription) newSource(retry bool, instance string, extra ...kgo.Opt) 
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
 		kgo.FetchMaxWait(time.Second),
+		// Outputs of exactly-once handlers whose transaction aborted are
+		// never handed out (without transactions it changes nothing).
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
 			s.onAssigned(src, parts)
 		}),
@@ -250,7 +261,12 @@ func (s *Subscriber) Close() error {
 		subs = append(subs, sub)
 	}
 	s.subs = map[*subscription]struct{}{}
+	txns := s.txns
+	s.txns = map[*txnSubscription]struct{}{}
 	s.mu.Unlock()
+	for t := range txns {
+		t.shutdown()
+	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(subs))

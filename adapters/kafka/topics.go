@@ -33,8 +33,19 @@ func legalTopicName(s string) bool {
 // ("create") or reported ("verify"). Looking first matters on ACL clusters:
 // a principal without CREATE permission gets TOPIC_AUTHORIZATION_FAILED from
 // CreateTopics even for a topic that exists. Known topics are cached, so
-// this costs a request only the first time.
+// this costs a request only the first time. Topics are created with
+// Config.Partitions partitions; see ensureRetryTopics.
 func (b *Broker) ensureTopics(ctx context.Context, topics ...string) error {
+	return b.ensure(ctx, b.cfg.Partitions, topics)
+}
+
+// ensureRetryTopics is ensureTopics for retry topics, created with
+// Config.RetryPartitions partitions.
+func (b *Broker) ensureRetryTopics(ctx context.Context, topics ...string) error {
+	return b.ensure(ctx, b.cfg.RetryPartitions, topics)
+}
+
+func (b *Broker) ensure(ctx context.Context, partitions int32, topics []string) error {
 	if b.cfg.Provision == ProvisionNone {
 		return nil
 	}
@@ -69,7 +80,7 @@ func (b *Broker) ensureTopics(ctx context.Context, topics ...string) error {
 			missing, ErrTopicMissing, ProvisionVerify, ProvisionCreate)
 	}
 	// -1 partitions or replication factor ask for the cluster's default.
-	created, err := b.adm.CreateTopics(ctx, b.cfg.Partitions, b.cfg.ReplicationFactor, nil, missing...)
+	created, err := b.adm.CreateTopics(ctx, partitions, b.cfg.ReplicationFactor, nil, missing...)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics %q: %w", missing, err)
 	}

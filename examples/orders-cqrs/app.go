@@ -10,6 +10,7 @@ import (
 	"github.com/switchyard-go/switchyard/pkg/command"
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
+	"github.com/switchyard-go/switchyard/pkg/ops"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
 
@@ -62,6 +63,7 @@ type app struct {
 	commandTimeout time.Duration
 	logger         *slog.Logger
 	wake           chan struct{} // the read model's
+	ops            *ops.Server   // nil without an http section
 }
 
 func newApp(env *environment, logger *slog.Logger) (*app, error) {
@@ -76,7 +78,13 @@ func newApp(env *environment, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	bus, err := command.New(svc, s.Commands, command.WithLogger(logger))
+	// The rules the HTTP API tells apart must be recognised on whichever
+	// instance sent the command, not only the one that handled it.
+	if err := exportReadModel(env.ops, summaries); err != nil {
+		return nil, err
+	}
+	bus, err := command.New(svc, s.Commands, command.WithLogger(logger),
+		command.RejectionReasons(errInvalid, errUnknownOrder))
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +97,7 @@ func newApp(env *environment, logger *slog.Logger) (*app, error) {
 		commandTimeout: s.CommandTimeout,
 		logger:         logger,
 		wake:           wake,
+		ops:            env.ops,
 	}
 	// One handler per command; handler names key per-handler settings in
 	// a configuration file's handlers section.

@@ -10,6 +10,7 @@ import (
 	"github.com/switchyard-go/switchyard/adapters/postgres"
 	"github.com/switchyard-go/switchyard/config"
 	"github.com/switchyard-go/switchyard/pkg/eventstore"
+	"github.com/switchyard-go/switchyard/pkg/ops"
 	"github.com/switchyard-go/switchyard/pkg/projection"
 	"github.com/switchyard-go/switchyard/pkg/retry"
 	"github.com/switchyard-go/switchyard/pkg/service"
@@ -30,7 +31,9 @@ type environment struct {
 	table    summaryTable
 	// checkpoints keeps the read model's checkpoint, with the table.
 	checkpoints projection.Store
-	closers     []func()
+	// ops is the operations server (nil without an http section).
+	ops     *ops.Server
+	closers []func()
 }
 
 func (e *environment) close() {
@@ -60,7 +63,12 @@ func open(ctx context.Context, path string, logger *slog.Logger) (_ *environment
 		return nil, fmt.Errorf("opening the %s broker: %w", cfg.Broker.Type, err)
 	}
 	env.closers = append(env.closers, func() { _ = b.Close() })
-	env.svc = service.New(b, append(cfg.ServiceOptions(),
+	opts, srv, err := serviceOptions(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	env.ops = srv
+	env.svc = service.New(b, append(opts,
 		service.WithDefaults(cfg.Defaults.Inherit(examplePolicy)),
 		service.WithLogger(logger),
 	)...)

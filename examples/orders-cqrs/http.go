@@ -31,7 +31,9 @@ const maxReadWait = 10 * time.Second
 //
 // Commands answer with the order id and the stream version they produced;
 // a rule they break is 409 (422 for an invalid order, 404 for an unknown
-// one). An Idempotency-Key header becomes the command's id.
+// one), whichever instance of the service decided. An Idempotency-Key
+// header becomes the command's id; with deduplication on, a key handled
+// before answers 200 with status "already_handled".
 func (a *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", a.placeOrder)
@@ -89,6 +91,11 @@ func (a *app) send(w http.ResponseWriter, r *http.Request, okStatus int, cmd com
 			w.Header().Set("Location", "/orders/"+reply.OrderID)
 		}
 		writeJSON(w, okStatus, reply)
+	case errors.Is(err, command.ErrAlreadyHandled):
+		// A retry of a request whose Idempotency-Key was handled before
+		// (with deduplication on): its effect is in the read model.
+		reply.Status = "already_handled"
+		writeJSON(w, http.StatusOK, reply)
 	case errors.Is(err, command.ErrNoOutcome) && res.ID != "":
 		// Sent, but not decided within the timeout: it may still be.
 		reply.Status = "pending"

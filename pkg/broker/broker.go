@@ -61,6 +61,12 @@ type SubscriberOptions struct {
 	// order across all subscribers of the group (Kafka partitions; RabbitMQ
 	// single-active-consumer queues; memory always).
 	Ordered bool
+	// ExactlyOnce asks that each handed-out message and whatever is
+	// published through the broker while handling it (its context, see
+	// [Scoped]) commit together or not at all: a Kafka transaction that
+	// also commits the consumed offsets. Only brokers whose Capabilities
+	// report ExactlyOnce accept it.
+	ExactlyOnce bool
 }
 
 // Ordering describes what order a broker keeps.
@@ -89,6 +95,17 @@ type Capabilities struct {
 	// its metadata or its payload once it returned: the runtime may then
 	// reuse the message for its next publish.
 	PublishCopies bool
+	// NackRewinds is true when a nack also takes back the acks of the
+	// messages after it: the broker keeps a committed position per
+	// partition (Kafka's offset) that cannot pass an unresolved message,
+	// so whoever reads the partition next handles again everything acked
+	// after a handed-back message. The runtime then finishes the messages
+	// it holds when it shuts down, within the shutdown timeout, rather
+	// than handing them back.
+	NackRewinds bool
+	// ExactlyOnce is true when the broker accepts
+	// [SubscriberOptions].ExactlyOnce.
+	ExactlyOnce bool
 }
 
 // AsyncPublisher is implemented by publishers that can pipeline: one
@@ -199,6 +216,15 @@ const DeadLetterGroup = "switchyard-dlq"
 // context then (the delivery is nacked, never dead-lettered, for it).
 type Revocable interface {
 	Revocation() context.Context
+}
+
+// Scoped is implemented by the context of a message whose handling is part
+// of a unit of work on the broker (a Kafka transaction): the runtime runs
+// the handler under Scope(ctx), so that what the handler publishes with
+// that context, dead letters included, joins the unit and commits or
+// aborts with the message.
+type Scoped interface {
+	Scope(ctx context.Context) context.Context
 }
 
 // Failer is implemented by subscribers that can end a subscription on an

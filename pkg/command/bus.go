@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-go/switchyard/pkg/event"
 	"github.com/switchyard-go/switchyard/pkg/failure"
+	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -56,6 +57,8 @@ type Bus struct {
 	cfg    Config
 	logger *slog.Logger
 
+	reasons []error // see RejectionReasons
+
 	mu       sync.Mutex
 	handlers map[string]string // command type -> handler name
 	waiters  map[string]chan outcome
@@ -66,6 +69,16 @@ type Option func(*Bus)
 
 // WithLogger sets the logger rejections are logged to; nil discards.
 func WithLogger(l *slog.Logger) Option { return func(b *Bus) { b.logger = l } }
+
+// RejectionReasons names the errors a [Reject] may wrap that a sender on
+// another instance must still recognise with errors.Is: a rejection that
+// travels back to [Bus.SendAndWait] through the broker carries its text
+// and which of these errors it wraps, so that errors.Is(err, reason) holds
+// for the sender as for the handler. Every instance must list the same
+// reasons (they are matched by their text).
+func RejectionReasons(errs ...error) Option {
+	return func(b *Bus) { b.reasons = append(b.reasons, errs...) }
+}
 
 // New returns a bus sending commands through svc's broker.
 func New(svc *service.Service, cfg Config, opts ...Option) (*Bus, error) {
@@ -108,7 +121,11 @@ func Handle[C event.Event](b *Bus, name string, fn func(ctx context.Context, c C
 	b.handlers[typ] = name // reserved while service.Handle runs
 	b.mu.Unlock()
 
-	opts = append(opts, service.Topic(b.cfg.Topic), service.Group(b.cfg.Group))
+	opts = append(opts, service.Topic(b.cfg.Topic), service.Group(b.cfg.Group), service.Publishes(outcomeReply{}),
+		service.OnDuplicate(func(ctx context.Context) {
+			// Its outcome is not kept: say so rather than let the sender wait.
+			b.finish(ctx, middleware.DeliveryFrom(ctx), outcome{err: ErrAlreadyHandled})
+		}))
 	err := service.Handle(b.svc, name, func(ctx context.Context, c C) error {
 		return b.handle(ctx, name, func(ctx context.Context) error { return fn(ctx, c) })
 	}, opts...)
@@ -122,7 +139,7 @@ func Handle[C event.Event](b *Bus, name string, fn func(ctx context.Context, c C
 }
 
 // handle runs one attempt of a command handler and reports its outcome to
-// a waiting SendAndWait once the outcome is final.
+// the SendAndWait waiting for it once the outcome is final.
 func (b *Bus) handle(ctx context.Context, name string, fn func(context.Context) error) error {
 	res := &result{}
 	err := fn(context.WithValue(ctx, resultKey{}, res))
@@ -133,18 +150,35 @@ func (b *Bus) handle(ctx context.Context, name string, fn func(context.Context) 
 	var rej *RejectedError
 	switch {
 	case err == nil:
-		b.resolve(d.Envelope.ID, outcome{version: res.version})
+		b.finish(ctx, d, outcome{version: res.version})
 		return nil
 	case errors.As(err, &rej):
 		b.logger.LogAttrs(ctx, slog.LevelInfo, "command rejected",
 			slog.String("handler", name), slog.String("command", d.Envelope.Type),
 			slog.String("id", d.Envelope.ID), slog.String("reason", rej.Err.Error()))
-		b.resolve(d.Envelope.ID, outcome{version: res.version, err: err})
+		b.finish(ctx, d, outcome{version: res.version, err: err})
 		return nil
 	case failure.IsPermanent(err) || b.lastAttempt(name, d):
-		b.resolve(d.Envelope.ID, outcome{err: err})
+		b.finish(ctx, d, outcome{err: fmt.Errorf("%w: %w", ErrFailed, err), cause: err})
 	}
 	return err
+}
+
+// finish hands a command's final outcome to the SendAndWait waiting for
+// it: in this process directly, with the handler's own error, or else
+// through the broker to the sender's inbox, if the command came with one
+// (it was sent with SendAndWait, not Send). Both, when a SendAndWait here
+// waits for the id but this message came from another instance's (one
+// idempotency key sent through two instances at once).
+func (b *Bus) finish(ctx context.Context, d *middleware.Delivery, o outcome) {
+	replyTo := d.Msg.Metadata[header.ReplyTo]
+	if b.resolve(d.Envelope.ID, o) && (replyTo == "" || replyTo == b.svc.ReplyAddress()) {
+		return
+	}
+	reply, rerr := b.encode(o)
+	if err := service.Answer(ctx, b.svc, reply, rerr); err != nil {
+		d.Logger().Warn("the sender of a command was not told its outcome; it will time out", slog.Any("error", err))
+	}
 }
 
 // lastAttempt reports whether the failed attempt of d is the handler's

@@ -37,9 +37,11 @@
 // being handled, like [service.Service.Publish] (and, like it, the handler
 // declares the command with [service.Publishes]). [Bus.SendAndWait] also
 // waits for the command's outcome: the new version of the aggregate, or
-// the handler's rejection. It sees outcomes of commands handled by the same
-// process, which is what a single instance, or a service whose HTTP API and
-// command handlers run together, has; see its doc for more instances.
+// the handler's rejection, from whichever instance handled it. The command
+// carries the sending instance's inbox address, as a request of
+// [service.Request] does, and the handling instance answers there
+// ([service.Answer]); see SendAndWait's doc for what travels and
+// [RejectionReasons] for rejections that must stay recognisable.
 //
 // # Deciding on an aggregate
 //

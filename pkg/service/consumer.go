@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -46,6 +47,10 @@ type consumer struct {
 	// header contract, before its key is read.
 	inbound    func(topic string, msg *message.Message) error
 	handlerCtx context.Context
+	// revoked holds, per revocation context of the broker (a Kafka
+	// partition's), the handler context its deliveries share; see run.
+	revMu   sync.Mutex
+	revoked map[context.Context]context.Context
 	// parking is the group's parked keys when a handler of c keeps dead
 	// letters in key order; parkedChain dead-letters behind a parked key.
 	parking     *parking
@@ -88,7 +93,7 @@ func (s *Service) plan() ([]*consumer, error) {
 				inbound:     s.normalizeInbound,
 				health:      newPathHealth(),
 				concurrency: h.policy.Concurrency,
-				opts:        broker.SubscriberOptions{Prefetch: h.policy.Prefetch, Ordered: h.policy.IsOrdered()},
+				opts:        broker.SubscriberOptions{Prefetch: h.policy.Prefetch, Ordered: h.policy.IsOrdered(), ExactlyOnce: h.policy.IsExactlyOnce()},
 			}
 			if h.batch != nil {
 				c.concurrency, c.opts.Prefetch = batchSubscription(h.policy)
@@ -148,6 +153,9 @@ func sharedSubscription(c *consumer, h *handler) error {
 	}
 	if h.policy.IsOrdered() != c.opts.Ordered {
 		differ("ordered", c.opts.Ordered, h.policy.IsOrdered())
+	}
+	if h.policy.IsExactlyOnce() != c.opts.ExactlyOnce {
+		differ("exactly_once", c.opts.ExactlyOnce, h.policy.IsExactlyOnce())
 	}
 	return errs
 }
@@ -343,20 +351,43 @@ var errRevoked = errors.New("the broker took the message back (partition revoked
 
 // run runs chain for d. A message the broker can take back while it is
 // handled (broker.Revocable: a Kafka partition revoked in a rebalance) gets
-// a handler context that ends when it does; other messages get the
+// a handler context that ends when its revocation context does, shared by
+// every message of that revocation context; other messages get the
 // service's handler context as it is, at no cost.
 func (c *consumer) run(chain middleware.Handler, msg *message.Message, d *middleware.Delivery) error {
+	if sc, ok := msg.Context().(broker.Scoped); ok {
+		// A transaction's message: what the handler publishes joins it.
+		return chain(sc.Scope(c.handlerCtx), d)
+	}
 	r, ok := msg.Context().(broker.Revocable)
 	if !ok {
 		return chain(c.handlerCtx, d)
 	}
+	return chain(c.revocable(r.Revocation()), d)
+}
+
+// revocable returns the handler context of the deliveries whose revocation
+// context is rev: made once per rev (a partition assignment), not per
+// message, so that a Kafka delivery allocates no context and no AfterFunc;
+// forgotten once rev is done.
+func (c *consumer) revocable(rev context.Context) context.Context {
+	c.revMu.Lock()
+	defer c.revMu.Unlock()
+	if ctx, ok := c.revoked[rev]; ok {
+		return ctx
+	}
+	if c.revoked == nil {
+		c.revoked = map[context.Context]context.Context{}
+	}
 	ctx, cancel := context.WithCancelCause(c.handlerCtx)
-	stop := context.AfterFunc(r.Revocation(), func() { cancel(errRevoked) })
-	defer func() {
-		stop()
-		cancel(nil)
-	}()
-	return chain(ctx, d)
+	c.revoked[rev] = ctx
+	context.AfterFunc(rev, func() {
+		cancel(errRevoked)
+		c.revMu.Lock()
+		delete(c.revoked, rev)
+		c.revMu.Unlock()
+	})
+	return ctx
 }
 
 // recovered settles a message whose stack panicked outside the handler:

@@ -25,7 +25,11 @@ import (
 //     message of the key overtakes it whatever the broker's prefetch;
 //   - the messages it holds, queued and in flight, never exceed limit: at
 //     the limit it stops taking messages from the broker (backpressure), so
-//     memory stays bounded.
+//     memory stays bounded;
+//   - when it closes, it hands its queued messages back to the broker, or,
+//     with finish set (a broker whose nack rewinds, see
+//     broker.Capabilities.NackRewinds), goes on handling them until
+//     [dispatcher.abandon].
 //
 // Messages without a key are independent of each other and of every key.
 type dispatcher struct {
@@ -52,6 +56,9 @@ type dispatcher struct {
 	workers  int // worker goroutines
 	idle     int // workers waiting for work
 	closed   bool
+	// finish keeps the workers handling queued messages after close, until
+	// abandon; set before the first add.
+	finish   bool
 	stopping chan struct{} // closed by close
 	all      map[*worker]struct{}
 	wg       sync.WaitGroup
@@ -221,7 +228,7 @@ func (w *worker) loop() {
 			d.work.Wait()
 			d.idle--
 		}
-		if d.closed {
+		if d.closed && !(d.finish && d.canStartLocked()) {
 			break
 		}
 		t, _ := d.ready.pop()
@@ -322,7 +329,7 @@ func (w *worker) Release() {
 	d.mu.Lock()
 	d.running--
 	d.parked++
-	if !d.closed && d.workers-d.parked < d.concurrency {
+	if (!d.closed || d.finish) && d.workers-d.parked < d.concurrency {
 		d.spawnLocked()
 	}
 	if d.resuming > 0 {
@@ -351,17 +358,38 @@ func (w *worker) Acquire() {
 	d.mu.Unlock()
 }
 
-// close stops the pool: queued messages are nacked (they go back to the
-// broker for this group), messages in hand are finished by their workers.
-// It does not wait; see [dispatcher.wait].
+// close stops the pool: it takes nothing more, waits inside handlers end
+// (Stopping), and messages in hand are finished by their workers. Queued
+// messages are nacked (they go back to the broker for this group), unless
+// finish is set: then the workers handle them too, until abandon. It does
+// not wait; see [dispatcher.wait].
 func (d *dispatcher) close() {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
-		d.mu.Unlock()
 		return
 	}
 	d.closed = true
 	close(d.stopping)
+	if !d.finish {
+		d.nackQueuedLocked()
+	}
+	d.work.Broadcast()
+}
+
+// abandon nacks what close left queued for the workers to finish (the
+// shutdown timeout passed); the messages in hand are still finished.
+func (d *dispatcher) abandon() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.finish {
+		d.finish = false
+		d.nackQueuedLocked()
+	}
+}
+
+// nackQueuedLocked nacks every queued message, each key's in order.
+func (d *dispatcher) nackQueuedLocked() {
 	for {
 		t, ok := d.ready.pop()
 		if !ok {
@@ -377,8 +405,6 @@ func (d *dispatcher) close() {
 	for _, kq := range d.keys {
 		d.nackPendingLocked(kq)
 	}
-	d.work.Broadcast()
-	d.mu.Unlock()
 }
 
 // wait returns a channel closed once every worker has ended.

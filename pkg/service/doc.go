@@ -87,7 +87,10 @@
 // # Shutdown and errors
 //
 // [Service.Run] blocks until its context is cancelled. Then it stops intake,
-// nacks what it holds but has not started, lets in-flight handlers finish
+// nacks what it holds but has not started (on a broker whose nack rewinds,
+// Kafka, it handles those too, within the shutdown timeout: a handed-back
+// message would make the next owner of its partition handle again what was
+// acked after it), lets in-flight handlers finish
 // (bounded by the shutdown timeout), and still acks, nacks and publishes for
 // them: handlers never see the Run context's cancellation unless the timeout
 // passes. Run returns an error when a subscription dies while running, and

@@ -31,6 +31,8 @@ type fakeBroker struct {
 	subscribeErr func() error
 	nackDelay    time.Duration
 	ordering     broker.Ordering
+	nackRewinds  bool     // what Capabilities reports as NackRewinds
+	exactlyOnce  bool     // what Capabilities reports as ExactlyOnce
 	acks, nacks  []string // message ids, in the order settled
 	redeliver    []redelivery
 	redelivering bool
@@ -54,7 +56,7 @@ func (b *fakeBroker) Name() string                 { return "fake" }
 func (b *fakeBroker) Publisher() message.Publisher { return fakePublisher{b} }
 func (b *fakeBroker) Close() error                 { return nil }
 func (b *fakeBroker) Capabilities() broker.Capabilities {
-	return broker.Capabilities{Delivery: "at-least-once", Ordering: b.ordering}
+	return broker.Capabilities{Delivery: "at-least-once", Ordering: b.ordering, NackRewinds: b.nackRewinds, ExactlyOnce: b.exactlyOnce}
 }
 
 func (b *fakeBroker) Subscriber(string, broker.SubscriberOptions) (message.Subscriber, error) {
@@ -85,6 +87,25 @@ func (b *fakeBroker) end(topic string) {
 	if !t.closed {
 		t.closed = true
 		close(t.out)
+	}
+}
+
+// waitEnded waits until topic's channel is closed (intake stopped).
+func (b *fakeBroker) waitEnded(t *testing.T, topic string) {
+	t.Helper()
+	tp := b.topic(topic)
+	deadline := time.Now().Add(guard)
+	for {
+		b.mu.Lock()
+		closed := tp.closed
+		b.mu.Unlock()
+		if closed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("intake on %q never stopped", topic)
+		}
+		time.Sleep(2 * time.Millisecond) // polling a condition, with a deadline
 	}
 }
 

@@ -60,7 +60,12 @@ func (s *Service) idempotencyMiddleware(h *handler) middleware.Middleware {
 		Store:            s.idem.store,
 		Clock:            s.clock,
 		MaxInProcessWait: h.policy.MaxInProcessWait,
-		OnDuplicate:      func(*middleware.Delivery) { s.recorder.Duplicate(name) },
+		OnDuplicate: func(d *middleware.Delivery) {
+			s.recorder.Duplicate(name)
+			if h.onDuplicate != nil {
+				h.onDuplicate(middleware.WithDelivery(context.Background(), d))
+			}
+		},
 	}
 	if d, ok := s.broker.(broker.Delayer); ok && h.policy.OrderOnRetry == OrderRelease {
 		cfg.Requeue = func(ctx context.Context, del *middleware.Delivery, wait time.Duration) error {

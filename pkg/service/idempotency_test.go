@@ -3,10 +3,12 @@ package service_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/idempotency"
 	"github.com/switchyard-go/switchyard/pkg/middleware"
 	"github.com/switchyard-go/switchyard/pkg/retry"
@@ -149,5 +151,30 @@ func TestIdempotencyConcurrentCopyWaitsForTheFirst(t *testing.T) {
 	waitFor(t, "the handed-back copy to come back as a duplicate", func() bool { return svc.Stats().Duplicates == 1 })
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("handler ran %d times, want 1", n)
+	}
+}
+
+// An exactly-once handler is refused on a broker without transactions, and
+// together with an idempotency store: the store records a delivery outside
+// the transaction, so a delivery whose transaction aborted would be
+// skipped and its output lost.
+func TestExactlyOnceRefusals(t *testing.T) {
+	eo := service.WithPolicy(service.Policy{ExactlyOnce: service.On})
+	run := func(b broker.Broker, opts ...service.Option) error {
+		svc := service.New(b, opts...)
+		if err := service.Handle(svc, "reserve", func(context.Context, orderPlaced) error { return nil }, eo); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		return svc.Run(ctx)
+	}
+	if err := run(newBroker(t)); err == nil || !strings.Contains(err.Error(), "handlers.reserve.exactly_once: true, but broker memory has no transactions") {
+		t.Errorf("Run on memory = %v, want exactly_once refused", err)
+	}
+	fb := newFakeBroker(t)
+	fb.exactlyOnce = true
+	if err := run(fb, service.WithIdempotency(newIdempotencyStore(t))); err == nil || !strings.Contains(err.Error(), "WithIdempotency") {
+		t.Errorf("Run with an idempotency store = %v, want exactly_once refused", err)
 	}
 }

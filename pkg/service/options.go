@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,19 @@ type Policy struct {
 	// Batch is how a batch handler ([HandleBatch]) gathers messages into
 	// batches. Only batch handlers may set it.
 	Batch BatchPolicy `yaml:"batch"`
+	// ExactlyOnce handles each message and publishes what the handler
+	// publishes (dead letters included) in one broker transaction with the
+	// consumed offset, so consumers that read committed data see each
+	// output once even when the service crashes mid-way (Kafka only; see
+	// docs/adapters.md). Default false. The handler must have no side
+	// effect outside the broker: an aborted transaction runs it again.
+	// It does not retry (retry.max_attempts 1, the default then): an
+	// attempt's publishes cannot be taken out of the transaction, so a
+	// failure dead-letters the message in the same transaction, and a
+	// replay from the dead-letter topic is the retry. Requires
+	// order_on_retry keep (the default then): a delayed redelivery cannot
+	// join the transaction.
+	ExactlyOnce *bool `yaml:"exactly_once"`
 }
 
 // Values of [Policy.OrderOnRetry].
@@ -100,6 +114,9 @@ func ptr[T any](v T) *T { return &v }
 
 // IsOrdered reports whether the policy asks for per-key order.
 func (p Policy) IsOrdered() bool { return p.Ordered != nil && *p.Ordered }
+
+// IsExactlyOnce reports whether the policy asks for exactly-once handling.
+func (p Policy) IsExactlyOnce() bool { return p.ExactlyOnce != nil && *p.ExactlyOnce }
 
 // Framework defaults for [Policy].
 const (
@@ -140,6 +157,9 @@ func (p Policy) Inherit(base Policy) Policy {
 	}
 	if p.OrderOnRetry == "" {
 		p.OrderOnRetry = base.OrderOnRetry
+	}
+	if p.ExactlyOnce == nil {
+		p.ExactlyOnce = base.ExactlyOnce
 	}
 	if p.Timeout == 0 {
 		p.Timeout = base.Timeout
@@ -211,6 +231,14 @@ func (p Policy) Validate(prefix string) error {
 		err = errors.Join(err, fmt.Errorf("%s.order_on_retry: %q, but the handler is ordered: a retry handed back to the broker lets later messages of its key overtake it; use %q",
 			prefix, p.OrderOnRetry, OrderKeep))
 	}
+	if p.IsExactlyOnce() && p.Retry.MaxAttempts > 1 {
+		err = errors.Join(err, fmt.Errorf("%s.retry.max_attempts: %d, but the handler is exactly_once: each attempt's publishes would commit in the one transaction; use 1 (a failure is dead-lettered in the transaction)",
+			prefix, p.Retry.MaxAttempts))
+	}
+	if p.IsExactlyOnce() && p.OrderOnRetry == OrderRelease {
+		err = errors.Join(err, fmt.Errorf("%s.order_on_retry: %q, but the handler is exactly_once: a retry handed back to the broker is published outside the transaction; use %q",
+			prefix, p.OrderOnRetry, OrderKeep))
+	}
 	if p.Timeout < 0 && p.Timeout != NoTimeout {
 		err = errors.Join(err, fmt.Errorf("%s.timeout: %s, want > 0, or -1ns (service.NoTimeout) for none", prefix, p.Timeout))
 	}
@@ -240,6 +268,9 @@ func (p Policy) withFrameworkDefaults(handlerName string) Policy {
 	if p.DeadLetterTopic == "" {
 		p.DeadLetterTopic = DeadLetterTopicFor(p.Group)
 	}
+	if p.IsExactlyOnce() && p.Retry.MaxAttempts == 0 {
+		p.Retry.MaxAttempts = 1
+	}
 	p.Retry = p.Retry.WithDefaults()
 	p.Breaker = p.Breaker.WithDefaults()
 	if p.RateLimit > 0 && p.RateBurst == 0 {
@@ -251,9 +282,12 @@ func (p Policy) withFrameworkDefaults(handlerName string) Policy {
 	if p.DeadLetterOrder == "" {
 		p.DeadLetterOrder = DeadLetterOrderNone
 	}
+	if p.ExactlyOnce == nil {
+		p.ExactlyOnce = Off
+	}
 	if p.OrderOnRetry == "" {
 		p.OrderOnRetry = OrderRelease
-		if p.IsOrdered() {
+		if p.IsOrdered() || p.IsExactlyOnce() {
 			p.OrderOnRetry = OrderKeep
 		}
 	}
@@ -344,6 +378,7 @@ type handlerSpec struct {
 	topic        string
 	publishes    []event.Event
 	onDeadLetter func(d *middleware.Delivery, reason failure.Reason, err error) // see Reply
+	onDuplicate  func(ctx context.Context)                                      // see OnDuplicate
 }
 
 // Group sets the handler's consumer group.

@@ -107,3 +107,36 @@ func (s *Service) sendReply(ctx context.Context, ib broker.Inboxer, d *middlewar
 	}
 	return nil
 }
+
+// Answer sends resp, or rerr when it is not nil, as the reply to the
+// message being handled in ctx, to the inbox its sender named with
+// [Request]. It is for handlers that answer requests without being [Reply]
+// handlers: package command's handlers answer SendAndWait this way, on
+// their own terms (a late command is still handled; a rejection is an
+// answer). The handler must declare resp's type with [Publishes].
+//
+// A message without a reply address (it was published, not requested) is
+// not answered: Answer returns nil. So is one whose requester's inbox is
+// gone: nobody waits. Outside a handler it returns an error.
+func Answer(ctx context.Context, s *Service, resp event.Event, rerr *ReplyError) error {
+	d := middleware.DeliveryFrom(ctx)
+	if d == nil {
+		return errors.New("service: answer: not called from a handler (no delivery in ctx)")
+	}
+	if d.Msg.Metadata[header.ReplyTo] == "" {
+		return nil
+	}
+	ib, ok := s.broker.(broker.Inboxer)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoReplies, s.broker.Name())
+	}
+	return s.sendReply(ctx, ib, d, resp, rerr)
+}
+
+// OnDuplicate calls fn for each message of the handler that deduplication
+// ([WithIdempotency]) skipped as already handled, with a context carrying
+// the skipped delivery: a handler that answers requests with [Answer] can
+// still answer a duplicate (the sender would wait in vain otherwise).
+func OnDuplicate(fn func(ctx context.Context)) HandlerOption {
+	return func(h *handlerSpec) { h.onDuplicate = fn }
+}

@@ -123,6 +123,15 @@ func (s *Service) honour(consumers []*consumer) error {
 			if p.IsOrdered() && caps.Ordering == broker.OrderNone {
 				errs = errors.Join(errs, fmt.Errorf("handlers.%s.ordered: true, but broker %s keeps no order", h.info.Name, s.broker.Name()))
 			}
+			if p.IsExactlyOnce() && !caps.ExactlyOnce {
+				errs = errors.Join(errs, fmt.Errorf("handlers.%s.exactly_once: true, but broker %s has no transactions (only kafka has)", h.info.Name, s.broker.Name()))
+			}
+			if p.IsExactlyOnce() && s.idem != nil && s.idem.store != nil {
+				// A side effect outside the transaction the runtime can see:
+				// after an abort the redelivery would be skipped as done.
+				errs = errors.Join(errs, fmt.Errorf("handlers.%s.exactly_once: true, but the service deduplicates with WithIdempotency, whose store records a delivery outside the Kafka transaction: "+
+					"a delivery whose transaction aborted would be skipped as a duplicate and its output lost; drop one of them", h.info.Name))
+			}
 			if !canDelay && p.OrderOnRetry == OrderRelease && p.MaxInProcessWait > 0 && p.Retry.MaxAttempts > 1 && p.Retry.MaxInterval > p.MaxInProcessWait {
 				errs = errors.Join(errs, fmt.Errorf(
 					"handlers.%s: retry waits up to %s (retry.max_interval) but broker %s cannot delay redelivery beyond max_in_process_wait (%s); "+

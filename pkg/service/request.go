@@ -278,3 +278,16 @@ func (r *requester) read(s *Service, in broker.Inbox) {
 		delete(r.pending, id)
 	}
 }
+
+// ReplyAddress is the address of this instance's reply inbox, the one
+// [Request] puts on its requests; "" while none is open (before the first
+// Request). A handler that answers in memory when the requester is its own
+// process tells its own requests from another instance's by it.
+func (s *Service) ReplyAddress() string {
+	s.requests.mu.Lock()
+	defer s.requests.mu.Unlock()
+	if s.requests.current == nil {
+		return ""
+	}
+	return s.requests.current.Address()
+}

@@ -159,13 +159,17 @@ func (s *Service) open(intake, handlerCtx context.Context, c *consumer, readers 
 		limit = defaultBuffer
 	}
 	c.disp = newDispatcher(c.concurrency, limit, c.process)
+	// Where a nack rewinds (Kafka), handing a held message back at shutdown
+	// would make the next owner handle again every message of its
+	// partition acked after it: finish it instead.
+	c.disp.finish = s.broker.Capabilities().NackRewinds
 	readers.Add(1)
 	go func() {
 		defer readers.Done()
 		if err := c.read(intake, msgs); err != nil {
 			ended <- err
 		}
-		c.disp.close() // what is queued goes back to the broker
+		c.disp.close() // what is queued goes back to the broker, or is finished
 		go func() {
 			for msg := range msgs { // the adapter closes msgs once intake stopped
 				msg.Nack()
@@ -175,9 +179,11 @@ func (s *Service) open(intake, handlerCtx context.Context, c *consumer, readers 
 	return nil
 }
 
-// drain waits for the in-flight handlers of consumers, bounded by the
-// shutdown timeout; then it cancels their context (stop) and waits a short
-// grace. It returns an error naming the handlers still running after that.
+// drain waits for the in-flight handlers of consumers (and, where a nack
+// rewinds, for the queued messages to be handled), bounded by the shutdown
+// timeout; then it hands back what is still queued, cancels the handlers'
+// context (stop) and waits a short grace. It returns an error naming the
+// handlers still running after that.
 func (s *Service) drain(consumers []*consumer, stop context.CancelFunc) error {
 	done := make(chan struct{})
 	go func() {
@@ -197,6 +203,11 @@ func (s *Service) drain(consumers []*consumer, stop context.CancelFunc) error {
 	case <-timer.C:
 	}
 	s.logger.Warn("shutdown timeout: cancelling in-flight handlers; their messages will be redelivered")
+	for _, c := range consumers {
+		if c.disp != nil {
+			c.disp.abandon()
+		}
+	}
 	stop()
 	timer.Reset(cancelGrace)
 	select {

@@ -195,6 +195,8 @@ type handler struct {
 	// onDeadLetter runs after one of its messages was dead-lettered (Reply
 	// answers the requester then, so that it need not wait for its timeout).
 	onDeadLetter func(d *middleware.Delivery, reason failure.Reason, err error)
+	// onDuplicate runs after deduplication skipped one of its messages.
+	onDuplicate func(ctx context.Context)
 }
 
 // Handle registers fn as the handler named name for events of type T.
@@ -299,6 +301,7 @@ func register[T event.Event](s *Service, name string, opts []HandlerOption, batc
 		policy:       policy,
 		declared:     map[string]bool{},
 		onDeadLetter: spec.onDeadLetter,
+		onDuplicate:  spec.onDuplicate,
 	}
 	for _, e := range spec.publishes {
 		h.info.Publishes = append(h.info.Publishes, e.EventType())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -160,5 +161,90 @@ func TestShutdownLosesNothingPrefetched(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("handled + redelivered = %v, want each of %v once", got, want)
+	}
+}
+
+// On a broker whose nack rewinds (Kafka: the committed offset cannot pass a
+// handed-back message, so the next owner of the partition would handle
+// again everything acked after it), shutdown finishes the messages held
+// behind a busy key instead of handing them back. Elsewhere they go back
+// to the broker, as before.
+func TestShutdownFinishesHeldMessagesWhereANackRewinds(t *testing.T) {
+	for _, rewinds := range []bool{true, false} {
+		t.Run(fmt.Sprintf("NackRewinds=%v", rewinds), func(t *testing.T) {
+			b := newFakeBroker(t)
+			b.nackRewinds = rewinds
+			logger, logs := newLogCapture(shuttingDown)
+			svc := service.New(b, service.WithLogger(logger))
+			started, release := make(chan int, 10), make(chan struct{})
+			if err := service.Handle(svc, "seq", func(_ context.Context, e seqEvent) error {
+				started <- e.Seq
+				if e.Seq == 0 {
+					<-release // the key is busy while the others are held
+				}
+				return nil
+			}, service.Concurrency(4)); err != nil {
+				t.Fatal(err)
+			}
+			stop := start(t, svc)
+			const n = 4
+			for i := range n {
+				if err := svc.Publish(context.Background(), seqEvent{Key: "k", Seq: i}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := recv(t, started, "the first message of the key"); got != 0 {
+				t.Fatalf("started %d first", got)
+			}
+			runErr := make(chan error, 1)
+			go func() { runErr <- stop() }()
+			recv(t, logs.seen(shuttingDown), "shutdown to begin")
+			want := map[bool][2]int{true: {n, 0}, false: {1, n - 1}}[rewinds]
+			if rewinds {
+				b.waitEnded(t, "seq") // intake stopped: the held messages are the dispatcher's to settle
+			} else {
+				waitSettled(t, b, 0, want[1]) // handed back while the key is busy
+			}
+			close(release)
+			if err := recv(t, runErr, "Run to return"); err != nil {
+				t.Fatal(err)
+			}
+			waitSettled(t, b, want[0], want[1])
+			for i := 1; i < want[0]; i++ {
+				if got := <-started; got != i {
+					t.Errorf("handled %d, want %d: the key's order", got, i)
+				}
+			}
+		})
+	}
+}
+
+// Where a nack rewinds, the held messages are finished only within the
+// shutdown timeout: after it they are handed back, not started.
+func TestShutdownTimeoutHandsBackHeldMessagesWhereANackRewinds(t *testing.T) {
+	b := newFakeBroker(t)
+	b.nackRewinds = true
+	svc := service.New(b, service.WithShutdownTimeout(50*time.Millisecond))
+	started := make(chan int, 10)
+	if err := service.Handle(svc, "seq", func(ctx context.Context, e seqEvent) error {
+		started <- e.Seq
+		<-ctx.Done() // outlives the shutdown timeout
+		return ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, svc)
+	for i := range 3 {
+		if err := svc.Publish(context.Background(), seqEvent{Key: "k", Seq: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv(t, started, "the first message")
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	waitSettled(t, b, 0, 3)
+	if len(started) != 0 {
+		t.Errorf("a held message was started after the shutdown timeout")
 	}
 }

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
+	"github.com/google/uuid"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-go/switchyard/adapters/amqp"
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
 // ---- Switchyard on RabbitMQ ----
@@ -82,10 +86,17 @@ func (a *wmamqp) close() {
 
 const rawConfirmWindow = 1000
 
+// rawamqp is amqp091-go by hand. With envelope (the raw-headers contender)
+// it publishes what a Switchyard message puts on the wire: the same body,
+// the same properties (content type, persistent, message id) and the same
+// header table (the eight headers of a chain's first event: CloudEvents
+// attributes, key, correlation id), mandatory as Switchyard's publisher;
+// without it one "key" header, as a minimal client would.
 type rawamqp struct {
-	s     spec
-	conn  *amqp091.Connection
-	pubCh *amqp091.Channel
+	s        spec
+	envelope bool
+	conn     *amqp091.Connection
+	pubCh    *amqp091.Channel
 }
 
 func (a *rawamqp) start(ctx context.Context, mode consumeMode, h func(Event)) error {
@@ -144,11 +155,36 @@ func (a *rawamqp) send(ctx context.Context, e *Event) (*amqp091.DeferredConfirma
 	if err != nil {
 		return nil, err
 	}
-	return a.pubCh.PublishWithDeferredConfirmWithContext(ctx, a.s.topic(), "", false, false, amqp091.Publishing{
-		ContentType:  "application/json",
+	if !a.envelope {
+		return a.pubCh.PublishWithDeferredConfirmWithContext(ctx, a.s.topic(), "", false, false, amqp091.Publishing{
+			ContentType:  "application/json",
+			DeliveryMode: amqp091.Persistent,
+			Headers:      amqp091.Table{"key": e.Key},
+			Body:         p,
+		})
+	}
+	// What a hand-written client pays for the same envelope: a UUIDv7
+	// (google/uuid), the time formatted, a table per message.
+	u, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	id := u.String()
+	return a.pubCh.PublishWithDeferredConfirmWithContext(ctx, a.s.topic(), "", true, false, amqp091.Publishing{
+		ContentType:  header.ContentTypeJSON,
 		DeliveryMode: amqp091.Persistent,
-		Headers:      amqp091.Table{"key": e.Key},
-		Body:         p,
+		MessageId:    id,
+		Headers: amqp091.Table{
+			header.SpecVersion:   header.SpecVersionValue,
+			header.ID:            id,
+			header.Type:          e.EventType(),
+			header.Source:        benchSource,
+			header.Time:          time.Now().UTC().Format(event.TimeLayout),
+			header.ContentType:   header.ContentTypeJSON,
+			header.Key:           e.Key,
+			header.CorrelationID: id,
+		},
+		Body: p,
 	})
 }
 

@@ -8,8 +8,13 @@ import (
 )
 
 func TestRatioLineFormat(t *testing.T) {
-	got := ratioLine{"memory.e2e", 1.234, math.NaN()}.String()
+	got := ratioLine{scenario: "memory.e2e", raw: 1.234, wm: math.NaN()}.String()
 	want := "ratio memory.e2e switchyard/raw=1.23 switchyard/watermill=n/a"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	got = ratioLine{scenario: "amqp.publish", raw: 0.7, wm: 4, fairName: "raw-headers", fair: 0.95}.String()
+	want = "ratio amqp.publish switchyard/raw=0.70 switchyard/raw-headers=0.95 switchyard/watermill=4.00"
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}

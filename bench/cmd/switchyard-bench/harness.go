@@ -120,6 +120,8 @@ func newContender(s spec) (contender, error) {
 		return &wmamqp{s: s, mw: s.Contender == "watermill-4mw"}, nil
 	case "amqp/raw":
 		return &rawamqp{s: s}, nil
+	case "amqp/raw-headers":
+		return &rawamqp{s: s, envelope: true}, nil
 	case "kafka/switchyard":
 		return &sykafka{s: s}, nil
 	case "kafka/watermill", "kafka/watermill-4mw":

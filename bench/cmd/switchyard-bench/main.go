@@ -35,6 +35,7 @@ type options struct {
 	writeDocs     string
 	childTimeout  time.Duration
 	scenarios     []string
+	contenders    []string // only these, when not empty
 }
 
 func main() {
@@ -58,8 +59,12 @@ func main() {
 	flag.StringVar(&o.writeDocs, "write-docs", "", "also write the report as Markdown to this file (e.g. docs/benchmarks.md)")
 	flag.DurationVar(&o.childTimeout, "child-timeout", 3*time.Minute, "limit for one measurement")
 	scenarios := flag.String("scenarios", "publish,e2e,latency,overrun", "scenarios to run (latency needs e2e)")
+	only := flag.String("contenders", "", "run only these contenders (comma-separated, e.g. switchyard-async,raw,raw-headers); empty = all")
 	flag.Parse()
 	o.scenarios = strings.Split(*scenarios, ",")
+	if *only != "" {
+		o.contenders = strings.Split(*only, ",")
+	}
 
 	if *child != "" {
 		os.Exit(runChild(*child))

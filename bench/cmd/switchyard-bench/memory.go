@@ -23,6 +23,10 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // ---- Switchyard (shared by all brokers) ----
 
+// benchSource is the CloudEvents source of the Switchyard contenders'
+// messages, which raw-headers writes too.
+const benchSource = "switchyard-bench"
+
 // syService runs a Switchyard service with one typed handler on b: the
 // default middleware stack, default concurrency and prefetch.
 type syService struct {
@@ -35,7 +39,7 @@ type syService struct {
 
 func (y *syService) start(ctx context.Context, b broker.Broker, s spec, mode consumeMode, h func(Event)) error {
 	y.b, y.topic = b, s.topic()
-	y.svc = service.New(b, service.WithLogger(discard), service.WithSource("switchyard-bench"))
+	y.svc = service.New(b, service.WithLogger(discard), service.WithSource(benchSource))
 	switch mode {
 	case consumeNone:
 		// A consumer group must exist so the broker keeps what is published.

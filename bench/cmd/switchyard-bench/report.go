@@ -24,6 +24,30 @@ var scenarioContenders = map[string][]string{
 	"overrun": {"switchyard", "watermill", "raw"},
 }
 
+// fairRaw is, per broker, the raw contender that publishes the same bytes
+// as a Switchyard message (body, properties and headers), measured in the
+// publish scenario next to the minimal "raw".
+var fairRaw = map[string]string{"amqp": "raw-headers"}
+
+// contenders are the contenders of scenario sc on broker b, as far as
+// --contenders (only, when not empty) lets them run.
+func contenders(b, sc string, only []string) []string {
+	cs := scenarioContenders[sc]
+	if f := fairRaw[b]; f != "" && sc == "publish" {
+		cs = append(slices.Clone(cs), f)
+	}
+	if len(only) == 0 {
+		return cs
+	}
+	var out []string
+	for _, c := range cs {
+		if slices.Contains(only, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 type key struct{ broker, scenario, contender string }
 
 // row is the median of one contender's runs of one scenario.
@@ -87,7 +111,7 @@ func runParent(ctx context.Context, o options) error {
 				// Half the slowest contender's measured maximum, the same
 				// offered load for all.
 				rate = math.Inf(1)
-				for _, c := range scenarioContenders["e2e"] {
+				for _, c := range contenders(b, "e2e", nil) {
 					if r := rep.rows[key{b, "e2e", c}]; r != nil && r.err == nil {
 						rate = min(rate, r.med.PerSec/2)
 					}
@@ -103,7 +127,7 @@ func runParent(ctx context.Context, o options) error {
 				n = o.overrunMsgs
 			}
 			for run := 1; run <= o.runs; run++ {
-				for _, c := range scenarioContenders[sc] {
+				for _, c := range contenders(b, sc, o.contenders) {
 					k := key{b, sc, c}
 					r := rep.rows[k]
 					if r == nil {
@@ -136,7 +160,7 @@ func runParent(ctx context.Context, o options) error {
 					return ctx.Err()
 				}
 			}
-			for _, c := range scenarioContenders[sc] {
+			for _, c := range contenders(b, sc, o.contenders) {
 				if r := rep.rows[key{b, sc, c}]; r != nil && r.err == nil {
 					r.med = median(r.runs)
 				}
@@ -190,10 +214,14 @@ func median(rs []result) result {
 	}
 }
 
-// ratioLine is one `ratio SCENARIO switchyard/raw=X switchyard/watermill=Y` line.
+// ratioLine is one `ratio SCENARIO switchyard/raw=X switchyard/watermill=Y`
+// line; on a broker with a fair raw contender (see fairRaw) the publish
+// lines also carry `switchyard/raw-headers=Z` between the two.
 type ratioLine struct {
 	scenario string
 	raw, wm  float64 // NaN when not measured
+	fairName string  // the fair raw contender, or "" when the line has none
+	fair     float64
 }
 
 func (l ratioLine) String() string {
@@ -202,6 +230,9 @@ func (l ratioLine) String() string {
 			return "n/a"
 		}
 		return fmt.Sprintf("%.2f", v)
+	}
+	if l.fairName != "" {
+		return fmt.Sprintf("ratio %s switchyard/raw=%s switchyard/%s=%s switchyard/watermill=%s", l.scenario, f(l.raw), l.fairName, f(l.fair), f(l.wm))
 	}
 	return fmt.Sprintf("ratio %s switchyard/raw=%s switchyard/watermill=%s", l.scenario, f(l.raw), f(l.wm))
 }
@@ -243,17 +274,21 @@ func (rep *report) ratios() []ratioLine {
 	rss := func(r result) float64 { return float64(r.PeakRSSKiB) }
 	var out []ratioLine
 	for _, b := range rep.o.brokers {
-		out = append(out,
-			ratioLine{b + ".publish", rep.ratio(b, "publish", "raw", tput, false), rep.ratio(b, "publish", "watermill", tput, false)},
-			ratioLine{b + ".publish-async", rep.ratioOf(b, "publish", "switchyard-async", "raw", tput, false), rep.ratioOf(b, "publish", "switchyard-async", "watermill", tput, false)},
-			ratioLine{b + ".e2e", rep.ratio(b, "e2e", "raw", tput, false), rep.ratio(b, "e2e", "watermill", tput, false)},
-			ratioLine{b + ".e2e-4mw", rep.ratio(b, "e2e", "raw", tput, false), rep.ratio(b, "e2e", "watermill-4mw", tput, false)},
-			ratioLine{b + ".latency-p50", rep.ratio(b, "latency", "raw", p50, true), rep.ratio(b, "latency", "watermill", p50, true)},
-			ratioLine{b + ".latency-p99", rep.ratio(b, "latency", "raw", p99, true), rep.ratio(b, "latency", "watermill", p99, true)},
-			ratioLine{b + ".e2e-allocs", rep.ratio(b, "e2e", "raw", allocs, true), rep.ratio(b, "e2e", "watermill", allocs, true)},
+		pub := ratioLine{scenario: b + ".publish", raw: rep.ratio(b, "publish", "raw", tput, false), wm: rep.ratio(b, "publish", "watermill", tput, false)}
+		async := ratioLine{scenario: b + ".publish-async", raw: rep.ratioOf(b, "publish", "switchyard-async", "raw", tput, false), wm: rep.ratioOf(b, "publish", "switchyard-async", "watermill", tput, false)}
+		if f := fairRaw[b]; f != "" {
+			pub.fairName, pub.fair = f, rep.ratio(b, "publish", f, tput, false)
+			async.fairName, async.fair = f, rep.ratioOf(b, "publish", "switchyard-async", f, tput, false)
+		}
+		out = append(out, pub, async,
+			ratioLine{scenario: b + ".e2e", raw: rep.ratio(b, "e2e", "raw", tput, false), wm: rep.ratio(b, "e2e", "watermill", tput, false)},
+			ratioLine{scenario: b + ".e2e-4mw", raw: rep.ratio(b, "e2e", "raw", tput, false), wm: rep.ratio(b, "e2e", "watermill-4mw", tput, false)},
+			ratioLine{scenario: b + ".latency-p50", raw: rep.ratio(b, "latency", "raw", p50, true), wm: rep.ratio(b, "latency", "watermill", p50, true)},
+			ratioLine{scenario: b + ".latency-p99", raw: rep.ratio(b, "latency", "raw", p99, true), wm: rep.ratio(b, "latency", "watermill", p99, true)},
+			ratioLine{scenario: b + ".e2e-allocs", raw: rep.ratio(b, "e2e", "raw", allocs, true), wm: rep.ratio(b, "e2e", "watermill", allocs, true)},
 		)
 		if b == "memory" {
-			out = append(out, ratioLine{b + ".overrun-rss", rep.ratio(b, "overrun", "raw", rss, true), rep.ratio(b, "overrun", "watermill", rss, true)})
+			out = append(out, ratioLine{scenario: b + ".overrun-rss", raw: rep.ratio(b, "overrun", "raw", rss, true), wm: rep.ratio(b, "overrun", "watermill", rss, true)})
 		}
 	}
 	return out
