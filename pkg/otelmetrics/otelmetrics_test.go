@@ -269,6 +269,7 @@ func checkPrometheus(t *testing.T, reg *prometheus.Registry) {
 	for _, n := range []string{
 		"messaging_client_sent_messages_total", "messaging_client_consumed_messages_total",
 		"messaging_process_duration_seconds", "switchyard_retries_total", "switchyard_dead_letters_total",
+		"switchyard_in_flight",
 	} {
 		if !names[n] {
 			t.Errorf("no %s in %v", n, names)

@@ -446,6 +446,9 @@ func TestHandleBatchShutdownHandsOverTheGatheringBatch(t *testing.T) {
 	for range 3 {
 		recv(t, joined, "an attempt")
 	}
+	// The middleware signals just before its attempt joins: wait for the
+	// joins themselves, or a stop in between hands over two batches.
+	waitFor(t, "3 messages gathering", func() bool { return service.Gathering(svc, "sink") == 3 })
 	began := time.Now()
 	if err := stop(); err != nil {
 		t.Fatal(err)

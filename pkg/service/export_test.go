@@ -20,3 +20,23 @@ func HeldBy(s *Service, group string) int {
 	}
 	return n
 }
+
+// Gathering is how many messages the open batch of the batch handler name
+// holds: joined, not withdrawn, not yet handed to its fn.
+func Gathering(s *Service, name string) int {
+	h := (*s.byName.Load())[name]
+	b, ok := h.batch.(interface{ gatheringLen() int })
+	if !ok {
+		return 0
+	}
+	return b.gatheringLen()
+}
+
+func (b *batcher[T]) gatheringLen() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open == nil || b.open.taken {
+		return 0
+	}
+	return b.open.live
+}
