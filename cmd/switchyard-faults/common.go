@@ -219,6 +219,9 @@ type result struct {
 	lost             int
 	failures         []string
 	skipped          string
+	// figures are appended to the result line (key=value pairs), as the
+	// cluster scenarios' failover times.
+	figures string
 }
 
 func (r *result) failf(format string, args ...any) {
@@ -226,8 +229,12 @@ func (r *result) failf(format string, args ...any) {
 }
 
 func (r *result) line() string {
-	return fmt.Sprintf("scenario=%s broker=%s published=%d processed=%d duplicates=%d dead_lettered=%d lost=%d",
+	line := fmt.Sprintf("scenario=%s broker=%s published=%d processed=%d duplicates=%d dead_lettered=%d lost=%d",
 		r.scenario, r.broker, r.published, r.processed, r.duplicates, r.deadLettered, r.lost)
+	if r.figures != "" {
+		line += " " + r.figures
+	}
+	return line
 }
 
 // tally fills the counts of r from the confirmed ids, the handling counts
