@@ -540,6 +540,13 @@ func (pc *pubChan) dispatch(confirms <-chan amqp091.Confirmation, returns <-chan
 			switch {
 			case !c.Ack:
 				err = ErrNacked
+				// A nack says the broker could not take the message, and
+				// on a cluster the channel may stay that way: RabbitMQ
+				// 3.10 kept nacking every publish of a channel opened
+				// while its quorum queue had no leader yet, after a new
+				// leader was elected (docs/clusters.md). Retire the
+				// channel: the pool opens a fresh one for the next publish.
+				go func() { _ = pc.ch.Close() }()
 			case p.returned != nil && !pc.allowUnroutable:
 				err = fmt.Errorf("%w (exchange %q: %d %s)", ErrUnroutable, p.returned.Exchange, p.returned.ReplyCode, p.returned.ReplyText)
 			}
