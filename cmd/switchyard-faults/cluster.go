@@ -96,11 +96,7 @@ func (c *progressClock) longestGap(from, to time.Time) time.Duration {
 // RF 3 / acks all on Kafka, quorum queues on RabbitMQ. first is the index
 // of the node a RabbitMQ client tries first (the list is rotated).
 func clusterConfig(kind, ns string, first int) (config.Config, error) {
-	c := config.Defaults()
-	c.Broker.Type = kind
-	c.Service.Namespace = ns
-	c.Service.Name = "switchyard-faults"
-	c.Service.ShutdownTimeout = 20 * time.Second
+	c := baseConfig(kind, ns)
 	switch kind {
 	case config.BrokerKafka:
 		v, err := need(envClusterKafka)
@@ -216,10 +212,7 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 		return r.setupFailed(err)
 	}
 	defer pubB.Close()
-	if err := declare(ctx, pubB, nm.topic, nm.group); err != nil {
-		return r.setupFailed(err)
-	}
-	if err := declare(ctx, pubB, nm.dlTopic, broker.DeadLetterGroup); err != nil {
+	if err := declareStream(ctx, pubB, nm); err != nil {
 		return r.setupFailed(err)
 	}
 	// The node to kill, and where the clients connect.

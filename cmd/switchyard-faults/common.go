@@ -81,11 +81,7 @@ func need(env string) (string, error) {
 // brokerConfig returns the configuration of kind ("memory", "amqp",
 // "kafka") with the test addresses and namespace ns.
 func brokerConfig(kind, ns string) (config.Config, error) {
-	c := config.Defaults()
-	c.Broker.Type = kind
-	c.Service.Namespace = ns
-	c.Service.Name = "switchyard-faults"
-	c.Service.ShutdownTimeout = 20 * time.Second
+	c := baseConfig(kind, ns)
 	switch kind {
 	case config.BrokerAMQP:
 		u, err := need(envAMQPURL)
@@ -106,6 +102,24 @@ func brokerConfig(kind, ns string) (config.Config, error) {
 	// reports every zero field (config.Parse does too); the adapter's New
 	// applies its defaults and validates.
 	return c, nil
+}
+
+// baseConfig is the configuration every scenario starts from.
+func baseConfig(kind, ns string) config.Config {
+	c := config.Defaults()
+	c.Broker.Type = kind
+	c.Service.Namespace = ns
+	c.Service.Name = "switchyard-faults"
+	c.Service.ShutdownTimeout = 20 * time.Second
+	return c
+}
+
+// declareStream declares the scenario's group queue and its dead-letter topic.
+func declareStream(ctx context.Context, b broker.Broker, nm names) error {
+	if err := declare(ctx, b, nm.topic, nm.group); err != nil {
+		return err
+	}
+	return declare(ctx, b, nm.dlTopic, broker.DeadLetterGroup)
 }
 
 // openBroker opens the broker kind for namespace ns.
