@@ -68,12 +68,17 @@ up)
 	;;
 down)
 	for s in $(services "${1:-}"); do
-		for n in "${CLUSTER_NODES[@]}"; do
-			case $s in
-			kafka) ckafka_stop_node "$n" ;;
-			rabbitmq) crabbit_stop_node "$n" ;;
-			esac
-		done
+		case $s in
+		kafka)
+			# All at once: the last KRaft node stopped alone has no
+			# controller quorum left and cannot finish its controlled
+			# shutdown (it would wait out stop_pid's 60s).
+			pids=()
+			for n in "${CLUSTER_NODES[@]}"; do ckafka_stop_node "$n" & pids+=($!); done
+			for p in "${pids[@]}"; do wait "$p"; done
+			;;
+		rabbitmq) for n in "${CLUSTER_NODES[@]}"; do crabbit_stop_node "$n"; done ;;
+		esac
 	done
 	cluster_write_env
 	;;
