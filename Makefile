@@ -102,9 +102,8 @@ faults: up
 # never the single-node servers. Stop the clusters after: make down CLUSTER=3.
 .PHONY: faults-cluster
 faults-cluster:
-	scripts/up.sh postgres
 	scripts/cluster.sh up
-	. $(ENV_FILE) && . $(or $(SWITCHYARD_WORK),.work)/cluster/env && $(GO) run ./cmd/switchyard-faults -cluster $(FAULTS_FLAGS)
+	. $(or $(SWITCHYARD_WORK),.work)/cluster/env && $(GO) run ./cmd/switchyard-faults -cluster $(FAULTS_FLAGS)
 
 # make fuzz: a short native-fuzzing run of the envelope decoder, payload
 # decoding, structured-mode CloudEvents, inbound mappings, config parsing
