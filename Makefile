@@ -4,6 +4,10 @@
 #                (scripts/up.sh), write .work/env; a server these scripts did
 #                not start that already answers on a port is used, never stopped
 #   make down    stop what scripts/up.sh started (scripts/down.sh)
+#   make up CLUSTER=3    also three-node Kafka and RabbitMQ clusters beside them
+#                (scripts/cluster.sh, other ports, .work/cluster/env)
+#   make down CLUSTER=3  stop the clusters only
+#   make faults-cluster  fault scenarios on the clusters (leader kills)
 #   make test    make up, then go vet and the whole test suite against the real brokers
 #                (the root module, then the nested bench module, bench/go.mod)
 #   make run     run the example service
@@ -28,6 +32,11 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 GOTEST_EXTRA ?=
 PKGS         ?= ./...
 SERVICES     ?=
+# CLUSTER=3: make up also starts the three-node clusters, make down stops them.
+CLUSTER      ?=
+ifneq ($(filter-out 3,$(CLUSTER)),)
+$(error CLUSTER=$(CLUSTER): only CLUSTER=3 (three-node clusters, scripts/cluster.sh) is supported)
+endif
 # The nested module holding the benchmark tool and the tests that need
 # watermill-kafka, watermill-amqp and Sarama, kept out of the library's go.mod.
 BENCH_MODULE := bench
@@ -41,9 +50,16 @@ ENV_FILE     := $(or $(SWITCHYARD_WORK),.work)/env
 
 up:
 	scripts/up.sh $(SERVICES)
+ifneq ($(CLUSTER),)
+	scripts/cluster.sh up
+endif
 
 down:
+ifneq ($(CLUSTER),)
+	scripts/cluster.sh down
+else
 	scripts/down.sh $(SERVICES)
+endif
 
 vet:
 	$(GO) vet ./...
@@ -78,6 +94,16 @@ FAULTS_FLAGS ?=
 .PHONY: faults
 faults: up
 	. $(ENV_FILE) && $(GO) run ./cmd/switchyard-faults $(FAULTS_FLAGS)
+
+# make faults-cluster: the cluster scenarios (cmd/switchyard-faults -cluster):
+# SIGKILL of the Kafka partition leader and of RabbitMQ quorum queue leaders
+# mid-stream, a rolling restart of the Kafka brokers. It starts the
+# three-node clusters (scripts/cluster.sh) and kills their nodes only,
+# never the single-node servers. Stop the clusters after: make down CLUSTER=3.
+.PHONY: faults-cluster
+faults-cluster:
+	scripts/cluster.sh up
+	. $(or $(SWITCHYARD_WORK),.work)/cluster/env && $(GO) run ./cmd/switchyard-faults -cluster $(FAULTS_FLAGS)
 
 # make fuzz: a short native-fuzzing run of the envelope decoder, payload
 # decoding, structured-mode CloudEvents, inbound mappings, config parsing

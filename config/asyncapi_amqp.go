@@ -14,6 +14,9 @@ import (
 func asyncAPIAMQP(c Config, out *asyncapi.Config) {
 	a := c.Broker.AMQP
 	raw := a.URL
+	if raw == "" && len(a.URLs) > 0 {
+		raw = a.URLs[0]
+	}
 	if raw == "" {
 		raw = amqp.DefaultURL
 	}

@@ -21,16 +21,20 @@ const EnvPrefix = "SWITCHYARD_"
 // they are allowed beside the configuration's own. Every other SWITCHYARD_
 // variable that names no setting is an error.
 var ToolingEnv = []string{
-	"SWITCHYARD_CONFIG",                 // the CLI's default --config
-	"SWITCHYARD_WORK",                   // scripts/up.sh: where servers keep their data
-	"SWITCHYARD_CACHE",                  // scripts: downloaded packages
-	"SWITCHYARD_AMQP_PORT",              // scripts: RabbitMQ port
-	"SWITCHYARD_KAFKA_PORT",             // scripts: Kafka port
-	"SWITCHYARD_KAFKA_CONTROLLER_PORT",  // scripts: Kafka KRaft controller port
-	"SWITCHYARD_POSTGRES_PORT",          // scripts: PostgreSQL port
-	"SWITCHYARD_BENCH_CPUPROFILE",       // switchyard-bench
-	"SWITCHYARD_BENCH_MEMPROFILE",       // switchyard-bench
-	ToolingEnvTestPrefix + "<anything>", // the test suites' broker addresses and switches
+	"SWITCHYARD_CONFIG",                        // the CLI's default --config
+	"SWITCHYARD_WORK",                          // scripts/up.sh: where servers keep their data
+	"SWITCHYARD_CACHE",                         // scripts: downloaded packages
+	"SWITCHYARD_AMQP_PORT",                     // scripts: RabbitMQ port
+	"SWITCHYARD_KAFKA_PORT",                    // scripts: Kafka port
+	"SWITCHYARD_KAFKA_CONTROLLER_PORT",         // scripts: Kafka KRaft controller port
+	"SWITCHYARD_POSTGRES_PORT",                 // scripts: PostgreSQL port
+	"SWITCHYARD_CLUSTER_KAFKA_PORT",            // scripts/cluster.sh: first Kafka node's port
+	"SWITCHYARD_CLUSTER_KAFKA_CONTROLLER_PORT", // scripts/cluster.sh: first controller port
+	"SWITCHYARD_CLUSTER_AMQP_PORT",             // scripts/cluster.sh: first RabbitMQ node's port
+	"SWITCHYARD_CLUSTER_KAFKA_HEAP",            // scripts/cluster.sh: heap of each Kafka node
+	"SWITCHYARD_BENCH_CPUPROFILE",              // switchyard-bench
+	"SWITCHYARD_BENCH_MEMPROFILE",              // switchyard-bench
+	ToolingEnvTestPrefix + "<anything>",        // the test suites' broker addresses and switches
 }
 
 // ToolingEnvTestPrefix starts variables of the test suites (broker

@@ -86,12 +86,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	b.pubLink = &link{b: b, role: "publish", changed: make(chan struct{})}
 	b.subLink = &link{b: b, role: "consume", changed: make(chan struct{})}
-	pubConn, err := b.pubLink.dial(ctx)
+	pubConn, pubURL, err := b.pubLink.dial(ctx)
 	if err != nil {
 		b.stop()
 		return nil, err
 	}
-	subConn, err := b.subLink.dial(ctx)
+	subConn, subURL, err := b.subLink.dial(ctx)
 	if err != nil {
 		b.stop()
 		_ = pubConn.Close()
@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 		go l.watch(conn)
 	}
 	b.pub = newPublisher(b)
-	b.log.Info("connected", "url", cfg.RedactedURL(), "server_version", serverVersion(pubConn))
+	b.log.Info("connected", "url", pubURL, "consume_url", subURL, "server_version", serverVersion(pubConn))
 	for _, w := range cfg.securityWarnings() {
 		b.log.Warn(w, "url", cfg.RedactedURL())
 	}
@@ -128,13 +128,38 @@ type link struct {
 	// lost is why the connection is down (the close reason, then the last
 	// failed reconnect), for Check; nil while connected.
 	lost error
+	// node is the index in the configured endpoints of the node the link
+	// connected to last: a dial tries it first, then the next ones in turn
+	// (Config.URLs). Only dial, from one goroutine at a time, uses it.
+	node int
 }
 
-func (l *link) dial(ctx context.Context) (*amqp091.Connection, error) {
-	b := l.b
-	dc, err := b.cfg.dialConfig(l.role)
+// dial connects to the first configured node that accepts, starting with
+// the one it connected to last, and returns the connection and that
+// node's redacted URL. It fails with the errors of every node when none
+// does.
+func (l *link) dial(ctx context.Context) (*amqp091.Connection, string, error) {
+	eps := l.b.cfg.endpoints()
+	var errs []error
+	for k := range eps {
+		i := (l.node + k) % len(eps)
+		conn, err := l.dialOne(ctx, eps[i])
+		if err == nil {
+			l.node = i
+			return conn, redact(eps[i]), nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+func (l *link) dialOne(ctx context.Context, rawURL string) (*amqp091.Connection, error) {
+	dc, err := l.b.cfg.dialConfig(l.role, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("amqp: connect to %s: %w", b.cfg.RedactedURL(), err)
+		return nil, fmt.Errorf("amqp: connect to %s: %w", redact(rawURL), err)
 	}
 	type result struct {
 		conn *amqp091.Connection
@@ -142,13 +167,13 @@ func (l *link) dial(ctx context.Context) (*amqp091.Connection, error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		c, err := amqp091.DialConfig(b.cfg.URL, dc)
+		c, err := amqp091.DialConfig(rawURL, dc)
 		res <- result{c, err}
 	}()
 	select {
 	case r := <-res:
 		if r.err != nil {
-			return nil, fmt.Errorf("amqp: connect to %s: %w", b.cfg.RedactedURL(), r.err)
+			return nil, fmt.Errorf("amqp: connect to %s: %w", redact(rawURL), r.err)
 		}
 		return r.conn, nil
 	case <-ctx.Done():
@@ -157,7 +182,7 @@ func (l *link) dial(ctx context.Context) (*amqp091.Connection, error) {
 				_ = r.conn.Close()
 			}
 		}()
-		return nil, fmt.Errorf("amqp: connect to %s: %w", b.cfg.RedactedURL(), ctx.Err())
+		return nil, fmt.Errorf("amqp: connect to %s: %w", redact(rawURL), ctx.Err())
 	}
 }
 
@@ -253,6 +278,7 @@ func (l *link) watch(conn *amqp091.Connection) {
 		}
 		b.log.Warn("connection lost; reconnecting", "connection", l.role, "error", cerr)
 		backoff := b.cfg.ReconnectBackoff
+		var url string
 		for {
 			select {
 			case <-b.done:
@@ -260,10 +286,10 @@ func (l *link) watch(conn *amqp091.Connection) {
 			case <-time.After(backoff):
 			}
 			ctx, cancel := context.WithTimeout(b.stopCtx, 30*time.Second)
-			c, err := l.dial(ctx)
+			c, u, err := l.dial(ctx)
 			cancel()
 			if err == nil {
-				conn = c
+				conn, url = c, u
 				break
 			}
 			l.setLost(err)
@@ -278,7 +304,7 @@ func (l *link) watch(conn *amqp091.Connection) {
 		}
 		l.set(conn)
 		b.mu.Unlock()
-		b.log.Info("reconnected", "connection", l.role, "url", b.cfg.RedactedURL())
+		b.log.Info("reconnected", "connection", l.role, "url", url)
 	}
 }
 

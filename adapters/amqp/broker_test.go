@@ -732,6 +732,41 @@ func TestPublishNackedFails(t *testing.T) {
 	}
 }
 
+// TestNackRetiresTheChannel: a channel that got a nack is closed and the
+// pool opens a fresh one, since on a cluster a channel may keep nacking
+// (RabbitMQ 3.10 did after a quorum queue's leader moved; docs/clusters.md).
+func TestNackRetiresTheChannel(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("full")
+	b := e.broker(func(c *Config) { c.PublishChannels = 1 })
+	raw := e.raw()
+	queue, exchange := e.prefix+topic+".full", e.prefix+topic
+	if err := raw.ExchangeDeclare(exchange, amqp091.ExchangeFanout, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueueBind(queue, "", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publisher().Publish(topic, newMessages(1, "fits")...); err != nil {
+		t.Fatal(err)
+	}
+	pc := <-b.pub.pool // the pool's one channel, that took the first message
+	b.pub.pool <- pc
+	if err := b.Publisher().Publish(topic, newMessages(1, "nacked")...); !errors.Is(err, ErrNacked) {
+		t.Fatalf("Publish beyond the queue's limit: %v, want ErrNacked", err)
+	}
+	waitFor(t, 10*time.Second, "the nacked channel closed", pc.ch.IsClosed)
+	if _, err := raw.QueuePurge(queue, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publisher().Publish(topic, newMessages(1, "after")...); err != nil {
+		t.Fatalf("Publish on a fresh channel: %v", err)
+	}
+}
+
 func TestBrowseLeavesMessagesInPlace(t *testing.T) {
 	e := newEnv(t)
 	topic := e.topic("dead")

@@ -59,6 +59,15 @@ type Config struct {
 	// Default "amqp://guest:guest@127.0.0.1:5672/". Use [Config.RedactedURL]
 	// to print it: the password is never logged.
 	URL string `yaml:"url"`
+	// URLs are the nodes of one RabbitMQ cluster, instead of URL (set one
+	// or the other). The adapter connects to the first that accepts a
+	// connection; when a connection is lost it tries the node it had
+	// first, then the next ones in turn, so a service keeps running while
+	// a node is down. Every node serves every exchange and queue of the
+	// cluster (a queue's leader may be elsewhere: RabbitMQ forwards), and
+	// only quorum queues (QueueType "quorum") keep their messages when the
+	// node holding them dies. Username, Password and TLS apply to each.
+	URLs []string `yaml:"urls"`
 	// Username and Password, when set, override the user information of URL.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
@@ -179,7 +188,7 @@ const (
 type TLSConfig = tlsconf.Config
 
 func (c *Config) setDefaults() {
-	if c.URL == "" {
+	if c.URL == "" && len(c.URLs) == 0 {
 		c.URL = DefaultURL
 	}
 	if c.ConnectionName == "" {
@@ -239,18 +248,34 @@ func (c Config) Validate() error {
 	bad := func(field string, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("broker.amqp.%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if c.URL != "" {
-		uri, err := amqp091.ParseURI(c.URL)
+	checkURL := func(field, raw string) {
+		uri, err := amqp091.ParseURI(raw)
 		if err != nil {
 			// The parse error may quote the URL: print only the redacted form.
-			bad("url", "%q is not an amqp:// or amqps:// URL", redact(c.URL))
+			bad(field, "%q is not an amqp:// or amqps:// URL", redact(raw))
 		} else if c.TLS.Enabled && uri.Scheme != "amqps" {
-			bad("url", "%q uses %s:// but tls.enabled is true; use amqps://", redact(c.URL), uri.Scheme)
+			bad(field, "%q uses %s:// but tls.enabled is true; use amqps://", redact(raw), uri.Scheme)
+		}
+		if c.Password != "" && c.Username == "" {
+			if u, err := url.Parse(raw); err == nil && u.User == nil {
+				bad("password", "set without a username (neither broker.amqp.username nor %s names one)", field)
+			}
 		}
 	}
-	if c.Password != "" && c.Username == "" && c.URL != "" {
-		if u, err := url.Parse(c.URL); err == nil && u.User == nil {
-			bad("password", "set without a username (neither broker.amqp.username nor the URL names one)")
+	if c.URL != "" {
+		checkURL("url", c.URL)
+	}
+	if len(c.URLs) > 0 && c.URL != "" && !(len(c.URLs) == 1 && c.URLs[0] == c.URL) {
+		bad("urls", "set together with url %q; set url (one node) or urls (the nodes of a cluster), not both", redact(c.URL))
+	}
+	for i, u := range c.URLs {
+		if u == "" {
+			bad(fmt.Sprintf("urls[%d]", i), "empty, want an amqp:// or amqps:// URL")
+			continue
+		}
+		checkURL(fmt.Sprintf("urls[%d]", i), u)
+		if j := slices.Index(c.URLs, u); j < i {
+			bad(fmt.Sprintf("urls[%d]", i), "%q repeats urls[%d]", redact(u), j)
 		}
 	}
 	errs = append(errs, c.TLS.Validate("broker.amqp.tls"))
@@ -331,9 +356,24 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// RedactedURL returns URL with its password replaced by "xxxxx", for logs and
-// error messages.
-func (c Config) RedactedURL() string { return redact(c.URL) }
+// RedactedURL returns URL (with URLs: the nodes, comma-separated) with
+// passwords replaced by "xxxxx", for logs and error messages.
+func (c Config) RedactedURL() string {
+	eps := c.endpoints()
+	out := make([]string, len(eps))
+	for i, u := range eps {
+		out[i] = redact(u)
+	}
+	return strings.Join(out, ",")
+}
+
+// endpoints are the URLs to connect to, in order of preference: URLs, or URL.
+func (c Config) endpoints() []string {
+	if len(c.URLs) > 0 {
+		return c.URLs
+	}
+	return []string{c.URL}
+}
 
 func redact(raw string) string {
 	u, err := url.Parse(raw)
@@ -350,9 +390,9 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// dialConfig returns what amqp091.DialConfig needs. It is built anew for
-// every dial so that no state is shared between connections.
-func (c Config) dialConfig(role string) (amqp091.Config, error) {
+// dialConfig returns what amqp091.DialConfig needs to dial rawURL. It is
+// built anew for every dial so that no state is shared between connections.
+func (c Config) dialConfig(role, rawURL string) (amqp091.Config, error) {
 	dc := amqp091.Config{
 		Heartbeat:  c.Heartbeat,
 		Locale:     "en_US",
@@ -364,9 +404,9 @@ func (c Config) dialConfig(role string) (amqp091.Config, error) {
 		// The URL's user information, if any, is not sent.
 		dc.SASL = []amqp091.Authentication{&amqp091.ExternalAuth{}}
 	} else if c.Username != "" || c.Password != "" {
-		uri, err := amqp091.ParseURI(c.URL)
+		uri, err := amqp091.ParseURI(rawURL)
 		if err != nil {
-			return dc, fmt.Errorf("parse url %q: invalid", redact(c.URL))
+			return dc, fmt.Errorf("parse url %q: invalid", redact(rawURL))
 		}
 		user, pass := uri.Username, uri.Password
 		if c.Username != "" {

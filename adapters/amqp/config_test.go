@@ -92,7 +92,7 @@ func TestRedactedURL(t *testing.T) {
 func TestUsernamePasswordOverrideURL(t *testing.T) {
 	cfg := Config{URL: "amqp://guest:guest@127.0.0.1/", Username: "svc", Password: "pw"}
 	cfg.setDefaults()
-	dc, err := cfg.dialConfig("publish")
+	dc, err := cfg.dialConfig("publish", cfg.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -614,10 +614,23 @@ func (pc *pubChan) dispatch(returns <-chan amqp091.Return, closes <-chan *amqp09
 					return
 				}
 			}
+			nacked := false
 			for i := range ready {
+				nacked = nacked || !ready[i].dc.Acked()
 				ready[i].resolve(pc.p, pc.outcome(&ready[i], nil))
 			}
 			clear(ready)
+			if nacked {
+				// A nack says the broker could not take the message, and
+				// on a cluster the channel may stay that way: RabbitMQ
+				// 3.10 kept nacking every publish of a channel opened
+				// while its quorum queue had no leader yet, after a new
+				// leader was elected (docs/clusters.md). Retire the
+				// channel: the pool opens a fresh one for the next
+				// publish, and its close fails what is still pending
+				// with a retryable disconnect.
+				go func() { _ = pc.ch.Close() }()
+			}
 		case <-pc.wake:
 		case now := <-tick.C:
 			pc.expire(now.UnixNano())

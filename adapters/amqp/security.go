@@ -14,10 +14,12 @@ import (
 // host; a skipped certificate verification accepts any server.
 func (c Config) securityWarnings() []string {
 	var out []string
-	uri, err := amqp091.ParseURI(c.URL)
-	if err == nil && uri.Scheme != "amqps" && c.AuthMechanism != AuthExternal && !isLoopback(uri.Host) {
-		out = append(out, "credentials are sent in plain text: PLAIN authentication over amqp:// (no TLS) to the non-loopback host "+
-			uri.Host+"; use amqps:// with broker.amqp.tls")
+	for _, raw := range c.endpoints() {
+		uri, err := amqp091.ParseURI(raw)
+		if err == nil && uri.Scheme != "amqps" && c.AuthMechanism != AuthExternal && !isLoopback(uri.Host) {
+			out = append(out, "credentials are sent in plain text: PLAIN authentication over amqp:// (no TLS) to the non-loopback host "+
+				uri.Host+"; use amqps:// with broker.amqp.tls")
+		}
 	}
 	if c.TLS.Enabled && c.TLS.InsecureSkipVerify {
 		out = append(out, "broker.amqp.tls.insecure_skip_verify is true: the broker's certificate is not verified, so any server can impersonate it; tests only")

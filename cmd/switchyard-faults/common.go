@@ -81,11 +81,7 @@ func need(env string) (string, error) {
 // brokerConfig returns the configuration of kind ("memory", "amqp",
 // "kafka") with the test addresses and namespace ns.
 func brokerConfig(kind, ns string) (config.Config, error) {
-	c := config.Defaults()
-	c.Broker.Type = kind
-	c.Service.Namespace = ns
-	c.Service.Name = "switchyard-faults"
-	c.Service.ShutdownTimeout = 20 * time.Second
+	c := baseConfig(kind, ns)
 	switch kind {
 	case config.BrokerAMQP:
 		u, err := need(envAMQPURL)
@@ -106,6 +102,24 @@ func brokerConfig(kind, ns string) (config.Config, error) {
 	// reports every zero field (config.Parse does too); the adapter's New
 	// applies its defaults and validates.
 	return c, nil
+}
+
+// baseConfig is the configuration every scenario starts from.
+func baseConfig(kind, ns string) config.Config {
+	c := config.Defaults()
+	c.Broker.Type = kind
+	c.Service.Namespace = ns
+	c.Service.Name = "switchyard-faults"
+	c.Service.ShutdownTimeout = 20 * time.Second
+	return c
+}
+
+// declareStream declares the scenario's group queue and its dead-letter topic.
+func declareStream(ctx context.Context, b broker.Broker, nm names) error {
+	if err := declare(ctx, b, nm.topic, nm.group); err != nil {
+		return err
+	}
+	return declare(ctx, b, nm.dlTopic, broker.DeadLetterGroup)
 }
 
 // openBroker opens the broker kind for namespace ns.
@@ -219,6 +233,9 @@ type result struct {
 	lost             int
 	failures         []string
 	skipped          string
+	// figures are appended to the result line (key=value pairs), as the
+	// cluster scenarios' failover times.
+	figures string
 }
 
 func (r *result) failf(format string, args ...any) {
@@ -226,8 +243,12 @@ func (r *result) failf(format string, args ...any) {
 }
 
 func (r *result) line() string {
-	return fmt.Sprintf("scenario=%s broker=%s published=%d processed=%d duplicates=%d dead_lettered=%d lost=%d",
+	line := fmt.Sprintf("scenario=%s broker=%s published=%d processed=%d duplicates=%d dead_lettered=%d lost=%d",
 		r.scenario, r.broker, r.published, r.processed, r.duplicates, r.deadLettered, r.lost)
+	if r.figures != "" {
+		line += " " + r.figures
+	}
+	return line
 }
 
 // tally fills the counts of r from the confirmed ids, the handling counts

@@ -80,6 +80,20 @@
 //     payload (handled on memory and RabbitMQ; on Kafka the publish itself is
 //     refused with a clear error, so it is never counted as published).
 //
+// # Cluster scenarios
+//
+// With -cluster (make faults-cluster) the command runs instead the
+// scenarios of cluster.go on the three-node clusters of scripts/cluster.sh
+// (.work/cluster/env): cluster-leader-kill9 (kafka: SIGKILL of the
+// partition leader; amqp: of the quorum queue leader's node),
+// cluster-rolling-restart (kafka: each broker stopped and started in
+// turn) and cluster-publisher-node-kill9 (amqp: the node the publisher is
+// connected to), each with a producer and two consumers of one group
+// streaming. Their result lines add the killed node and the longest time
+// without a confirmed publish (producer_stall) and without a handling
+// (consumer_stall) from the fault until the cluster was whole again.
+// docs/clusters.md has the figures.
+//
 // # Rebalances and rolling restarts
 //
 // The four membership scenarios (kafka-rebalance, kafka-rolling-restart,

@@ -66,11 +66,16 @@ func driverMain(args []string) int {
 	verbose := fs.Bool("v", false, "log progress at info level, including the consumers'")
 	declareDL := fs.Bool("declare-dead-letters", true, "declare every dead-letter topic for the operators' group before the bad-input run, as the service does itself on brokers implementing broker.Provisioner")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up on the whole run after this")
+	cluster := fs.Bool("cluster", false, "run the cluster scenarios (leader kills on the three-node clusters of scripts/cluster.sh, make faults-cluster) instead of the single-node ones")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	var selected []scenario
-	for _, s := range scenarios() {
+	all := scenarios()
+	if *cluster {
+		all = clusterScenarios()
+	}
+	for _, s := range all {
 		if *runFilter == "" || matches(s.id(), *runFilter) {
 			selected = append(selected, s)
 		}

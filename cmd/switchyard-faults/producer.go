@@ -40,6 +40,10 @@ type producer struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 
+	// onConfirm, when set, is called after every confirmed batch (the
+	// cluster scenarios time the producer's progress with it).
+	onConfirm func()
+
 	confirmed *idSet
 	sent      atomic.Int64 // messages confirmed, for progress
 	retries   atomic.Int64 // failed Publish calls
@@ -133,6 +137,9 @@ func (p *producer) publishBatch(ctx context.Context, from, to int) error {
 				p.confirmed.add(m.UUID)
 			}
 			p.sent.Add(int64(len(msgs)))
+			if p.onConfirm != nil {
+				p.onConfirm()
+			}
 			if !failingSince.IsZero() {
 				p.logger.Info("publish recovered", "after", time.Since(failingSince).Round(time.Millisecond), "batch", from)
 			}

@@ -323,10 +323,7 @@ func (e *env) brokerRestart(ctx context.Context, kind string) *result {
 		return r.setupFailed(err)
 	}
 	defer pubB.Close()
-	if err := declare(ctx, pubB, nm.topic, nm.group); err != nil {
-		return r.setupFailed(err)
-	}
-	if err := declare(ctx, pubB, nm.dlTopic, broker.DeadLetterGroup); err != nil {
+	if err := declareStream(ctx, pubB, nm); err != nil {
 		return r.setupFailed(err)
 	}
 	consB, _, err := openBroker(ctx, kind, ns, e.adapters.With("scenario", name, "side", "consumer"))

@@ -29,13 +29,18 @@ func TestSameSummaryOnEveryBroker(t *testing.T) {
 			_, _ = rand.Read(b[:])
 			// A namespace of its own: earlier runs' messages and offsets stay out.
 			t.Setenv("SWITCHYARD_SERVICE_NAMESPACE", "example-"+hex.EncodeToString(b[:])+".")
-			got := runSummary(t, "--orders", "20", "--config", tc.file)
-			for _, k := range []string{"published", "handled", "retried", "dead_lettered", "reserved", "rejected", "notified", "duplicates"} {
-				if got[k] != memOut[k] {
-					t.Errorf("%s: %s = %d, memory says %d", tc.name, k, got[k], memOut[k])
-				}
-			}
+			sameSummary(t, tc.name, runSummary(t, "--orders", "20", "--config", tc.file), memOut)
 		})
+	}
+}
+
+// sameSummary fails t for every count of got that differs from memory's.
+func sameSummary(t *testing.T, name string, got, memory map[string]int64) {
+	t.Helper()
+	for _, k := range []string{"published", "handled", "retried", "dead_lettered", "reserved", "rejected", "notified", "duplicates"} {
+		if got[k] != memory[k] {
+			t.Errorf("%s: %s = %d, memory says %d", name, k, got[k], memory[k])
+		}
 	}
 }
 

@@ -51,3 +51,42 @@ func require(tb testing.TB, env, what string) string {
 	tb.Skipf("%s not configured: set %s or run `make test`, which starts it (under CI=true this fails instead)", what, env)
 	return ""
 }
+
+// The three-node clusters of scripts/cluster.sh (`make up CLUSTER=3`
+// writes these to .work/cluster/env). EnvCluster asks for them: the
+// cluster tests run only when it is set, and then, under CI, fail when an
+// address is missing. Without it they skip, under CI too: the clusters are
+// not part of the default run.
+const (
+	EnvCluster             = "SWITCHYARD_TEST_CLUSTER"               // 3
+	EnvClusterKafkaBrokers = "SWITCHYARD_TEST_CLUSTER_KAFKA_BROKERS" // 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+	EnvClusterAMQPURLs     = "SWITCHYARD_TEST_CLUSTER_AMQP_URLS"     // amqp://guest:guest@127.0.0.1:5701/,...
+)
+
+// ClusterKafkaBrokers returns the Kafka cluster's brokers, comma-separated,
+// or skips (see EnvCluster).
+func ClusterKafkaBrokers(tb testing.TB) string {
+	return requireCluster(tb, EnvClusterKafkaBrokers, "the Kafka cluster")
+}
+
+// ClusterAMQPURLs returns the RabbitMQ cluster's node URLs, comma-separated,
+// or skips (see EnvCluster).
+func ClusterAMQPURLs(tb testing.TB) string {
+	return requireCluster(tb, EnvClusterAMQPURLs, "the RabbitMQ cluster")
+}
+
+func requireCluster(tb testing.TB, env, what string) string {
+	tb.Helper()
+	if os.Getenv(EnvCluster) == "" {
+		tb.Skipf("%s not asked for: set %s=3 with the addresses of `make up CLUSTER=3` (. .work/cluster/env)", what, EnvCluster)
+		return ""
+	}
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s is required (%s is set) but %s is unset: run `make up CLUSTER=3` and `. .work/cluster/env`", what, EnvCluster, env)
+	}
+	tb.Skipf("%s not configured: %s is unset; run `make up CLUSTER=3` and `. .work/cluster/env` (under CI=true this fails instead)", what, env)
+	return ""
+}

@@ -34,19 +34,24 @@ func main() {
 	timeout := flag.Duration("timeout", 90*time.Second, "how long to wait for the broker")
 	smoke := flag.Bool("smoke", false, "after the broker answers, create a topic, produce, consume in a group, commit and delete the topic")
 	quiet := flag.Bool("q", false, "print nothing on success")
+	replicas := flag.Int("replicas", 1, "wait for at least this many brokers; the smoke topic gets this many replicas and is used only once all are in sync (a cluster, scripts/cluster.sh)")
 	flag.Parse()
+	if *replicas < 1 || *replicas > 32767 {
+		fmt.Fprintf(os.Stderr, "kafkaready: -replicas %d: want 1 to 32767\n", *replicas)
+		os.Exit(2)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
 	addrs := strings.Split(*brokers, ",")
-	n, err := waitBrokers(ctx, addrs)
+	n, err := waitBrokers(ctx, addrs, *replicas)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kafkaready: %s: %v\n", *brokers, err)
 		os.Exit(1)
 	}
 	if *smoke {
-		if err := retryRoundTrip(ctx, addrs); err != nil {
+		if err := retryRoundTrip(ctx, addrs, int16(*replicas)); err != nil {
 			fmt.Fprintf(os.Stderr, "kafkaready: smoke test on %s: %v\n", *brokers, err)
 			os.Exit(1)
 		}
@@ -60,16 +65,16 @@ func main() {
 	}
 }
 
-// waitBrokers retries ListBrokers until it returns at least one broker or ctx ends.
-func waitBrokers(ctx context.Context, addrs []string) (int, error) {
+// waitBrokers retries ListBrokers until it returns at least want brokers or ctx ends.
+func waitBrokers(ctx context.Context, addrs []string, want int) (int, error) {
 	var last error
 	for {
 		n, err := listBrokers(ctx, addrs)
-		if err == nil && n > 0 {
+		if err == nil && n >= want {
 			return n, nil
 		}
 		if err == nil {
-			err = errors.New("metadata lists no brokers")
+			err = fmt.Errorf("metadata lists %d broker(s), want %d", n, want)
 		}
 		last = err
 		select {
@@ -99,9 +104,9 @@ func listBrokers(ctx context.Context, addrs []string) (int, error) {
 // a (re)start a broker answers metadata before it leads its partitions:
 // producing then fails with a retriable error such as
 // UNKNOWN_TOPIC_OR_PARTITION, which says "not yet", not "broken".
-func retryRoundTrip(ctx context.Context, addrs []string) error {
+func retryRoundTrip(ctx context.Context, addrs []string, replicas int16) error {
 	for {
-		err := roundTrip(ctx, addrs)
+		err := roundTrip(ctx, addrs, replicas)
 		if err == nil {
 			return nil
 		}
@@ -113,9 +118,10 @@ func retryRoundTrip(ctx context.Context, addrs []string) error {
 	}
 }
 
-// roundTrip creates a topic, produces one record, consumes it in a group,
-// commits, then deletes the topic and the group.
-func roundTrip(ctx context.Context, addrs []string) error {
+// roundTrip creates a topic, waits until all its replicas are in sync,
+// produces one record, consumes it in a group, commits, then deletes the
+// topic and the group.
+func roundTrip(ctx context.Context, addrs []string, replicas int16) error {
 	topic := fmt.Sprintf("kafkaready-%d", time.Now().UnixNano())
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
@@ -124,7 +130,7 @@ func roundTrip(ctx context.Context, addrs []string) error {
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
 
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+	if _, err := adm.CreateTopic(ctx, 1, replicas, nil, topic); err != nil {
 		return fmt.Errorf("create topic %q: %w", topic, err)
 	}
 	defer func() {
@@ -133,6 +139,9 @@ func roundTrip(ctx context.Context, addrs []string) error {
 		_, _ = adm.DeleteGroup(dctx, topic)
 		_, _ = adm.DeleteTopic(dctx, topic)
 	}()
+	if err := waitInSync(ctx, adm, topic, int(replicas)); err != nil {
+		return err
+	}
 	// The consumer is closed (leaving its group) before the deferred deletes run.
 	return consumeInGroup(ctx, addrs, topic)
 }
@@ -175,6 +184,37 @@ func consumeInGroup(ctx context.Context, addrs []string, topic string) error {
 				return fmt.Errorf("commit offsets of group %q: %w", topic, err)
 			}
 			return nil
+		}
+	}
+}
+
+// waitInSync waits until every partition of topic has a leader and want
+// replicas in sync: on a cluster, a produce with acks=all before that may
+// fail with NOT_ENOUGH_REPLICAS, and a node that is still catching up is
+// not yet part of the cluster's redundancy.
+func waitInSync(ctx context.Context, adm *kadm.Client, topic string, want int) error {
+	var last string
+	for {
+		tds, err := adm.ListTopics(ctx, topic)
+		if err == nil {
+			td := tds[topic]
+			ok := td.Err == nil && len(td.Partitions) > 0
+			for _, p := range td.Partitions.Sorted() {
+				if p.Err != nil || p.Leader < 0 || len(p.ISR) < want {
+					ok = false
+					last = fmt.Sprintf("partition %d: leader %d, in sync %v, want %d replicas", p.Partition, p.Leader, p.ISR, want)
+				}
+			}
+			if ok {
+				return nil
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %q: replicas not in sync: %w (last: %s)", topic, ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
