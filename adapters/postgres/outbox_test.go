@@ -570,11 +570,19 @@ func TestOutboxFailingRecordBlocksOnlyItsKey(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(runCtx) }()
+	// The attempts are counted in the table after each refusal: wait for
+	// the row, not the publisher, or a cancel between the two loses one.
+	poisonAttempts := func() int {
+		var n int
+		_ = pool.QueryRow(ctx, `SELECT attempts FROM `+ob.Table()+` WHERE uuid = 'poison'`).Scan(&n)
+		return n
+	}
 	eventually(t, func() bool {
 		pub.mu.Lock()
 		defer pub.mu.Unlock()
 		return len(pub.got) == 2 && pub.refused >= 3
 	})
+	eventually(t, func() bool { return poisonAttempts() >= 3 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
