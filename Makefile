@@ -19,7 +19,7 @@
 #
 # A separate set of servers beside the default one (see scripts/up.sh):
 #   make test SWITCHYARD_WORK=/tmp/sy SWITCHYARD_AMQP_PORT=5682 \
-#     SWITCHYARD_KAFKA_PORT=19092 SWITCHYARD_POSTGRES_PORT=5442
+#     SWITCHYARD_KAFKA_PORT=9192 SWITCHYARD_POSTGRES_PORT=5442
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c

@@ -11,7 +11,7 @@
 # separate set beside it, pick other ports and another state folder:
 #
 #	scripts/up.sh && . .work/env && go test -race ./...
-#	SWITCHYARD_WORK=/tmp/sy SWITCHYARD_AMQP_PORT=5682 SWITCHYARD_KAFKA_PORT=19092 \
+#	SWITCHYARD_WORK=/tmp/sy SWITCHYARD_AMQP_PORT=5682 SWITCHYARD_KAFKA_PORT=9192 \
 #		SWITCHYARD_POSTGRES_PORT=5442 scripts/up.sh    # then . /tmp/sy/env
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
