@@ -710,11 +710,11 @@ func TestAbandonedGroupQueueExpires(t *testing.T) {
 	})
 }
 
-func TestPublishNackedFails(t *testing.T) {
-	e := newEnv(t)
-	topic := e.topic("full")
-	b := e.broker(nil)
-	// A queue that refuses messages beyond one makes RabbitMQ nack them.
+// fullQueue binds to topic a queue that holds one message and refuses
+// more, so that RabbitMQ nacks what is published beyond it; it returns the
+// queue's name.
+func fullQueue(t *testing.T, e *env, topic string) string {
+	t.Helper()
 	raw := e.raw()
 	queue, exchange := e.prefix+topic+".full", e.prefix+topic
 	if err := raw.ExchangeDeclare(exchange, amqp091.ExchangeFanout, true, false, false, false, nil); err != nil {
@@ -726,6 +726,14 @@ func TestPublishNackedFails(t *testing.T) {
 	if err := raw.QueueBind(queue, "", exchange, false, nil); err != nil {
 		t.Fatal(err)
 	}
+	return queue
+}
+
+func TestPublishNackedFails(t *testing.T) {
+	e := newEnv(t)
+	topic := e.topic("full")
+	b := e.broker(nil)
+	fullQueue(t, e, topic)
 	err := b.Publisher().Publish(topic, newMessages(3, "x")...)
 	if !errors.Is(err, ErrNacked) || !strings.Contains(err.Error(), topic) {
 		t.Fatalf("Publish beyond the queue's limit: err = %v, want ErrNacked naming the topic", err)
@@ -739,17 +747,7 @@ func TestNackRetiresTheChannel(t *testing.T) {
 	e := newEnv(t)
 	topic := e.topic("full")
 	b := e.broker(func(c *Config) { c.PublishChannels = 1 })
-	raw := e.raw()
-	queue, exchange := e.prefix+topic+".full", e.prefix+topic
-	if err := raw.ExchangeDeclare(exchange, amqp091.ExchangeFanout, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.QueueBind(queue, "", exchange, false, nil); err != nil {
-		t.Fatal(err)
-	}
+	raw, queue := e.raw(), fullQueue(t, e, topic)
 	if err := b.Publisher().Publish(topic, newMessages(1, "fits")...); err != nil {
 		t.Fatal(err)
 	}
