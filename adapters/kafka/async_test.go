@@ -102,11 +102,16 @@ func TestPublishAsyncAcknowledgesEveryMessage(t *testing.T) {
 	}
 }
 
-// The broker stops with records in flight (a private broker: the shared
+// The broker dies with records in flight (a private broker: the shared
 // one is never stopped): every record is reported once, acknowledged or
 // failed, none left unanswered; every acknowledged record is in the log.
-// Break it: drop the promise's call to done for errors and the wait for
-// all outcomes times out.
+// It is killed, not stopped: a crash cuts produce requests that were
+// written and never answered, the case franz-go's idempotent producer
+// would wait out for ever without AllowIdempotentProduceCancellation
+// (broker.go). A graceful stop hits it only by chance (under load).
+// Break it: drop that option and the records buffered behind the
+// unanswered request (the whole client buffer) are never answered; or
+// drop the promise's call to done for errors.
 func TestPublishAsyncReportsEveryRecordWhenTheBrokerStops(t *testing.T) {
 	s := brokertest.StartKafka(t)
 	cfg := testConfig(t)
@@ -149,9 +154,15 @@ func TestPublishAsyncReportsEveryRecordWhenTheBrokerStops(t *testing.T) {
 		published <- n
 	}()
 	o.wait(0, 2000, time.Minute)
-	s.Stop()
+	s.Kill()
+	killed := time.Now()
 	total := <-published
+	// Each record is answered within PublishTimeout (5s) of being
+	// buffered plus the wait for franz-go's next look at it (a dial to
+	// the dead broker is refused at once, then a retry backoff of at
+	// most 6s); 2m is that with room for a loaded machine.
 	outcomes := o.wait(2000, total, 2*time.Minute)
+	answered := time.Since(killed)
 	acked, failed := 0, 0
 	for _, err := range outcomes {
 		if err == nil {
@@ -186,5 +197,5 @@ func TestPublishAsyncReportsEveryRecordWhenTheBrokerStops(t *testing.T) {
 	if stored < int64(acked)+1 {
 		t.Errorf("the log holds %d records, %d were acknowledged (+1 before): acknowledged records lost", stored, acked)
 	}
-	t.Logf("%d acknowledged, %d failed, %d in the log", acked, failed, stored)
+	t.Logf("%d acknowledged, %d failed (all answered %s after the kill), %d in the log", acked, failed, answered.Round(time.Millisecond), stored)
 }

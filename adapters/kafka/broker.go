@@ -107,7 +107,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Broker, error) 
 	}
 	b.adm = kadm.NewClient(b.admCl)
 
-	prod, err := kgo.NewClient(append(append([]kgo.Opt(nil), opts...), cfg.producerOpts()...)...)
+	// AllowIdempotentProduceCancellation makes publish_timeout bound every
+	// record. Without it franz-go's idempotent producer never fails a batch
+	// written in a request that got no response (it cannot tell whether
+	// the broker stored it): a broker that dies with a produce request in
+	// flight leaves that batch, and every record buffered behind it (up to
+	// kgo.MaxBufferedRecords), unanswered until the broker is back, so a
+	// PublishAsync promise or a Publish could wait for ever. With it such a
+	// record fails at its delivery timeout like any other; it may have been
+	// stored, so a caller's retry can duplicate it: the at-least-once
+	// contract Publish already states. The transactional clients (txn.go)
+	// cannot take it and keep franz-go's default.
+	prod, err := kgo.NewClient(append(append(append([]kgo.Opt(nil), opts...), cfg.producerOpts()...),
+		kgo.AllowIdempotentProduceCancellation())...)
 	if err != nil {
 		b.admCl.Close()
 		return nil, fmt.Errorf("kafka: producer client: %w", err)

@@ -79,7 +79,11 @@ type Config struct {
 	// 10ms quicker when the producer is idle).
 	Linger time.Duration `yaml:"linger"`
 	// PublishTimeout bounds how long a record may wait to be acknowledged
-	// before Publish fails. Default 30s.
+	// before Publish fails (or PublishAsync reports it failed), also when
+	// the broker died with it in flight (it may then have been stored).
+	// franz-go checks it before each attempt and after each response, so
+	// a failure can come up to a retry backoff (at most ~6s) or a produce
+	// request's 20s read timeout later. Default 30s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// Compression is the codec of the record batches the adapter produces:
 	// "none" (default), "gzip", "snappy", "lz4" or "zstd". Consumers must

@@ -77,13 +77,13 @@ var (
 // asynchronous Produce: each message becomes a record as in Publish and
 // its promise reports the outcome to done, from franz-go's goroutines. It
 // returns once every record is buffered in the client. The window is the
-// client's buffer ([kgo.MaxBufferedRecords], franz-go's default 10000
+// client's buffer ([kgo.MaxBufferedRecords], franz-go's default 50000
 // records): Produce blocks while it is full, until ctx is done. ctx is
-// each record's context in franz-go: a record ctx's end catches before it
-// is written to a produce request fails with ctx's error; a record in a
-// request is answered by the broker or fails when
-// [Config.PublishTimeout] (the records' delivery timeout) has passed and
-// failing it is safe for the idempotent producer's sequence numbers.
+// each record's context in franz-go. Every record is answered: by the
+// broker, or with an error once ctx is done or [Config.PublishTimeout]
+// (the records' delivery timeout) has passed, also when its produce
+// request was written and never answered (a broker that died): such a
+// record may have been stored.
 func (p *Publisher) PublishAsync(ctx context.Context, topic string, done func(*message.Message, error), msgs ...*message.Message) {
 	fail := func(rest []*message.Message, err error) {
 		for _, m := range rest {

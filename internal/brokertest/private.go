@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,6 +90,50 @@ func (s *Server) Work() string { return s.work }
 // Stop stops the server; Start starts it again on the same ports and data.
 func (s *Server) Stop()  { s.tb.Helper(); s.run("stop") }
 func (s *Server) Start() { s.tb.Helper(); s.run("start") }
+
+// Kill ends the server with SIGKILL, as a crash would: its connections are
+// cut with requests in flight and unanswered, which a graceful Stop (which
+// may still answer them) only does by chance. Start brings it back. Only
+// Kafka and RabbitMQ, whose scripts keep a pid file, can be killed.
+func (s *Server) Kill() {
+	s.tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	file := filepath.Join(s.work, s.Name, s.Name+".pid")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		s.tb.Fatalf("kill %s: %v", s.Name, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		s.tb.Fatalf("kill %s: pid file %s: %v", s.Name, file, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		s.tb.Fatalf("kill %s (pid %d): %v", s.Name, pid, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("kill %s: pid %d still alive after 30s", s.Name, pid)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the process table, bounded by deadline
+	}
+}
+
+// alive reports whether pid runs: a zombie (killed, not yet reaped by a
+// parent that may never reap it) does not.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command, which may hold spaces.
+	rest := stat[strings.LastIndexByte(string(stat), ')')+1:]
+	return !strings.HasPrefix(strings.TrimSpace(string(rest)), "Z")
+}
 
 // Restart stops and starts the server, returning when it answers again.
 func (s *Server) Restart() { s.tb.Helper(); s.run("restart") }
