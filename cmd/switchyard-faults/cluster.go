@@ -274,7 +274,14 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	}()
 
 	pubSvc := service.New(pubB, append(cfg.ServiceOptions(), service.WithLogger(nil))...)
-	p := newProducer(pubSvc, pubB.Publisher(), ns, n, 400, logger)
+	// A rolling restart outlasts n messages at 400/s: its producer streams
+	// (at 200/s, which two cores carry beside three restarting JVMs) until
+	// the last broker is back with its replicas in sync, then stops.
+	total, rate := n, 400.0
+	if fault == faultRolling {
+		total, rate = rollingMax, 200
+	}
+	p := newProducer(pubSvc, pubB.Publisher(), ns, total, rate, logger)
 	p.onConfirm = produced.tick
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- p.run(ctx) }()
@@ -285,19 +292,30 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	scancel()
 
 	faultAt := time.Now()
+	sentAtFault := p.sent.Load()
 	var healedAt time.Time
+	var duringFault int64 // confirmed between the fault and the cluster whole again
+	var restarts []string // faultRolling: each node's stop-to-in-sync time
 	switch fault {
 	case faultRolling:
 		for node := 1; node <= 3; node++ {
 			logger.Info("rolling restart", "node", node, "published_so_far", p.sent.Load(), "handled_so_far", handled.len())
+			began := time.Now()
 			if err := e.clusterScript(ctx, "stop", kind2service(kind), strconv.Itoa(node)); err != nil {
 				r.failf("%v", err)
 			}
+			// start returns once the cluster is whole: all replicas in sync.
 			if err := e.clusterScript(ctx, "start", kind2service(kind), strconv.Itoa(node)); err != nil {
 				r.failf("%v", err)
 			}
+			restarts = append(restarts, time.Since(began).Round(100*time.Millisecond).String())
 		}
 		healedAt = time.Now()
+		duringFault = p.sent.Load() - sentAtFault
+		p.stop()
+		if p.sent.Load() >= rollingMax {
+			r.failf("the stream of %d messages ended before the rolling restart did", rollingMax)
+		}
 	default:
 		logger.Info("killing node with SIGKILL", "node", victim, "published_so_far", p.sent.Load(), "handled_so_far", handled.len())
 		if err := e.clusterScript(ctx, "kill", kind2service(kind), strconv.Itoa(victim)); err != nil {
@@ -347,9 +365,18 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	}
 	r.figures = fmt.Sprintf("killed_node=%d producer_stall=%s consumer_stall=%s fault_to_whole=%s publish_retries=%d",
 		victim, prodGap.Round(time.Millisecond), consGap.Round(time.Millisecond), healedAt.Sub(faultAt).Round(100*time.Millisecond), p.retries.Load())
+	if fault == faultRolling {
+		r.figures = fmt.Sprintf("producer_stall=%s consumer_stall=%s restart_all=%s node_restarts=%s published_during_restart=%d published_after_restart=%d publish_retries=%d",
+			prodGap.Round(time.Millisecond), consGap.Round(time.Millisecond), healedAt.Sub(faultAt).Round(100*time.Millisecond),
+			strings.Join(restarts, ","), duringFault, p.sent.Load()-sentAtFault-duringFault, p.retries.Load())
+	}
 	logger.Info("scenario done", "figures", r.figures)
 	return r
 }
+
+// rollingMax bounds the rolling restart's stream (at 200/s, over two
+// hours): the restart ends it long before.
+const rollingMax = 2_000_000
 
 func kind2service(kind string) string {
 	if kind == config.BrokerAMQP {
@@ -357,4 +384,3 @@ func kind2service(kind string) string {
 	}
 	return "kafka"
 }
-
