@@ -46,6 +46,12 @@ func clusterScenarios() []scenario {
 		{"cluster-publisher-node-kill9", config.BrokerAMQP, func(ctx context.Context, e *env) *result {
 			return e.clusterFault(ctx, "cluster-publisher-node-kill9", config.BrokerAMQP, faultPublisherNodeKill)
 		}},
+		{"cluster-retry-dl-kill9", config.BrokerKafka, func(ctx context.Context, e *env) *result {
+			return e.clusterRetryKill(ctx, config.BrokerKafka)
+		}},
+		{"cluster-retry-dl-kill9", config.BrokerAMQP, func(ctx context.Context, e *env) *result {
+			return e.clusterRetryKill(ctx, config.BrokerAMQP)
+		}},
 	}
 }
 
@@ -124,6 +130,22 @@ func clusterConfig(kind, ns string, first int) (config.Config, error) {
 	return c, nil
 }
 
+// openCluster opens a client of the cluster of kind for scenario name
+// (clusterConfig's first; tune, when set, adjusts the configuration).
+func (e *env) openCluster(ctx context.Context, name, kind, ns string, first int, side string, tune func(*config.Config)) (broker.Broker, config.Config, error) {
+	c, err := clusterConfig(kind, ns, first)
+	if err != nil {
+		return nil, c, err
+	}
+	if tune != nil {
+		tune(&c)
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	b, err := config.Open(octx, c, e.adapters.With("scenario", name, "side", side))
+	return b, c, err
+}
+
 func (e *env) clusterScript(ctx context.Context, args ...string) error {
 	script, err := need(envClusterScript)
 	if err != nil {
@@ -161,26 +183,33 @@ func kafkaLeader(ctx context.Context, topic string) (int, error) {
 
 // rabbitLeader is the node (1..3) hosting the leader of quorum queue queue.
 func (e *env) rabbitLeader(ctx context.Context, queue string) (int, error) {
+	leader, _, err := e.rabbitQueue(ctx, queue)
+	return leader, err
+}
+
+// rabbitQueue is the node (1..3) hosting the leader of queue, and the
+// queue's type ("quorum", "classic").
+func (e *env) rabbitQueue(ctx context.Context, queue string) (leader int, qtype string, err error) {
 	script, err := need(envClusterScript)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	nodes := strings.Split(os.Getenv(envClusterNodes), ",")
 	for try := 1; ; try++ {
-		out, err := exec.CommandContext(ctx, "bash", script, "rabbitmqctl", "1", "-q", "list_queues", "--no-table-headers", "name", "leader").Output()
+		out, err := exec.CommandContext(ctx, "bash", script, "rabbitmqctl", "1", "-q", "list_queues", "--no-table-headers", "name", "leader", "type").Output()
 		if err != nil {
-			return 0, fmt.Errorf("list_queues: %w", err)
+			return 0, "", fmt.Errorf("list_queues: %w", err)
 		}
 		for _, line := range strings.Split(string(out), "\n") {
 			f := strings.Fields(line)
-			if len(f) == 2 && f[0] == queue {
+			if len(f) == 3 && f[0] == queue {
 				if i := slices.Index(nodes, f[1]); i >= 0 {
-					return i + 1, nil
+					return i + 1, f[2], nil
 				}
 			}
 		}
 		if try == 10 {
-			return 0, fmt.Errorf("queue %q: no leader among %v in rabbitmqctl list_queues:\n%s", queue, nodes, out)
+			return 0, "", fmt.Errorf("queue %q: no leader among %v in rabbitmqctl list_queues:\n%s", queue, nodes, out)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -198,14 +227,7 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	nm := namesFor(ns)
 	logger := e.logger.With("scenario", name, "broker", kind)
 	open := func(first int, side string) (broker.Broker, config.Config, error) {
-		c, err := clusterConfig(kind, ns, first)
-		if err != nil {
-			return nil, c, err
-		}
-		octx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		b, err := config.Open(octx, c, e.adapters.With("scenario", name, "side", side))
-		return b, c, err
+		return e.openCluster(ctx, name, kind, ns, first, side, nil)
 	}
 	pubB, cfg, err := open(0, "publisher")
 	if err != nil {
