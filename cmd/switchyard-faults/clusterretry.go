@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -352,6 +353,19 @@ func (e *env) deadLetterLeader(ctx context.Context, kind string, nm names, want 
 		leader, qtype, err := e.rabbitQueue(ctx, q)
 		if err == nil && qtype != amqp.QueueTypeQuorum {
 			replicated = fmt.Sprintf("dead-letter queue %q is %s, want quorum", q, qtype)
+		}
+		// RabbitMQ 3.10 cannot transfer a leadership: removing the
+		// leader's replica makes another member leader; the replica is
+		// then added back (the queue is still empty).
+		nodes := strings.Split(os.Getenv(envClusterNodes), ",")
+		for try := 0; err == nil && leader != want && try < 6; try++ {
+			node := nodes[leader-1]
+			if err = e.clusterScript(ctx, "rabbitmq-queues", "1", "-q", "delete_member", q, node); err == nil {
+				err = e.clusterScript(ctx, "rabbitmq-queues", "1", "-q", "add_member", q, node)
+			}
+			if err == nil {
+				leader, _, err = e.rabbitQueue(ctx, q)
+			}
 		}
 		return q, leader, replicated, err
 	}
