@@ -360,6 +360,7 @@ func (e *env) deadLetterLeader(ctx context.Context, kind string, nm names, want 
 		nodes := strings.Split(os.Getenv(envClusterNodes), ",")
 		for try := 0; err == nil && leader != want && try < 6; try++ {
 			node := nodes[leader-1]
+			e.logger.Info("moving the dead-letter queue's leader", "queue", q, "from", leader, "to", want)
 			if err = e.clusterScript(ctx, "rabbitmq-queues", "1", "-q", "delete_member", q, node); err == nil {
 				err = e.clusterScript(ctx, "rabbitmq-queues", "1", "-q", "add_member", q, node)
 			}
