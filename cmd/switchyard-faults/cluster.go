@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -278,14 +279,9 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 		}, service.Group(groupName), service.Concurrency(8)); err != nil {
 			return r.setupFailed(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(runCtx) }()
-		select {
-		case <-svc.Ready():
-		case err := <-done:
-			return r.setupFailed(fmt.Errorf("consumer %d stopped before it was ready: %v", i, err))
-		case <-time.After(2 * time.Minute):
-			return r.setupFailed(fmt.Errorf("consumer %d not ready in 2m", i))
+		done, err := runUntilReady(runCtx, svc, i)
+		if err != nil {
+			return r.setupFailed(err)
 		}
 		runs = append(runs, done)
 	}
@@ -340,19 +336,7 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 		}
 	default:
 		logger.Info("killing node with SIGKILL", "node", victim, "published_so_far", p.sent.Load(), "handled_so_far", handled.len())
-		if err := e.clusterScript(ctx, "kill", kind2service(kind), strconv.Itoa(victim)); err != nil {
-			r.failf("%v", err)
-		}
-		// The cluster runs on two nodes for a while; then the node comes back.
-		wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		base := p.sent.Load()
-		waitFor(wctx, 100*time.Millisecond, func() bool { return p.sent.Load() >= base+int64(n/10) || p.sent.Load() >= int64(n) })
-		cancel()
-		logger.Info("bringing the node back", "node", victim, "after", time.Since(faultAt).Round(time.Millisecond))
-		if err := e.clusterScript(ctx, "start", kind2service(kind), strconv.Itoa(victim)); err != nil {
-			r.failf("%v", err)
-		}
-		healedAt = time.Now()
+		healedAt = e.killAndRestore(ctx, r, kind, victim, p, n, logger)
 	}
 	if err := <-pubDone; err != nil {
 		r.failf("publishing: %v", err)
@@ -399,6 +383,41 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 // rollingMax bounds the rolling restart's stream (at 200/s, over two
 // hours): the restart ends it long before.
 const rollingMax = 2_000_000
+
+// killAndRestore SIGKILLs node victim of the cluster of kind, lets the
+// cluster run on two nodes until n/10 more messages are confirmed (or the
+// stream ended), starts the node again and returns when the cluster is
+// whole.
+func (e *env) killAndRestore(ctx context.Context, r *result, kind string, victim int, p *producer, n int, logger *slog.Logger) time.Time {
+	faultAt := time.Now()
+	if err := e.clusterScript(ctx, "kill", kind2service(kind), strconv.Itoa(victim)); err != nil {
+		r.failf("%v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	base := p.sent.Load()
+	waitFor(wctx, 100*time.Millisecond, func() bool { return p.sent.Load() >= base+int64(n/10) || p.sent.Load() >= int64(n) })
+	cancel()
+	logger.Info("bringing the node back", "node", victim, "after", time.Since(faultAt).Round(time.Millisecond))
+	if err := e.clusterScript(ctx, "start", kind2service(kind), strconv.Itoa(victim)); err != nil {
+		r.failf("%v", err)
+	}
+	return time.Now()
+}
+
+// runUntilReady runs consumer i's service until ctx ends and returns
+// once it is ready; done receives what Run returned.
+func runUntilReady(ctx context.Context, svc *service.Service, i int) (done chan error, err error) {
+	done = make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Ready():
+		return done, nil
+	case err := <-done:
+		return nil, fmt.Errorf("consumer %d stopped before it was ready: %v", i, err)
+	case <-time.After(2 * time.Minute):
+		return nil, fmt.Errorf("consumer %d not ready in 2m", i)
+	}
+}
 
 func kind2service(kind string) string {
 	if kind == config.BrokerAMQP {
