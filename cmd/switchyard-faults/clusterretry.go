@@ -374,6 +374,7 @@ func (e *env) deadLetterLeader(ctx context.Context, kind string, nm names, want 
 	}
 	reps := tds[topic].Partitions[0].Replicas
 	if i := slices.Index(reps, int32(want)); i > 0 {
+		e.logger.Info("making the wanted node the dead-letter topic's preferred leader", "topic", topic, "replicas", reps, "to", want)
 		order := append([]int32{int32(want)}, slices.Delete(slices.Clone(reps), i, i+1)...)
 		req := kadm.AlterPartitionAssignmentsReq{}
 		req.Assign(topic, 0, order)
