@@ -12,6 +12,7 @@
 #	                                            cluster is whole (all replicas in sync)
 #	scripts/cluster.sh stop kafka|rabbitmq N    stop node N gracefully
 #	scripts/cluster.sh rabbitmqctl N ARGS...    rabbitmqctl against node N
+#	scripts/cluster.sh rabbitmq-queues N ARGS... rabbitmq-queues against node N
 #
 # Idempotent: up twice restarts nothing. Only processes whose pid is in a
 # pid file under .work/cluster and that run on its files are stopped or
@@ -99,15 +100,13 @@ start | stop)
 	esac
 	cluster_write_env
 	;;
-rabbitmqctl)
-	[ $# -ge 1 ] || die "usage: scripts/cluster.sh rabbitmqctl N ARGS..."
+rabbitmqctl | rabbitmq-queues)
+	[ $# -ge 1 ] || die "usage: scripts/cluster.sh $action N ARGS..."
 	_check_node "$1"
-	n=$1
-	shift
-	crabbit_ctl "$n" "$@"
+	crabbit_tool "$action" "$@"
 	;;
 *)
-	sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 	;;
 esac

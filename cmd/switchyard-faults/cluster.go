@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -45,6 +46,12 @@ func clusterScenarios() []scenario {
 		}},
 		{"cluster-publisher-node-kill9", config.BrokerAMQP, func(ctx context.Context, e *env) *result {
 			return e.clusterFault(ctx, "cluster-publisher-node-kill9", config.BrokerAMQP, faultPublisherNodeKill)
+		}},
+		{"cluster-retry-dl-kill9", config.BrokerKafka, func(ctx context.Context, e *env) *result {
+			return e.clusterRetryKill(ctx, config.BrokerKafka)
+		}},
+		{"cluster-retry-dl-kill9", config.BrokerAMQP, func(ctx context.Context, e *env) *result {
+			return e.clusterRetryKill(ctx, config.BrokerAMQP)
 		}},
 	}
 }
@@ -124,6 +131,22 @@ func clusterConfig(kind, ns string, first int) (config.Config, error) {
 	return c, nil
 }
 
+// openCluster opens a client of the cluster of kind for scenario name
+// (clusterConfig's first; tune, when set, adjusts the configuration).
+func (e *env) openCluster(ctx context.Context, name, kind, ns string, first int, side string, tune func(*config.Config)) (broker.Broker, config.Config, error) {
+	c, err := clusterConfig(kind, ns, first)
+	if err != nil {
+		return nil, c, err
+	}
+	if tune != nil {
+		tune(&c)
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	b, err := config.Open(octx, c, e.adapters.With("scenario", name, "side", side))
+	return b, c, err
+}
+
 func (e *env) clusterScript(ctx context.Context, args ...string) error {
 	script, err := need(envClusterScript)
 	if err != nil {
@@ -161,26 +184,33 @@ func kafkaLeader(ctx context.Context, topic string) (int, error) {
 
 // rabbitLeader is the node (1..3) hosting the leader of quorum queue queue.
 func (e *env) rabbitLeader(ctx context.Context, queue string) (int, error) {
+	leader, _, err := e.rabbitQueue(ctx, queue)
+	return leader, err
+}
+
+// rabbitQueue is the node (1..3) hosting the leader of queue, and the
+// queue's type ("quorum", "classic").
+func (e *env) rabbitQueue(ctx context.Context, queue string) (leader int, qtype string, err error) {
 	script, err := need(envClusterScript)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	nodes := strings.Split(os.Getenv(envClusterNodes), ",")
 	for try := 1; ; try++ {
-		out, err := exec.CommandContext(ctx, "bash", script, "rabbitmqctl", "1", "-q", "list_queues", "--no-table-headers", "name", "leader").Output()
+		out, err := exec.CommandContext(ctx, "bash", script, "rabbitmqctl", "1", "-q", "list_queues", "--no-table-headers", "name", "leader", "type").Output()
 		if err != nil {
-			return 0, fmt.Errorf("list_queues: %w", err)
+			return 0, "", fmt.Errorf("list_queues: %w", err)
 		}
 		for _, line := range strings.Split(string(out), "\n") {
 			f := strings.Fields(line)
-			if len(f) == 2 && f[0] == queue {
+			if len(f) == 3 && f[0] == queue {
 				if i := slices.Index(nodes, f[1]); i >= 0 {
-					return i + 1, nil
+					return i + 1, f[2], nil
 				}
 			}
 		}
 		if try == 10 {
-			return 0, fmt.Errorf("queue %q: no leader among %v in rabbitmqctl list_queues:\n%s", queue, nodes, out)
+			return 0, "", fmt.Errorf("queue %q: no leader among %v in rabbitmqctl list_queues:\n%s", queue, nodes, out)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -198,14 +228,7 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	nm := namesFor(ns)
 	logger := e.logger.With("scenario", name, "broker", kind)
 	open := func(first int, side string) (broker.Broker, config.Config, error) {
-		c, err := clusterConfig(kind, ns, first)
-		if err != nil {
-			return nil, c, err
-		}
-		octx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		b, err := config.Open(octx, c, e.adapters.With("scenario", name, "side", side))
-		return b, c, err
+		return e.openCluster(ctx, name, kind, ns, first, side, nil)
 	}
 	pubB, cfg, err := open(0, "publisher")
 	if err != nil {
@@ -256,14 +279,9 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 		}, service.Group(groupName), service.Concurrency(8)); err != nil {
 			return r.setupFailed(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(runCtx) }()
-		select {
-		case <-svc.Ready():
-		case err := <-done:
-			return r.setupFailed(fmt.Errorf("consumer %d stopped before it was ready: %v", i, err))
-		case <-time.After(2 * time.Minute):
-			return r.setupFailed(fmt.Errorf("consumer %d not ready in 2m", i))
+		done, err := runUntilReady(runCtx, svc, i)
+		if err != nil {
+			return r.setupFailed(err)
 		}
 		runs = append(runs, done)
 	}
@@ -274,7 +292,14 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	}()
 
 	pubSvc := service.New(pubB, append(cfg.ServiceOptions(), service.WithLogger(nil))...)
-	p := newProducer(pubSvc, pubB.Publisher(), ns, n, 400, logger)
+	// A rolling restart outlasts n messages at 400/s: its producer streams
+	// (at 200/s, which two cores carry beside three restarting JVMs) until
+	// the last broker is back with its replicas in sync, then stops.
+	total, rate := n, 400.0
+	if fault == faultRolling {
+		total, rate = rollingMax, 200
+	}
+	p := newProducer(pubSvc, pubB.Publisher(), ns, total, rate, logger)
 	p.onConfirm = produced.tick
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- p.run(ctx) }()
@@ -285,34 +310,33 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	scancel()
 
 	faultAt := time.Now()
+	sentAtFault := p.sent.Load()
 	var healedAt time.Time
+	var duringFault int64 // confirmed between the fault and the cluster whole again
+	var restarts []string // faultRolling: each node's stop-to-in-sync time
 	switch fault {
 	case faultRolling:
 		for node := 1; node <= 3; node++ {
 			logger.Info("rolling restart", "node", node, "published_so_far", p.sent.Load(), "handled_so_far", handled.len())
+			began := time.Now()
 			if err := e.clusterScript(ctx, "stop", kind2service(kind), strconv.Itoa(node)); err != nil {
 				r.failf("%v", err)
 			}
+			// start returns once the cluster is whole: all replicas in sync.
 			if err := e.clusterScript(ctx, "start", kind2service(kind), strconv.Itoa(node)); err != nil {
 				r.failf("%v", err)
 			}
+			restarts = append(restarts, time.Since(began).Round(100*time.Millisecond).String())
 		}
 		healedAt = time.Now()
+		duringFault = p.sent.Load() - sentAtFault
+		p.stop()
+		if p.sent.Load() >= rollingMax {
+			r.failf("the stream of %d messages ended before the rolling restart did", rollingMax)
+		}
 	default:
 		logger.Info("killing node with SIGKILL", "node", victim, "published_so_far", p.sent.Load(), "handled_so_far", handled.len())
-		if err := e.clusterScript(ctx, "kill", kind2service(kind), strconv.Itoa(victim)); err != nil {
-			r.failf("%v", err)
-		}
-		// The cluster runs on two nodes for a while; then the node comes back.
-		wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		base := p.sent.Load()
-		waitFor(wctx, 100*time.Millisecond, func() bool { return p.sent.Load() >= base+int64(n/10) || p.sent.Load() >= int64(n) })
-		cancel()
-		logger.Info("bringing the node back", "node", victim, "after", time.Since(faultAt).Round(time.Millisecond))
-		if err := e.clusterScript(ctx, "start", kind2service(kind), strconv.Itoa(victim)); err != nil {
-			r.failf("%v", err)
-		}
-		healedAt = time.Now()
+		healedAt = e.killAndRestore(ctx, r, kind, victim, p, n, logger)
 	}
 	if err := <-pubDone; err != nil {
 		r.failf("publishing: %v", err)
@@ -347,8 +371,52 @@ func (e *env) clusterFault(ctx context.Context, name, kind string, fault cluster
 	}
 	r.figures = fmt.Sprintf("killed_node=%d producer_stall=%s consumer_stall=%s fault_to_whole=%s publish_retries=%d",
 		victim, prodGap.Round(time.Millisecond), consGap.Round(time.Millisecond), healedAt.Sub(faultAt).Round(100*time.Millisecond), p.retries.Load())
+	if fault == faultRolling {
+		r.figures = fmt.Sprintf("producer_stall=%s consumer_stall=%s restart_all=%s node_restarts=%s published_during_restart=%d published_after_restart=%d publish_retries=%d",
+			prodGap.Round(time.Millisecond), consGap.Round(time.Millisecond), healedAt.Sub(faultAt).Round(100*time.Millisecond),
+			strings.Join(restarts, ","), duringFault, p.sent.Load()-sentAtFault-duringFault, p.retries.Load())
+	}
 	logger.Info("scenario done", "figures", r.figures)
 	return r
+}
+
+// rollingMax bounds the rolling restart's stream (at 200/s, over two
+// hours): the restart ends it long before.
+const rollingMax = 2_000_000
+
+// killAndRestore SIGKILLs node victim of the cluster of kind, lets the
+// cluster run on two nodes until n/10 more messages are confirmed (or the
+// stream ended), starts the node again and returns when the cluster is
+// whole.
+func (e *env) killAndRestore(ctx context.Context, r *result, kind string, victim int, p *producer, n int, logger *slog.Logger) time.Time {
+	faultAt := time.Now()
+	if err := e.clusterScript(ctx, "kill", kind2service(kind), strconv.Itoa(victim)); err != nil {
+		r.failf("%v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	base := p.sent.Load()
+	waitFor(wctx, 100*time.Millisecond, func() bool { return p.sent.Load() >= base+int64(n/10) || p.sent.Load() >= int64(n) })
+	cancel()
+	logger.Info("bringing the node back", "node", victim, "after", time.Since(faultAt).Round(time.Millisecond))
+	if err := e.clusterScript(ctx, "start", kind2service(kind), strconv.Itoa(victim)); err != nil {
+		r.failf("%v", err)
+	}
+	return time.Now()
+}
+
+// runUntilReady runs consumer i's service until ctx ends and returns
+// once it is ready; done receives what Run returned.
+func runUntilReady(ctx context.Context, svc *service.Service, i int) (done chan error, err error) {
+	done = make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Ready():
+		return done, nil
+	case err := <-done:
+		return nil, fmt.Errorf("consumer %d stopped before it was ready: %v", i, err)
+	case <-time.After(2 * time.Minute):
+		return nil, fmt.Errorf("consumer %d not ready in 2m", i)
+	}
 }
 
 func kind2service(kind string) string {
@@ -357,4 +425,3 @@ func kind2service(kind string) string {
 	}
 	return "kafka"
 }
-

@@ -182,12 +182,16 @@ crabbit_env() {
 }
 
 # crabbit_ctl N ARGS... runs rabbitmqctl against node N.
-crabbit_ctl() {
-	local n=$1
-	shift
+crabbit_ctl() { crabbit_tool rabbitmqctl "$@"; }
+
+# crabbit_tool TOOL N ARGS...: a RabbitMQ CLI tool (rabbitmqctl,
+# rabbitmq-queues) against node N.
+crabbit_tool() {
+	local tool=$1 n=$2
+	shift 2
 	local envs
 	mapfile -t envs < <(crabbit_env "$n")
-	env "${envs[@]}" "$RABBITMQ_BIN/rabbitmqctl" "$@"
+	env "${envs[@]}" "$RABBITMQ_BIN/$tool" "$@"
 }
 
 crabbit_pid() {
