@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,6 +18,25 @@ func TestRatioLineFormat(t *testing.T) {
 	want = "ratio amqp.publish switchyard/raw=0.70 switchyard/raw-headers=0.95 switchyard/watermill=4.00"
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestTargetVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		v, want   float64
+		ge, vsRaw bool
+		verdict   string
+	}{
+		{0.95, 0.9, true, true, "met"},
+		{0.86, 0.9, true, true, "**not met**"},
+		{19, 20, false, false, "met"},
+		{21, 20, false, false, "**not met**"},
+		{2.5, 2, true, false, "met"},            // against Watermill: may well be far above
+		{13.57, 0.8, true, true, "**outlier**"}, // against raw: the baseline stalled
+	} {
+		if got := targetVerdict(tc.v, tc.want, tc.ge, tc.vsRaw); !strings.HasPrefix(got, tc.verdict) {
+			t.Errorf("targetVerdict(%v, %v, %v, %v) = %q, want %s", tc.v, tc.want, tc.ge, tc.vsRaw, got, tc.verdict)
+		}
 	}
 }
 
