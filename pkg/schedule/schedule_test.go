@@ -115,6 +115,8 @@ func run(t *testing.T, svc *service.Service) {
 	case <-svc.Ready():
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("service not ready after 30s")
 	}
 }
 
