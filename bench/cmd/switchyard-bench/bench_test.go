@@ -64,6 +64,37 @@ func TestRatioAboveOneMeansSwitchyardBetter(t *testing.T) {
 	}
 }
 
+// A ratio pairs the runs of one run number: when the machine is fast in
+// some runs and slow in others, the median of the per-run ratios still says
+// how the two compared, where the ratio of the medians compares one
+// contender's slow run with the other's fast one. Break it (ratio of the
+// medians) and this gets 0.5 instead of 1.
+func TestRatioPairsRunsOfOneNumber(t *testing.T) {
+	rep := &report{o: options{brokers: []string{"kafka"}}, rows: map[key]*row{}}
+	add := func(c string, perSec ...float64) {
+		k := key{"kafka", "publish", c}
+		r := &row{key: k}
+		for _, v := range perSec {
+			r.runs = append(r.runs, result{PerSec: v})
+		}
+		r.med = median(r.runs)
+		rep.rows[k] = r
+	}
+	// Runs 1-2 on a quiet machine, 4-5 on a busy one; run 3 turned busy
+	// between the two contenders. Each run but the third is a tie.
+	add("switchyard", 100, 100, 50, 50, 50)
+	add("raw", 100, 100, 100, 50, 50)
+	add("watermill", 100, 100, 50, 50)
+	tput := func(r result) float64 { return r.PerSec }
+	if r := rep.ratio("kafka", "publish", "raw", tput, false); r != 1 {
+		t.Errorf("paired ratio = %v, want 1", r)
+	}
+	// A failed run leaves the rows unpaired: the ratio of the medians.
+	if r, want := rep.ratio("kafka", "publish", "watermill", tput, false), 50.0/75; r != want {
+		t.Errorf("unpaired ratio = %v, want %v", r, want)
+	}
+}
+
 // TestMeasureMemory runs every memory contender through every scenario on a
 // few messages: everything published is handled, and a stalled consumer
 // stops Switchyard and the raw channel at their buffer.

@@ -128,6 +128,8 @@ func newContender(s spec) (contender, error) {
 		return &wmkafka{s: s, mw: s.Contender == "watermill-4mw"}, nil
 	case "kafka/raw":
 		return &rawkafka{s: s}, nil
+	case "kafka/raw-headers":
+		return &rawkafka{s: s, envelope: true}, nil
 	}
 	return nil, fmt.Errorf("bench: unknown contender %q on broker %q", s.Contender, s.Broker)
 }

@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-go/switchyard/adapters/kafka"
+	"github.com/switchyard-go/switchyard/pkg/event"
+	"github.com/switchyard-go/switchyard/pkg/header"
 )
 
 // createTopic creates topic with s.Partitions partitions (auto-create is off
@@ -132,12 +136,18 @@ func (k *wmkafka) close() {
 
 const rawProduceWindow = 1000
 
+// rawkafka is franz-go by hand. With envelope (the raw-headers contender)
+// each record carries what a Switchyard record does: the same key and
+// value and the same eight headers (CloudEvents attributes, key,
+// correlation id); without it only the key and the value, as a minimal
+// client would.
 type rawkafka struct {
-	s    spec
-	prod *kgo.Client
-	cons *kgo.Client
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	s        spec
+	envelope bool
+	prod     *kgo.Client
+	cons     *kgo.Client
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 func (k *rawkafka) start(ctx context.Context, mode consumeMode, h func(Event)) error {
@@ -203,7 +213,28 @@ func (k *rawkafka) record(e *Event) (*kgo.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &kgo.Record{Topic: k.s.topic(), Key: []byte(e.Key), Value: p}, nil
+	r := &kgo.Record{Topic: k.s.topic(), Key: []byte(e.Key), Value: p}
+	if !k.envelope {
+		return r, nil
+	}
+	// What a hand-written client pays for the same envelope: a UUIDv7
+	// (google/uuid), the time formatted, a header slice per record.
+	u, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	id := []byte(u.String())
+	r.Headers = []kgo.RecordHeader{
+		{Key: header.SpecVersion, Value: []byte(header.SpecVersionValue)},
+		{Key: header.ID, Value: id},
+		{Key: header.Type, Value: []byte(e.EventType())},
+		{Key: header.Source, Value: []byte(benchSource)},
+		{Key: header.Time, Value: time.Now().UTC().AppendFormat(nil, event.TimeLayout)},
+		{Key: header.ContentType, Value: []byte(header.ContentTypeJSON)},
+		{Key: header.Key, Value: r.Key},
+		{Key: header.CorrelationID, Value: id},
+	}
+	return r, nil
 }
 
 func (k *rawkafka) publish(ctx context.Context, e *Event) error {

@@ -42,10 +42,10 @@ func main() {
 	child := flag.String("child", "", "internal: run one measurement described by this JSON spec")
 	var o options
 	brokers := flag.String("brokers", "memory", "comma-separated brokers to measure: memory, amqp, kafka")
-	flag.IntVar(&o.runs, "runs", 3, "runs per scenario and contender; the median is reported")
+	flag.IntVar(&o.runs, "runs", 5, "runs per scenario and contender; the median is reported (ratios: the median of the per-run ratios)")
 	flag.IntVar(&o.memoryMsgs, "memory-msgs", 20000, "messages per run on the in-memory broker")
 	flag.IntVar(&o.amqpMsgs, "amqp-msgs", 10000, "messages per run on RabbitMQ")
-	flag.IntVar(&o.kafkaMsgs, "kafka-msgs", 20000, "messages per run on Kafka")
+	flag.IntVar(&o.kafkaMsgs, "kafka-msgs", 50000, "messages per run on Kafka")
 	flag.IntVar(&o.overrunMsgs, "overrun-msgs", 200000, "messages the overrun scenario tries to publish to a stalled consumer")
 	flag.DurationVar(&o.overrunWindow, "overrun-window", 3*time.Second, "how long the overrun scenario publishes")
 	flag.Float64Var(&o.latencySecs, "latency-seconds", 3, "target length of a latency run (messages = rate x seconds, at most the broker's msgs)")

@@ -27,7 +27,7 @@ var scenarioContenders = map[string][]string{
 // fairRaw is, per broker, the raw contender that publishes the same bytes
 // as a Switchyard message (body, properties and headers), measured in the
 // publish scenario next to the minimal "raw".
-var fairRaw = map[string]string{"amqp": "raw-headers"}
+var fairRaw = map[string]string{"amqp": "raw-headers", "kafka": "raw-headers"}
 
 // contenders are the contenders of scenario sc on broker b, as far as
 // --contenders (only, when not empty) lets them run.
@@ -187,6 +187,15 @@ func runParent(ctx context.Context, o options) error {
 	return nil
 }
 
+// medianOf is the median of v (sorted in place).
+func medianOf(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
 // median takes the median of every metric separately.
 func median(rs []result) result {
 	pick := func(f func(result) float64) float64 {
@@ -194,11 +203,7 @@ func median(rs []result) result {
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return medianOf(v)
 	}
 	return result{
 		Msgs:         rs[0].Msgs,
@@ -253,17 +258,34 @@ func (rep *report) ratio(b, sc, other string, metric func(result) float64, inver
 }
 
 // ratioOf is ratio for one of Switchyard's contenders, mine
-// ("switchyard" or "switchyard-async").
+// ("switchyard" or "switchyard-async"): the median of the per-run ratios.
+// The contenders of one run number ran one after the other, so a run's
+// ratio compares them under the same conditions of the shared machine,
+// and the median of those ratios is not moved by the machine getting
+// faster or slower between runs, as a ratio of two medians is (each
+// median may come from another run). Rows with different run counts
+// (one failed) fall back to the ratio of the medians.
 func (rep *report) ratioOf(b, sc, mine, other string, metric func(result) float64, inverse bool) float64 {
 	y, ok1 := rep.med(b, sc, mine)
 	x, ok2 := rep.med(b, sc, other)
 	if !ok1 || !ok2 {
 		return math.NaN()
 	}
-	if inverse {
-		return metric(x) / metric(y)
+	ratio := func(y, x result) float64 {
+		if inverse {
+			return metric(x) / metric(y)
+		}
+		return metric(y) / metric(x)
 	}
-	return metric(y) / metric(x)
+	ys, xs := rep.rows[key{b, sc, mine}].runs, rep.rows[key{b, sc, other}].runs
+	if len(ys) != len(xs) {
+		return ratio(y, x)
+	}
+	per := make([]float64, len(ys))
+	for i := range ys {
+		per[i] = ratio(ys[i], xs[i])
+	}
+	return medianOf(per)
 }
 
 func (rep *report) ratios() []ratioLine {
