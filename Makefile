@@ -86,8 +86,11 @@ bench: up
 
 # make faults: fault scenarios against the real brokers (kill -9 of a
 # consumer, RabbitMQ and Kafka restarts mid-stream, a consumer leaving its
-# group, a bad-input corpus); one result line per scenario, non-zero exit if
-# anything was lost. It restarts the brokers. See cmd/switchyard-faults.
+# group, members joining and leaving under load and a rolling restart of
+# the members on Kafka and RabbitMQ, a bad-input corpus); one result line
+# per scenario with lost and duplicates counted, non-zero exit if anything
+# was lost or a key was handled on two members at once. It restarts the
+# brokers. See cmd/switchyard-faults.
 #   make faults FAULTS_FLAGS='-run kill9,badinput -v'
 FAULTS_FLAGS ?=
 
