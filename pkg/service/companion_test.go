@@ -94,3 +94,42 @@ func TestCompanionStartsBeforeSubscribingAndStopsAfterShutdown(t *testing.T) {
 		t.Fatalf("Run with WithStartError = %v", err)
 	}
 }
+
+// A publish-only process runs for its companions (an operations server, a
+// scheduler's relay): Run with no handlers starts them, is ready, publishes
+// work, and stops them at shutdown. Break it (refuse Run without handlers)
+// and Run returns at once.
+func TestRunWithOnlyCompanions(t *testing.T) {
+	b, err := memory.New(memory.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := &recordingCompanion{}
+	svc := service.New(b, service.WithCompanion(c))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Ready():
+	case err := <-done:
+		t.Fatalf("Run with only a companion returned %v before it was ready", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready after 10s")
+	}
+	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "o-1"}); err != nil {
+		t.Errorf("Publish while running for companions: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if len(c.events) != 2 || c.events[0] != "start" || c.events[1] != "stop" {
+		t.Errorf("companion events %v, want [start stop]", c.events)
+	}
+}

@@ -65,7 +65,14 @@ type consumer struct {
 // for handlers that do not exist.
 func (s *Service) plan() ([]*consumer, error) {
 	if len(s.handlers) == 0 {
-		return nil, errors.New("service: no handlers registered")
+		// A publish-only process runs for its companions (the operations
+		// server, a scheduler's relay); with none, Run has nothing to do,
+		// which is a forgotten registration.
+		if len(s.companions) == 0 {
+			return nil, ErrNothingToRun
+		}
+		s.logger.Warn("no handlers registered: Run serves only its companions (operations server, schedulers, relays)")
+		return nil, nil
 	}
 	var errs error
 	for _, name := range slices.Sorted(maps.Keys(s.overrides)) {

@@ -97,4 +97,9 @@
 // one wrapping [ErrShutdownTimeout] when handlers outlive the timeout and
 // their cancellation. [NotifyShutdown] turns SIGINT/SIGTERM into that
 // cancellation, and a second signal exits at once.
+//
+// A publish-only process needs no Run, or runs one for its companions (an
+// operations server, a scheduler's relay): with no handlers Run serves
+// them until its context is cancelled; with neither it returns
+// [ErrNothingToRun], which is usually a forgotten registration.
 package service

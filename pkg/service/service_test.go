@@ -320,7 +320,7 @@ func TestRegistrationErrors(t *testing.T) {
 }
 
 func TestRunWithoutHandlers(t *testing.T) {
-	if err := service.New(newBroker(t)).Run(context.Background()); err == nil {
-		t.Error("Run without handlers: nil error")
+	if err := service.New(newBroker(t)).Run(context.Background()); !errors.Is(err, service.ErrNothingToRun) {
+		t.Errorf("Run without handlers or companions = %v, want ErrNothingToRun", err)
 	}
 }
