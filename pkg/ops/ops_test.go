@@ -247,3 +247,45 @@ func TestRunFailsWhenTheServerCannotListen(t *testing.T) {
 		t.Fatalf("Run = %v, want the invalid address", err)
 	}
 }
+
+// A publish-only process gets its operations endpoints: Run with no
+// handlers serves the server, /readyz is ready with no subscriptions, and
+// /metrics counts what it published.
+func TestPublishOnlyServiceServesItsEndpoints(t *testing.T) {
+	srv, err := ops.New(ops.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(newFaultyBroker(t), srv.Option())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return")
+		}
+	}()
+	select {
+	case <-svc.Ready():
+	case err := <-done:
+		t.Fatalf("Run of a publish-only service: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("service not ready")
+	}
+	if err := svc.Publish(context.Background(), paid{ID: "p-1"}); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + srv.Addr()
+	if code, rd := readiness(t, base); code != http.StatusOK || !rd.Ready || len(rd.Subscriptions) != 0 {
+		t.Errorf("/readyz: %d %+v", code, rd)
+	}
+	if _, metrics := get(t, base+"/metrics"); !strings.Contains(metrics, `switchyard_published_total{event_type="payments.paid",topic="payments"} 1`) {
+		t.Errorf("/metrics does not count the publish:\n%s", metrics)
+	}
+}
