@@ -2,17 +2,11 @@ package amqp
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -29,6 +23,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/internal/testpki"
 	"github.com/switchyard-go/switchyard/pkg/broker"
 )
 
@@ -43,7 +38,7 @@ const clientCN = "switchyard-client"
 // minutes, a memory alarm, and a restart.
 func TestPrivateNode(t *testing.T) {
 	dir := t.TempDir()
-	pki := newTestPKI(t, dir)
+	pki := testpki.New(t, dir, clientCN)
 	tlsPort := freePort(t)
 	conf := filepath.Join(dir, "extra.conf")
 	writeFile(t, conf, fmt.Sprintf(`listeners.ssl.default = 127.0.0.1:%d
@@ -56,7 +51,7 @@ auth_mechanisms.1 = PLAIN
 auth_mechanisms.2 = AMQPLAIN
 auth_mechanisms.3 = EXTERNAL
 ssl_cert_login_from = common_name
-`, tlsPort, pki.ca, pki.serverCert, pki.serverKey))
+`, tlsPort, pki.CA, pki.ServerCert, pki.ServerKey))
 	advanced := filepath.Join(dir, "advanced.config")
 	writeFile(t, advanced, "[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 1000}]}].\n")
 	s := brokertest.StartRabbitMQ(t, brokertest.WithScriptEnv(
@@ -88,13 +83,13 @@ ssl_cert_login_from = common_name
 
 	t.Run("TLS", func(t *testing.T) {
 		amqps := fmt.Sprintf("amqps://guest:guest@127.0.0.1:%d/", tlsPort)
-		verified := TLSConfig{Enabled: true, CAFile: pki.ca, ServerName: "localhost"}
+		verified := TLSConfig{Enabled: true, CAFile: pki.CA, ServerName: "localhost"}
 		t.Run("verified handshake, PLAIN", func(t *testing.T) {
 			roundTrip(t, open(t, func(c *Config) { c.URL = amqps; c.TLS = verified }))
 		})
 		t.Run("EXTERNAL with a client certificate", func(t *testing.T) {
 			tc := verified
-			tc.CertFile, tc.KeyFile = pki.clientCert, pki.clientKey
+			tc.CertFile, tc.KeyFile = pki.ClientCert, pki.ClientKey
 			// No password anywhere: the certificate's CN is the user.
 			name := "external-" + randomSuffix()
 			roundTrip(t, open(t, func(c *Config) {
@@ -134,8 +129,8 @@ ssl_cert_login_from = common_name
 			}
 		})
 		t.Run("unknown CA refused", func(t *testing.T) {
-			other := newTestPKI(t, t.TempDir())
-			_, err := New(context.Background(), Config{URL: amqps, TLS: TLSConfig{Enabled: true, CAFile: other.ca, ServerName: "localhost"}}, nil)
+			other := testpki.New(t, t.TempDir(), clientCN)
+			_, err := New(context.Background(), Config{URL: amqps, TLS: TLSConfig{Enabled: true, CAFile: other.CA, ServerName: "localhost"}}, nil)
 			var uerr x509.UnknownAuthorityError
 			if !errors.As(err, &uerr) {
 				t.Fatalf("New with a CA that did not sign the server: %v, want x509.UnknownAuthorityError", err)
@@ -514,77 +509,6 @@ func freePort(t *testing.T) int {
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// testPKI is a CA, a server certificate for localhost and 127.0.0.1, and a
-// client certificate for clientCN, as PEM files.
-type testPKI struct{ ca, serverCert, serverKey, clientCert, clientKey string }
-
-func newTestPKI(t *testing.T, dir string) testPKI {
-	t.Helper()
-	caKey := newKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "switchyard test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	p := testPKI{ca: filepath.Join(dir, "ca.pem")}
-	writePEM(t, p.ca, "CERTIFICATE", caDER)
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, hosts bool) (certFile, keyFile string) {
-		key := newKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: cn},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		}
-		if hosts {
-			tmpl.DNSNames = []string{"localhost"}
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certFile, keyFile = filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+".key")
-		writePEM(t, certFile, "CERTIFICATE", der)
-		writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-		return certFile, keyFile
-	}
-	p.serverCert, p.serverKey = issue(2, "localhost", x509.ExtKeyUsageServerAuth, true)
-	p.clientCert, p.clientKey = issue(3, clientCN, x509.ExtKeyUsageClientAuth, false)
-	return p
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
