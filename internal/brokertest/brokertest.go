@@ -48,7 +48,7 @@ func require(tb testing.TB, env, what string) string {
 	if os.Getenv("CI") == "true" {
 		tb.Fatalf("%s is required under CI but %s is unset: run `make up` (or `make test`, which starts it)", what, env)
 	}
-	tb.Skipf("%s not configured: set %s or run `make test`, which starts it (under CI=true this fails instead)", what, env)
+	tb.Skipf("%s not configured: %s is unset; run `make up` and `. .work/env`, or `make test`, which does both (under CI=true this fails instead)", what, env)
 	return ""
 }
 

@@ -149,7 +149,7 @@ func start(tb testing.TB, name string, opts []ServerOption) *Server {
 		tb.Fatal(err)
 	}
 	s := &Server{Name: name, tb: tb, work: work}
-	s.vars = append([]string{"SWITCHYARD_WORK=" + work, "SWITCHYARD_CACHE=" + cacheDir()}, portVars(tb, name)...)
+	s.vars = append([]string{"SWITCHYARD_WORK=" + work, "SWITCHYARD_CACHE=" + CacheDir()}, portVars(tb, name)...)
 	s.vars = append(s.vars, o.extra...)
 	tb.Cleanup(func() {
 		s.mu.Lock()
@@ -188,7 +188,7 @@ func (s *Server) run(action string) {
 func (s *Server) script(file string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot(), "scripts", file), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot(), "scripts", file), args...)
 	cmd.Env = append(os.Environ(), s.vars...)
 	return cmd.CombinedOutput()
 }
@@ -253,18 +253,19 @@ func readEnv(path string) (map[string]string, error) {
 	return env, sc.Err()
 }
 
-// repoRoot is the checkout this package is in.
-func repoRoot() string {
+// RepoRoot is the checkout this package is in: its scripts/ are the ones
+// the private servers (and the scripts' own tests) run.
+func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// cacheDir is where the scripts keep downloads (Kafka's jars): the
+// CacheDir is where the scripts keep downloads (Kafka's jars): the
 // caller's SWITCHYARD_CACHE, else the checkout's, so a private server does
 // not download again.
-func cacheDir() string {
+func CacheDir() string {
 	if v := os.Getenv("SWITCHYARD_CACHE"); v != "" {
 		return v
 	}
-	return filepath.Join(repoRoot(), ".cache")
+	return filepath.Join(RepoRoot(), ".cache")
 }
