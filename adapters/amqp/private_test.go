@@ -189,10 +189,15 @@ ssl_cert_login_from = common_name
 	// RabbitMQ blocks a connection (and says so) when it next publishes:
 	// that first publish waits for a confirm that cannot come and fails
 	// at ConfirmTimeout, never succeeding silently; later ones fail fast.
+	// Check (readiness) reports the alarm's reason until it clears.
 	t.Run("publish fails fast while blocked", func(t *testing.T) {
 		b := open(t, func(c *Config) { c.ConfirmTimeout = 2 * time.Second })
 		topic := "blocked-" + randomSuffix()
 		subscribe(t, b, "g", topic, broker.SubscriberOptions{})
+		var health broker.HealthChecker = b // what /readyz asks
+		if err := health.Check(context.Background()); err != nil {
+			t.Fatalf("Check before the alarm = %v, want nil", err)
+		}
 		ctl("set_vm_memory_high_watermark", "0")
 		restored := false
 		restore := func() {
@@ -227,7 +232,14 @@ ssl_cert_login_from = common_name
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("Publish while blocked took %s, want it to fail fast", d)
 		}
+		// Readiness says why: ErrBlocked with RabbitMQ's reason.
+		if err := health.Check(context.Background()); !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), "memory") {
+			t.Errorf("Check while blocked = %v, want ErrBlocked naming the memory alarm", err)
+		}
 		restore()
+		waitFor(t, 15*time.Second, "Check to report healthy after the alarm cleared", func() bool {
+			return health.Check(context.Background()) == nil
+		})
 		waitFor(t, 15*time.Second, "publishing to resume", func() bool {
 			return b.Publisher().Publish(topic, newMessages(1, "x")...) == nil
 		})

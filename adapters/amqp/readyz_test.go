@@ -86,18 +86,3 @@ func TestReadyzFollowsRabbitMQ(t *testing.T) {
 	}
 	svc.Handled(1, 20*time.Second)
 }
-
-// TestCheckReportsABlockedBroker: a resource alarm (connection.blocked)
-// makes Check fail with ErrBlocked and the alarm's reason.
-func TestCheckReportsABlockedBroker(t *testing.T) {
-	e := newEnv(t)
-	b := e.broker(nil)
-	if err := b.Check(context.Background()); err != nil {
-		t.Fatalf("Check = %v, want nil", err)
-	}
-	reason := "low on memory"
-	b.blocked.Store(&reason) // as the connection.blocked watcher does
-	if err := b.Check(context.Background()); err == nil || !strings.Contains(err.Error(), ErrBlocked.Error()+": low on memory") {
-		t.Errorf("Check = %v, want ErrBlocked with the reason", err)
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,17 +296,32 @@ func TestOutboxConcurrentRelays(t *testing.T) {
 	}
 }
 
+// fetchCounter is an outbox that counts the relay's polls (Fetch calls
+// that returned); its other methods, Listen included, are the outbox's.
+type fetchCounter struct {
+	*postgres.Outbox
+	fetched atomic.Int32
+}
+
+func (f *fetchCounter) Fetch(ctx context.Context, limit int) (outbox.Batch, error) {
+	b, err := f.Outbox.Fetch(ctx, limit)
+	f.fetched.Add(1)
+	return b, err
+}
+
 // TestOutboxNotifyWakesRelay: with an hour's poll interval, only the
 // NOTIFY sent on commit can make the relay publish.
 func TestOutboxNotifyWakesRelay(t *testing.T) {
 	pool := newPool(t)
-	ob := newOutbox(t, pool, postgres.OutboxConfig{})
+	ob := &fetchCounter{Outbox: newOutbox(t, pool, postgres.OutboxConfig{})}
 	pub := &recordingPublisher{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- (&outbox.Relay{Store: ob, Publisher: pub, PollInterval: time.Hour}).Run(ctx) }()
-	time.Sleep(100 * time.Millisecond) // let the first (empty) poll and LISTEN happen
-	addInTx(t, pool, ob, true, rawMsg("woken", ""))
+	// The relay LISTENs before its first poll: once that (empty) poll
+	// returned, the next one is an hour away and only a NOTIFY is left.
+	eventually(t, func() bool { return ob.fetched.Load() > 0 })
+	addInTx(t, pool, ob.Outbox, true, rawMsg("woken", ""))
 	eventually(t, func() bool { return len(pub.snapshot()) == 1 })
 	cancel()
 	if err := <-done; err != nil {

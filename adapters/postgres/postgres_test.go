@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
@@ -190,7 +191,19 @@ func TestTransactionalExactlyOnceEffects(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP TABLE `+table) })
 
+	// The run that succeeds holds its transaction open until the other
+	// deliveries wait on its dedupe row: as many as TransactionalIdempotency
+	// lets hold a transaction (MaxConns-1) besides it; the rest wait for
+	// one of those.
+	waiters := min(4, int(pool.Config().MaxConns)-2)
+	watch, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = watch.Close(context.Background()) })
+	var watchMu sync.Mutex // a broken idempotency may run handlers at once
 	var runs, dups atomic.Int32
+	var unwaited atomic.Bool
 	fail := errors.New("crash after the write")
 	handler := func(ctx context.Context, d *middleware.Delivery) error {
 		tx := postgres.TxFrom(ctx)
@@ -203,7 +216,26 @@ func TestTransactionalExactlyOnceEffects(t *testing.T) {
 		if runs.Add(1) == 1 {
 			return fail // the write must be rolled back with the dedupe row
 		}
-		time.Sleep(20 * time.Millisecond) // hold the transaction open while duplicates arrive
+		var pid int32
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			return err
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var blocked int
+			watchMu.Lock()
+			err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, pid).Scan(&blocked)
+			watchMu.Unlock()
+			if err != nil {
+				return err
+			}
+			if blocked >= waiters {
+				break
+			}
+			if time.Now().After(deadline) {
+				unwaited.Store(true)
+				break
+			}
+		}
 		return nil
 	}
 	h := middleware.Chain(handler,
@@ -227,6 +259,9 @@ func TestTransactionalExactlyOnceEffects(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if unwaited.Load() {
+		t.Errorf("fewer than %d deliveries waited on the handling one's transaction within 10s", waiters)
+	}
 	// And once more after everything settled: a late redelivery.
 	d := delivery(id)
 	d.Handler.Group = group

@@ -105,6 +105,7 @@ func TestScenarios(t *testing.T) {
 		Brokers:       brokers(),
 		Extra: []conformance.Scenario{
 			{Name: "long_backoff_does_not_block", Run: longBackoffDoesNotBlock},
+			{Name: "order_per_key_on_retry", Run: orderPerKeyOnRetry},
 			{Name: "breaker_pauses_consumption", Run: breakerPausesConsumption},
 			{Name: "pause_and_resume", Run: pauseAndResume},
 			{Name: "batch_partial_failure", Run: batchPartialFailure},
