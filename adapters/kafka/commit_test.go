@@ -3,15 +3,19 @@ package kafka_test
 import (
 	"context"
 	"log/slog"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-go/switchyard/adapters/kafka"
 	"github.com/switchyard-go/switchyard/internal/brokertest"
@@ -25,9 +29,17 @@ type countingHandler struct {
 	n      *atomic.Int64
 }
 
+// Enabled is true at every level: slog asks it before Handle, and the
+// records counted must reach Handle also when the inner handler (the
+// discarding one) wants none.
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
 func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, h.substr) {
 		h.n.Add(1)
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
 	}
 	return h.Handler.Handle(ctx, r)
 }
@@ -135,6 +147,158 @@ func TestCommitCatchesUpAfterBrokerOutageOnAnIdlePartition(t *testing.T) {
 	expectNone(t, ch, time.Second) // committed: not handed out again
 	t.Logf("%d of %d acked records redelivered after the outage (not committed before it); %d commit failure(s) logged; offset %d committed on the idle partition",
 		len(redelivered), n, commitFailures.Load(), n)
+}
+
+// groupMembers returns the member ids of group, or nil if it cannot be
+// described.
+func groupMembers(t *testing.T, adm *kadm.Client, group string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ds, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, m := range ds[group].Members {
+		ids = append(ids, m.MemberID)
+	}
+	return ids
+}
+
+// netPartition cuts the clients dialed through it off the network while
+// cut is set: writes fail with a connection reset and dials time out, so no
+// request reaches the broker, and franz-go retries them (within their retry
+// timeout) as it would a real partition. A stopped broker is no substitute:
+// franz-go does not retry a refused dial to a single broker, so the first
+// heartbeat ends the session; nor is a paused one (SIGSTOP): it runs the
+// requests it buffered once resumed, a "failed" commit included.
+type netPartition struct{ cut atomic.Bool }
+
+func (p *netPartition) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	if p.cut.Load() {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("connect", syscall.ETIMEDOUT)}
+	}
+	c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, host)
+	if err != nil {
+		return nil, err
+	}
+	return &partitionedConn{Conn: c, p: p}, nil
+}
+
+type partitionedConn struct {
+	net.Conn
+	p *netPartition
+}
+
+func (c *partitionedConn) Write(b []byte) (int, error) {
+	if c.p.cut.Load() {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)}
+	}
+	return c.Conn.Write(b)
+}
+
+// A commit that fails while the member keeps its partitions is retried
+// although nothing more is acked on the partition: the marked offset stays
+// ahead of the committed one, and franz-go's autocommit of marks sends it
+// again every commit_interval. The Broker's clients are cut off the network
+// for a few seconds (netPartition): heartbeats are retried within the
+// session timeout, which outlasts the cut, while OffsetCommit gives up
+// after a second (its retry timeout, set through a test seam), so the
+// commit itself fails, not the session, and no record is handed out again.
+func TestFailedCommitIsRetriedOnAnIdlePartition(t *testing.T) {
+	var part netPartition
+	offsetCommit := (*kmsg.OffsetCommitRequest)(nil).Key()
+	var commitFailures atomic.Int64
+	var inner slog.Handler = slog.DiscardHandler
+	if l := testLogger(t); l != nil {
+		inner = l.Handler()
+	}
+	cfg := testConfig(t)
+	cfg.Partitions = 1
+	cfg.CommitInterval = 2 * time.Second
+	cfg.SessionTimeout = 45 * time.Second
+	cfg.HeartbeatInterval = time.Second
+	kafka.WithClientOpts(&cfg,
+		kgo.Dialer(part.dial),
+		kgo.RetryTimeoutFn(func(key int16) time.Duration {
+			switch key {
+			case offsetCommit:
+				return time.Second
+			case (*kmsg.JoinGroupRequest)(nil).Key(), (*kmsg.SyncGroupRequest)(nil).Key(), (*kmsg.HeartbeatRequest)(nil).Key():
+				return cfg.SessionTimeout // franz-go's default
+			}
+			return 30 * time.Second // franz-go's default
+		}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := kafka.New(ctx, cfg, slog.New(countingHandler{inner, "commit offsets failed", &commitFailures}))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl) // not cut off
+
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+	_, ch := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	if err := b.WaitGroup(ctx, group, 1); err != nil {
+		t.Fatal(err)
+	}
+	members := groupMembers(t, adm, group)
+	const n = 10
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		msgs[i] = newMsg("k", strconv.Itoa(i))
+	}
+	if err := b.Publisher().Publish(topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		receive(t, ch, waitMsg).Ack()
+	}
+
+	part.cut.Store(true)
+	cutAt := time.Now()
+	for commitFailures.Load() == 0 {
+		if time.Since(cutAt) > 20*time.Second {
+			t.Fatal("no commit failed while cut off: the test cannot tell")
+		}
+		select {
+		case m := <-ch:
+			t.Fatalf("message %s handed out again while cut off", m.Payload)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if at := committedAt(t, adm, group, topic); at >= n {
+		t.Fatalf("offset %d committed before the cut: the test cannot see a failed commit", at)
+	}
+	part.cut.Store(false)
+	back := time.Now()
+
+	deadline := back.Add(30 * time.Second)
+	for committedAt(t, adm, group, topic) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offset %d 30s after the network came back, want %d (%d commit failures logged)",
+				committedAt(t, adm, group, topic), n, commitFailures.Load())
+		}
+		select {
+		case m := <-ch:
+			t.Fatalf("message %s handed out again: the session ended, not just the commit", m.Payload)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if after := groupMembers(t, adm, group); len(members) != 1 || len(after) != 1 || after[0] != members[0] {
+		t.Errorf("group members %v before the cut, %v after: the member did not keep its session", members, after)
+	}
+	expectNone(t, ch, time.Second)
+	t.Logf("cut off %s; offset %d committed %s after the network came back; %d failed commit(s) logged; no redelivery",
+		back.Sub(cutAt).Round(100*time.Millisecond), n, time.Since(back).Round(100*time.Millisecond), commitFailures.Load())
 }
 
 // Deleting a subscribed topic and creating it again is not fatal: the

@@ -130,6 +130,11 @@ type Config struct {
 
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
+
+	// testOpts are extra options of every client the Broker opens, set by
+	// the adapter's own tests only (export_test.go), e.g. franz-go hooks
+	// that count the requests sent. Not configurable by users.
+	testOpts []kgo.Opt
 }
 
 // TLSConfig configures TLS to the brokers; see the shared fields in
@@ -377,7 +382,7 @@ func (c Config) clientOpts() ([]kgo.Opt, error) {
 	case SASLScramSHA512:
 		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha512Mechanism()))
 	}
-	return opts, nil
+	return append(opts, c.testOpts...), nil
 }
 
 // producerOpts are the options of the shared producing client.

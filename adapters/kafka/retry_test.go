@@ -138,3 +138,46 @@ func waitRetryFetched(t *testing.T, b *kafka.Broker, group string) {
 	t.Helper()
 	waitStableGroup(t, group+".retry", 1)
 }
+
+// Changing DelayTiers in a rolling deploy strands nothing: a record delayed
+// by the old deployment to a tier the new one no longer has is still read
+// from that tier's topic (the retry client subscribes to every retry topic
+// of the group by pattern) and handed out once, when due, not sooner.
+func TestDelayToATierNoLongerConfiguredIsDelivered(t *testing.T) {
+	const oldTier = 8 * time.Second
+	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
+	cleanupTopic(t, topic, group)
+
+	old := newBroker(t, func(c *kafka.Config) { c.DelayTiers = []time.Duration{time.Second, oldTier} })
+	subscribe(t, old, group, topic, broker.SubscriberOptions{})
+	waitStableGroup(t, group, 1)
+	retried := newMsg("order-1", "delayed by the old deployment")
+	start := time.Now()
+	if err := old.Delay(context.Background(), topic, group, retried, oldTier); err != nil {
+		t.Fatalf("Delay: %v", err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if time.Since(start) >= oldTier {
+		t.Fatalf("old deployment closed %s after the delay: due already, the test cannot tell", time.Since(start))
+	}
+
+	// The new deployment's tiers do not include the old one.
+	b := newBroker(t, func(c *kafka.Config) { c.DelayTiers = []time.Duration{time.Second, 2 * time.Second} })
+	_, ch := subscribe(t, b, group, topic, broker.SubscriberOptions{})
+	m := receive(t, ch, oldTier+20*time.Second)
+	waited := time.Since(start)
+	if m.UUID != retried.UUID {
+		t.Fatalf("got %q, want the delayed message", m.Payload)
+	}
+	if waited < oldTier {
+		t.Errorf("handed out %s after a %s delay: early", waited, oldTier)
+	}
+	if want := topic + ".retry." + group + "." + oldTier.String(); m.Metadata.Get(kafka.MetadataTopic) != want {
+		t.Errorf("read from %q, want the old tier's topic %q", m.Metadata.Get(kafka.MetadataTopic), want)
+	}
+	m.Ack()
+	expectNone(t, ch, 3*time.Second) // once
+	t.Logf("delivered from the old %s tier after %s", oldTier, waited)
+}
