@@ -170,11 +170,6 @@ func (b *Broker) Capabilities() broker.Capabilities {
 		Durable:           true,
 		NackRewinds:       true,
 		ExactlyOnce:       true,
-		// Publish (and the transactional publish) returns only after
-		// every record's promise ran: franz-go holds nothing of the
-		// message then (the record's value is the payload, which the
-		// runtime replaces, never overwrites).
-		PublishCopies: true,
 	}
 }
 

@@ -69,9 +69,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 var (
-	_ message.Publisher     = (*Publisher)(nil)
-	_ broker.AsyncPublisher = (*Publisher)(nil)
+	_ message.Publisher       = (*Publisher)(nil)
+	_ broker.AsyncPublisher   = (*Publisher)(nil)
+	_ broker.CopyingPublisher = (*Publisher)(nil)
 )
+
+// PublishCopies implements [broker.CopyingPublisher]: Publish (and the
+// transactional publish) returns only after every record's promise ran,
+// so franz-go holds nothing of the message then; the record's value is
+// the payload, which the runtime replaces and never overwrites.
+func (p *Publisher) PublishCopies() bool { return true }
 
 // PublishAsync implements [broker.AsyncPublisher] with franz-go's
 // asynchronous Produce: each message becomes a record as in Publish and

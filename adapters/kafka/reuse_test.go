@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-go/switchyard/internal/brokertest"
+	"github.com/switchyard-go/switchyard/pkg/broker"
 	"github.com/switchyard-go/switchyard/pkg/header"
 	"github.com/switchyard-go/switchyard/pkg/service"
 )
@@ -24,7 +25,8 @@ func (orderShipped) EventType() string { return "orders.order_shipped" }
 func (orderShipped) EventVersion() int { return 1 }
 
 // The runtime reuses one pooled message per Kafka publish (the adapter
-// declares PublishCopies): every record must carry its own headers only.
+// publisher is a broker.CopyingPublisher): every record must carry its own
+// headers only.
 // Publishes from handlers (causation, hop count, no key) interleave with
 // publishes from plain code (a key, no causation) on one service; each
 // record read back has the headers of its own event. Break it (the pooled
@@ -35,7 +37,11 @@ func TestReusedPublishMessagesCarryOnlyTheirOwnHeaders(t *testing.T) {
 	placed, shipped := ns+orderPlaced{}.EventType(), ns+orderShipped{}.EventType()
 	cleanupTopic(t, placed, ns+"ship")
 	cleanupTopic(t, shipped)
-	svc := service.New(newBroker(t, nil), service.WithNamespace(ns))
+	b := newBroker(t, nil)
+	if cp, ok := b.Publisher().(broker.CopyingPublisher); !ok || !cp.PublishCopies() {
+		t.Fatal("the Kafka publisher does not report that it copies: the pooled path this test is about is not taken")
+	}
+	svc := service.New(b, service.WithNamespace(ns))
 	if err := service.Handle(svc, "ship", func(ctx context.Context, e orderPlaced) error {
 		return svc.Publish(ctx, orderShipped{OrderID: e.OrderID})
 	}, service.Group(ns+"ship"), service.Publishes(orderShipped{})); err != nil {

@@ -73,7 +73,6 @@ func (b *Broker) Capabilities() broker.Capabilities {
 		Ordering:          broker.OrderPerKey,
 		DelayedRedelivery: true,
 		Durable:           false,
-		PublishCopies:     true, // publish copies the message into a record
 	}
 }
 

@@ -17,9 +17,14 @@ type Publisher struct {
 }
 
 var (
-	_ message.Publisher     = (*Publisher)(nil)
-	_ broker.AsyncPublisher = (*Publisher)(nil)
+	_ message.Publisher       = (*Publisher)(nil)
+	_ broker.AsyncPublisher   = (*Publisher)(nil)
+	_ broker.CopyingPublisher = (*Publisher)(nil)
 )
+
+// PublishCopies implements [broker.CopyingPublisher]: Publish copies each
+// message into a record of its own.
+func (p *Publisher) PublishCopies() bool { return true }
 
 // Publish stores each message, in order, in the queue of every consumer group
 // registered for topic (see the package doc for a topic with no group yet).

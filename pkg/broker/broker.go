@@ -91,10 +91,6 @@ type Capabilities struct {
 	DelayedRedelivery bool
 	// Durable is true when messages survive a broker restart.
 	Durable bool
-	// PublishCopies is true when Publish keeps no reference to a message,
-	// its metadata or its payload once it returned: the runtime may then
-	// reuse the message for its next publish.
-	PublishCopies bool
 	// NackRewinds is true when a nack also takes back the acks of the
 	// messages after it: the broker keeps a committed position per
 	// partition (Kafka's offset) that cannot pass an unresolved message,
@@ -106,6 +102,19 @@ type Capabilities struct {
 	// ExactlyOnce is true when the broker accepts
 	// [SubscriberOptions].ExactlyOnce.
 	ExactlyOnce bool
+}
+
+// CopyingPublisher is implemented by publishers whose Publish keeps no
+// reference to a message, its metadata, payload or context once it
+// returned: the runtime may then reuse the message for its next publish.
+// It is a property of the publisher value, not of the broker, so that a
+// wrapper of an adapter's publisher (a tap, a spy, a buffer) that may keep
+// what it is given does not inherit it.
+type CopyingPublisher interface {
+	message.Publisher
+	// PublishCopies reports whether Publish keeps nothing of a message
+	// once it returned.
+	PublishCopies() bool
 }
 
 // AsyncPublisher is implemented by publishers that can pipeline: one

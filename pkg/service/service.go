@@ -126,11 +126,10 @@ func New(b broker.Broker, opts ...Option) *Service {
 		s.requestTimeout = DefaultRequestTimeout
 	}
 	s.optErr = s.validate()
-	if b != nil {
-		// Only the broker's own publisher is known to copy; a wrapper
-		// (content mode, Watermill headers) might keep what it is given.
-		_, wrapped := s.publisher.(*outboundPublisher)
-		s.reuseMessages = b.Capabilities().PublishCopies && !wrapped
+	// Only a publisher that says so is known to copy; a wrapper (content
+	// mode, Watermill headers, a user's tap) might keep what it is given.
+	if cp, ok := s.publisher.(broker.CopyingPublisher); ok {
+		s.reuseMessages = cp.PublishCopies()
 	}
 	return s
 }
