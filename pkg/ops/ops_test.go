@@ -248,15 +248,15 @@ func TestRunFailsWhenTheServerCannotListen(t *testing.T) {
 	}
 }
 
-// A publish-only process gets its operations endpoints: Run with no
-// handlers serves the server, /readyz is ready with no subscriptions, and
+// A publish-only process gets its operations endpoints: Run of a
+// PublishOnly service serves the server, /readyz is ready with no subscriptions, and
 // /metrics counts what it published.
 func TestPublishOnlyServiceServesItsEndpoints(t *testing.T) {
 	srv, err := ops.New(ops.Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(newFaultyBroker(t), srv.Option())
+	svc := service.New(newFaultyBroker(t), srv.Option(), service.PublishOnly())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,17 +97,34 @@ func TestCompanionStartsBeforeSubscribingAndStopsAfterShutdown(t *testing.T) {
 }
 
 // A publish-only process runs for its companions (an operations server, a
-// scheduler's relay): Run with no handlers starts them, is ready, publishes
-// work, and stops them at shutdown. Break it (refuse Run without handlers)
-// and Run returns at once.
+// scheduler's relay): Run of a PublishOnly service starts them, is ready,
+// publishes work, and stops them at shutdown. Without PublishOnly, no
+// handlers is refused even with a companion (most services have one: a
+// tracing provider, a database pool), and so is a handler with it. Break
+// it (refuse Run without handlers) and Run returns at once.
 func TestRunWithOnlyCompanions(t *testing.T) {
 	b, err := memory.New(memory.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	if err := service.New(b, service.WithCompanion(&recordingCompanion{})).Run(context.Background()); !errors.Is(err, service.ErrNothingToRun) {
+		t.Errorf("Run with a companion and no handlers = %v, want ErrNothingToRun", err)
+	}
+	withHandler := service.New(b, service.PublishOnly())
+	if err := service.Handle(withHandler, "h", func(context.Context, orderPlaced) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := withHandler.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "PublishOnly, but 1 handlers") {
+		t.Errorf("Run of a PublishOnly service with a handler = %v", err)
+	}
+	overridden := service.New(b, service.PublishOnly(), service.WithOverrides(map[string]service.Policy{"billing": {}}))
+	if err := overridden.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "handlers.billing") {
+		t.Errorf("Run of a PublishOnly service with an override for no handler = %v", err)
+	}
+
 	c := &recordingCompanion{}
-	svc := service.New(b, service.WithCompanion(c))
+	svc := service.New(b, service.PublishOnly(), service.WithCompanion(c))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

@@ -64,19 +64,22 @@ type consumer struct {
 // what one subscription cannot honour for several handlers, and overrides
 // for handlers that do not exist.
 func (s *Service) plan() ([]*consumer, error) {
-	if len(s.handlers) == 0 {
-		// A publish-only process runs for its companions (the operations
-		// server, a scheduler's relay); with none, Run has nothing to do,
-		// which is a forgotten registration.
-		if len(s.companions) == 0 {
-			return nil, ErrNothingToRun
-		}
-		s.logger.Warn("no handlers registered: Run serves only its companions (operations server, schedulers, relays)")
-		return nil, nil
+	// No handlers is a forgotten registration unless the process said it
+	// only publishes: companions alone (the tracing provider, a database
+	// pool) are no sign of that, since most services have them.
+	switch {
+	case len(s.handlers) == 0 && !s.publishOnly:
+		return nil, ErrNothingToRun
+	case len(s.handlers) > 0 && s.publishOnly:
+		return nil, fmt.Errorf("service: PublishOnly, but %d handlers are registered", len(s.handlers))
 	}
 	var errs error
+	byName := map[string]*handler{}
+	if p := s.byName.Load(); p != nil {
+		byName = *p
+	}
 	for _, name := range slices.Sorted(maps.Keys(s.overrides)) {
-		if (*s.byName.Load())[name] == nil {
+		if byName[name] == nil {
 			names := make([]string, 0, len(s.handlers))
 			for _, h := range s.handlers {
 				names = append(names, h.info.Name)

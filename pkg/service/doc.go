@@ -98,8 +98,8 @@
 // their cancellation. [NotifyShutdown] turns SIGINT/SIGTERM into that
 // cancellation, and a second signal exits at once.
 //
-// A publish-only process needs no Run, or runs one for its companions (an
-// operations server, a scheduler's relay): with no handlers Run serves
-// them until its context is cancelled; with neither it returns
-// [ErrNothingToRun], which is usually a forgotten registration.
+// A publish-only process made with [PublishOnly] registers no handlers and
+// runs for its companions (an operations server, a scheduler's relay);
+// without that option Run with no handlers returns [ErrNothingToRun],
+// which is usually a forgotten registration.
 package service

@@ -301,6 +301,13 @@ type Option func(*Service)
 // service name. Default "switchyard".
 func WithSource(source string) Option { return func(s *Service) { s.source = source } }
 
+// PublishOnly makes a service that registers no handlers: its Run serves
+// its companions (the operations server's /readyz and /metrics, a
+// scheduler's relay) until the context is cancelled. Without it, Run with
+// no handlers returns [ErrNothingToRun], and with it a registered handler
+// is an error: both catch a registration that went astray.
+func PublishOnly() Option { return func(s *Service) { s.publishOnly = true } }
+
 // WithLogger sets the logger; nil discards.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
 

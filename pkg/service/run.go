@@ -15,10 +15,9 @@ import (
 // was cancelled.
 var ErrShutdownTimeout = errors.New("service: shutdown timeout")
 
-// ErrNothingToRun is Run's error for a service with no handlers and no
-// companions: usually a handler that was never registered. A publish-only
-// process needs no Run, or runs one for its companions ([WithCompanion]).
-var ErrNothingToRun = errors.New("service: nothing to run: no handlers registered and no companions")
+// ErrNothingToRun is Run's error for a service with no handlers that was
+// not made with [PublishOnly]: usually a handler that was never registered.
+var ErrNothingToRun = errors.New("service: nothing to run: no handlers registered (a process that only publishes says so with service.PublishOnly)")
 
 // cancelGrace is how long Run waits, after the shutdown timeout cancelled
 // the handlers' context, for them to return before it gives up on them.

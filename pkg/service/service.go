@@ -79,9 +79,10 @@ type Service struct {
 	ready     chan struct{}
 	consumers []*consumer // of the current Run, for Health
 
-	companions []Companion               // see WithCompanion
-	scheduler  Scheduler                 // see WithScheduler
-	stopping   atomic.Pointer[stopCause] // set while Run shuts down; see ShuttingDown
+	companions  []Companion               // see WithCompanion
+	publishOnly bool                      // see PublishOnly
+	scheduler   Scheduler                 // see WithScheduler
+	stopping    atomic.Pointer[stopCause] // set while Run shuts down; see ShuttingDown
 
 	requests       requester     // pending requests and their inbox; see Request
 	requestTimeout time.Duration // see WithRequestTimeout
