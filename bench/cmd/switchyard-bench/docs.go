@@ -23,7 +23,7 @@ func (rep *report) writeDocs(w io.Writer) {
 	p("## How to read the ratios")
 	p("")
 	p("Every scenario prints one line `ratio SCENARIO switchyard/raw=X switchyard/watermill=Y` (in `publish-async`, \"switchyard\" is the `switchyard-async` contender). On RabbitMQ and Kafka the publish lines also carry `switchyard/raw-headers=Z`, against the raw client publishing the same bytes as Switchyard (see Settings): it says what Switchyard's own layer costs; `switchyard/raw` (one header on RabbitMQ, none on Kafka) also counts what the header contract costs on the wire.")
-	p("Each ratio is the median of the per-run ratios: run N of Switchyard against run N of the other contender, which ran right after it on the same machine. The machine is shared and moves between fast and slow spells; a ratio of two medians can compare one contender's slow run with the other's fast one, a per-run ratio does not.")
+	p("Each ratio is the median of the per-run ratios: run N of Switchyard against run N of the other contender, both in round N (every contender runs once per round, one after the other, on the same machine). The machine is shared and moves between fast and slow spells; a ratio of two medians can compare one contender's slow run with the other's fast one, a per-run ratio does not.")
 	p("**A ratio above 1 always means Switchyard did better**:")
 	p("")
 	p("- throughput scenarios (`publish`, `e2e`, `e2e-4mw`): ratio = Switchyard throughput / other throughput;")

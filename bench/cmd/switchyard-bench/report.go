@@ -263,27 +263,22 @@ func (rep *report) ratio(b, sc, other string, metric func(result) float64, inver
 // ratio compares them under the same conditions of the shared machine,
 // and the median of those ratios is not moved by the machine getting
 // faster or slower between runs, as a ratio of two medians is (each
-// median may come from another run). Rows with different run counts
-// (one failed) fall back to the ratio of the medians.
+// median may come from another run). A row with a failed run reports no
+// ratio (med is not ok), so both rows have a run for every round.
 func (rep *report) ratioOf(b, sc, mine, other string, metric func(result) float64, inverse bool) float64 {
-	y, ok1 := rep.med(b, sc, mine)
-	x, ok2 := rep.med(b, sc, other)
+	_, ok1 := rep.med(b, sc, mine)
+	_, ok2 := rep.med(b, sc, other)
 	if !ok1 || !ok2 {
 		return math.NaN()
 	}
-	ratio := func(y, x result) float64 {
-		if inverse {
-			return metric(x) / metric(y)
-		}
-		return metric(y) / metric(x)
-	}
 	ys, xs := rep.rows[key{b, sc, mine}].runs, rep.rows[key{b, sc, other}].runs
-	if len(ys) != len(xs) {
-		return ratio(y, x)
-	}
-	per := make([]float64, len(ys))
-	for i := range ys {
-		per[i] = ratio(ys[i], xs[i])
+	per := make([]float64, min(len(ys), len(xs)))
+	for i := range per {
+		if inverse {
+			per[i] = metric(xs[i]) / metric(ys[i])
+		} else {
+			per[i] = metric(ys[i]) / metric(xs[i])
+		}
 	}
 	return medianOf(per)
 }
