@@ -224,18 +224,7 @@ func TestACLSecuredCluster(t *testing.T) {
 
 		revoke(t, acl(kadm.ACLPatternLiteral).Groups(group).Operations(kadm.OpRead))
 		start := time.Now()
-		deadline := time.After(60 * time.Second)
-		for open := true; open; {
-			select {
-			case m, ok := <-ch:
-				if ok {
-					m.Ack()
-				}
-				open = ok
-			case <-deadline:
-				t.Fatal("the subscription kept running for 60s after losing READ on its group")
-			}
-		}
+		ackUntilClosed(t, ch, 60*time.Second, "the subscription after losing READ on its group")
 		f := sub.(broker.Failer).Failure()
 		t.Logf("ended %s after the revoke: %v", time.Since(start).Round(time.Millisecond), f)
 		if !errors.Is(f, kerr.GroupAuthorizationFailed) {

@@ -105,16 +105,7 @@ func TestCommitCatchesUpAfterBrokerOutageOnAnIdlePartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 10
-	msgs := make([]*message.Message, n)
-	for i := range msgs {
-		msgs[i] = newMsg("k", strconv.Itoa(i))
-	}
-	if err := b.Publisher().Publish(topic, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		receive(t, ch, waitMsg).Ack()
-	}
+	publishAndAck(t, b, ch, topic, n)
 	if at := committedAt(t, adm, group, topic); at >= n {
 		t.Fatalf("offset %d committed before commit_interval passed: the test cannot see a failed commit", at)
 	}
@@ -252,16 +243,7 @@ func TestFailedCommitIsRetriedOnAnIdlePartition(t *testing.T) {
 	}
 	members := groupMembers(t, adm, group)
 	const n = 10
-	msgs := make([]*message.Message, n)
-	for i := range msgs {
-		msgs[i] = newMsg("k", strconv.Itoa(i))
-	}
-	if err := b.Publisher().Publish(topic, msgs...); err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		receive(t, ch, waitMsg).Ack()
-	}
+	publishAndAck(t, b, ch, topic, n)
 
 	part.cut.Store(true)
 	cutAt := time.Now()
@@ -358,5 +340,21 @@ func TestDeletedTopicIsNotFatal(t *testing.T) {
 	}
 	if f := sub.(broker.Failer).Failure(); f != nil {
 		t.Errorf("Failure after a deleted topic: %v", f)
+	}
+}
+
+// publishAndAck publishes n messages of one key to topic and acks each as
+// it arrives on ch.
+func publishAndAck(t *testing.T, b *kafka.Broker, ch <-chan *message.Message, topic string, n int) {
+	t.Helper()
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		msgs[i] = newMsg("k", strconv.Itoa(i))
+	}
+	if err := b.Publisher().Publish(topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		receive(t, ch, waitMsg).Ack()
 	}
 }

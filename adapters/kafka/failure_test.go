@@ -39,18 +39,7 @@ func TestFencedStaticMemberEndsWithFailure(t *testing.T) {
 	second := newBroker(t, func(c *kafka.Config) { c.InstanceID = instance })
 	subscribe(t, second, group, topic, broker.SubscriberOptions{})
 
-	deadline := time.After(30 * time.Second)
-	for open := true; open; {
-		select {
-		case m, ok := <-ch1:
-			if ok {
-				m.Ack()
-			}
-			open = ok
-		case <-deadline:
-			t.Fatal("the fenced subscription's channel stayed open")
-		}
-	}
+	ackUntilClosed(t, ch1, 30*time.Second, "the fenced subscription")
 	f := sub1.(broker.Failer).Failure()
 	if !errors.Is(f, kerr.FencedInstanceID) {
 		t.Fatalf("Failure = %v, want FENCED_INSTANCE_ID", f)

@@ -152,3 +152,21 @@ func expectNone(t testing.TB, ch <-chan *message.Message, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// ackUntilClosed acks what arrives on ch until the subscription closes it,
+// failing the test when what is still open after d.
+func ackUntilClosed(t testing.TB, ch <-chan *message.Message, d time.Duration, what string) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			m.Ack()
+		case <-deadline:
+			t.Fatalf("%s: channel still open after %s", what, d)
+		}
+	}
+}

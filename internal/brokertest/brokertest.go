@@ -7,6 +7,7 @@
 package brokertest
 
 import (
+	"fmt"
 	"os"
 	"testing"
 )
@@ -45,11 +46,19 @@ func require(tb testing.TB, env, what string) string {
 	if v := os.Getenv(env); v != "" {
 		return v
 	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("%s is required under CI but %s is unset: run `make up` (or `make test`, which starts it)", what, env)
-	}
-	tb.Skipf("%s not configured: %s is unset; run `make up` and `. .work/env`, or `make test`, which does both (under CI=true this fails instead)", what, env)
+	Unavailable(tb, fmt.Sprintf("%s not configured: %s is unset; run `make up` and `. .work/env`, or `make test`, which does both", what, env))
 	return ""
+}
+
+// Unavailable ends a test that lacks what it needs (a broker, a tool, the
+// Kafka jars; reason says which and how to get it): it skips, and under
+// CI=true, where `make up` provides everything, it fails instead.
+func Unavailable(tb testing.TB, reason string) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s (required under CI=true)", reason)
+	}
+	tb.Skipf("%s (under CI=true this fails instead)", reason)
 }
 
 // The three-node clusters of scripts/cluster.sh (`make up CLUSTER=3`
@@ -84,9 +93,6 @@ func requireCluster(tb testing.TB, env, what string) string {
 	if v := os.Getenv(env); v != "" {
 		return v
 	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("%s is required (%s is set) but %s is unset: run `make up CLUSTER=3` and `. .work/cluster/env`", what, EnvCluster, env)
-	}
-	tb.Skipf("%s not configured: %s is unset; run `make up CLUSTER=3` and `. .work/cluster/env` (under CI=true this fails instead)", what, env)
+	Unavailable(tb, fmt.Sprintf("%s asked for (%s is set) but not configured: %s is unset; run `make up CLUSTER=3` and `. .work/cluster/env`", what, EnvCluster, env))
 	return ""
 }

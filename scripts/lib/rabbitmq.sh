@@ -83,7 +83,16 @@ rabbitmq_booted() {
 
 # rabbitmq_ready waits until our node has booted and answers AMQP.
 rabbitmq_ready() {
-	rabbitmq_booted || die "rabbitmq: await_startup failed; see $(rel "$RABBITMQ_STATE")/log and $(rel "$RABBITMQ_OUT")"
+	rabbitmq_booted || rabbitmq_boot_failed
+	rabbitmq_listening
+}
+
+rabbitmq_boot_failed() {
+	die "rabbitmq: await_startup failed; see $(rel "$RABBITMQ_STATE")/log and $(rel "$RABBITMQ_OUT")"
+}
+
+# rabbitmq_listening waits until the booted node answers AMQP.
+rabbitmq_listening() {
 	wait_until 30 "rabbitmq amqp listener" rabbitmq_amqp_answers \
 		|| die "rabbitmq: node is up but $AMQP_HOST:$AMQP_PORT does not answer AMQP"
 }
@@ -132,13 +141,12 @@ CONF
 	# restart of a test's private node; its log is printed above) gets one
 	# more boot on the same data before start gives up.
 	if ! rabbitmq_booted; then
-		if rabbitmq_pid >/dev/null; then
-			die "rabbitmq: await_startup failed; see $(rel "$RABBITMQ_STATE")/log and $(rel "$RABBITMQ_OUT")"
-		fi
+		rabbitmq_pid >/dev/null && rabbitmq_boot_failed
 		log "rabbitmq: the node exited while booting; booting it once more"
 		rabbitmq_boot
+		rabbitmq_booted || rabbitmq_boot_failed
 	fi
-	rabbitmq_ready
+	rabbitmq_listening
 }
 
 # rabbitmq_boot starts our node and waits until its Erlang VM answers.
