@@ -521,6 +521,7 @@ func (sub *subscription) resubscribe() *session {
 			return nil
 		}
 		s.b.topo.forgetQueue(sub.topic, s.group, s.ordered)
+		s.b.topo.renew() // see permissions as they are now, not as cached
 		_, err := s.b.topo.workQueue(sub.topic, s.group, s.ordered)
 		if err == nil {
 			var sess *session

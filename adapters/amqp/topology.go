@@ -35,6 +35,13 @@ func (t *topology) close() {
 	}
 }
 
+// renew closes the topology channel, so that the next declaration opens a
+// fresh one. RabbitMQ caches a channel's last permission checks (twelve of
+// them) for the channel's life: a declaration that must see the user's
+// permissions as they are now, such as a resubscription's after the
+// consumer was lost, must not run on a channel that passed it before.
+func (t *topology) renew() { t.close() }
+
 // do runs fn on the topology channel, opening one on the current connection if
 // needed. A failed declaration closes the channel (AMQP channel exception), so
 // the next call opens a fresh one. Success is remembered under key; an empty
