@@ -289,3 +289,24 @@ func TestPublishOnlyServiceServesItsEndpoints(t *testing.T) {
 		t.Errorf("/metrics does not count the publish:\n%s", metrics)
 	}
 }
+
+// A server that stops serving while the service runs (its listener
+// failed) ends Run with the reason: a process whose /readyz no longer
+// answers would be restarted by its orchestrator anyway, and running on
+// unobserved hides that. Break it (only log the Serve error) and Run runs
+// on.
+func TestServerThatStopsServingEndsRun(t *testing.T) {
+	r := start(t, newFaultyBroker(t), ops.Config{}, func(context.Context, paid) error { return nil })
+	if err := ops.BreakListener(r.srv); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		if err == nil || !strings.Contains(err.Error(), "stopped serving") {
+			t.Fatalf("Run = %v, want the server's failure", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run still running 15s after the operations server stopped serving")
+	}
+}

@@ -35,10 +35,11 @@ type Server struct {
 	svc     atomic.Pointer[service.Service] // of the current Run
 	stopped atomic.Bool                     // Run is returning
 
-	mu   sync.Mutex
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{} // closed when Serve returned
+	mu     sync.Mutex
+	srv    *http.Server
+	ln     net.Listener
+	done   chan struct{} // closed when Serve returned
+	failed chan error    // see Failed
 }
 
 // Option configures a [Server] with what only code can give.
@@ -104,6 +105,8 @@ func With(cfg Config, opts ...Option) service.Option {
 	return s.Option()
 }
 
+var _ service.FailingCompanion = (*Server)(nil)
+
 // Option is the service option that runs s beside the service (see
 // [service.Companion]) and records the service's metrics for /metrics.
 func (s *Server) Option() service.Option {
@@ -164,14 +167,15 @@ func (s *Server) Start(ctx context.Context, svc *service.Service) error {
 	s.svc.Store(svc)
 	s.stopped.Store(false)
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
+	done, failed := make(chan struct{}), make(chan error, 1)
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("operations HTTP server failed", slog.Any("error", err))
+			failed <- fmt.Errorf("ops: the operations HTTP server on %s stopped serving: %w", ln.Addr(), err)
 		}
 	}()
-	s.srv, s.ln, s.done = srv, ln, done
+	s.srv, s.ln, s.done, s.failed = srv, ln, done, failed
 	s.logger.Info("operations HTTP server listening", slog.String("addr", ln.Addr().String()))
 	return nil
 }
@@ -193,8 +197,17 @@ func (s *Server) Stop(ctx context.Context) error {
 		err = errors.Join(fmt.Errorf("ops: shutdown: %w", err), s.srv.Close())
 	}
 	<-s.done
-	s.srv, s.ln, s.done = nil, nil, nil
+	s.srv, s.ln, s.done, s.failed = nil, nil, nil, nil
 	return err
+}
+
+// Failed yields the error of a server that stopped serving while the
+// service ran: an orchestrator probing /readyz would see the process as
+// dead, so the service shuts down with it rather than run on unobserved.
+func (s *Server) Failed() <-chan error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
 }
 
 // slogPrinter adapts a logger to promhttp's error log.

@@ -65,11 +65,12 @@ type OnBroker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	sub    message.Subscriber
+	failed chan error // see Failed
 }
 
 var (
-	_ service.Scheduler = (*OnBroker)(nil)
-	_ service.Companion = (*OnBroker)(nil)
+	_ service.Scheduler        = (*OnBroker)(nil)
+	_ service.FailingCompanion = (*OnBroker)(nil)
 )
 
 // NewOnBroker returns the scheduler on b, which must implement
@@ -159,13 +160,22 @@ func (s *OnBroker) Start(ctx context.Context, svc *service.Service) error {
 		sub.Close()
 		return fmt.Errorf("schedule: relay subscribe %q: %w", s.cfg.Topic, err)
 	}
-	s.sub, s.cancel, s.done = sub, cancel, make(chan struct{})
-	go s.relay(ctx, svc, msgs)
+	s.sub, s.cancel, s.done, s.failed = sub, cancel, make(chan struct{}), make(chan error, 1)
+	go s.relay(ctx, svc, sub, msgs, s.done, s.failed)
 	return nil
 }
 
-func (s *OnBroker) relay(ctx context.Context, svc *service.Service, msgs <-chan *message.Message) {
-	defer close(s.done)
+// Failed yields the error that ended the relay's subscription while the
+// service ran (the broker refused it, say): nothing scheduled would be
+// delivered any more, so the service shuts down with it.
+func (s *OnBroker) Failed() <-chan error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
+}
+
+func (s *OnBroker) relay(ctx context.Context, svc *service.Service, sub message.Subscriber, msgs <-chan *message.Message, done chan<- struct{}, failed chan<- error) {
+	defer close(done)
 	for {
 		var msg *message.Message
 		select {
@@ -173,6 +183,9 @@ func (s *OnBroker) relay(ctx context.Context, svc *service.Service, msgs <-chan 
 			return
 		case m, ok := <-msgs:
 			if !ok {
+				if ctx.Err() == nil {
+					failed <- s.ended(sub)
+				}
 				return
 			}
 			msg = m
@@ -186,6 +199,16 @@ func (s *OnBroker) relay(ctx context.Context, svc *service.Service, msgs <-chan 
 		}
 		msg.Ack()
 	}
+}
+
+// ended is the error of a relay subscription that the broker closed
+// while the relay ran: the broker's reason when it gives one.
+func (s *OnBroker) ended(sub message.Subscriber) error {
+	err := fmt.Errorf("schedule: the relay's subscription to %q (group %q) ended", s.cfg.Topic, s.cfg.Group)
+	if f, ok := sub.(broker.Failer); ok && f.Failure() != nil {
+		err = fmt.Errorf("%w: %w", err, f.Failure())
+	}
+	return err
 }
 
 // forward publishes a due message to its topic, or delays it again if the
@@ -231,6 +254,9 @@ func (s *OnBroker) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("schedule: stop relay: %w", ctx.Err())
 	}
+	s.mu.Lock()
+	s.sub, s.cancel, s.done, s.failed = nil, nil, nil, nil // a later Run starts it again
+	s.mu.Unlock()
 	return sub.Close()
 }
 

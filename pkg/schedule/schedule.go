@@ -194,10 +194,13 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	cancel()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("schedule: stop: %w", ctx.Err())
 	}
+	s.mu.Lock()
+	s.cancel, s.done = nil, nil // a later Run starts it again
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Scheduler) loop(ctx context.Context) {

@@ -105,8 +105,12 @@ func run(t *testing.T, svc *service.Service) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
+	returned := false
 	t.Cleanup(func() {
 		cancel()
+		if returned {
+			return
+		}
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
@@ -114,6 +118,7 @@ func run(t *testing.T, svc *service.Service) {
 	select {
 	case <-svc.Ready():
 	case err := <-done:
+		returned = true
 		t.Fatalf("Run: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("service not ready after 30s")

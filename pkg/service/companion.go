@@ -21,6 +21,17 @@ type Companion interface {
 	Stop(ctx context.Context) error
 }
 
+// A FailingCompanion can fail while Run runs, such as a relay whose
+// subscription the broker ended: Run then shuts the service down with its
+// error, as when one of the service's own subscriptions dies, instead of
+// running on, ready, without it. Run calls Failed once, after Start
+// returned; the channel yields at most one error, and closing it without
+// one reports nothing.
+type FailingCompanion interface {
+	Companion
+	Failed() <-chan error
+}
+
 // WithCompanion runs c alongside the service; see [Companion].
 func WithCompanion(c Companion) Option {
 	return func(s *Service) { s.companions = append(s.companions, c) }
@@ -73,6 +84,32 @@ func (s *Service) startCompanions(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// watchCompanions returns the channel on which the first error of a
+// [FailingCompanion] arrives, until stop is closed.
+func (s *Service) watchCompanions(stop <-chan struct{}) <-chan error {
+	died := make(chan error, 1)
+	for _, c := range s.companions {
+		fc, ok := c.(FailingCompanion)
+		if !ok {
+			continue
+		}
+		failed := fc.Failed()
+		go func() {
+			select {
+			case err, ok := <-failed:
+				if ok && err != nil {
+					select {
+					case died <- fmt.Errorf("service: companion failed: %w", err):
+					default: // another one was first
+					}
+				}
+			case <-stop:
+			}
+		}()
+	}
+	return died
 }
 
 // stopCompanions stops cs, last started first.

@@ -36,6 +36,8 @@ const defaultBuffer = 256
 //     adapter closed the channel (after whatever reconnection it allows).
 //     The other subscriptions are shut down gracefully first; the error
 //     names the group and topic;
+//   - a companion failed to start, or, being a [FailingCompanion], failed
+//     while running (shut down gracefully as above);
 //   - handlers did not finish within the shutdown timeout, nor within a
 //     short grace after their context was cancelled: the error wraps
 //     [ErrShutdownTimeout] and names them. Their messages were not acked,
@@ -74,6 +76,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.stopCompanions(ctx, s.companions)
+	watching := make(chan struct{})
+	defer close(watching)
+	companionDied := s.watchCompanions(watching)
 
 	if err := s.honour(consumers); err != nil {
 		return err
@@ -117,6 +122,8 @@ func (s *Service) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-ended:
 		s.logger.Error("a subscription died; shutting the service down", slog.Any("error", runErr))
+	case runErr = <-companionDied:
+		s.logger.Error("a companion failed; shutting the service down", slog.Any("error", runErr))
 	}
 	s.setShuttingDown(ctx, runErr)
 	s.logger.Info("shutting down: intake stopped, waiting for in-flight handlers", slog.Duration("timeout", s.shutdownTimeout))
