@@ -186,18 +186,7 @@ func TestRelayRunsAgain(t *testing.T) {
 
 func relaysOnSecondRun(t *testing.T, svc *service.Service, rec *recorder) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() { first <- svc.Run(ctx) }()
-	select {
-	case <-svc.Ready():
-	case err := <-first:
-		t.Fatalf("first Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("service not ready after 30s")
-	}
-	cancel()
-	if err := <-first; err != nil {
+	if err := run(t, svc)(); err != nil {
 		t.Fatalf("first Run: %v", err)
 	}
 	run(t, svc)

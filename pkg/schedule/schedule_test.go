@@ -100,29 +100,42 @@ func newService(t *testing.T, store schedule.Store) (*service.Service, *recorder
 	return svc, rec
 }
 
-func run(t *testing.T, svc *service.Service) {
+// run runs svc until the returned stop is called (or the test ends) and
+// waits until it is ready; stop cancels Run's context and returns Run's
+// error.
+func run(t *testing.T, svc *service.Service) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	returned := false
-	t.Cleanup(func() {
-		cancel()
-		if returned {
-			return
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
 	select {
 	case <-svc.Ready():
 	case err := <-done:
-		returned = true
+		cancel()
 		t.Fatalf("Run: %v", err)
 	case <-time.After(30 * time.Second):
+		cancel()
 		t.Fatal("service not ready after 30s")
 	}
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("Run did not return 30s after its context was cancelled")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return stop
 }
 
 // TestNeverEarlyEveryGroupCancel: scheduled ticks reach every group of the

@@ -172,42 +172,20 @@ func TestFailingCompanionEndsRun(t *testing.T) {
 	}
 	defer b.Close()
 	handled := make(chan string, 1)
-	run := func(c *failingCompanion) (*service.Service, context.CancelFunc, <-chan error) {
+	newService := func(c *failingCompanion) *service.Service {
 		t.Helper()
 		svc := service.New(b, service.WithCompanion(c))
 		if err := service.Handle(svc, "h", func(_ context.Context, e orderPlaced) error { handled <- e.OrderID; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(ctx) }()
-		select {
-		case <-svc.Ready():
-		case err := <-done:
-			t.Fatalf("Run returned %v before it was ready", err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("not ready after 10s")
-		}
-		return svc, cancel, done
-	}
-	wait := func(done <-chan error) error {
-		t.Helper()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return within 10s")
-			return nil
-		}
+		return svc
 	}
 
 	boom := errors.New("relay subscription ended: ACCESS_REFUSED")
 	c := &failingCompanion{failed: make(chan error, 1)}
-	_, cancel, done := run(c)
+	done := runAsync(t, newService(c))
 	c.failed <- boom
-	err = wait(done)
-	cancel()
-	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "companion failed") {
+	if err := recv(t, done, "Run to return after the companion failed"); !errors.Is(err, boom) || !strings.Contains(err.Error(), "companion failed") {
 		t.Fatalf("Run = %v, want the companion's error", err)
 	}
 	if !c.downAtStop || !errors.Is(c.causeAtStop, boom) {
@@ -215,23 +193,19 @@ func TestFailingCompanionEndsRun(t *testing.T) {
 	}
 
 	quiet := &failingCompanion{failed: make(chan error)}
-	svc, cancel, done := run(quiet)
+	svc := newService(quiet)
+	stop := start(t, svc)
 	close(quiet.failed)
 	// A message handled after the close: had the close counted as a
 	// failure, the service would be shutting down by then.
 	if err := svc.Publish(context.Background(), orderPlaced{OrderID: "after-close"}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-handled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing handled after the companion closed its channel")
-	}
+	recv(t, handled, "a message handled after the companion closed its channel")
 	if down, why := svc.ShuttingDown(); down {
 		t.Fatalf("shutting down (%v) after a companion closed its channel without an error", why)
 	}
-	cancel()
-	if err := wait(done); err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run = %v after a companion closed its channel without an error, want nil", err)
 	}
 }
